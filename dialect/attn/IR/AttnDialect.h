@@ -1,0 +1,13 @@
+//===- AttnDialect.h - attn dialect -----------------------------*- C++ -*-===//
+#ifndef ATTN_DIALECT_ATTN_IR_ATTNDIALECT_H
+#define ATTN_DIALECT_ATTN_IR_ATTNDIALECT_H
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Dialect.h"
+
+#include "dialect/attn/IR/AttnDialect.h.inc"
+
+#endif // ATTN_DIALECT_ATTN_IR_ATTNDIALECT_H

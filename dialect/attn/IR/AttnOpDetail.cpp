@@ -1,0 +1,267 @@
+//===- AttnOpDetail.cpp - shape semantics of attention ops ----------------===//
+
+#include "dialect/attn/IR/AttnOpDetail.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+int64_t AttentionDims::groupSize() const {
+  if (ShapedType::isDynamic(qHeads) || ShapedType::isDynamic(kvHeads) ||
+      kvHeads == 0)
+    return ShapedType::kDynamic;
+  return qHeads / kvHeads;
+}
+
+AttentionDims mlir::attn::getAttentionDims(Value query, Value key,
+                                           Value value) {
+  auto q = cast<ShapedType>(query.getType());
+  auto k = cast<ShapedType>(key.getType());
+  auto v = cast<ShapedType>(value.getType());
+  return AttentionDims{q.getDimSize(kBatchDim),  q.getDimSize(kHeadDim),
+                       k.getDimSize(kHeadDim),   q.getDimSize(kSeqDim),
+                       k.getDimSize(kSeqDim),    q.getDimSize(kFeatureDim),
+                       v.getDimSize(kFeatureDim)};
+}
+
+double mlir::attn::defaultScale(int64_t headDim) {
+  return 1.0 / std::sqrt(static_cast<double>(headDim));
+}
+
+AttentionOpDetail::AttentionOpDetail(Operation *op) : op(op) {
+  auto fill = [&](auto concrete) {
+    operands = Operands{concrete.getQuery(),    concrete.getKey(),
+                        concrete.getValue(),    concrete.getMask(),
+                        concrete.getBias(),     concrete.getKvLens(),
+                        concrete.getQueryOffset(), concrete.getKeyOffset(),
+                        concrete.getKvBound(),  concrete.getMaskKindAttr(),
+                        concrete.getScaleAttr()};
+  };
+  if (auto a = dyn_cast<AttentionOp>(op))
+    fill(a);
+  else
+    fill(cast<OnlineAttentionOp>(op));
+}
+
+double AttentionOpDetail::scale() const {
+  if (operands.scale)
+    return operands.scale.getValueAsDouble();
+  return defaultScale(dims().headDim);
+}
+
+KeyBand KeyBand::get(MaskKindAttrInterface kind) {
+  KeyBand band;
+  if (!kind)
+    return band;
+  band.lower = kind.getBandLower();
+  band.upper = kind.getBandUpper();
+  band.alignment = kind.getBandAlignment();
+  return band;
+}
+
+bool mlir::attn::isBroadcastDim(Value operand, unsigned dim) {
+  return cast<ShapedType>(operand.getType()).getDimSize(dim) == 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Verification
+//===----------------------------------------------------------------------===//
+
+static std::string shapeStr(ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  llvm::interleave(
+      shape,
+      [&](int64_t d) {
+        s += ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
+      },
+      [&] { s += ", "; });
+  return s + "]";
+}
+
+static bool sameOrDynamic(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+static bool isAttnFloat(Type t) { return t.isF32() || t.isF16() || t.isBF16(); }
+
+namespace {
+/// Emits the op's errors, naming the operand concerned.
+struct Verifier {
+  Operation *op;
+  AttentionOpDetail detail;
+
+  InFlightDiagnostic error(StringRef operand) {
+    return op->emitOpError() << "'" << operand << "' ";
+  }
+
+  LogicalResult checkRank4(Value v, StringRef name, StringRef layout) {
+    auto type = cast<ShapedType>(v.getType());
+    if (type.getRank() != 4)
+      return error(name) << "must be a rank-4 tensor " << layout << ", got rank "
+                         << type.getRank();
+    return success();
+  }
+
+  LogicalResult checkDim(Value v, StringRef name, unsigned dim, int64_t expected,
+                         StringRef what, StringRef from) {
+    int64_t actual = cast<ShapedType>(v.getType()).getDimSize(dim);
+    if (!sameOrDynamic(actual, expected))
+      return error(name) << what << " " << actual << " does not match " << from
+                         << " " << what << " " << expected;
+    return success();
+  }
+
+  // mask / bias: rank 4, [B|1, Hq|1, Sq, Sk].
+  LogicalResult checkMaskLike(Value v, StringRef name, const AttentionDims &d) {
+    if (failed(checkRank4(v, name, "[batch|1, q_heads|1, q_len, kv_len]")))
+      return failure();
+    ArrayRef<int64_t> shape = cast<ShapedType>(v.getType()).getShape();
+    SmallVector<int64_t> expected = {d.batch, d.qHeads, d.qLen, d.kvLen};
+    for (unsigned i = 0; i < 4; ++i) {
+      bool ok = sameOrDynamic(shape[i], expected[i]) || (i < 2 && shape[i] == 1);
+      if (!ok)
+        return error(name) << "shape " << shapeStr(shape)
+                           << " does not broadcast to [batch, q_heads, q_len, "
+                              "kv_len] = "
+                           << shapeStr(expected);
+    }
+    return success();
+  }
+
+  LogicalResult verify() {
+    Value q = detail.query(), k = detail.key(), v = detail.value();
+    if (failed(checkRank4(q, "query", "[batch, q_heads, q_len, head_dim]")) ||
+        failed(checkRank4(k, "key", "[batch, kv_heads, kv_len, head_dim]")) ||
+        failed(checkRank4(v, "value", "[batch, kv_heads, kv_len, v_head_dim]")))
+      return failure();
+
+    Type elt = getElementTypeOrSelf(q.getType());
+    if (!isAttnFloat(elt))
+      return error("query") << "element type must be f32, f16 or bf16, got "
+                            << elt;
+    for (auto [val, name] : {std::pair(k, "key"), std::pair(v, "value")})
+      if (getElementTypeOrSelf(val.getType()) != elt)
+        return error(name) << "element type " << getElementTypeOrSelf(val.getType())
+                           << " does not match 'query' element type " << elt;
+
+    AttentionDims d = detail.dims();
+    auto kShape = cast<ShapedType>(k.getType());
+    auto vShape = cast<ShapedType>(v.getType());
+    if (failed(checkDim(k, "key", kBatchDim, d.batch, "batch", "'query'")) ||
+        failed(checkDim(v, "value", kBatchDim, d.batch, "batch", "'query'")) ||
+        failed(checkDim(k, "key", kFeatureDim, d.headDim, "head_dim",
+                        "'query'")) ||
+        failed(checkDim(v, "value", kHeadDim, kShape.getDimSize(kHeadDim),
+                        "kv_heads", "'key'")) ||
+        failed(checkDim(v, "value", kSeqDim, kShape.getDimSize(kSeqDim),
+                        "kv_len", "'key'")))
+      return failure();
+    (void)vShape;
+    if (d.kvHeads == 0)
+      return error("key") << "must have at least one head";
+    if (!ShapedType::isDynamic(d.qHeads) && !ShapedType::isDynamic(d.kvHeads) &&
+        d.qHeads % d.kvHeads != 0)
+      return error("query") << "heads (" << d.qHeads
+                            << ") must be a multiple of 'key' heads ("
+                            << d.kvHeads << ")";
+
+    if (Value mask = detail.mask()) {
+      if (!getElementTypeOrSelf(mask.getType()).isInteger(1))
+        return error("mask") << "element type must be i1 (true keeps the key), "
+                                "got "
+                             << getElementTypeOrSelf(mask.getType());
+      if (failed(checkMaskLike(mask, "mask", d)))
+        return failure();
+    }
+    if (Value bias = detail.bias()) {
+      if (!isAttnFloat(getElementTypeOrSelf(bias.getType())))
+        return error("bias") << "element type must be f32, f16 or bf16, got "
+                             << getElementTypeOrSelf(bias.getType());
+      if (failed(checkMaskLike(bias, "bias", d)))
+        return failure();
+    }
+    if (Value lens = detail.kvLens()) {
+      auto type = cast<ShapedType>(lens.getType());
+      Type lt = type.getElementType();
+      if (type.getRank() != 1 || !(lt.isInteger(32) || lt.isInteger(64)))
+        return error("kv_lens") << "must be a rank-1 i32 or i64 tensor [batch], "
+                                   "got "
+                                << lens.getType();
+      if (failed(checkDim(lens, "kv_lens", 0, d.batch, "batch", "'query'")))
+        return failure();
+    }
+
+    if (auto scaleAttr = op->getAttrOfType<FloatAttr>("scale"))
+      if (!std::isfinite(scaleAttr.getValueAsDouble()))
+        return op->emitOpError() << "'scale' must be finite, got "
+                                 << scaleAttr.getValueAsDouble();
+    return success();
+  }
+
+  /// Checks one outs operand against its expected shape and element types.
+  LogicalResult checkOut(Value out, StringRef name, ArrayRef<int64_t> expected,
+                         bool allowNarrowFloat) {
+    auto type = cast<ShapedType>(out.getType());
+    Type elt = type.getElementType();
+    if (allowNarrowFloat ? !isAttnFloat(elt) : !elt.isF32())
+      return error(name) << "element type must be "
+                         << (allowNarrowFloat ? "f32, f16 or bf16" : "f32")
+                         << ", got " << elt;
+    bool match = type.getRank() == static_cast<int64_t>(expected.size());
+    for (unsigned i = 0; match && i < expected.size(); ++i)
+      match = sameOrDynamic(type.getDimSize(i), expected[i]);
+    if (!match)
+      return error(name) << "shape " << shapeStr(type.getShape())
+                         << " does not match the expected "
+                         << shapeStr(expected);
+    return success();
+  }
+};
+} // namespace
+
+LogicalResult mlir::attn::verifyAttentionLikeOp(Operation *op) {
+  Verifier verifier{op, AttentionOpDetail(op)};
+  if (failed(verifier.verify()))
+    return failure();
+
+  AttentionOpDetail &detail = verifier.detail;
+  AttentionDims d = detail.dims();
+  SmallVector<int64_t> outShape = {d.batch, d.qHeads, d.qLen, d.vHeadDim};
+  SmallVector<int64_t> rowShape = {d.batch, d.qHeads, d.qLen};
+
+  auto offsets = isa<AttentionOp>(op) ? cast<AttentionOp>(op).getOffsets()
+                                      : cast<OnlineAttentionOp>(op).getOffsets();
+  if (!offsets.empty() && offsets.size() != 2)
+    return op->emitOpError() << "expects 0 or 2 offsets (q_offset, kv_offset), "
+                                "got "
+                             << offsets.size();
+
+  if (auto attention = dyn_cast<AttentionOp>(op)) {
+    auto outs = attention.getOutputs();
+    if (outs.size() != 1 && outs.size() != 2)
+      return op->emitOpError() << "expects 1 or 2 outs (output and optional "
+                                  "log-sum-exp), got "
+                               << outs.size();
+    if (failed(verifier.checkOut(outs[0], "output", outShape, true)))
+      return failure();
+    if (outs.size() == 2 &&
+        failed(verifier.checkOut(outs[1], "lse", rowShape, false)))
+      return failure();
+    return success();
+  }
+
+  auto online = cast<OnlineAttentionOp>(op);
+  auto outs = online.getOutputs();
+  if (outs.size() != 3)
+    return op->emitOpError() << "expects 3 outs (acc, max, sum), got "
+                             << outs.size();
+  if (failed(verifier.checkOut(outs[0], "acc", outShape, false)) ||
+      failed(verifier.checkOut(outs[1], "max", rowShape, false)) ||
+      failed(verifier.checkOut(outs[2], "sum", rowShape, false)))
+    return failure();
+  return success();
+}

@@ -1,0 +1,131 @@
+//===- Passes.td - attn transformation passes --------------*- tablegen -*-===//
+
+#ifndef ATTN_TRANSFORMS_PASSES_TD
+#define ATTN_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def TileAttentionPass : Pass<"attn-tile-attention"> {
+  let summary = "Tile attention into workgroups and key/value blocks (flash)";
+  let description = [{
+    Tiles every `attn.attention` (and every `attn.online_attention` left by
+    `attn-convert-to-online-attention`) into:
+
+    * an `scf.forall` over (batch, q_head, query-block) tiles, mapped to
+      workgroups (`#gpu.block<z/y/x>`); for causal masks the query blocks are
+      visited from the last (longest) to the first;
+    * inside it, the online-softmax form of the tile (running max, sum and
+      accumulator initialised by `linalg.fill`, normalised at the end), with
+      the key/value reduction as an `scf.for` over `attn.online_attention`
+      tiles.
+
+    The key/value loop only visits the blocks that the compile-time mask kind
+    (causal, sliding window), `kv_bound` and, for batch tile 1, `kv_lens`
+    leave visible: fully masked blocks are skipped. Partial tiles at the end
+    of a dimension are padded to the tile size so that every tiled op has a
+    static shape; padded keys are hidden through `kv_bound`.
+
+    Tile sizes are (batch, heads, query, key); the head tile must divide
+    q_heads and either divide or be a multiple of the GQA group size.
+
+    Example: `attn-opt --attn-tile-attention="tile-sizes=1,1,64,32"`.
+  }];
+  let dependentDialects = [
+    "::mlir::affine::AffineDialect", "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+  let options = [
+    ListOption<"tileSizes", "tile-sizes", "int64_t",
+               "Tile sizes for (batch, heads, query, key); default 1,1,64,64">,
+  ];
+}
+
+def ConvertToOnlineAttentionPass : Pass<"attn-convert-to-online-attention"> {
+  let summary = "Rewrite attn.attention into its online-softmax form";
+  let description = [{
+    Replaces each `attn.attention` with `linalg.fill` initialisers of the
+    running state (acc = 0, max = -inf, sum = 0), one
+    `attn.online_attention` over all keys, and a `linalg.generic` that
+    normalises (`out = acc / sum`, 0 where `sum = 0`) and computes the
+    log-sum-exp (`max + log(sum)`, -inf where `sum = 0`). Tiling the
+    `online_attention` along keys then gives the flash algorithm.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def DecomposeOnlineAttentionPass : Pass<"attn-decompose-online-attention"> {
+  let summary = "Decompose attn.online_attention into linalg on tensors";
+  let description = [{
+    Lowers every `attn.online_attention` into `linalg.generic` ops on tensors:
+    the Q K^T contraction (f32 accumulation), scaling, bias and masking
+    (masked scores become -inf by selection, so NaN/Inf in hidden keys never
+    propagates), the running-max update, exp, the rescaled running sum, and
+    the rescaled P V contraction. Values of keys that no row of the tile
+    keeps are zeroed before P V, so NaN/Inf there cannot reach the output.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
+// CPU code generation
+//===----------------------------------------------------------------------===//
+
+def CPUDistributeWorkgroupsPass
+    : Pass<"attn-cpu-distribute-workgroups", "::mlir::func::FuncOp"> {
+  let summary = "Run the workgroup scf.forall as a loop over a range of "
+                "workgroup ids";
+  let description = [{
+    The CPU runtime owns the threads: a kernel entry receives the half-open
+    range [begin, end) of linear workgroup ids that one thread should run, as
+    the two index arguments marked `attn.workgroup_begin` and
+    `attn.workgroup_end`. This pass turns the function's workgroup
+    `scf.forall` (the one with `#gpu.block` mapping made by
+    `attn-tile-attention`) into an `scf.for` over that range, delinearising
+    each id into (batch, head, query-block) with the x dimension fastest.
+    Functions without those arguments get a loop over every workgroup.
+  }];
+  let dependentDialects = [
+    "::mlir::affine::AffineDialect", "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def CPUHoistStaticAllocationsPass
+    : Pass<"attn-cpu-hoist-static-allocations", "::mlir::func::FuncOp"> {
+  let summary = "Hoist statically shaped tile buffers to the function entry";
+  let description = [{
+    After bufferization every tile temporary (score tile, padded key/value
+    block, row statistics) is a `memref.alloc` with a static shape inside
+    the workgroup and key loops, possibly under an `scf.if`. One-shot
+    bufferization never carries such a buffer across iterations, so each
+    can be allocated once per function call instead: this pass moves them to
+    the entry block (upstream `buffer-loop-hoisting` stops at `scf.if`).
+    Buffers inside `scf.forall` / `scf.parallel` stay where they are, since
+    their iterations may run concurrently. Run `promote-buffers-to-stack`
+    afterwards to turn them into stack buffers.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
+def CPULowerCopiesPass
+    : Pass<"attn-cpu-lower-copies", "::mlir::func::FuncOp"> {
+  let summary = "Rewrite memref.copy into linalg.copy";
+  let description = [{
+    Bufferization copies padded tiles with `memref.copy`, which the LLVM
+    lowering turns into a call to the generic `memrefCopy` of MLIR's runner
+    utilities for strided memrefs. This pass turns each copy into a
+    `linalg.copy` so that it is lowered (and vectorized) with the rest of the
+    kernel, and the JIT needs no runtime library.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+#endif // ATTN_TRANSFORMS_PASSES_TD

@@ -1,0 +1,84 @@
+//===- Transforms.h - attn rewrites as free functions -----------*- C++ -*-===//
+//
+// The logic of the attn passes, callable from pipelines, tests and the
+// runtime without going through the pass manager.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_TRANSFORMS_TRANSFORMS_H
+#define ATTN_TRANSFORMS_TRANSFORMS_H
+
+#include "dialect/attn/IR/AttnOps.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir {
+class RewritePatternSet;
+namespace scf {
+class ForallOp;
+} // namespace scf
+
+namespace attn {
+
+/// Rewrites `op` into its online-softmax form: fills of the running state
+/// (acc = 0 [B,Hq,Sq,Dv] f32, max = -inf and sum = 0 [B,Hq,Sq] f32), one
+/// attn.online_attention over every key, and a linalg.generic computing
+/// out = acc / sum (0 where sum = 0, cast to the output element type) and,
+/// when requested, lse = max + log(sum) (-inf where sum = 0). Returns the
+/// replacement values of the op's results and replaces the op.
+FailureOr<SmallVector<Value>> convertToOnlineAttention(RewriterBase &rewriter,
+                                                       AttentionOp op);
+
+/// Tile sizes of attn-tile-attention, in elements: (batch, heads, query,
+/// key). The head tile must divide q_heads and either divide or be a
+/// multiple of the GQA group size.
+struct AttentionTileSizes {
+  int64_t batch = 1, heads = 1, query = 64, key = 64;
+  static FailureOr<AttentionTileSizes> fromList(ArrayRef<int64_t> sizes);
+};
+
+/// Tiles `op` (see the attn-tile-attention pass description): an
+/// scf.forall over (batch, head, query-block) tiles, mapped to
+/// #gpu.block<z, y, x>, holding the online-softmax form of each tile with an
+/// scf.for over the key blocks that the masks leave visible. Replaces the op
+/// and returns the forall. Errors are emitted on the op.
+FailureOr<scf::ForallOp> tileAttention(RewriterBase &rewriter, AttentionOp op,
+                                       const AttentionTileSizes &sizes);
+/// Same for a stand-alone attn.online_attention (no normalisation).
+FailureOr<scf::ForallOp> tileAttention(RewriterBase &rewriter,
+                                       OnlineAttentionOp op,
+                                       const AttentionTileSizes &sizes);
+
+/// Name of the function-argument attributes that mark the workgroup range of
+/// a CPU kernel entry (see attn-cpu-distribute-workgroups).
+constexpr llvm::StringLiteral kWorkgroupBeginAttr = "attn.workgroup_begin";
+constexpr llvm::StringLiteral kWorkgroupEndAttr = "attn.workgroup_end";
+
+/// Number of workgroups attn-tile-attention creates for the given sizes:
+/// ceil(batch / tb) * (q_heads / th) * ceil(q_len / tq).
+int64_t getWorkgroupCount(int64_t batch, int64_t qHeads, int64_t qLen,
+                          const AttentionTileSizes &sizes);
+
+/// Rewrites the workgroup forall into an scf.for over the linear workgroup
+/// ids [begin, end) (every workgroup when `begin` is null).
+LogicalResult distributeWorkgroups(RewriterBase &rewriter,
+                                   scf::ForallOp forall, Value begin,
+                                   Value end);
+
+/// Lowers `op` to linalg.generic ops on tensors (see the
+/// attn-decompose-online-attention pass) and replaces it.
+FailureOr<SmallVector<Value>>
+decomposeOnlineAttention(RewriterBase &rewriter, OnlineAttentionOp op);
+
+/// Unfused reference lowering of `op` (see convert-attn-to-linalg).
+FailureOr<SmallVector<Value>> lowerAttentionToLinalg(RewriterBase &rewriter,
+                                                     AttentionOp op);
+
+/// Patterns wrapping the functions above.
+void populateConvertToOnlineAttentionPatterns(RewritePatternSet &patterns);
+void populateDecomposeOnlineAttentionPatterns(RewritePatternSet &patterns);
+void populateAttnToLinalgPatterns(RewritePatternSet &patterns);
+
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_TRANSFORMS_TRANSFORMS_H

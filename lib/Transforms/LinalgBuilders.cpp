@@ -1,0 +1,466 @@
+//===- LinalgBuilders.cpp - linalg building blocks of attention -----------===//
+
+#include "LinalgBuilders.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::builders;
+
+using utils::IteratorType;
+
+namespace {
+constexpr IteratorType kPar = IteratorType::parallel;
+constexpr IteratorType kRed = IteratorType::reduction;
+
+Value f32Const(OpBuilder &b, Location loc, double v) {
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+}
+
+Value toF32(OpBuilder &b, Location loc, Value v) {
+  if (v.getType().isF32())
+    return v;
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+}
+
+arith::FastMathFlagsAttr contract(OpBuilder &b) {
+  return arith::FastMathFlagsAttr::get(b.getContext(),
+                                       arith::FastMathFlags::contract);
+}
+
+/// rowMax == -inf ? 0 : rowMax, so that exp(x - rowMax) is 0 (not NaN) for
+/// rows whose keys are all hidden.
+Value safeMax(OpBuilder &b, Location loc, Value m) {
+  Value negInf = f32Const(b, loc, -std::numeric_limits<double>::infinity());
+  Value isNegInf =
+      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, m, negInf);
+  return arith::SelectOp::create(b, loc, isNegInf, f32Const(b, loc, 0.0), m);
+}
+
+/// Map from `numDims` loops to the listed loop dims (or constant 0 for -1).
+AffineMap mapOf(MLIRContext *ctx, unsigned numDims, ArrayRef<int64_t> dims) {
+  SmallVector<AffineExpr> exprs;
+  for (int64_t d : dims)
+    exprs.push_back(d < 0 ? getAffineConstantExpr(0, ctx)
+                          : getAffineDimExpr(d, ctx));
+  return AffineMap::get(numDims, 0, exprs, ctx);
+}
+
+Value emptyLike(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> shape,
+                Type elementType) {
+  return tensor::EmptyOp::create(b, loc, shape, elementType);
+}
+
+SmallVector<OpFoldResult> mixedShape(OpBuilder &b, Location loc, Value v) {
+  return tensor::getMixedSizes(b, loc, v);
+}
+
+Value indexConst(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+} // namespace
+
+Value builders::expandHeads(OpBuilder &b, Location loc, Value v, int64_t group) {
+  auto type = cast<RankedTensorType>(v.getType());
+  SmallVector<OpFoldResult> sizes = mixedShape(b, loc, v);
+  SmallVector<OpFoldResult> outSizes = {sizes[0]};
+  AffineExpr s0 = getAffineSymbolExpr(0, b.getContext());
+  outSizes.push_back(affine::makeComposedFoldedAffineApply(
+      b, loc, AffineMap::get(0, 1, s0.floorDiv(group)), {sizes[1]}));
+  outSizes.push_back(b.getIndexAttr(group));
+  outSizes.append(sizes.begin() + 2, sizes.end());
+  SmallVector<int64_t> staticShape;
+  SmallVector<Value> dynamic;
+  dispatchIndexOpFoldResults(outSizes, dynamic, staticShape);
+  SmallVector<ReassociationIndices> reassoc = {{0}, {1, 2}};
+  for (int64_t i = 2; i < type.getRank(); ++i)
+    reassoc.push_back({i + 1});
+  auto outType = RankedTensorType::get(staticShape, type.getElementType());
+  return tensor::ExpandShapeOp::create(b, loc, outType, v, reassoc, outSizes);
+}
+
+Value builders::collapseHeads(OpBuilder &b, Location loc, Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  SmallVector<ReassociationIndices> reassoc = {{0}, {1, 2}};
+  for (int64_t i = 3; i < type.getRank(); ++i)
+    reassoc.push_back({i});
+  return tensor::CollapseShapeOp::create(b, loc, v, reassoc);
+}
+
+Value builders::buildFilled(OpBuilder &b, Location loc,
+                          ArrayRef<OpFoldResult> shape, double value) {
+  Value empty = emptyLike(b, loc, shape, b.getF32Type());
+  return linalg::FillOp::create(b, loc, ValueRange{f32Const(b, loc, value)},
+                                ValueRange{empty})
+      .getResult(0);
+}
+
+FailureOr<GroupedOperands> builders::groupOperands(OpBuilder &b,
+                                                 AttentionOpDetail &op) {
+  Location loc = op.getOperation()->getLoc();
+  AttentionDims d = op.dims();
+  GroupedOperands g;
+  g.group = d.groupSize();
+  if (ShapedType::isDynamic(g.group))
+    return op.getOperation()->emitOpError()
+           << "needs static q_heads and kv_heads to split GQA groups";
+  g.query = expandHeads(b, loc, op.query(), g.group);
+  g.key = op.key();
+  g.value = op.value();
+  g.kvLens = op.kvLens();
+  auto groupMaskLike = [&](Value v, bool &bcastBatch, bool &bcastHead) {
+    if (!v)
+      return v;
+    bcastBatch = isBroadcastDim(v, kBatchDim) && d.batch != 1;
+    bcastHead = isBroadcastDim(v, kHeadDim);
+    return bcastHead ? v : expandHeads(b, loc, v, g.group);
+  };
+  g.mask = groupMaskLike(op.mask(), g.maskBcastBatch, g.maskBcastHead);
+  g.bias = groupMaskLike(op.bias(), g.biasBcastBatch, g.biasBcastHead);
+
+  SmallVector<OpFoldResult> qShape = mixedShape(b, loc, g.query);
+  g.rowShape.assign(qShape.begin(), qShape.begin() + 4);
+  g.kvLen = tensor::getMixedSize(b, loc, op.key(), kSeqDim);
+  g.vHeadDim = tensor::getMixedSize(b, loc, op.value(), kFeatureDim);
+
+  g.band = KeyBand::get(op.maskKind());
+  g.scale = op.scale();
+  g.kvBound = op.kvBound();
+  g.keyPos = op.keyOffset() ? op.keyOffset() : indexConst(b, loc, 0);
+  g.rowPos = op.queryOffset() ? op.queryOffset() : indexConst(b, loc, 0);
+  if (op.maskKind() && g.band.alignment == MaskAlignment::BottomRight) {
+    Value sk = tensor::DimOp::create(b, loc, op.key(), kSeqDim);
+    Value sq = tensor::DimOp::create(b, loc, op.query(), kSeqDim);
+    Value shift = arith::SubIOp::create(b, loc, sk, sq);
+    g.rowPos = arith::AddIOp::create(b, loc, g.rowPos, shift);
+  }
+  return g;
+}
+
+Value builders::buildScores(OpBuilder &b, Location loc,
+                          const GroupedOperands &ops) {
+  MLIRContext *ctx = b.getContext();
+  SmallVector<OpFoldResult> shape = ops.rowShape;
+  shape.push_back(ops.kvLen);
+  Value init = buildFilled(b, loc, shape, 0.0);
+  // Loops (b, k, g, m, n, d).
+  SmallVector<AffineMap> maps = {mapOf(ctx, 6, {0, 1, 2, 3, 5}),
+                                 mapOf(ctx, 6, {0, 1, 4, 5}),
+                                 mapOf(ctx, 6, {0, 1, 2, 3, 4})};
+  auto generic = linalg::GenericOp::create(
+      b, loc, init.getType(), ValueRange{ops.query, ops.key}, ValueRange{init},
+      maps, SmallVector<IteratorType>{kPar, kPar, kPar, kPar, kPar, kRed},
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value prod = arith::MulFOp::create(nb, nl, toF32(nb, nl, args[0]),
+                                           toF32(nb, nl, args[1]), contract(nb));
+        Value sum = arith::AddFOp::create(nb, nl, args[2], prod, contract(nb));
+        linalg::YieldOp::create(nb, nl, sum);
+      });
+  return generic.getResult(0);
+}
+
+namespace {
+/// Builds the "key is kept" predicate of one score entry inside a generic
+/// body, from the absolute query row and key positions.
+struct KeepBuilder {
+  const GroupedOperands &ops;
+  OpBuilder &b;
+  Location loc;
+  Value keep;
+
+  void conj(Value c) {
+    keep = keep ? arith::AndIOp::create(b, loc, keep, c).getResult() : c;
+  }
+  Value cmp(arith::CmpIPredicate pred, Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, pred, x, y);
+  }
+  /// Key-only conditions: kv_bound and kv_lens (`lens` is the loaded
+  /// kv_lens[b] or null).
+  void keyConditions(Value kpos, Value lens) {
+    if (ops.kvBound)
+      conj(cmp(arith::CmpIPredicate::slt, kpos, ops.kvBound));
+    if (lens) {
+      Value l = arith::IndexCastOp::create(b, loc, b.getIndexType(), lens);
+      conj(cmp(arith::CmpIPredicate::slt, kpos, l));
+    }
+  }
+  /// Band condition lower <= rel <= upper on rel = kpos - qpos.
+  void bandConditions(Value rel) {
+    if (ops.band.lower)
+      conj(cmp(arith::CmpIPredicate::sge, rel,
+               indexConst(b, loc, *ops.band.lower)));
+    if (ops.band.upper)
+      conj(cmp(arith::CmpIPredicate::sle, rel,
+               indexConst(b, loc, *ops.band.upper)));
+  }
+};
+
+bool hasMaskKind(const GroupedOperands &ops) {
+  return !ops.band.isUnbounded();
+}
+} // namespace
+
+Value builders::buildMaskedScores(OpBuilder &b, Location loc,
+                                const GroupedOperands &ops, Value scores) {
+  MLIRContext *ctx = b.getContext();
+  // Loops (b, k, g, m, n).
+  SmallVector<Value> inputs;
+  SmallVector<AffineMap> maps;
+  auto addMaskLike = [&](Value v, bool bcastBatch, bool bcastHead) {
+    int64_t bd = bcastBatch ? -1 : 0;
+    inputs.push_back(v);
+    maps.push_back(bcastHead ? mapOf(ctx, 5, {bd, -1, 3, 4})
+                             : mapOf(ctx, 5, {bd, 1, 2, 3, 4}));
+  };
+  int maskIdx = -1, biasIdx = -1, lensIdx = -1;
+  if (ops.mask) {
+    maskIdx = inputs.size();
+    addMaskLike(ops.mask, ops.maskBcastBatch, ops.maskBcastHead);
+  }
+  if (ops.bias) {
+    biasIdx = inputs.size();
+    addMaskLike(ops.bias, ops.biasBcastBatch, ops.biasBcastHead);
+  }
+  if (ops.kvLens) {
+    lensIdx = inputs.size();
+    inputs.push_back(ops.kvLens);
+    maps.push_back(mapOf(ctx, 5, {0}));
+  }
+  maps.push_back(mapOf(ctx, 5, {0, 1, 2, 3, 4}));
+  bool positional = hasMaskKind(ops) || ops.kvLens || ops.kvBound;
+
+  auto generic = linalg::GenericOp::create(
+      b, loc, scores.getType(), inputs, ValueRange{scores}, maps,
+      SmallVector<IteratorType>(5, kPar),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value s = args.back();
+        s = arith::MulFOp::create(nb, nl, s, f32Const(nb, nl, ops.scale));
+        if (biasIdx >= 0)
+          s = arith::AddFOp::create(nb, nl, s, toF32(nb, nl, args[biasIdx]));
+        KeepBuilder kb{ops, nb, nl, Value()};
+        if (maskIdx >= 0)
+          kb.conj(args[maskIdx]);
+        if (positional) {
+          Value m = linalg::IndexOp::create(nb, nl, 3);
+          Value n = linalg::IndexOp::create(nb, nl, 4);
+          Value kpos = arith::AddIOp::create(nb, nl, ops.keyPos, n);
+          kb.keyConditions(kpos, lensIdx >= 0 ? args[lensIdx] : Value());
+          if (hasMaskKind(ops)) {
+            Value qpos = arith::AddIOp::create(nb, nl, ops.rowPos, m);
+            kb.bandConditions(arith::SubIOp::create(nb, nl, kpos, qpos));
+          }
+        }
+        if (kb.keep)
+          s = arith::SelectOp::create(
+              nb, nl, kb.keep, s,
+              f32Const(nb, nl, -std::numeric_limits<double>::infinity()));
+        linalg::YieldOp::create(nb, nl, s);
+      });
+  return generic.getResult(0);
+}
+
+static Value buildRowReduction(OpBuilder &b, Location loc, Value in, Value init,
+                               bool isMax) {
+  MLIRContext *ctx = b.getContext();
+  SmallVector<AffineMap> maps = {mapOf(ctx, 5, {0, 1, 2, 3, 4}),
+                                 mapOf(ctx, 5, {0, 1, 2, 3})};
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{in}, ValueRange{init}, maps,
+             SmallVector<IteratorType>{kPar, kPar, kPar, kPar, kRed},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value r =
+                   isMax ? arith::MaximumFOp::create(nb, nl, args[0], args[1])
+                               .getResult()
+                         : arith::AddFOp::create(nb, nl, args[0], args[1])
+                               .getResult();
+               linalg::YieldOp::create(nb, nl, r);
+             })
+      .getResult(0);
+}
+
+Value builders::buildRowMax(OpBuilder &b, Location loc, Value scores,
+                          Value init) {
+  return buildRowReduction(b, loc, scores, init, /*isMax=*/true);
+}
+
+Value builders::buildRowSum(OpBuilder &b, Location loc, Value probs, Value init) {
+  return buildRowReduction(b, loc, probs, init, /*isMax=*/false);
+}
+
+Value builders::buildExpSubRow(OpBuilder &b, Location loc, Value a,
+                               Value row) {
+  MLIRContext *ctx = b.getContext();
+  auto type = cast<RankedTensorType>(a.getType());
+  unsigned rank = type.getRank();
+  Value init = emptyLike(b, loc, mixedShape(b, loc, a), b.getF32Type());
+  SmallVector<AffineMap> maps = {AffineMap::getMultiDimIdentityMap(rank, ctx),
+                                 mapOf(ctx, rank, {0, 1, 2, 3}),
+                                 AffineMap::getMultiDimIdentityMap(rank, ctx)};
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{a, row}, ValueRange{init}, maps,
+             SmallVector<IteratorType>(rank, kPar),
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value diff = arith::SubFOp::create(nb, nl, args[0],
+                                                  safeMax(nb, nl, args[1]));
+               linalg::YieldOp::create(nb, nl,
+                                       math::ExpOp::create(nb, nl, diff).getResult());
+             })
+      .getResult(0);
+}
+
+std::pair<Value, Value> builders::buildMaxUpdate(OpBuilder &b, Location loc,
+                                                 Value maxOld, Value rowMax) {
+  MLIRContext *ctx = b.getContext();
+  AffineMap id = AffineMap::getMultiDimIdentityMap(4, ctx);
+  Value alphaInit =
+      emptyLike(b, loc, mixedShape(b, loc, maxOld), b.getF32Type());
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{maxOld.getType(), alphaInit.getType()},
+      ValueRange{rowMax}, ValueRange{maxOld, alphaInit},
+      SmallVector<AffineMap>{id, id, id}, SmallVector<IteratorType>(4, kPar),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value maxNew = arith::MaximumFOp::create(nb, nl, args[1], args[0]);
+        Value alpha = math::ExpOp::create(
+            nb, nl,
+            arith::SubFOp::create(nb, nl, args[1], safeMax(nb, nl, maxNew)));
+        linalg::YieldOp::create(nb, nl, ValueRange{maxNew, alpha});
+      });
+  return {generic.getResult(0), generic.getResult(1)};
+}
+
+Value builders::buildScaleRows(OpBuilder &b, Location loc, Value init,
+                             Value row) {
+  MLIRContext *ctx = b.getContext();
+  unsigned rank = cast<RankedTensorType>(init.getType()).getRank();
+  SmallVector<AffineMap> maps = {mapOf(ctx, rank, {0, 1, 2, 3}),
+                                 AffineMap::getMultiDimIdentityMap(rank, ctx)};
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{row}, ValueRange{init}, maps,
+             SmallVector<IteratorType>(rank, kPar),
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               linalg::YieldOp::create(
+                   nb, nl,
+                   arith::MulFOp::create(nb, nl, args[1], args[0]).getResult());
+             })
+      .getResult(0);
+}
+
+Value builders::buildProbsTimesValue(OpBuilder &b, Location loc, Value probs,
+                                   Value value, Value acc) {
+  MLIRContext *ctx = b.getContext();
+  // Loops (b, k, g, m, e, n).
+  SmallVector<AffineMap> maps = {mapOf(ctx, 6, {0, 1, 2, 3, 5}),
+                                 mapOf(ctx, 6, {0, 1, 5, 4}),
+                                 mapOf(ctx, 6, {0, 1, 2, 3, 4})};
+  return linalg::GenericOp::create(
+             b, loc, acc.getType(), ValueRange{probs, value}, ValueRange{acc},
+             maps, SmallVector<IteratorType>{kPar, kPar, kPar, kPar, kPar, kRed},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value prod = arith::MulFOp::create(nb, nl, args[0],
+                                                  toF32(nb, nl, args[1]),
+                                                  contract(nb));
+               Value sum = arith::AddFOp::create(nb, nl, args[2], prod,
+                                                 contract(nb));
+               linalg::YieldOp::create(nb, nl, sum);
+             })
+      .getResult(0);
+}
+
+Value builders::buildGuardedValue(OpBuilder &b, Location loc,
+                                const GroupedOperands &ops) {
+  bool positional = hasMaskKind(ops) || ops.kvLens || ops.kvBound;
+  if (!positional && !ops.mask)
+    return ops.value;
+  MLIRContext *ctx = b.getContext();
+
+  // colAny[b', k', n] = OR over the mask's rows (g, m): some row keeps n.
+  Value colAny;
+  bool anyBcastBatch = ops.maskBcastBatch, anyBcastHead = ops.maskBcastHead;
+  if (ops.mask) {
+    auto maskType = cast<RankedTensorType>(ops.mask.getType());
+    SmallVector<OpFoldResult> maskShape = mixedShape(b, loc, ops.mask);
+    unsigned rank = maskType.getRank(); // 4 (head broadcast) or 5
+    SmallVector<OpFoldResult> outShape = {maskShape[0], maskShape[1],
+                                          maskShape[rank - 1]};
+    Value init = emptyLike(b, loc, outShape, b.getI1Type());
+    Value falseV = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
+    init = linalg::FillOp::create(b, loc, ValueRange{falseV}, ValueRange{init})
+               .getResult(0);
+    SmallVector<IteratorType> iters(rank, kRed);
+    iters[0] = iters[1] = iters[rank - 1] = kPar;
+    SmallVector<AffineMap> maps = {
+        AffineMap::getMultiDimIdentityMap(rank, ctx),
+        mapOf(ctx, rank, {0, 1, rank - 1})};
+    colAny = linalg::GenericOp::create(
+                 b, loc, init.getType(), ValueRange{ops.mask}, ValueRange{init},
+                 maps, iters,
+                 [&](OpBuilder &nb, Location nl, ValueRange args) {
+                   linalg::YieldOp::create(
+                       nb, nl,
+                       arith::OrIOp::create(nb, nl, args[0], args[1])
+                           .getResult());
+                 })
+                 .getResult(0);
+  }
+
+  // Loops (b, k, n, e) over the value tensor.
+  SmallVector<Value> inputs = {ops.value};
+  SmallVector<AffineMap> maps = {mapOf(ctx, 4, {0, 1, 2, 3})};
+  int lensIdx = -1, anyIdx = -1;
+  if (ops.kvLens) {
+    lensIdx = inputs.size();
+    inputs.push_back(ops.kvLens);
+    maps.push_back(mapOf(ctx, 4, {0}));
+  }
+  if (colAny) {
+    anyIdx = inputs.size();
+    inputs.push_back(colAny);
+    maps.push_back(mapOf(ctx, 4, {anyBcastBatch ? -1 : 0,
+                                  anyBcastHead ? -1 : 1, 2}));
+  }
+  maps.push_back(mapOf(ctx, 4, {0, 1, 2, 3}));
+  Type elt = getElementTypeOrSelf(ops.value.getType());
+  Value init = emptyLike(b, loc, mixedShape(b, loc, ops.value), elt);
+  // The query rows of this op span absolute positions
+  // [rowPos, rowPos + M - 1].
+  Value lastRow = getValueOrCreateConstantIndexOp(b, loc, ops.rowShape[3]);
+  lastRow = arith::AddIOp::create(
+      b, loc, ops.rowPos,
+      arith::SubIOp::create(b, loc, lastRow, indexConst(b, loc, 1)));
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), inputs, ValueRange{init}, maps,
+             SmallVector<IteratorType>(4, kPar),
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               KeepBuilder kb{ops, nb, nl, Value()};
+               if (anyIdx >= 0)
+                 kb.conj(args[anyIdx]);
+               Value n = linalg::IndexOp::create(nb, nl, 2);
+               Value kpos = arith::AddIOp::create(nb, nl, ops.keyPos, n);
+               kb.keyConditions(kpos, lensIdx >= 0 ? args[lensIdx] : Value());
+               // Some row r in [first, last] has lower <= kpos - r <= upper.
+               if (ops.band.lower)
+                 kb.conj(kb.cmp(arith::CmpIPredicate::sge,
+                                arith::SubIOp::create(nb, nl, kpos, ops.rowPos),
+                                indexConst(nb, nl, *ops.band.lower)));
+               if (ops.band.upper)
+                 kb.conj(kb.cmp(arith::CmpIPredicate::sle,
+                                arith::SubIOp::create(nb, nl, kpos, lastRow),
+                                indexConst(nb, nl, *ops.band.upper)));
+               Value v = args[0];
+               if (kb.keep) {
+                 Value zero = arith::ConstantOp::create(
+                     nb, nl, nb.getZeroAttr(v.getType()));
+                 v = arith::SelectOp::create(nb, nl, kb.keep, v, zero);
+               }
+               linalg::YieldOp::create(nb, nl, v);
+             })
+      .getResult(0);
+}

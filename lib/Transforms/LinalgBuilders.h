@@ -1,0 +1,95 @@
+//===- LinalgBuilders.h - linalg building blocks of attention ---*- C++ -*-===//
+//
+// Internal helpers shared by the online-attention decomposition and the
+// unfused reference lowering: both build the same Q K^T contraction, the
+// same masking of scores and the same P V contraction, in a "grouped"
+// iteration space where the q_heads dimension is split into
+// (kv_heads, group) so that GQA needs no gather:
+//
+//   query [B, Hk, G, M, D]   key [B, Hk, N, D]   value [B, Hk, N, Dv]
+//   scores / probabilities [B, Hk, G, M, N]   rows [B, Hk, G, M]
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_TRANSFORMS_LINALGBUILDERS_H
+#define ATTN_LIB_TRANSFORMS_LINALGBUILDERS_H
+
+#include "dialect/attn/IR/AttnOpDetail.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir {
+namespace attn {
+namespace builders {
+
+/// The operands of an attention-like op in the grouped layout.
+struct GroupedOperands {
+  Value query, key, value;
+  /// Mask and bias with their head dimension split (or kept at size 1 when
+  /// broadcast); null when absent.
+  Value mask, bias, kvLens;
+  bool maskBcastBatch = false, maskBcastHead = false;
+  bool biasBcastBatch = false, biasBcastHead = false;
+  int64_t group = 1;
+  /// [B, Hk, G, M] and N, D, Dv as mixed sizes.
+  SmallVector<OpFoldResult> rowShape;
+  OpFoldResult kvLen, vHeadDim;
+  /// Absolute position of row 0 on the diagonal (q_offset plus the
+  /// bottom-right shift) and of key 0; index values.
+  Value rowPos, keyPos, kvBound;
+  KeyBand band;
+  double scale = 1.0;
+};
+
+/// Splits the heads of the op's operands. Fails (with an error on the op)
+/// when the GQA group size is not static.
+FailureOr<GroupedOperands> groupOperands(OpBuilder &b, AttentionOpDetail &op);
+
+/// [.., Hq, ..] -> [.., Hk, G, ..] along dimension 1.
+Value expandHeads(OpBuilder &b, Location loc, Value v, int64_t group);
+/// [.., Hk, G, ..] -> [.., Hq, ..] along dimensions 1 and 2.
+Value collapseHeads(OpBuilder &b, Location loc, Value v);
+
+/// An f32 tensor of the given shape filled with `value` (0, -inf, ...).
+Value buildFilled(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> shape,
+                  double value);
+
+/// scores[b,k,g,m,n] = sum_d query[b,k,g,m,d] * key[b,k,n,d], accumulated in
+/// f32 whatever the input element type.
+Value buildScores(OpBuilder &b, Location loc, const GroupedOperands &ops);
+
+/// scores * scale + bias where the key is kept, -inf elsewhere. Masking is a
+/// selection, so NaN/Inf in hidden keys never reaches the result.
+Value buildMaskedScores(OpBuilder &b, Location loc, const GroupedOperands &ops,
+                        Value scores);
+
+/// Row maximum folded into `init` ([B,Hk,G,M]).
+Value buildRowMax(OpBuilder &b, Location loc, Value scores, Value init);
+/// Row sum folded into `init`.
+Value buildRowSum(OpBuilder &b, Location loc, Value probs, Value init);
+
+/// exp(scores - rowMax) with rowMax = -inf treated as 0 (rows without kept
+/// keys stay at 0 instead of NaN).
+Value buildExpSubRow(OpBuilder &b, Location loc, Value scores, Value rowMax);
+/// The running-max update of the online softmax, in one elementwise generic
+/// so that the old maximum is read before it is overwritten in place:
+/// maxNew = max(maxOld, rowMax) (written into maxOld) and
+/// alpha = exp(maxOld - maxNew) (maxNew = -inf treated as 0). Returns
+/// {maxNew, alpha}.
+std::pair<Value, Value> buildMaxUpdate(OpBuilder &b, Location loc,
+                                       Value maxOld, Value rowMax);
+/// init[b,k,g,m,...] * row[b,k,g,m] elementwise.
+Value buildScaleRows(OpBuilder &b, Location loc, Value init, Value row);
+
+/// acc[b,k,g,m,e] += probs[b,k,g,m,n] * value[b,k,n,e] in f32.
+Value buildProbsTimesValue(OpBuilder &b, Location loc, Value probs,
+                           Value value, Value acc);
+
+/// `value` with the rows of keys that no query row of the op keeps set to 0,
+/// or `value` itself when every key is kept.
+Value buildGuardedValue(OpBuilder &b, Location loc, const GroupedOperands &ops);
+
+} // namespace builders
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_LIB_TRANSFORMS_LINALGBUILDERS_H

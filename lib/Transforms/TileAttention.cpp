@@ -1,0 +1,452 @@
+//===- TileAttention.cpp - workgroup and key/value tiling -----------------===//
+//
+// attn.attention
+//   -> scf.forall (batch, head, query-block)        [workgroups]
+//        pad the query tile to a static size (last block only)
+//        fills + scf.for over visible key blocks    [online softmax]
+//              attn.online_attention (static tile)
+//            [+ one padded tail block when kv_len % tile != 0]
+//        normalisation
+//        tensor.parallel_insert_slice
+//
+// Key blocks that the compile-time mask kind, kv_bound or kv_lens hide for
+// every row of the query block are never visited (FlashAttention's causal
+// block skipping).
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Transforms/Passes.h"
+#include "attn/Transforms/Transforms.h"
+#include "dialect/attn/IR/AttnOpDetail.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/Utils/Utils.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/IRMapping.h"
+
+namespace mlir {
+namespace attn {
+#define GEN_PASS_DEF_TILEATTENTIONPASS
+#include "attn/Transforms/Passes.h.inc"
+} // namespace attn
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::attn;
+
+FailureOr<AttentionTileSizes>
+AttentionTileSizes::fromList(ArrayRef<int64_t> sizes) {
+  AttentionTileSizes result;
+  if (sizes.empty())
+    return result;
+  if (sizes.size() != 4 || llvm::any_of(sizes, [](int64_t s) { return s <= 0; }))
+    return failure();
+  result.batch = sizes[0];
+  result.heads = sizes[1];
+  result.query = sizes[2];
+  result.key = sizes[3];
+  return result;
+}
+
+namespace {
+
+/// Index arithmetic that folds constants.
+struct IndexMath {
+  OpBuilder &b;
+  Location loc;
+  Value c(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value v(OpFoldResult ofr) {
+    return getValueOrCreateConstantIndexOp(b, loc, ofr);
+  }
+  Value add(Value x, Value y) { return b.createOrFold<arith::AddIOp>(loc, x, y); }
+  Value sub(Value x, Value y) { return b.createOrFold<arith::SubIOp>(loc, x, y); }
+  Value mul(Value x, Value y) { return b.createOrFold<arith::MulIOp>(loc, x, y); }
+  Value min(Value x, Value y) {
+    return b.createOrFold<arith::MinSIOp>(loc, x, y);
+  }
+  Value max(Value x, Value y) {
+    return b.createOrFold<arith::MaxSIOp>(loc, x, y);
+  }
+  Value floorDiv(Value x, Value y) {
+    return b.createOrFold<arith::FloorDivSIOp>(loc, x, y);
+  }
+  Value ceilDiv(Value x, Value y) {
+    return b.createOrFold<arith::CeilDivSIOp>(loc, x, y);
+  }
+};
+
+/// Clones `op` with its outs replaced by `outs` (same types).
+template <typename OpTy>
+OpTy cloneWithOutputs(RewriterBase &rewriter, OpTy op, ValueRange outs) {
+  IRMapping mapping;
+  mapping.map(op.getOutputs(), outs);
+  return cast<OpTy>(rewriter.clone(*op, mapping));
+}
+
+/// Tiles a clone of `op` whose outs are `outs` to the iteration-domain tile
+/// (offsets, sizes), and erases the clone.
+template <typename OpTy>
+FailureOr<OpTy> tileClone(RewriterBase &rewriter, OpTy op, ValueRange outs,
+                          ArrayRef<OpFoldResult> offsets,
+                          ArrayRef<OpFoldResult> sizes) {
+  OpTy clone = cloneWithOutputs(rewriter, op, outs);
+  FailureOr<TilingResult> tiled =
+      cast<TilingInterface>(clone.getOperation())
+          .getTiledImplementation(rewriter, offsets, sizes);
+  rewriter.eraseOp(clone);
+  if (failed(tiled))
+    return failure();
+  return cast<OpTy>(tiled->tiledOps.front());
+}
+
+/// Pads dimension `dim` of `v` at the high end to `size` with zero / false.
+Value padDim(OpBuilder &b, Location loc, Value v, unsigned dim, int64_t size) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (type.getDimSize(dim) == size)
+    return v;
+  SmallVector<int64_t> shape(type.getShape());
+  shape[dim] = size;
+  auto padType = RankedTensorType::get(shape, type.getElementType());
+  Value zero =
+      arith::ConstantOp::create(b, loc, b.getZeroAttr(type.getElementType()));
+  return tensor::createPadHighOp(padType, v, zero, /*nofold=*/false, loc, b);
+}
+
+/// Rebuilds an attention-like op with its operands replaced.
+template <typename OpTy>
+OpTy rebuild(OpBuilder &b, OpTy op, Value query, Value key, Value value,
+             Value mask, Value bias, ValueRange offsets, Value kvBound,
+             ValueRange outs) {
+  SmallVector<Type> types =
+      llvm::map_to_vector(outs, [](Value v) { return v.getType(); });
+  return OpTy::create(b, op.getLoc(), types, query, key, value, mask, bias,
+                      op.getKvLens(), offsets, kvBound, op.getScaleAttr(),
+                      op.getMaskKindAttr(), outs);
+}
+
+/// Absolute position (on the key axis) of the first and last query rows of
+/// `op`, with a bottom-right alignment applied.
+std::pair<Value, Value> rowRange(IndexMath &m, AttentionOpDetail &detail) {
+  Value first = detail.queryOffset() ? detail.queryOffset() : m.c(0);
+  Value sq = m.v(tensor::getMixedSize(m.b, m.loc, detail.query(), kSeqDim));
+  Value sk = m.v(tensor::getMixedSize(m.b, m.loc, detail.key(), kSeqDim));
+  if (detail.maskKind() &&
+      detail.maskKind().getBandAlignment() == MaskAlignment::BottomRight)
+    first = m.add(first, m.sub(sk, sq));
+  return {first, m.sub(m.add(first, sq), m.c(1))};
+}
+
+/// Tiles the key/value reduction of `op` with key tile `tk`, visiting only
+/// the blocks that some row of `op` can see. Replaces `op` and returns its
+/// replacement values.
+FailureOr<SmallVector<Value>> tileKeyLoop(RewriterBase &rewriter,
+                                          OnlineAttentionOp op, int64_t tk) {
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  Location loc = op.getLoc();
+  IndexMath m{rewriter, loc};
+  AttentionOpDetail detail(op);
+  AttentionDims dims = detail.dims();
+
+  // Visible local key range [lo, hi).
+  Value sk = m.v(tensor::getMixedSize(rewriter, loc, op.getKey(), kSeqDim));
+  Value keyPos = detail.keyOffset() ? detail.keyOffset() : m.c(0);
+  Value lo = m.c(0), hi = sk;
+  KeyBand band = KeyBand::get(detail.maskKind());
+  if (!band.isUnbounded()) {
+    auto [firstRow, lastRow] = rowRange(m, detail);
+    if (band.upper)
+      hi = m.min(hi, m.sub(m.add(lastRow, m.c(*band.upper + 1)), keyPos));
+    if (band.lower)
+      lo = m.max(lo, m.sub(m.add(firstRow, m.c(*band.lower)), keyPos));
+  }
+  if (detail.kvBound())
+    hi = m.min(hi, m.sub(detail.kvBound(), keyPos));
+  if (Value lens = detail.kvLens(); lens && dims.batch == 1) {
+    Value len = tensor::ExtractOp::create(rewriter, loc, lens, ValueRange{m.c(0)});
+    len = arith::IndexCastOp::create(rewriter, loc, rewriter.getIndexType(), len);
+    hi = m.min(hi, m.sub(len, keyPos));
+  }
+  Value tkV = m.c(tk);
+  lo = m.mul(m.floorDiv(lo, tkV), tkV); // aligned down to the tile grid
+  hi = m.max(hi, lo);                   // an empty range runs no block
+
+  bool exact = !ShapedType::isDynamic(dims.kvLen) && dims.kvLen % tk == 0;
+  // Blocks [k0, k0 + tk) fully inside [0, Sk) start before fullEnd.
+  Value fullEnd = exact ? hi : m.min(hi, m.mul(m.floorDiv(sk, tkV), tkV));
+
+  SmallVector<OpFoldResult> offsets(kNumLoops, rewriter.getIndexAttr(0));
+  SmallVector<OpFoldResult> sizes = {
+      tensor::getMixedSize(rewriter, loc, op.getQuery(), kBatchDim),
+      tensor::getMixedSize(rewriter, loc, op.getQuery(), kHeadDim),
+      tensor::getMixedSize(rewriter, loc, op.getQuery(), kSeqDim),
+      rewriter.getIndexAttr(tk),
+      tensor::getMixedSize(rewriter, loc, op.getValue(), kFeatureDim)};
+
+  auto loop = scf::ForOp::create(rewriter, loc, lo, fullEnd, tkV,
+                                 op.getOutputs());
+  {
+    OpBuilder::InsertionGuard g(rewriter);
+    rewriter.setInsertionPointToStart(loop.getBody());
+    offsets[kKeyLoop] = loop.getInductionVar();
+    FailureOr<OnlineAttentionOp> tile =
+        tileClone(rewriter, op, loop.getRegionIterArgs(), offsets, sizes);
+    if (failed(tile))
+      return op.emitOpError("cannot be tiled along keys");
+    scf::YieldOp::create(rewriter, loc, tile->getResults());
+  }
+  SmallVector<Value> results(loop.getResults());
+
+  if (!exact) {
+    // The tail block [fullEnd, Sk) when it is visible: padded to tk, with
+    // the padding hidden by kv_bound.
+    Value cond = rewriter.createOrFold<arith::CmpIOp>(
+        loc, arith::CmpIPredicate::slt, fullEnd, hi);
+    auto ifOp = scf::IfOp::create(rewriter, loc, TypeRange(ValueRange(results)),
+                                  cond, /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard g(rewriter);
+      rewriter.setInsertionPointToStart(ifOp.thenBlock());
+      offsets[kKeyLoop] = fullEnd;
+      sizes[kKeyLoop] = m.sub(sk, fullEnd);
+      FailureOr<OnlineAttentionOp> tile =
+          tileClone(rewriter, op, results, offsets, sizes);
+      if (failed(tile))
+        return op.emitOpError("cannot be tiled along keys");
+      Value bound = m.add(keyPos, sk);
+      if (detail.kvBound())
+        bound = m.min(bound, detail.kvBound());
+      auto pad = [&](Value v) {
+        return v ? padDim(rewriter, loc, v, kSeqDim + (v == tile->getMask() ||
+                                                       v == tile->getBias()),
+                          tk)
+                 : v;
+      };
+      // Key and value pad their sequence dim (2); mask and bias their key
+      // dim (3).
+      OnlineAttentionOp padded = rebuild(
+          rewriter, *tile, tile->getQuery(), pad(tile->getKey()),
+          pad(tile->getValue()), pad(tile->getMask()), pad(tile->getBias()),
+          tile->getOffsets(), bound, tile->getOutputs());
+      rewriter.eraseOp(*tile);
+      scf::YieldOp::create(rewriter, loc, padded.getResults());
+      rewriter.setInsertionPointToStart(ifOp.elseBlock());
+      scf::YieldOp::create(rewriter, loc, results);
+    }
+    results = SmallVector<Value>(ifOp.getResults());
+  }
+  rewriter.replaceOp(op, results);
+  return results;
+}
+
+/// Checks the tile sizes against the op and emits an error naming the
+/// problem.
+LogicalResult checkTileSizes(Operation *op, const AttentionTileSizes &ts) {
+  AttentionOpDetail detail(op);
+  AttentionDims d = detail.dims();
+  if (ShapedType::isDynamic(d.qHeads) || ShapedType::isDynamic(d.kvHeads))
+    return op->emitOpError("tiling needs static q_heads and kv_heads");
+  if (ShapedType::isDynamic(d.headDim) || ShapedType::isDynamic(d.vHeadDim))
+    return op->emitOpError("tiling needs static head_dim and v_head_dim");
+  if (d.qHeads % ts.heads != 0)
+    return op->emitOpError() << "head tile size " << ts.heads
+                             << " does not divide q_heads " << d.qHeads;
+  int64_t g = d.groupSize();
+  if (ts.heads % g != 0 && g % ts.heads != 0)
+    return op->emitOpError() << "head tile size " << ts.heads
+                             << " splits GQA groups of " << g << " unevenly";
+  if (ShapedType::isDynamic(d.batch) ? ts.batch != 1 : d.batch % ts.batch != 0)
+    return op->emitOpError() << "batch tile size " << ts.batch
+                             << " does not divide the batch size";
+  return success();
+}
+
+/// Shared driver: builds the forall over (batch, head, query-block) tiles
+/// and calls `buildTile` to produce each tile's results, which are
+/// inserted at [b0, h0, q0] into the shared outs.
+template <typename OpTy>
+FailureOr<scf::ForallOp> tileParallel(RewriterBase &rewriter, OpTy op,
+                                      const AttentionTileSizes &ts) {
+  if (failed(checkTileSizes(op, ts)))
+    return failure();
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  Location loc = op.getLoc();
+  MLIRContext *ctx = rewriter.getContext();
+  IndexMath m{rewriter, loc};
+  AttentionOpDetail detail(op);
+  AttentionDims dims = detail.dims();
+  constexpr bool isOnline = std::is_same_v<OpTy, OnlineAttentionOp>;
+
+  Value batch = m.v(tensor::getMixedSize(rewriter, loc, op.getQuery(), kBatchDim));
+  Value sq = m.v(tensor::getMixedSize(rewriter, loc, op.getQuery(), kSeqDim));
+  Value tq = m.c(ts.query);
+  SmallVector<OpFoldResult> counts = {
+      m.ceilDiv(batch, m.c(ts.batch)),
+      rewriter.getIndexAttr(dims.qHeads / ts.heads), m.ceilDiv(sq, tq)};
+  for (OpFoldResult &c : counts)
+    if (auto cst = getConstantIntValue(c))
+      c = rewriter.getIndexAttr(*cst);
+  ArrayAttr mapping = rewriter.getArrayAttr(
+      {gpu::GPUBlockMappingAttr::get(ctx, gpu::MappingId::DimZ),
+       gpu::GPUBlockMappingAttr::get(ctx, gpu::MappingId::DimY),
+       gpu::GPUBlockMappingAttr::get(ctx, gpu::MappingId::DimX)});
+  auto forall = scf::ForallOp::create(rewriter, loc, counts, op.getOutputs(),
+                                      mapping);
+  rewriter.setInsertionPoint(forall.getTerminator());
+  SmallVector<Value> ivs(forall.getInductionVars());
+  SmallVector<Value> sharedOuts(forall.getRegionIterArgs());
+
+  // Causal-like masks give later query blocks more keys: visit them first.
+  KeyBand band = KeyBand::get(detail.maskKind());
+  Value qBlock = ivs[2];
+  if (band.upper && !band.lower)
+    qBlock = m.sub(m.sub(m.v(counts[2]), m.c(1)), qBlock);
+  Value b0 = m.mul(ivs[0], m.c(ts.batch));
+  Value h0 = m.mul(ivs[1], m.c(ts.heads));
+  Value q0 = m.mul(qBlock, tq);
+  // The last query block is partial unless the tile divides q_len.
+  bool padQuery = ShapedType::isDynamic(dims.qLen) || dims.qLen % ts.query;
+  OpFoldResult qSize = rewriter.getIndexAttr(ts.query);
+  if (padQuery)
+    qSize = affine::makeComposedFoldedAffineMin(
+        rewriter, loc,
+        AffineMap::get(0, 2,
+                       {getAffineConstantExpr(ts.query, ctx),
+                        getAffineSymbolExpr(0, ctx) -
+                            getAffineSymbolExpr(1, ctx)},
+                       ctx),
+        {sq, q0});
+
+  SmallVector<OpFoldResult> offsets = {b0, h0, q0, rewriter.getIndexAttr(0),
+                                       rewriter.getIndexAttr(0)};
+  SmallVector<OpFoldResult> sizes = {
+      rewriter.getIndexAttr(ts.batch), rewriter.getIndexAttr(ts.heads), qSize,
+      tensor::getMixedSize(rewriter, loc, op.getKey(), kSeqDim),
+      tensor::getMixedSize(rewriter, loc, op.getValue(), kFeatureDim)};
+  FailureOr<OpTy> tile = tileClone(rewriter, op, sharedOuts, offsets, sizes);
+  if (failed(tile))
+    return op.emitOpError("cannot be tiled into workgroups");
+
+  // Make the query-block tile static: pad the query rows and compute into
+  // fresh outs; the padded rows are dropped at the end.
+  SmallVector<Value> tileOuts(tile->getOutputs());
+  if (padQuery) {
+    auto padQ = [&](Value v) {
+      return v ? padDim(rewriter, loc, v, kSeqDim, ts.query) : v;
+    };
+    SmallVector<Value> freshOuts;
+    for (Value out : tileOuts) {
+      auto type = cast<RankedTensorType>(out.getType());
+      SmallVector<int64_t> shape(type.getShape());
+      shape[kSeqDim] = ts.query;
+      freshOuts.push_back(tensor::EmptyOp::create(rewriter, loc, shape,
+                                                  type.getElementType()));
+    }
+    OpTy padded = rebuild(rewriter, *tile, padQ(tile->getQuery()),
+                          tile->getKey(), tile->getValue(),
+                          padQ(tile->getMask()), padQ(tile->getBias()),
+                          tile->getOffsets(), tile->getKvBound(), freshOuts);
+    rewriter.eraseOp(*tile);
+    tile = padded;
+  }
+
+  // Online-softmax form of the tile, then the key loop.
+  SmallVector<Value> results;
+  if constexpr (isOnline) {
+    FailureOr<SmallVector<Value>> looped = tileKeyLoop(rewriter, *tile, ts.key);
+    if (failed(looped))
+      return failure();
+    results = *looped;
+  } else {
+    FailureOr<SmallVector<Value>> converted =
+        convertToOnlineAttention(rewriter, *tile);
+    if (failed(converted))
+      return failure();
+    // The normalisation reads the online_attention's results (operand 0 of
+    // the first normalisation generic is its accumulator).
+    auto online = converted->front()
+                      .getDefiningOp()
+                      ->getOperand(0)
+                      .getDefiningOp<OnlineAttentionOp>();
+    if (!online || failed(tileKeyLoop(rewriter, online, ts.key)))
+      return failure();
+    results = *converted;
+  }
+
+  // Insert the tile results into the shared outs.
+  OpBuilder::InsertionGuard g(rewriter);
+  for (auto [idx, res] : llvm::enumerate(results)) {
+    auto type = cast<RankedTensorType>(res.getType());
+    SmallVector<OpFoldResult> resOffsets = {b0, h0, q0};
+    SmallVector<OpFoldResult> resSizes = {rewriter.getIndexAttr(ts.batch),
+                                          rewriter.getIndexAttr(ts.heads), qSize};
+    if (type.getRank() == 4) {
+      resOffsets.push_back(rewriter.getIndexAttr(0));
+      resSizes.push_back(rewriter.getIndexAttr(type.getDimSize(3)));
+    }
+    SmallVector<OpFoldResult> strides(type.getRank(), rewriter.getIndexAttr(1));
+    Value src = res;
+    if (padQuery) {
+      SmallVector<OpFoldResult> zeros(type.getRank(), rewriter.getIndexAttr(0));
+      src = tensor::ExtractSliceOp::create(rewriter, loc, res, zeros, resSizes,
+                                           strides);
+    }
+    rewriter.setInsertionPointToEnd(forall.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(rewriter, loc, src, sharedOuts[idx],
+                                          resOffsets, resSizes, strides);
+    rewriter.setInsertionPoint(forall.getTerminator());
+  }
+  rewriter.replaceOp(op, forall.getResults());
+  return forall;
+}
+
+} // namespace
+
+FailureOr<scf::ForallOp>
+mlir::attn::tileAttention(RewriterBase &rewriter, AttentionOp op,
+                          const AttentionTileSizes &sizes) {
+  return tileParallel(rewriter, op, sizes);
+}
+
+FailureOr<scf::ForallOp>
+mlir::attn::tileAttention(RewriterBase &rewriter, OnlineAttentionOp op,
+                          const AttentionTileSizes &sizes) {
+  return tileParallel(rewriter, op, sizes);
+}
+
+namespace {
+struct TileAttentionPass
+    : attn::impl::TileAttentionPassBase<TileAttentionPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    FailureOr<AttentionTileSizes> sizes =
+        AttentionTileSizes::fromList(tileSizes);
+    if (failed(sizes)) {
+      getOperation()->emitError(
+          "attn-tile-attention: tile-sizes must be 4 positive integers "
+          "(batch, heads, query, key)");
+      return signalPassFailure();
+    }
+    // Only ops that are not already tiles (inside a forall made here).
+    SmallVector<Operation *> ops;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<AttentionOp, OnlineAttentionOp>(op) &&
+          !op->getParentOfType<scf::ForallOp>())
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : ops) {
+      FailureOr<scf::ForallOp> result =
+          isa<AttentionOp>(op)
+              ? tileAttention(rewriter, cast<AttentionOp>(op), *sizes)
+              : tileAttention(rewriter, cast<OnlineAttentionOp>(op), *sizes);
+      if (failed(result))
+        return signalPassFailure();
+    }
+  }
+};
+} // namespace
