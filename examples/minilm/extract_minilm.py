@@ -134,7 +134,8 @@ def main():
             "head_dim": D, "v_head_dim": D, "dtype": "f32", "scale": 1.0 / math.sqrt(D),
             "mask": {"kind": "key_padding"}}
     (args.out / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")
-    spec["mask"] = {"kind": "tensor"}
+    spec["mask"] = {"kind": "tensor", "dtype": "bool", "head_broadcast": True,
+                    "query_broadcast": True}
     (args.out / "spec_mask.json").write_text(json.dumps(spec, indent=2) + "\n")
     meta = {"model": MODEL_NAME, "torch_version": torch.__version__,
             "transformers_version": transformers.__version__, "sentences": SENTENCES,

@@ -3,31 +3,56 @@
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Transforms/Passes.h"
 
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Affine/Transforms/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
-#include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
 using namespace mlir::attn;
 
-/// Bufferization and the standard lowering to the LLVM dialect.
-static constexpr const char *kBufferizePipeline =
-    "one-shot-bufferize{bufferize-function-boundaries=1 "
-    "function-boundary-type-conversion=identity-layout-map},"
-    "canonicalize,cse,"
-    "func.func(attn-cpu-hoist-static-allocations),"
-    "func.func(promote-buffers-to-stack{max-alloc-size-in-bytes=1048576 "
-    "max-rank-of-allocated-memref=6}),"
-    "buffer-deallocation-pipeline";
+/// Bufferization: kernel arguments keep their (strided) memref types; tile
+/// temporaries are hoisted to the function entry and put on the stack.
+static void addBufferization(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createCPUHoistStaticAllocationsPass());
+  bufferization::PromoteBuffersToStackPassOptions stack;
+  stack.maxAllocSizeInBytes = 1 << 20;
+  stack.maxRankOfAllocatedMemRef = 6;
+  pm.addNestedPass<func::FuncOp>(
+      bufferization::createPromoteBuffersToStackPass(stack));
+  bufferization::buildBufferDeallocationPipeline(pm);
+}
 
-static constexpr const char *kLLVMPipeline =
-    "func.func(attn-cpu-lower-copies,convert-linalg-to-loops),"
-    "affine-expand-index-ops,lower-affine,"
-    "convert-scf-to-cf,canonicalize,cse,"
-    "expand-strided-metadata,lower-affine,"
-    "convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
-    "finalize-memref-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,"
-    "reconcile-unrealized-casts";
+/// The standard lowering to the LLVM dialect.
+static void addLowerToLLVM(OpPassManager &pm) {
+  pm.addNestedPass<func::FuncOp>(createCPULowerCopiesPass());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(affine::createAffineExpandIndexOpsPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
 
 void mlir::attn::buildCPUPipeline(OpPassManager &pm,
                                   const CPUPipelineOptions &options) {
@@ -39,13 +64,9 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createCPUDistributeWorkgroupsPass());
-  auto addText = [&](const char *text) {
-    if (failed(parsePassPipeline(text, pm, llvm::errs())))
-      llvm::report_fatal_error("attn-cpu-pipeline: malformed internal pipeline");
-  };
-  addText(kBufferizePipeline);
+  addBufferization(pm);
   if (options.lowerToLLVM)
-    addText(kLLVMPipeline);
+    addLowerToLLVM(pm);
 }
 
 void mlir::attn::registerAttnPipelines() {

@@ -116,15 +116,19 @@ FailureOr<GroupedOperands> builders::groupOperands(OpBuilder &b,
   g.key = op.key();
   g.value = op.value();
   g.kvLens = op.kvLens();
-  auto groupMaskLike = [&](Value v, bool &bcastBatch, bool &bcastHead) {
+  auto groupMaskLike = [&](Value v, bool &bcastBatch, bool &bcastHead,
+                           bool &bcastQuery) {
     if (!v)
       return v;
     bcastBatch = isBroadcastDim(v, kBatchDim) && d.batch != 1;
     bcastHead = isBroadcastDim(v, kHeadDim);
+    bcastQuery = isBroadcastDim(v, kSeqDim) && d.qLen != 1;
     return bcastHead ? v : expandHeads(b, loc, v, g.group);
   };
-  g.mask = groupMaskLike(op.mask(), g.maskBcastBatch, g.maskBcastHead);
-  g.bias = groupMaskLike(op.bias(), g.biasBcastBatch, g.biasBcastHead);
+  g.mask = groupMaskLike(op.mask(), g.maskBcastBatch, g.maskBcastHead,
+                         g.maskBcastQuery);
+  g.bias = groupMaskLike(op.bias(), g.biasBcastBatch, g.biasBcastHead,
+                         g.biasBcastQuery);
 
   SmallVector<OpFoldResult> qShape = mixedShape(b, loc, g.query);
   g.rowShape.assign(qShape.begin(), qShape.begin() + 4);
@@ -214,20 +218,23 @@ Value builders::buildMaskedScores(OpBuilder &b, Location loc,
   // Loops (b, k, g, m, n).
   SmallVector<Value> inputs;
   SmallVector<AffineMap> maps;
-  auto addMaskLike = [&](Value v, bool bcastBatch, bool bcastHead) {
-    int64_t bd = bcastBatch ? -1 : 0;
+  auto addMaskLike = [&](Value v, bool bcastBatch, bool bcastHead,
+                         bool bcastQuery) {
+    int64_t bd = bcastBatch ? -1 : 0, md = bcastQuery ? -1 : 3;
     inputs.push_back(v);
-    maps.push_back(bcastHead ? mapOf(ctx, 5, {bd, -1, 3, 4})
-                             : mapOf(ctx, 5, {bd, 1, 2, 3, 4}));
+    maps.push_back(bcastHead ? mapOf(ctx, 5, {bd, -1, md, 4})
+                             : mapOf(ctx, 5, {bd, 1, 2, md, 4}));
   };
   int maskIdx = -1, biasIdx = -1, lensIdx = -1;
   if (ops.mask) {
     maskIdx = inputs.size();
-    addMaskLike(ops.mask, ops.maskBcastBatch, ops.maskBcastHead);
+    addMaskLike(ops.mask, ops.maskBcastBatch, ops.maskBcastHead,
+                ops.maskBcastQuery);
   }
   if (ops.bias) {
     biasIdx = inputs.size();
-    addMaskLike(ops.bias, ops.biasBcastBatch, ops.biasBcastHead);
+    addMaskLike(ops.bias, ops.biasBcastBatch, ops.biasBcastHead,
+                ops.biasBcastQuery);
   }
   if (ops.kvLens) {
     lensIdx = inputs.size();

@@ -27,8 +27,8 @@ struct GroupedOperands {
   /// Mask and bias with their head dimension split (or kept at size 1 when
   /// broadcast); null when absent.
   Value mask, bias, kvLens;
-  bool maskBcastBatch = false, maskBcastHead = false;
-  bool biasBcastBatch = false, biasBcastHead = false;
+  bool maskBcastBatch = false, maskBcastHead = false, maskBcastQuery = false;
+  bool biasBcastBatch = false, biasBcastHead = false, biasBcastQuery = false;
   int64_t group = 1;
   /// [B, Hk, G, M] and N, D, Dv as mixed sizes.
   SmallVector<OpFoldResult> rowShape;

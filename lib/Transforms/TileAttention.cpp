@@ -336,7 +336,9 @@ FailureOr<scf::ForallOp> tileParallel(RewriterBase &rewriter, OpTy op,
   SmallVector<Value> tileOuts(tile->getOutputs());
   if (padQuery) {
     auto padQ = [&](Value v) {
-      return v ? padDim(rewriter, loc, v, kSeqDim, ts.query) : v;
+      return v && !isBroadcastDim(v, kSeqDim)
+                 ? padDim(rewriter, loc, v, kSeqDim, ts.query)
+                 : v;
     };
     SmallVector<Value> freshOuts;
     for (Value out : tileOuts) {

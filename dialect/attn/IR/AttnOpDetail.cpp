@@ -115,14 +115,14 @@ struct Verifier {
     return success();
   }
 
-  // mask / bias: rank 4, [B|1, Hq|1, Sq, Sk].
+  // mask / bias: rank 4, [B|1, Hq|1, Sq|1, Sk].
   LogicalResult checkMaskLike(Value v, StringRef name, const AttentionDims &d) {
-    if (failed(checkRank4(v, name, "[batch|1, q_heads|1, q_len, kv_len]")))
+    if (failed(checkRank4(v, name, "[batch|1, q_heads|1, q_len|1, kv_len]")))
       return failure();
     ArrayRef<int64_t> shape = cast<ShapedType>(v.getType()).getShape();
     SmallVector<int64_t> expected = {d.batch, d.qHeads, d.qLen, d.kvLen};
     for (unsigned i = 0; i < 4; ++i) {
-      bool ok = sameOrDynamic(shape[i], expected[i]) || (i < 2 && shape[i] == 1);
+      bool ok = sameOrDynamic(shape[i], expected[i]) || (i < 3 && shape[i] == 1);
       if (!ok)
         return error(name) << "shape " << shapeStr(shape)
                            << " does not broadcast to [batch, q_heads, q_len, "

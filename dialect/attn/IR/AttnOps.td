@@ -66,7 +66,8 @@ def Attn_AttentionOp : Attn_AttentionLikeOp<"attention"> {
       with `Hq % Hkv == 0`; `Dv` may differ from `D` (MLA). Query, key and
       value share one float element type.
     * `mask` (optional) i1, broadcastable to [B, Hq, Sq, Sk] (each of the
-      first two dims is either full or 1); `true` keeps the key.
+      first three dims is either full or 1, e.g. a [B, 1, 1, Sk] padding
+      mask); `true` keeps the key.
     * `bias` (optional) float, same broadcast rule, added to the scaled
       scores (-inf hides a key).
     * `kv_lens` (optional) i32 or i64 [B]: keys `j >= kv_lens[b]` are hidden

@@ -137,9 +137,11 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
     if (!v)
       return v;
     OpFoldResult one = b.getIndexAttr(1);
-    bool bcastB = isBroadcastDim(v, kBatchDim), bcastH = isBroadcastDim(v, kHeadDim);
-    return slice(v, {bcastB ? zero : b0, bcastH ? zero : h0, m0, k0},
-                 {bcastB ? one : bs, bcastH ? one : hs, ms, ks});
+    bool bcastB = isBroadcastDim(v, kBatchDim);
+    bool bcastH = isBroadcastDim(v, kHeadDim);
+    bool bcastQ = isBroadcastDim(v, kSeqDim);
+    return slice(v, {bcastB ? zero : b0, bcastH ? zero : h0, bcastQ ? zero : m0, k0},
+                 {bcastB ? one : bs, bcastH ? one : hs, bcastQ ? one : ms, ks});
   };
   Value mask = sliceMaskLike(detail.mask());
   Value bias = sliceMaskLike(detail.bias());

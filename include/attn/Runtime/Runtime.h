@@ -1,0 +1,127 @@
+//===- Runtime.h - JIT runtime for attention kernels ------------*- C++ -*-===//
+//
+// Compiles attention kernels for a spec through the attn pipelines, caches
+// them by spec and target, and runs them on caller-owned buffers.
+//
+//   attn::Runtime rt;                               // all cores
+//   auto kernel = rt.getKernel(spec);               // compiles or hits cache
+//   attn::AttentionArgs args;                       // q, k, v, out, ...
+//   args.query = attn::TensorRef::contiguous(q, attn::DType::F32, {1, 8, 1024, 64});
+//   ...
+//   if (auto err = (*kernel)->run(args)) ...        // validated, then run
+//
+// Thread-safe: any number of threads may compile and run at once.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_RUNTIME_RUNTIME_H
+#define ATTN_RUNTIME_RUNTIME_H
+
+#include "attn/Runtime/Spec.h"
+
+#include <array>
+#include <memory>
+#include <string>
+
+namespace attn {
+
+enum class Target { CPU, CUDA };
+const char *targetName(Target target);
+
+/// A caller-owned tensor of rank <= 4: sizes and strides are in elements.
+/// The innermost stride must be 1 (a runtime error otherwise).
+struct TensorRef {
+  void *data = nullptr;
+  DType dtype = DType::F32;
+  int rank = 0;
+  std::array<int64_t, 4> shape{};
+  std::array<int64_t, 4> strides{};
+
+  /// A C-contiguous tensor.
+  static TensorRef contiguous(void *data, DType dtype,
+                              std::initializer_list<int64_t> shape);
+  static TensorRef contiguous(void *data, DType dtype, int rank,
+                              const int64_t *shape);
+  bool empty() const { return data == nullptr; }
+};
+
+/// The operands of one run. `mask` is given when the spec has a tensor mask
+/// ([B|1, Hq|1, Sq|1, Sk], bool or float per the spec), `kvLens` when it has a
+/// key_padding mask ([B], i32 or i64), `lse` when the spec returns the
+/// log-sum-exp ([B, Hq, Sq] f32). query [B, Hq, Sq, D], key [B, Hkv, Sk, D],
+/// value [B, Hkv, Sk, Dv], output [B, Hq, Sq, Dv] in the spec's dtype.
+struct AttentionArgs {
+  TensorRef query, key, value, mask, kvLens, output, lse;
+};
+
+/// What the compiler chose for a kernel.
+struct KernelInfo {
+  Target target = Target::CPU;
+  /// Tile sizes (batch, heads, query, key).
+  std::array<int64_t, 4> tileSizes{};
+  /// Time spent compiling it, in ms (0 when it came from a cache).
+  double compileMs = 0;
+  /// Name of the entry point in the compiled module.
+  std::string entry;
+};
+
+/// A compiled kernel for one spec and target.
+class Kernel {
+public:
+  virtual ~Kernel();
+  const AttentionSpec &spec() const { return spec_; }
+  const KernelInfo &info() const { return info_; }
+
+  /// Checks `args` against the spec: presence, dtypes, ranks, shapes
+  /// (dynamic sizes must agree between operands), innermost strides. The
+  /// error names the operand, e.g. "key: shape [1, 8, 100, 64] does not
+  /// match [1, 8, 128, 64]".
+  llvm::Error validate(const AttentionArgs &args) const;
+
+  /// Validates, then runs the kernel (on the runtime's threads for the CPU).
+  llvm::Error run(const AttentionArgs &args) const;
+
+protected:
+  Kernel(AttentionSpec spec, KernelInfo info)
+      : spec_(std::move(spec)), info_(std::move(info)) {}
+  /// Runs on arguments that passed validate(); sizes resolved.
+  virtual llvm::Error launch(const AttentionArgs &args, int64_t batch,
+                             int64_t qLen, int64_t kvLen) const = 0;
+
+private:
+  AttentionSpec spec_;
+  KernelInfo info_;
+};
+
+struct RuntimeOptions {
+  /// Worker threads for CPU kernels; 0 means every core of the machine.
+  unsigned numThreads = 0;
+};
+
+/// Compiles, caches and runs kernels.
+class Runtime {
+public:
+  explicit Runtime(RuntimeOptions options = {});
+  ~Runtime();
+  Runtime(const Runtime &) = delete;
+  Runtime &operator=(const Runtime &) = delete;
+
+  /// Returns the cached kernel for (spec, target), compiling it on a miss.
+  /// Concurrent requests for the same spec compile it once. Errors: the
+  /// spec is invalid, the target is unavailable, or compilation failed.
+  llvm::Expected<std::shared_ptr<Kernel>> getKernel(const AttentionSpec &spec,
+                                                    Target target = Target::CPU);
+
+  /// Number of kernels in the in-memory cache.
+  size_t cacheSize() const;
+  unsigned numThreads() const;
+
+  class Impl;
+
+private:
+  std::unique_ptr<Impl> impl;
+};
+
+} // namespace attn
+
+#endif // ATTN_RUNTIME_RUNTIME_H

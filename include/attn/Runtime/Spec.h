@@ -1,0 +1,96 @@
+//===- Spec.h - attention problem specification -----------------*- C++ -*-===//
+//
+// The attention problem a kernel is compiled for: sizes, element type,
+// scale and masks. It is what the JSON spec of attn-run describes
+// (DESIGN.md section 6) and the key of the kernel cache.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_RUNTIME_SPEC_H
+#define ATTN_RUNTIME_SPEC_H
+
+#include "llvm/Support/Error.h"
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace attn {
+
+/// Element types that cross the runtime boundary.
+enum class DType { F32, F16, BF16, Bool, I32, I64 };
+
+/// Size of one element in bytes.
+int64_t dtypeSize(DType dtype);
+/// "f32", "f16", "bf16", "bool", "i32", "i64".
+const char *dtypeName(DType dtype);
+/// Parses the names above; nullopt when unknown.
+std::optional<DType> parseDType(const std::string &name);
+
+/// One mask of the spec; a spec's masks combine by intersection.
+struct MaskSpec {
+  enum class Kind {
+    /// j <= i (+ kv_len - q_len with bottom-right alignment).
+    Causal,
+    /// i - left <= j <= i + right (+ the same shift).
+    SlidingWindow,
+    /// A tensor passed at run time: bool (true keeps) or float (additive
+    /// bias), shape [B|1, Hq|1, Sq|1, Sk].
+    Tensor,
+    /// kv_lens [B] (i32 or i64) passed at run time: keys j >= kv_lens[b] are
+    /// hidden.
+    KeyPadding,
+  };
+  Kind kind = Kind::Causal;
+  bool bottomRight = false;       // Causal, SlidingWindow
+  int64_t left = 0, right = 0;    // SlidingWindow
+  DType dtype = DType::Bool;      // Tensor: Bool, F32, F16, BF16; KeyPadding: I32, I64
+  bool batchBroadcast = false;    // Tensor: batch dim is 1
+  bool headBroadcast = true;      // Tensor: head dim is 1
+  bool queryBroadcast = false;    // Tensor: query dim is 1
+
+  bool operator==(const MaskSpec &o) const;
+};
+
+/// An attention problem. Sizes marked optional may be dynamic (nullopt):
+/// one compiled kernel then serves every value.
+struct AttentionSpec {
+  std::optional<int64_t> batch = 1;
+  int64_t qHeads = 1, kvHeads = 1;
+  std::optional<int64_t> qLen = 1, kvLen = 1;
+  int64_t headDim = 64, vHeadDim = 64;
+  /// Element type of query, key, value and output (f32, f16 or bf16);
+  /// softmax and accumulation are f32 whatever it is.
+  DType dtype = DType::F32;
+  /// Defaults to 1/sqrt(headDim).
+  std::optional<double> scale;
+  std::vector<MaskSpec> masks;
+  /// Also return the log-sum-exp [B, Hq, Sq] (f32, natural log).
+  bool returnLse = false;
+
+  /// Parses the JSON text of DESIGN.md section 6. Errors name the offending
+  /// key, e.g. "spec: 'head_dim' must be a positive integer".
+  static llvm::Expected<AttentionSpec> fromJSON(const std::string &text);
+  /// The JSON form (canonical: stable key order, every field explicit).
+  std::string toJSON() const;
+  /// Checks consistency (positive sizes, q_heads % kv_heads, mask fields,
+  /// size limits); fromJSON calls it.
+  llvm::Error validate() const;
+
+  double scaleValue() const;
+  const MaskSpec *findMask(MaskSpec::Kind kind) const;
+  bool isCausalLike() const;
+
+  bool operator==(const AttentionSpec &o) const;
+};
+
+/// Floating-point operations of one run of `spec` at the given sizes:
+/// 2 * B * Hq * (D + Dv) * (number of visible score entries), i.e.
+/// 4 * B * Hq * Sq * Sk * D without masks when Dv = D (DESIGN.md section 8).
+/// Tensor and key-padding masks count as unmasked.
+double attentionFlops(const AttentionSpec &spec, int64_t batch, int64_t qLen,
+                      int64_t kvLen);
+
+} // namespace attn
+
+#endif // ATTN_RUNTIME_SPEC_H

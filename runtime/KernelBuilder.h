@@ -1,0 +1,42 @@
+//===- KernelBuilder.h - attention spec -> MLIR kernel module ---*- C++ -*-===//
+#ifndef ATTN_RUNTIME_KERNELBUILDER_H
+#define ATTN_RUNTIME_KERNELBUILDER_H
+
+#include "attn/Runtime/Spec.h"
+#include "attn/Transforms/Transforms.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+
+namespace attn {
+
+/// Name of the kernel entry function.
+constexpr const char *kKernelEntry = "attn_kernel";
+
+/// The operands of the kernel entry in order, for a spec: query, key, value,
+/// [mask], [kv_lens], output, [lse] (then the workgroup range on the CPU).
+enum class KernelOperand { Query, Key, Value, Mask, KvLens, Output, Lse };
+std::vector<KernelOperand> kernelOperands(const AttentionSpec &spec);
+
+/// Builds
+///   func @attn_kernel(%query: memref<..., strided<[?, ?, ?, 1]>>, ...,
+///                     [%wg_begin: index, %wg_end: index])
+/// whose body reads the memrefs as tensors, runs one attn.attention and
+/// writes the result into the output memrefs. Sizes left dynamic by the spec
+/// are `?`; every operand has dynamic outer strides and a unit innermost
+/// stride. With `workgroupRange`, the two trailing index arguments carry the
+/// attn.workgroup_begin / attn.workgroup_end attributes.
+mlir::OwningOpRef<mlir::ModuleOp>
+buildKernelModule(mlir::MLIRContext &context, const AttentionSpec &spec,
+                  bool workgroupRange);
+
+/// Tile sizes the CPU pipeline uses for `spec`.
+mlir::attn::AttentionTileSizes selectCPUTileSizes(const AttentionSpec &spec);
+
+/// A registry with every dialect and extension the pipelines need.
+const mlir::DialectRegistry &kernelDialectRegistry();
+
+} // namespace attn
+
+#endif // ATTN_RUNTIME_KERNELBUILDER_H

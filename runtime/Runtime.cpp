@@ -1,0 +1,222 @@
+//===- Runtime.cpp - JIT runtime for attention kernels --------------------===//
+
+#include "attn/Runtime/Runtime.h"
+#include "KernelBuilder.h"
+#include "RuntimeInternal.h"
+
+#include "mlir/InitAllPasses.h"
+
+#include <future>
+#include <map>
+#include <mutex>
+
+using namespace attn;
+
+const char *attn::targetName(Target target) {
+  return target == Target::CPU ? "cpu" : "cuda";
+}
+
+TensorRef TensorRef::contiguous(void *data, DType dtype, int rank,
+                                const int64_t *shape) {
+  TensorRef t;
+  t.data = data;
+  t.dtype = dtype;
+  t.rank = rank;
+  int64_t stride = 1;
+  for (int i = rank - 1; i >= 0; --i) {
+    t.shape[i] = shape[i];
+    t.strides[i] = stride;
+    stride *= shape[i];
+  }
+  return t;
+}
+
+TensorRef TensorRef::contiguous(void *data, DType dtype,
+                                std::initializer_list<int64_t> shape) {
+  return contiguous(data, dtype, static_cast<int>(shape.size()),
+                    shape.begin());
+}
+
+Kernel::~Kernel() = default;
+
+static std::string shapeString(const int64_t *shape, int rank) {
+  std::string s = "[";
+  for (int i = 0; i < rank; ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+static llvm::Error argError(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+namespace {
+/// Expected operand layout for validation.
+struct Expect {
+  const char *name;
+  const TensorRef *ref;
+  std::vector<DType> dtypes;
+  std::vector<int64_t> shape;
+};
+} // namespace
+
+llvm::Error Kernel::validate(const AttentionArgs &args) const {
+  const AttentionSpec &s = spec();
+  // Resolve dynamic sizes from query and key.
+  if (args.query.empty() || args.key.empty() || args.value.empty() ||
+      args.output.empty())
+    return argError("query, key, value and output must be given");
+  if (args.query.rank != 4 || args.key.rank != 4)
+    return argError(args.query.rank != 4 ? "query: expected rank 4"
+                                         : "key: expected rank 4");
+  int64_t batch = s.batch.value_or(args.query.shape[0]);
+  int64_t qLen = s.qLen.value_or(args.query.shape[2]);
+  int64_t kvLen = s.kvLen.value_or(args.key.shape[2]);
+
+  std::vector<Expect> expects = {
+      {"query", &args.query, {s.dtype}, {batch, s.qHeads, qLen, s.headDim}},
+      {"key", &args.key, {s.dtype}, {batch, s.kvHeads, kvLen, s.headDim}},
+      {"value", &args.value, {s.dtype}, {batch, s.kvHeads, kvLen, s.vHeadDim}},
+      {"output", &args.output, {s.dtype}, {batch, s.qHeads, qLen, s.vHeadDim}},
+  };
+  const MaskSpec *tensorMask = s.findMask(MaskSpec::Kind::Tensor);
+  if (tensorMask)
+    expects.push_back({"mask",
+                       &args.mask,
+                       {tensorMask->dtype},
+                       {tensorMask->batchBroadcast ? 1 : batch,
+                        tensorMask->headBroadcast ? 1 : s.qHeads,
+                        tensorMask->queryBroadcast ? 1 : qLen, kvLen}});
+  else if (!args.mask.empty())
+    return argError("mask: given, but the spec has no tensor mask");
+  const MaskSpec *padding = s.findMask(MaskSpec::Kind::KeyPadding);
+  if (padding)
+    expects.push_back({"kv_lens", &args.kvLens, {padding->dtype}, {batch}});
+  else if (!args.kvLens.empty())
+    return argError("kv_lens: given, but the spec has no key_padding mask");
+  if (s.returnLse)
+    expects.push_back({"lse", &args.lse, {DType::F32}, {batch, s.qHeads, qLen}});
+  else if (!args.lse.empty())
+    return argError("lse: given, but the spec does not return the "
+                    "log-sum-exp");
+
+  for (const Expect &e : expects) {
+    const TensorRef &t = *e.ref;
+    if (t.empty())
+      return argError(llvm::Twine(e.name) + ": missing");
+    if (t.dtype != e.dtypes.front())
+      return argError(llvm::Twine(e.name) + ": dtype " + dtypeName(t.dtype) +
+                      " does not match the spec's " +
+                      dtypeName(e.dtypes.front()));
+    int rank = static_cast<int>(e.shape.size());
+    if (t.rank != rank)
+      return argError(llvm::Twine(e.name) + ": rank " + llvm::Twine(t.rank) +
+                      " does not match the expected rank " +
+                      llvm::Twine(rank));
+    for (int i = 0; i < rank; ++i)
+      if (t.shape[i] != e.shape[i])
+        return argError(llvm::Twine(e.name) + ": shape " +
+                        shapeString(t.shape.data(), rank) +
+                        " does not match " +
+                        shapeString(e.shape.data(), rank));
+    if (t.strides[rank - 1] != 1)
+      return argError(llvm::Twine(e.name) +
+                      ": the innermost stride must be 1, got " +
+                      llvm::Twine(t.strides[rank - 1]));
+    for (int i = 0; i < rank; ++i)
+      if (t.strides[i] < 0)
+        return argError(llvm::Twine(e.name) + ": negative strides are not "
+                                              "supported");
+  }
+  return llvm::Error::success();
+}
+
+llvm::Error Kernel::run(const AttentionArgs &args) const {
+  if (auto err = validate(args))
+    return err;
+  const AttentionSpec &s = spec();
+  return launch(args, s.batch.value_or(args.query.shape[0]),
+                s.qLen.value_or(args.query.shape[2]),
+                s.kvLen.value_or(args.key.shape[2]));
+}
+
+//===----------------------------------------------------------------------===//
+// Runtime
+//===----------------------------------------------------------------------===//
+
+namespace {
+struct CacheEntry {
+  std::shared_ptr<Kernel> kernel;
+  std::string error;
+};
+} // namespace
+
+class Runtime::Impl {
+public:
+  explicit Impl(RuntimeOptions options)
+      : pool(std::make_shared<detail::WorkerPool>(options.numThreads)) {}
+
+  std::shared_ptr<detail::WorkerPool> pool;
+  mutable std::mutex mutex;
+  std::map<std::string, std::shared_future<CacheEntry>> cache;
+};
+
+Runtime::Runtime(RuntimeOptions options)
+    : impl(std::make_unique<Impl>(options)) {
+  // The pipelines parse upstream pass names: register them once.
+  static std::once_flag registered;
+  std::call_once(registered, [] { mlir::registerAllPasses(); });
+}
+
+Runtime::~Runtime() = default;
+
+size_t Runtime::cacheSize() const {
+  std::lock_guard<std::mutex> lock(impl->mutex);
+  return impl->cache.size();
+}
+
+unsigned Runtime::numThreads() const { return impl->pool->numThreads(); }
+
+llvm::Expected<std::shared_ptr<Kernel>>
+Runtime::getKernel(const AttentionSpec &spec, Target target) {
+  std::string key = std::string(targetName(target)) + ":" + spec.toJSON();
+  std::promise<CacheEntry> promise;
+  std::shared_future<CacheEntry> future;
+  bool compileHere = false;
+  {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    auto it = impl->cache.find(key);
+    if (it != impl->cache.end()) {
+      future = it->second;
+    } else {
+      future = promise.get_future().share();
+      impl->cache.emplace(key, future);
+      compileHere = true;
+    }
+  }
+  if (compileHere) {
+    CacheEntry entry;
+    llvm::Expected<std::shared_ptr<Kernel>> kernel = [&]()
+        -> llvm::Expected<std::shared_ptr<Kernel>> {
+      if (auto err = spec.validate())
+        return std::move(err);
+      if (target == Target::CPU)
+        return detail::compileCPUKernel(spec, impl->pool);
+      return detail::compileCUDAKernel(spec);
+    }();
+    if (kernel)
+      entry.kernel = *kernel;
+    else
+      entry.error = llvm::toString(kernel.takeError());
+    if (!entry.kernel) {
+      // Do not cache failures: a later call may succeed (e.g. a device).
+      std::lock_guard<std::mutex> lock(impl->mutex);
+      impl->cache.erase(key);
+    }
+    promise.set_value(entry);
+  }
+  const CacheEntry &entry = future.get();
+  if (!entry.kernel)
+    return argError(entry.error);
+  return entry.kernel;
+}

@@ -1,0 +1,445 @@
+//===- Spec.cpp - attention problem specification -------------------------===//
+
+#include "attn/Runtime/Spec.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <set>
+
+using namespace attn;
+using json = nlohmann::json;
+
+int64_t attn::dtypeSize(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+  case DType::I32:
+    return 4;
+  case DType::F16:
+  case DType::BF16:
+    return 2;
+  case DType::Bool:
+    return 1;
+  case DType::I64:
+    return 8;
+  }
+  return 0;
+}
+
+const char *attn::dtypeName(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+    return "f32";
+  case DType::F16:
+    return "f16";
+  case DType::BF16:
+    return "bf16";
+  case DType::Bool:
+    return "bool";
+  case DType::I32:
+    return "i32";
+  case DType::I64:
+    return "i64";
+  }
+  return "?";
+}
+
+std::optional<DType> attn::parseDType(const std::string &name) {
+  for (DType d : {DType::F32, DType::F16, DType::BF16, DType::Bool, DType::I32,
+                  DType::I64})
+    if (name == dtypeName(d))
+      return d;
+  return std::nullopt;
+}
+
+bool MaskSpec::operator==(const MaskSpec &o) const {
+  return kind == o.kind && bottomRight == o.bottomRight && left == o.left &&
+         right == o.right && dtype == o.dtype &&
+         batchBroadcast == o.batchBroadcast &&
+         headBroadcast == o.headBroadcast && queryBroadcast == o.queryBroadcast;
+}
+
+bool AttentionSpec::operator==(const AttentionSpec &o) const {
+  return batch == o.batch && qHeads == o.qHeads && kvHeads == o.kvHeads &&
+         qLen == o.qLen && kvLen == o.kvLen && headDim == o.headDim &&
+         vHeadDim == o.vHeadDim && dtype == o.dtype && scale == o.scale &&
+         masks == o.masks && returnLse == o.returnLse;
+}
+
+double AttentionSpec::scaleValue() const {
+  return scale ? *scale : 1.0 / std::sqrt(static_cast<double>(headDim));
+}
+
+const MaskSpec *AttentionSpec::findMask(MaskSpec::Kind kind) const {
+  for (const MaskSpec &m : masks)
+    if (m.kind == kind)
+      return &m;
+  return nullptr;
+}
+
+bool AttentionSpec::isCausalLike() const {
+  return findMask(MaskSpec::Kind::Causal) != nullptr;
+}
+
+static llvm::Error specError(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 "spec: " + msg);
+}
+
+//===----------------------------------------------------------------------===//
+// JSON
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Reads typed fields of one JSON object and reports unknown keys.
+struct ObjectReader {
+  const json &obj;
+  std::string prefix; // "" or "mask."
+  std::set<std::string> seen;
+
+  llvm::Error unknownKeys() {
+    for (auto it = obj.begin(); it != obj.end(); ++it)
+      if (!seen.count(it.key()))
+        return specError("unknown key '" + prefix + it.key() + "'");
+    return llvm::Error::success();
+  }
+  const json *find(const std::string &key) {
+    seen.insert(key);
+    auto it = obj.find(key);
+    return it == obj.end() ? nullptr : &*it;
+  }
+  /// A positive integer; `nullable` allows null (dynamic size).
+  llvm::Error size(const std::string &key, std::optional<int64_t> &out,
+                   bool required, bool nullable) {
+    const json *v = find(key);
+    if (!v) {
+      if (required)
+        return specError("missing required key '" + prefix + key + "'");
+      return llvm::Error::success();
+    }
+    if (v->is_null() && nullable) {
+      out = std::nullopt;
+      return llvm::Error::success();
+    }
+    if (!v->is_number_integer() || v->get<int64_t>() <= 0 ||
+        v->get<int64_t>() > INT32_MAX)
+      return specError("'" + prefix + key + "' must be a positive integer " +
+                       (nullable ? "(or null for a dynamic size) " : "") +
+                       "below 2^31, got " + v->dump());
+    out = v->get<int64_t>();
+    return llvm::Error::success();
+  }
+  llvm::Error nonNegative(const std::string &key, int64_t &out) {
+    const json *v = find(key);
+    if (!v)
+      return specError("missing required key '" + prefix + key + "'");
+    if (!v->is_number_integer() || v->get<int64_t>() < 0 ||
+        v->get<int64_t>() > INT32_MAX)
+      return specError("'" + prefix + key +
+                       "' must be a non-negative integer, got " + v->dump());
+    out = v->get<int64_t>();
+    return llvm::Error::success();
+  }
+  llvm::Error boolean(const std::string &key, bool &out) {
+    const json *v = find(key);
+    if (!v)
+      return llvm::Error::success();
+    if (!v->is_boolean())
+      return specError("'" + prefix + key + "' must be true or false, got " +
+                       v->dump());
+    out = v->get<bool>();
+    return llvm::Error::success();
+  }
+  llvm::Error string(const std::string &key, std::optional<std::string> &out) {
+    const json *v = find(key);
+    if (!v)
+      return llvm::Error::success();
+    if (!v->is_string())
+      return specError("'" + prefix + key + "' must be a string, got " +
+                       v->dump());
+    out = v->get<std::string>();
+    return llvm::Error::success();
+  }
+};
+
+llvm::Error parseAlign(ObjectReader &r, MaskSpec &mask) {
+  std::optional<std::string> align;
+  if (auto err = r.string("align", align))
+    return err;
+  if (!align || *align == "top_left")
+    mask.bottomRight = false;
+  else if (*align == "bottom_right")
+    mask.bottomRight = true;
+  else
+    return specError("'mask.align' must be \"top_left\" or \"bottom_right\", "
+                     "got \"" + *align + "\"");
+  return llvm::Error::success();
+}
+
+/// Parses one mask object; returns nullopt for kind "none".
+llvm::Expected<std::optional<MaskSpec>> parseMask(const json &obj) {
+  if (!obj.is_object())
+    return specError("'mask' must be an object or a list of objects, got " +
+                     obj.dump());
+  ObjectReader r{obj, "mask.", {}};
+  std::optional<std::string> kind;
+  if (auto err = r.string("kind", kind))
+    return std::move(err);
+  if (!kind)
+    return specError("missing required key 'mask.kind'");
+  MaskSpec mask;
+  if (*kind == "none") {
+    if (auto err = r.unknownKeys())
+      return std::move(err);
+    return std::nullopt;
+  }
+  if (*kind == "causal") {
+    mask.kind = MaskSpec::Kind::Causal;
+    if (auto err = parseAlign(r, mask))
+      return std::move(err);
+  } else if (*kind == "sliding_window") {
+    mask.kind = MaskSpec::Kind::SlidingWindow;
+    if (auto err = r.nonNegative("left", mask.left))
+      return std::move(err);
+    if (auto err = r.nonNegative("right", mask.right))
+      return std::move(err);
+    if (auto err = parseAlign(r, mask))
+      return std::move(err);
+  } else if (*kind == "tensor") {
+    mask.kind = MaskSpec::Kind::Tensor;
+    std::optional<std::string> dtype;
+    if (auto err = r.string("dtype", dtype))
+      return std::move(err);
+    std::optional<DType> d = parseDType(dtype.value_or("bool"));
+    if (!d || !(*d == DType::Bool || *d == DType::F32 || *d == DType::F16 ||
+                *d == DType::BF16))
+      return specError("'mask.dtype' must be \"bool\" (true keeps the key) or "
+                       "\"f32\", \"f16\", \"bf16\" (additive bias), got \"" +
+                       dtype.value_or("") + "\"");
+    mask.dtype = *d;
+    if (auto err = r.boolean("batch_broadcast", mask.batchBroadcast))
+      return std::move(err);
+    if (auto err = r.boolean("head_broadcast", mask.headBroadcast))
+      return std::move(err);
+    if (auto err = r.boolean("query_broadcast", mask.queryBroadcast))
+      return std::move(err);
+  } else if (*kind == "key_padding") {
+    mask.kind = MaskSpec::Kind::KeyPadding;
+    std::optional<std::string> dtype;
+    if (auto err = r.string("dtype", dtype))
+      return std::move(err);
+    std::optional<DType> d = parseDType(dtype.value_or("i32"));
+    if (!d || !(*d == DType::I32 || *d == DType::I64))
+      return specError("'mask.dtype' of key_padding must be \"i32\" or "
+                       "\"i64\", got \"" + dtype.value_or("") + "\"");
+    mask.dtype = *d;
+  } else {
+    return specError("'mask.kind' must be one of none, causal, "
+                     "sliding_window, tensor, key_padding; got \"" + *kind +
+                     "\"");
+  }
+  if (auto err = r.unknownKeys())
+    return std::move(err);
+  return std::optional<MaskSpec>(mask);
+}
+} // namespace
+
+llvm::Expected<AttentionSpec> AttentionSpec::fromJSON(const std::string &text) {
+  json root = json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded())
+    return specError("not valid JSON");
+  if (!root.is_object())
+    return specError("the top level must be a JSON object");
+  AttentionSpec spec;
+  ObjectReader r{root, "", {}};
+  std::optional<int64_t> qHeads, kvHeads, headDim, vHeadDim;
+  if (auto err = r.size("batch", spec.batch, true, true))
+    return std::move(err);
+  if (auto err = r.size("q_heads", qHeads, true, false))
+    return std::move(err);
+  if (auto err = r.size("kv_heads", kvHeads, false, false))
+    return std::move(err);
+  if (auto err = r.size("q_len", spec.qLen, true, true))
+    return std::move(err);
+  if (auto err = r.size("kv_len", spec.kvLen, true, true))
+    return std::move(err);
+  if (auto err = r.size("head_dim", headDim, true, false))
+    return std::move(err);
+  if (auto err = r.size("v_head_dim", vHeadDim, false, false))
+    return std::move(err);
+  spec.qHeads = *qHeads;
+  spec.kvHeads = kvHeads.value_or(*qHeads);
+  spec.headDim = *headDim;
+  spec.vHeadDim = vHeadDim.value_or(*headDim);
+
+  std::optional<std::string> dtype;
+  if (auto err = r.string("dtype", dtype))
+    return std::move(err);
+  std::optional<DType> d = parseDType(dtype.value_or("f32"));
+  if (!d || !(*d == DType::F32 || *d == DType::F16 || *d == DType::BF16))
+    return specError("'dtype' must be \"f32\", \"f16\" or \"bf16\", got \"" +
+                     dtype.value_or("") + "\"");
+  spec.dtype = *d;
+
+  if (const json *s = r.find("scale")) {
+    if (!s->is_number() || !std::isfinite(s->get<double>()) ||
+        s->get<double>() == 0.0)
+      return specError("'scale' must be a finite non-zero number, got " +
+                       s->dump());
+    spec.scale = s->get<double>();
+  }
+  if (auto err = r.boolean("lse", spec.returnLse))
+    return std::move(err);
+  if (const json *m = r.find("mask")) {
+    std::vector<json> list = m->is_array() ? m->get<std::vector<json>>()
+                                           : std::vector<json>{*m};
+    for (const json &item : list) {
+      auto mask = parseMask(item);
+      if (!mask)
+        return mask.takeError();
+      if (*mask)
+        spec.masks.push_back(**mask);
+    }
+  }
+  if (auto err = r.unknownKeys())
+    return std::move(err);
+  if (auto err = spec.validate())
+    return std::move(err);
+  return spec;
+}
+
+static bool mulOverflows(int64_t &acc, int64_t v) {
+  return __builtin_mul_overflow(acc, v, &acc);
+}
+
+llvm::Error AttentionSpec::validate() const {
+  auto positive = [](std::optional<int64_t> v) { return !v || *v > 0; };
+  if (!positive(batch) || !positive(qLen) || !positive(kvLen) || qHeads <= 0 ||
+      kvHeads <= 0 || headDim <= 0 || vHeadDim <= 0)
+    return specError("sizes must be positive");
+  if (qHeads % kvHeads != 0)
+    return specError("'q_heads' (" + llvm::Twine(qHeads) +
+                     ") must be a multiple of 'kv_heads' (" +
+                     llvm::Twine(kvHeads) + ")");
+  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
+    return specError("'dtype' must be f32, f16 or bf16");
+  // Every tensor must be addressable: at most 2^46 bytes.
+  const int64_t kMaxBytes = int64_t(1) << 46;
+  auto checkTensor = [&](const char *name,
+                         std::initializer_list<int64_t> dims) -> llvm::Error {
+    int64_t bytes = 4;
+    for (int64_t dim : dims)
+      if (mulOverflows(bytes, dim) || bytes > kMaxBytes)
+        return specError(llvm::Twine(name) +
+                         " tensor is too large (over 2^46 bytes)");
+    return llvm::Error::success();
+  };
+  int64_t b = batch.value_or(1), sq = qLen.value_or(1), sk = kvLen.value_or(1);
+  if (auto err = checkTensor("query", {b, qHeads, sq, headDim}))
+    return err;
+  if (auto err = checkTensor("key", {b, kvHeads, sk, headDim}))
+    return err;
+  if (auto err = checkTensor("value", {b, kvHeads, sk, vHeadDim}))
+    return err;
+  if (auto err = checkTensor("output", {b, qHeads, sq, vHeadDim}))
+    return err;
+  int tensorMasks = 0, keyPadding = 0;
+  for (const MaskSpec &m : masks) {
+    if (m.kind == MaskSpec::Kind::Tensor) {
+      ++tensorMasks;
+      if (auto err = checkTensor("mask", {b, qHeads, sq, sk}))
+        return err;
+    }
+    if (m.kind == MaskSpec::Kind::KeyPadding)
+      ++keyPadding;
+    if (m.kind == MaskSpec::Kind::SlidingWindow &&
+        (m.left < 0 || m.right < 0))
+      return specError("sliding_window 'left' and 'right' must be >= 0");
+  }
+  int bands = 0;
+  for (const MaskSpec &m : masks)
+    bands += m.kind == MaskSpec::Kind::Causal ||
+             m.kind == MaskSpec::Kind::SlidingWindow;
+  if (tensorMasks > 1 || keyPadding > 1 || bands > 1)
+    return specError("'mask' may hold at most one causal or sliding_window, "
+                     "one tensor and one key_padding mask");
+  return llvm::Error::success();
+}
+
+std::string AttentionSpec::toJSON() const {
+  json j;
+  auto opt = [](std::optional<int64_t> v) { return v ? json(*v) : json(); };
+  j["batch"] = opt(batch);
+  j["q_heads"] = qHeads;
+  j["kv_heads"] = kvHeads;
+  j["q_len"] = opt(qLen);
+  j["kv_len"] = opt(kvLen);
+  j["head_dim"] = headDim;
+  j["v_head_dim"] = vHeadDim;
+  j["dtype"] = dtypeName(dtype);
+  j["scale"] = scaleValue();
+  j["lse"] = returnLse;
+  json list = json::array();
+  for (const MaskSpec &m : masks) {
+    json mj;
+    switch (m.kind) {
+    case MaskSpec::Kind::Causal:
+      mj["kind"] = "causal";
+      mj["align"] = m.bottomRight ? "bottom_right" : "top_left";
+      break;
+    case MaskSpec::Kind::SlidingWindow:
+      mj["kind"] = "sliding_window";
+      mj["left"] = m.left;
+      mj["right"] = m.right;
+      mj["align"] = m.bottomRight ? "bottom_right" : "top_left";
+      break;
+    case MaskSpec::Kind::Tensor:
+      mj["kind"] = "tensor";
+      mj["dtype"] = dtypeName(m.dtype);
+      mj["batch_broadcast"] = m.batchBroadcast;
+      mj["head_broadcast"] = m.headBroadcast;
+      mj["query_broadcast"] = m.queryBroadcast;
+      break;
+    case MaskSpec::Kind::KeyPadding:
+      mj["kind"] = "key_padding";
+      mj["dtype"] = dtypeName(m.dtype);
+      break;
+    }
+    list.push_back(mj);
+  }
+  j["mask"] = list;
+  return j.dump();
+}
+
+double attn::attentionFlops(const AttentionSpec &spec, int64_t batch,
+                            int64_t qLen, int64_t kvLen) {
+  double visible = 0;
+  std::optional<int64_t> lo, hi; // band relative to the diagonal
+  bool bottomRight = false;
+  for (const MaskSpec &m : spec.masks) {
+    if (m.kind == MaskSpec::Kind::Causal) {
+      hi = 0;
+      bottomRight = m.bottomRight;
+    } else if (m.kind == MaskSpec::Kind::SlidingWindow) {
+      lo = -m.left;
+      hi = m.right;
+      bottomRight = m.bottomRight;
+    }
+  }
+  if (!lo && !hi) {
+    visible = double(qLen) * double(kvLen);
+  } else {
+    int64_t shift = bottomRight ? kvLen - qLen : 0;
+    for (int64_t i = 0; i < qLen; ++i) {
+      int64_t first = lo ? std::max<int64_t>(0, i + shift + *lo) : 0;
+      int64_t last = hi ? std::min<int64_t>(kvLen - 1, i + shift + *hi)
+                        : kvLen - 1;
+      if (last >= first)
+        visible += double(last - first + 1);
+    }
+  }
+  return 2.0 * double(batch) * double(spec.qHeads) *
+         double(spec.headDim + spec.vHeadDim) * visible;
+}

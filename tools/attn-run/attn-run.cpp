@@ -1,0 +1,294 @@
+//===- attn-run.cpp - compile and run one attention spec on .npy files ----===//
+//
+//   attn-run SPEC.json --q Q.npy --k K.npy --v V.npy [--mask M.npy]
+//            [--kv-lens L.npy] [-o OUT.npy] [--lse LSE.npy]
+//            [--target cpu|cuda] [--repeat N] [--threads N] [--expect R.npy]
+//
+// Prints one JSON line: compile_ms, run_ms (median of the repeats), gflops,
+// and max_abs_err when --expect is given. Bad input: one line on stderr
+// naming the problem, exit code 2, nothing written.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Runtime/Float16.h"
+#include "attn/Runtime/Npy.h"
+#include "attn/Runtime/Runtime.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+using namespace attn;
+
+namespace {
+/// An error that ends the run with a one-line message.
+struct Failure {
+  int code;
+  std::string message;
+};
+
+[[noreturn]] void fail(int code, const std::string &message) {
+  throw Failure{code, message};
+}
+
+template <typename T> T check(llvm::Expected<T> value, int code = 2) {
+  if (!value)
+    fail(code, llvm::toString(value.takeError()));
+  return std::move(*value);
+}
+
+void check(llvm::Error err, int code = 2) {
+  if (err)
+    fail(code, llvm::toString(std::move(err)));
+}
+
+/// Converts a floating-point array to `dtype` (f32, f16 or bf16).
+NpyArray toFloat(NpyArray in, DType dtype, const std::string &name) {
+  if (in.dtype == dtype)
+    return in;
+  if (in.dtype != DType::F32 && !(in.dtype == DType::F16 && dtype == DType::F32))
+    fail(2, name + ": dtype " + dtypeName(in.dtype) + " cannot be used as " +
+                dtypeName(dtype));
+  NpyArray out;
+  out.dtype = dtype;
+  out.shape = in.shape;
+  int64_t n = in.numElements();
+  out.data.resize(n * dtypeSize(dtype));
+  for (int64_t i = 0; i < n; ++i) {
+    float v = in.dtype == DType::F32 ? in.as<float>()[i]
+                                     : f16ToFloat(in.as<uint16_t>()[i]);
+    if (dtype == DType::F32)
+      out.as<float>()[i] = v;
+    else if (dtype == DType::F16)
+      out.as<uint16_t>()[i] = floatToF16(v);
+    else
+      out.as<uint16_t>()[i] = floatToBF16(v);
+  }
+  return out;
+}
+
+/// Reads the elements of a floating-point array as floats.
+std::vector<float> asFloats(const NpyArray &a) {
+  std::vector<float> v(a.numElements());
+  for (size_t i = 0; i < v.size(); ++i) {
+    switch (a.dtype) {
+    case DType::F32:
+      v[i] = a.as<float>()[i];
+      break;
+    case DType::F16:
+      v[i] = f16ToFloat(a.as<uint16_t>()[i]);
+      break;
+    case DType::BF16:
+      v[i] = bf16ToFloat(a.as<uint16_t>()[i]);
+      break;
+    default:
+      fail(2, "expected a floating-point array");
+    }
+  }
+  return v;
+}
+
+TensorRef refTo(NpyArray &a, const std::string &name, int rank) {
+  if (static_cast<int>(a.shape.size()) != rank)
+    fail(2, name + ": expected a rank-" + std::to_string(rank) +
+                " array, got rank " + std::to_string(a.shape.size()));
+  return TensorRef::contiguous(a.data.data(), a.dtype, rank, a.shape.data());
+}
+
+std::string readText(const std::string &path) {
+  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+  if (!buffer)
+    fail(2, path + ": cannot read: " + buffer.getError().message());
+  return (*buffer)->getBuffer().str();
+}
+
+int run(int argc, char **argv) {
+  CLI::App app{"Compile and run one attention spec on .npy inputs"};
+  std::string specPath, qPath, kPath, vPath, maskPath, lensPath, outPath,
+      lsePath, expectPath, targetName = "cpu";
+  int repeat = 1;
+  unsigned threads = 0;
+  app.add_option("spec", specPath, "JSON spec (DESIGN.md section 6)")
+      ->required();
+  app.add_option("--q", qPath, "query [B, Hq, Sq, D] .npy")->required();
+  app.add_option("--k", kPath, "key [B, Hkv, Sk, D] .npy")->required();
+  app.add_option("--v", vPath, "value [B, Hkv, Sk, Dv] .npy")->required();
+  app.add_option("--mask", maskPath,
+                 "mask [B|1, Hq|1, Sq|1, Sk] .npy (bool, or float bias)");
+  app.add_option("--kv-lens", lensPath, "kv_lens [B] .npy (int32 or int64)");
+  app.add_option("-o,--out", outPath, "output [B, Hq, Sq, Dv] .npy to write");
+  app.add_option("--lse", lsePath, "log-sum-exp [B, Hq, Sq] .npy to write");
+  app.add_option("--expect", expectPath,
+                 "reference output .npy: report max_abs_err against it");
+  app.add_option("--target", targetName, "cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--repeat", repeat, "number of timed runs (median reported)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError &e) {
+    fail(2, e.what());
+  }
+
+  AttentionSpec spec = check(AttentionSpec::fromJSON(readText(specPath)));
+  if (!lsePath.empty())
+    spec.returnLse = true;
+  Target target = targetName == "cuda" ? Target::CUDA : Target::CPU;
+
+  // Inputs, converted to the spec's element types.
+  NpyArray q = toFloat(check(readNpy(qPath)), spec.dtype, "query");
+  NpyArray k = toFloat(check(readNpy(kPath)), spec.dtype, "key");
+  NpyArray v = toFloat(check(readNpy(vPath)), spec.dtype, "value");
+  AttentionArgs args;
+  args.query = refTo(q, "query", 4);
+  args.key = refTo(k, "key", 4);
+  args.value = refTo(v, "value", 4);
+  NpyArray mask, lens;
+  if (const MaskSpec *m = spec.findMask(MaskSpec::Kind::Tensor)) {
+    if (maskPath.empty())
+      fail(2, "mask: the spec has a tensor mask: pass --mask");
+    mask = check(readNpy(maskPath));
+    if (m->dtype != DType::Bool)
+      mask = toFloat(std::move(mask), m->dtype, "mask");
+    else if (mask.dtype != DType::Bool)
+      fail(2, "mask: the spec's mask is bool, the array is " +
+                  std::string(dtypeName(mask.dtype)));
+    args.mask = refTo(mask, "mask", 4);
+  } else if (!maskPath.empty()) {
+    fail(2, "mask: --mask given, but the spec has no tensor mask");
+  }
+  if (const MaskSpec *m = spec.findMask(MaskSpec::Kind::KeyPadding)) {
+    if (lensPath.empty())
+      fail(2, "kv_lens: the spec has a key_padding mask: pass --kv-lens");
+    lens = check(readNpy(lensPath));
+    if (lens.dtype != DType::I32 && lens.dtype != DType::I64)
+      fail(2, "kv_lens: expected an int32 or int64 array, got " +
+                  std::string(dtypeName(lens.dtype)));
+    if (lens.dtype != m->dtype) { // widen or narrow to the spec's type
+      NpyArray conv;
+      conv.dtype = m->dtype;
+      conv.shape = lens.shape;
+      conv.data.resize(lens.numElements() * dtypeSize(m->dtype));
+      for (int64_t i = 0; i < lens.numElements(); ++i) {
+        int64_t x = lens.dtype == DType::I32 ? lens.as<int32_t>()[i]
+                                             : lens.as<int64_t>()[i];
+        if (m->dtype == DType::I32)
+          conv.as<int32_t>()[i] = static_cast<int32_t>(
+              std::clamp<int64_t>(x, INT32_MIN, INT32_MAX));
+        else
+          conv.as<int64_t>()[i] = x;
+      }
+      lens = std::move(conv);
+    }
+    args.kvLens = refTo(lens, "kv_lens", 1);
+  } else if (!lensPath.empty()) {
+    fail(2, "kv_lens: --kv-lens given, but the spec has no key_padding mask");
+  }
+
+  // Outputs (sizes from the inputs where the spec leaves them dynamic).
+  int64_t batch = q.shape[0], qLen = q.shape[2], kvLen = k.shape[2];
+  NpyArray out, lse;
+  out.dtype = spec.dtype;
+  out.shape = {batch, spec.qHeads, qLen, spec.vHeadDim};
+  if (batch < 0 || qLen < 0 || kvLen < 0)
+    fail(2, "query: negative size");
+  int64_t outElems = 1;
+  for (int64_t d : out.shape)
+    if (d <= 0 || __builtin_mul_overflow(outElems, d, &outElems))
+      fail(2, "output: invalid size");
+  out.data.resize(outElems * dtypeSize(spec.dtype));
+  args.output = refTo(out, "output", 4);
+  if (spec.returnLse) {
+    lse.dtype = DType::F32;
+    lse.shape = {batch, spec.qHeads, qLen};
+    lse.data.resize(batch * spec.qHeads * qLen * 4);
+    args.lse = refTo(lse, "lse", 3);
+  }
+
+  // Compile (or fail) before anything is written.
+  RuntimeOptions options;
+  options.numThreads = threads;
+  Runtime runtime(options);
+  auto compileStart = std::chrono::steady_clock::now();
+  std::shared_ptr<Kernel> kernel = check(runtime.getKernel(spec, target), 1);
+  double compileMs = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - compileStart)
+                         .count();
+  check(kernel->validate(args));
+
+  std::vector<double> times;
+  for (int i = 0; i < repeat; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    check(kernel->run(args), 1);
+    times.push_back(std::chrono::duration<double, std::milli>(
+                        std::chrono::steady_clock::now() - start)
+                        .count());
+  }
+  std::sort(times.begin(), times.end());
+  double runMs = times[times.size() / 2];
+
+  nlohmann::json result;
+  result["target"] = targetName;
+  result["threads"] = runtime.numThreads();
+  result["compile_ms"] = compileMs;
+  result["run_ms"] = runMs;
+  result["gflops"] =
+      attentionFlops(spec, batch, qLen, kvLen) / (runMs * 1e-3) / 1e9;
+  result["tile_sizes"] = kernel->info().tileSizes;
+
+  if (!expectPath.empty()) {
+    NpyArray ref = check(readNpy(expectPath));
+    if (ref.shape != out.shape)
+      fail(2, "expect: shape does not match the output");
+    std::vector<float> got = asFloats(out), want = asFloats(ref);
+    double maxErr = 0, maxRef = 0;
+    bool nan = false;
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (std::isnan(got[i]) != std::isnan(want[i]))
+        nan = true;
+      else if (!std::isnan(got[i]))
+        maxErr = std::max(maxErr, std::fabs(double(got[i]) - double(want[i])));
+      maxRef = std::max(maxRef, std::fabs(double(want[i])));
+    }
+    result["max_abs_err"] = nan ? nlohmann::json("nan mismatch")
+                                : nlohmann::json(maxErr);
+    result["max_abs_ref"] = maxRef;
+  }
+
+  // Writes happen last, each atomically.
+  if (!outPath.empty()) {
+    if (out.dtype == DType::BF16) { // .npy has no bf16: write f32
+      std::vector<float> values = asFloats(out);
+      out.dtype = DType::F32;
+      out.data.assign(reinterpret_cast<const char *>(values.data()),
+                      reinterpret_cast<const char *>(values.data() +
+                                                     values.size()));
+    }
+    check(writeNpy(outPath, out), 1);
+  }
+  if (!lsePath.empty())
+    check(writeNpy(lsePath, lse), 1);
+  std::printf("%s\n", result.dump().c_str());
+  return 0;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(argc, argv);
+  } catch (const Failure &f) {
+    std::string msg = f.message;
+    std::replace(msg.begin(), msg.end(), '\n', ' ');
+    std::fprintf(stderr, "attn-run: error: %s\n", msg.c_str());
+    return f.code;
+  }
+}
