@@ -163,6 +163,7 @@ llvm::Error compileError(const llvm::Twine &msg) {
 
 llvm::Expected<std::shared_ptr<Kernel>>
 detail::compileCPUKernel(const AttentionSpec &spec,
+                         const CompileOptions &compileOptions,
                          std::shared_ptr<WorkerPool> pool) {
   auto start = std::chrono::steady_clock::now();
   static std::once_flag initTargets;
@@ -177,6 +178,13 @@ detail::compileCPUKernel(const AttentionSpec &spec,
       buildKernelModule(context, spec, /*workgroupRange=*/true);
 
   mlir::attn::AttentionTileSizes tiles = selectCPUTileSizes(spec);
+  if (llvm::any_of(compileOptions.tileSizes, [](int64_t t) { return t; })) {
+    auto chosen = mlir::attn::AttentionTileSizes::fromList(
+        compileOptions.tileSizes);
+    if (mlir::failed(chosen))
+      return compileError("tile sizes must be 4 positive integers");
+    tiles = *chosen;
+  }
   mlir::attn::CPUPipelineOptions options;
   options.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
   mlir::PassManager pm(&context);

@@ -178,8 +178,11 @@ size_t Runtime::cacheSize() const {
 unsigned Runtime::numThreads() const { return impl->pool->numThreads(); }
 
 llvm::Expected<std::shared_ptr<Kernel>>
-Runtime::getKernel(const AttentionSpec &spec, Target target) {
+Runtime::getKernel(const AttentionSpec &spec, Target target,
+                   const CompileOptions &options) {
   std::string key = std::string(targetName(target)) + ":" + spec.toJSON();
+  for (int64_t t : options.tileSizes)
+    key += ":" + std::to_string(t);
   std::promise<CacheEntry> promise;
   std::shared_future<CacheEntry> future;
   bool compileHere = false;
@@ -201,7 +204,7 @@ Runtime::getKernel(const AttentionSpec &spec, Target target) {
       if (auto err = spec.validate())
         return std::move(err);
       if (target == Target::CPU)
-        return detail::compileCPUKernel(spec, impl->pool);
+        return detail::compileCPUKernel(spec, options, impl->pool);
       return detail::compileCUDAKernel(spec);
     }();
     if (kernel)

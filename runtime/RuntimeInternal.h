@@ -34,7 +34,8 @@ private:
 };
 
 llvm::Expected<std::shared_ptr<Kernel>>
-compileCPUKernel(const AttentionSpec &spec, std::shared_ptr<WorkerPool> pool);
+compileCPUKernel(const AttentionSpec &spec, const CompileOptions &options,
+                 std::shared_ptr<WorkerPool> pool);
 
 llvm::Expected<std::shared_ptr<Kernel>>
 compileCUDAKernel(const AttentionSpec &spec);

@@ -96,10 +96,19 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
   AttentionOpDetail &detail = tb.detail;
   constexpr bool isOnline = std::is_same_v<OpTy, OnlineAttentionOp>;
 
-  // Loops that must stay whole.
+  // Loops that must stay whole: offset 0 and the full size, static or given
+  // as tensor.dim of the operand.
   auto isWhole = [&](unsigned loop, Value v, int64_t d) {
-    return isZeroInteger(offsets[loop]) &&
-           isEqualConstantIntOrValue(sizes[loop], tb.dim(v, d));
+    if (!isZeroInteger(offsets[loop]))
+      return false;
+    int64_t full = cast<ShapedType>(v.getType()).getDimSize(d);
+    if (!ShapedType::isDynamic(full))
+      return isConstantIntValue(sizes[loop], full);
+    auto sizeValue = dyn_cast_if_present<Value>(sizes[loop]);
+    auto dimOp = sizeValue ? sizeValue.getDefiningOp<tensor::DimOp>()
+                           : tensor::DimOp();
+    return dimOp && dimOp.getSource() == v &&
+           getConstantIntValue(dimOp.getIndex()) == d;
   };
   if (!isOnline && !isWhole(kKeyLoop, detail.key(), kSeqDim))
     return failure();

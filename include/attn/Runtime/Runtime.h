@@ -93,6 +93,13 @@ private:
   KernelInfo info_;
 };
 
+/// Per-kernel compiler choices; the defaults let the compiler decide.
+struct CompileOptions {
+  /// Tile sizes (batch, heads, query, key) for attn-tile-attention; all
+  /// zero means the compiler's choice for the spec.
+  std::array<int64_t, 4> tileSizes{};
+};
+
 struct RuntimeOptions {
   /// Worker threads for CPU kernels; 0 means every core of the machine.
   unsigned numThreads = 0;
@@ -109,8 +116,9 @@ public:
   /// Returns the cached kernel for (spec, target), compiling it on a miss.
   /// Concurrent requests for the same spec compile it once. Errors: the
   /// spec is invalid, the target is unavailable, or compilation failed.
-  llvm::Expected<std::shared_ptr<Kernel>> getKernel(const AttentionSpec &spec,
-                                                    Target target = Target::CPU);
+  llvm::Expected<std::shared_ptr<Kernel>>
+  getKernel(const AttentionSpec &spec, Target target = Target::CPU,
+            const CompileOptions &options = {});
 
   /// Number of kernels in the in-memory cache.
   size_t cacheSize() const;
