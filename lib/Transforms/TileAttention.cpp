@@ -227,10 +227,14 @@ FailureOr<SmallVector<Value>> tileKeyLoop(RewriterBase &rewriter,
       };
       // Key and value pad their sequence dim (2); mask and bias their key
       // dim (3).
+      // kv_bound is absolute: give the tile its positions if it had none.
+      SmallVector<Value> positions(tile->getOffsets());
+      if (positions.empty())
+        positions = {m.c(0), fullEnd};
       OnlineAttentionOp padded = rebuild(
           rewriter, *tile, tile->getQuery(), pad(tile->getKey()),
           pad(tile->getValue()), pad(tile->getMask()), pad(tile->getBias()),
-          tile->getOffsets(), bound, tile->getOutputs());
+          positions, bound, tile->getOutputs());
       rewriter.eraseOp(*tile);
       scf::YieldOp::create(rewriter, loc, padded.getResults());
       rewriter.setInsertionPointToStart(ifOp.elseBlock());
@@ -428,9 +432,9 @@ struct TileAttentionPass
     FailureOr<AttentionTileSizes> sizes =
         AttentionTileSizes::fromList(tileSizes);
     if (failed(sizes)) {
-      getOperation()->emitError(
-          "attn-tile-attention: tile-sizes must be 4 positive integers "
-          "(batch, heads, query, key)");
+      emitError(getOperation()->getLoc(),
+                "attn-tile-attention: tile-sizes must be 4 positive integers "
+                "(batch, heads, query, key)");
       return signalPassFailure();
     }
     // Only ops that are not already tiles (inside a forall made here).

@@ -5,8 +5,9 @@
 //            [--target cpu|cuda] [--repeat N] [--threads N] [--expect R.npy]
 //
 // Prints one JSON line: compile_ms, run_ms (median of the repeats), gflops,
-// and max_abs_err when --expect is given. Bad input: one line on stderr
-// naming the problem, exit code 2, nothing written.
+// and max_abs_err when --expect is given. Exit codes: 0 success; 2 bad input
+// (one line on stderr naming the problem, nothing written); 1 an internal
+// failure (compilation, writing); 3 max_abs_err above --atol.
 //
 //===----------------------------------------------------------------------===//
 
@@ -114,6 +115,7 @@ int run(int argc, char **argv) {
       lsePath, expectPath, targetName = "cpu";
   int repeat = 1;
   unsigned threads = 0;
+  double atol = -1;
   app.add_option("spec", specPath, "JSON spec (DESIGN.md section 6)")
       ->required();
   app.add_option("--q", qPath, "query [B, Hq, Sq, D] .npy")->required();
@@ -126,6 +128,8 @@ int run(int argc, char **argv) {
   app.add_option("--lse", lsePath, "log-sum-exp [B, Hq, Sq] .npy to write");
   app.add_option("--expect", expectPath,
                  "reference output .npy: report max_abs_err against it");
+  app.add_option("--atol", atol,
+                 "with --expect: fail (exit 3) when max_abs_err exceeds this");
   app.add_option("--target", targetName, "cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--repeat", repeat, "number of timed runs (median reported)")
@@ -237,6 +241,7 @@ int run(int argc, char **argv) {
   double runMs = times[times.size() / 2];
 
   nlohmann::json result;
+  std::string mismatch;
   result["target"] = targetName;
   result["threads"] = runtime.numThreads();
   result["compile_ms"] = compileMs;
@@ -262,6 +267,9 @@ int run(int argc, char **argv) {
     result["max_abs_err"] = nan ? nlohmann::json("nan mismatch")
                                 : nlohmann::json(maxErr);
     result["max_abs_ref"] = maxRef;
+    if (atol >= 0 && (nan || maxErr > atol))
+      mismatch = "max_abs_err " + result["max_abs_err"].dump() +
+                 " exceeds --atol " + std::to_string(atol);
   }
 
   // Writes happen last, each atomically.
@@ -278,6 +286,8 @@ int run(int argc, char **argv) {
   if (!lsePath.empty())
     check(writeNpy(lsePath, lse), 1);
   std::printf("%s\n", result.dump().c_str());
+  if (!mismatch.empty())
+    fail(3, mismatch);
   return 0;
 }
 } // namespace

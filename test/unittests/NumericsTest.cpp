@@ -1,0 +1,628 @@
+//===- NumericsTest.cpp - compiled kernels against the f64 reference ------===//
+//
+// DESIGN.md section 7 through the public runtime API: one kernel with
+// dynamic sizes per configuration, run over many (q_len, kv_len) pairs and
+// compared with reference::attention (output and log-sum-exp).
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestUtil.h"
+
+#include "attn/Runtime/Float16.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <sstream>
+
+using namespace attn;
+using namespace attn::test;
+
+namespace {
+
+using Shapes = std::vector<std::pair<int64_t, int64_t>>;
+
+const int64_t kSizes[] = {1, 3, 17, 64, 113, 127, 257, 1000};
+
+/// Every (Sq, Sk) of the sweep.
+Shapes fullGrid() {
+  Shapes s;
+  for (int64_t sq : kSizes)
+    for (int64_t sk : kSizes)
+      s.push_back({sq, sk});
+  return s;
+}
+
+/// A reduced set: still 1, 3, 113 and 1000, in both orders.
+Shapes reducedGrid() {
+  return {{1, 1},     {1, 1000},  {1000, 1},  {3, 3},   {3, 113},
+          {113, 3},   {17, 257},  {257, 17},  {64, 127}, {127, 64},
+          {113, 1000}, {1000, 113}};
+}
+
+uint32_t seedFor(int64_t sq, int64_t sk, int64_t salt = 0) {
+  return static_cast<uint32_t>(1000003 * sq + 7919 * sk + 31 * salt + 17);
+}
+
+std::string shapeTrace(const Problem &p) {
+  std::ostringstream os;
+  os << "B=" << p.in.batch << " Sq=" << p.in.qLen << " Sk=" << p.in.kvLen;
+  if (!p.in.kvLens.empty()) {
+    os << " kv_lens=[";
+    for (size_t i = 0; i < p.in.kvLens.size(); ++i)
+      os << (i ? "," : "") << p.in.kvLens[i];
+    os << "]";
+  }
+  return os.str();
+}
+
+int64_t countLseNegInf(const Problem &p) {
+  int64_t n = 0;
+  for (double x : p.lseValues())
+    n += std::isinf(x) && x < 0;
+  return n;
+}
+
+bool anyNaN(const std::vector<double> &v) {
+  for (double x : v)
+    if (std::isnan(x))
+      return true;
+  return false;
+}
+
+bool allFinite(const std::vector<double> &v) {
+  for (double x : v)
+    if (!std::isfinite(x))
+      return false;
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// The sweep
+//===----------------------------------------------------------------------===//
+
+struct SweepCase {
+  std::string name;
+  int64_t batch, qHeads, kvHeads, headDim, vHeadDim;
+  std::vector<MaskSpec> masks;
+  Shapes shapes;
+};
+
+void PrintTo(const SweepCase &c, std::ostream *os) { *os << c.name; }
+
+class Sweep : public ::testing::TestWithParam<SweepCase> {};
+
+TEST_P(Sweep, MatchesReference) {
+  const SweepCase &c = GetParam();
+  AttentionSpec spec =
+      dynamicSpec(c.qHeads, c.kvHeads, c.headDim, c.vHeadDim, c.masks);
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  int failures = 0;
+  int variant = 0;
+  for (auto [sq, sk] : c.shapes) {
+    Problem p(spec, c.batch, sq, sk);
+    p.randomize(seedFor(sq, sk, c.headDim), variant++);
+    SCOPED_TRACE(shapeTrace(p));
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    auto res = matchesReference(p, p.reference());
+    EXPECT_TRUE(res);
+    if (!res && ++failures >= 3)
+      FAIL() << "stopping after 3 failing shapes";
+  }
+}
+
+std::vector<SweepCase> sweepCases() {
+  std::vector<SweepCase> cases;
+  const MaskSpec causalTL = causalMask(false), causalBR = causalMask(true);
+  // The full (Sq, Sk) grid for D in {16, 64, 128}, none and bottom-right
+  // causal.
+  struct Full {
+    int64_t d, b, hq, hkv;
+  };
+  for (Full f : {Full{16, 2, 2, 1}, Full{64, 1, 2, 2}, Full{128, 1, 2, 1}}) {
+    std::string d = std::to_string(f.d);
+    cases.push_back({"D" + d + "_none_full", f.b, f.hq, f.hkv, f.d, f.d, {},
+                     fullGrid()});
+    cases.push_back({"D" + d + "_causalBR_full", f.b, f.hq, f.hkv, f.d, f.d,
+                     {causalBR}, fullGrid()});
+  }
+  // The other head dims, reduced grid.
+  for (int64_t d : {32, 80, 256}) {
+    std::string n = std::to_string(d);
+    cases.push_back({"D" + n + "_none", 1, 2, 2, d, d, {}, reducedGrid()});
+    cases.push_back(
+        {"D" + n + "_causalBR", 1, 2, 1, d, d, {causalBR}, reducedGrid()});
+  }
+  // MLA: D = 576, Dv = 512.
+  cases.push_back({"MLA_D576_Dv512_none", 1, 2, 1, 576, 512, {},
+                   reducedGrid()});
+  cases.push_back({"MLA_D576_Dv512_causalBR", 1, 2, 1, 576, 512, {causalBR},
+                   reducedGrid()});
+  // GQA / MQA.
+  cases.push_back(
+      {"GQA_Hq4_Hkv2_D64_none", 1, 4, 2, 64, 64, {}, reducedGrid()});
+  cases.push_back({"GQA_Hq4_Hkv2_D64_causalTL", 2, 4, 2, 64, 64, {causalTL},
+                   reducedGrid()});
+  cases.push_back({"MQA_Hq4_Hkv1_D32_causalBR", 1, 4, 1, 32, 32, {causalBR},
+                   reducedGrid()});
+  cases.push_back({"MQA_Hq3_Hkv1_D16_none", 2, 3, 1, 16, 16, {},
+                   reducedGrid()});
+  // Causal, top-left.
+  cases.push_back(
+      {"D64_causalTL", 2, 2, 2, 64, 64, {causalTL}, reducedGrid()});
+  // Sliding windows, both alignments.
+  for (bool br : {false, true}) {
+    std::string a = br ? "BR" : "TL";
+    cases.push_back({"window_L16_R0_" + a, 1, 2, 1, 32, 32,
+                     {windowMask(16, 0, br)}, reducedGrid()});
+    cases.push_back({"window_L5_R7_" + a, 1, 2, 1, 32, 32,
+                     {windowMask(5, 7, br)}, reducedGrid()});
+  }
+  // Tensor masks (bool keeps; float is an additive bias), with broadcasts.
+  cases.push_back({"tensorBool_headBcast", 2, 2, 1, 32, 32,
+                   {tensorMask(DType::Bool, false, true, false)},
+                   reducedGrid()});
+  cases.push_back({"tensorBool_noBcast_GQA", 2, 4, 2, 32, 32,
+                   {tensorMask(DType::Bool, false, false, false)},
+                   reducedGrid()});
+  cases.push_back({"tensorBool_batchQueryBcast", 2, 2, 2, 16, 16,
+                   {tensorMask(DType::Bool, true, false, true)},
+                   reducedGrid()});
+  cases.push_back({"tensorBiasF32_headBcast", 2, 2, 1, 32, 32,
+                   {tensorMask(DType::F32, false, true, false)},
+                   reducedGrid()});
+  cases.push_back({"tensorBiasF32_noBcast", 1, 2, 2, 64, 64,
+                   {tensorMask(DType::F32, false, false, false)},
+                   reducedGrid()});
+  cases.push_back({"tensorBiasF16_queryBcast", 2, 2, 1, 16, 16,
+                   {tensorMask(DType::F16, true, true, true)},
+                   reducedGrid()});
+  // Key padding (lengths 0, 1, Sk/2, Sk, Sk + 5, Sk - 3 over the shapes).
+  cases.push_back({"keyPaddingI32", 3, 2, 1, 32, 32,
+                   {keyPaddingMask(DType::I32)}, reducedGrid()});
+  cases.push_back({"keyPaddingI64", 3, 2, 2, 64, 64,
+                   {keyPaddingMask(DType::I64)}, reducedGrid()});
+  // Combinations.
+  cases.push_back({"causalBR_keyPadding", 3, 2, 1, 32, 32,
+                   {causalBR, keyPaddingMask(DType::I32)}, reducedGrid()});
+  cases.push_back({"causalTL_keyPadding", 2, 2, 1, 32, 32,
+                   {causalTL, keyPaddingMask(DType::I32)}, reducedGrid()});
+  cases.push_back({"causalTL_tensorBool", 2, 2, 1, 32, 32,
+                   {causalTL, tensorMask(DType::Bool, false, true, false)},
+                   reducedGrid()});
+  cases.push_back({"windowBR_L5_R7_bias_keyPadding", 2, 2, 1, 16, 16,
+                   {windowMask(5, 7, true),
+                    tensorMask(DType::F32, false, true, false),
+                    keyPaddingMask(DType::I64)},
+                   reducedGrid()});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Numerics, Sweep, ::testing::ValuesIn(sweepCases()),
+    [](const ::testing::TestParamInfo<SweepCase> &info) {
+      return info.param.name;
+    });
+
+//===----------------------------------------------------------------------===//
+// Rows without a kept key: output exactly 0, LSE -inf, no NaN
+//===----------------------------------------------------------------------===//
+
+/// Runs `p` and checks the rows whose reference LSE is -inf, expecting
+/// `expectMasked` of them.
+void checkFullyMasked(Kernel &kernel, Problem &p, int64_t expectMasked) {
+  ASSERT_NO_LLVM_ERROR(kernel.run(p.args()));
+  reference::Outputs ref = p.reference();
+  int64_t refMasked = 0;
+  for (double x : ref.lse)
+    refMasked += std::isinf(x);
+  ASSERT_EQ(refMasked, expectMasked) << "test setup: reference rows";
+  EXPECT_EQ(countLseNegInf(p), expectMasked);
+  EXPECT_FALSE(anyNaN(p.output()));
+  EXPECT_FALSE(anyNaN(p.lseValues()));
+  std::vector<double> out = p.output(), lse = p.lseValues();
+  const int64_t dv = p.spec.vHeadDim;
+  for (size_t row = 0; row < ref.lse.size(); ++row) {
+    if (!std::isinf(ref.lse[row]))
+      continue;
+    EXPECT_TRUE(std::isinf(lse[row]) && lse[row] < 0)
+        << "lse row " << row << " = " << lse[row];
+    for (int64_t d = 0; d < dv; ++d)
+      ASSERT_EQ(out[row * dv + d], 0.0) << "output row " << row << " d " << d;
+  }
+  EXPECT_TRUE(matchesReference(p, ref));
+}
+
+TEST(FullyMasked, CausalBottomRightMoreQueriesThanKeys) {
+  AttentionSpec spec = dynamicSpec(2, 1, 32, 32, {causalMask(true)});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  // Sq = 10 > Sk = 4: shift = -6, rows 0..5 see no key.
+  Problem p(spec, 2, 10, 4);
+  p.randomize(11);
+  checkFullyMasked(*kernel, p, /*rows=*/2 * 2 * 6);
+  // Sq = 1000 > Sk = 17: 983 leading rows per head are empty.
+  Problem p2(spec, 1, 1000, 17);
+  p2.randomize(12);
+  checkFullyMasked(*kernel, p2, 2 * 983);
+}
+
+TEST(FullyMasked, KeyPaddingZeroLength) {
+  AttentionSpec spec = dynamicSpec(2, 2, 16, 16, {keyPaddingMask()});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 3, 17, 64);
+  p.randomize(13);
+  p.in.kvLens = {0, 7, 0};
+  p.materialize();
+  checkFullyMasked(*kernel, p, 2 * 2 * 17);
+}
+
+TEST(FullyMasked, TensorMaskAllFalseRow) {
+  AttentionSpec spec =
+      dynamicSpec(2, 2, 16, 16, {tensorMask(DType::Bool, false, false, false)});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 1, 5, 70);
+  p.randomize(14);
+  // Every key kept, except rows (h=0, i=1) and (h=1, i=4): none kept.
+  std::fill(p.in.mask.begin(), p.in.mask.end(), 1.0);
+  for (int64_t j = 0; j < 70; ++j) {
+    p.in.mask[(0 * 5 + 1) * 70 + j] = 0.0;
+    p.in.mask[(1 * 5 + 4) * 70 + j] = 0.0;
+  }
+  p.materialize();
+  checkFullyMasked(*kernel, p, 2);
+}
+
+TEST(FullyMasked, TensorBiasAllNegInfRow) {
+  AttentionSpec spec =
+      dynamicSpec(1, 1, 16, 16, {tensorMask(DType::F32, false, false, false)});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 1, 3, 40);
+  p.randomize(15);
+  for (double &x : p.in.mask)
+    x = 0.25;
+  for (int64_t j = 0; j < 40; ++j)
+    p.in.mask[1 * 40 + j] = -std::numeric_limits<double>::infinity();
+  p.materialize();
+  checkFullyMasked(*kernel, p, 1);
+}
+
+//===----------------------------------------------------------------------===//
+// Logits near +-1e4
+//===----------------------------------------------------------------------===//
+
+class LargeLogits : public ::testing::TestWithParam<bool> {};
+
+TEST_P(LargeLogits, ExactScoresMatchReference) {
+  std::vector<MaskSpec> masks;
+  if (GetParam())
+    masks.push_back(causalMask(false));
+  AttentionSpec spec = dynamicSpec(2, 1, 16, 16, masks);
+  spec.scale = 1.0;
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  for (auto [sq, sk] : Shapes{{17, 64}, {64, 1000}, {1, 3}, {113, 113}}) {
+    Problem p(spec, 1, sq, sk);
+    p.randomize(seedFor(sq, sk, 99));
+    std::mt19937 rng(seedFor(sq, sk, 100));
+    std::uniform_int_distribution<int> pick(24, 26);
+    std::bernoulli_distribution flip(0.5);
+    // Every query row / key row has one sign, so |score| is in
+    // [16 * 24^2, 16 * 26^2] = [9216, 10816], exact in f32.
+    const int64_t d = spec.headDim;
+    for (size_t r = 0; r < p.in.query.size() / d; ++r) {
+      double sign = flip(rng) ? -1.0 : 1.0;
+      for (int64_t x = 0; x < d; ++x)
+        p.in.query[r * d + x] = sign * pick(rng);
+    }
+    for (size_t r = 0; r < p.in.key.size() / d; ++r) {
+      double sign = flip(rng) ? -1.0 : 1.0;
+      for (int64_t x = 0; x < d; ++x)
+        p.in.key[r * d + x] = sign * pick(rng);
+    }
+    p.materialize();
+    SCOPED_TRACE(shapeTrace(p));
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    reference::Outputs ref = p.reference();
+    double maxLse = 0;
+    for (double x : ref.lse)
+      maxLse = std::max(maxLse, std::fabs(x));
+    ASSERT_GT(maxLse, 9000.0) << "test setup: logits are not near 1e4";
+    EXPECT_TRUE(allFinite(p.output()));
+    EXPECT_TRUE(allFinite(p.lseValues()));
+    EXPECT_TRUE(matchesReference(p, ref));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Numerics, LargeLogits, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool> &info) {
+                           return info.param ? "causalTL" : "none";
+                         });
+
+//===----------------------------------------------------------------------===//
+// NaN / Inf in masked keys never reaches the output; in kept keys it does
+//===----------------------------------------------------------------------===//
+
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+const double kInf = std::numeric_limits<double>::infinity();
+
+/// Poisons key/value row j of batch b: NaN/Inf patterns alternate with j.
+void poison(Problem &p, int64_t b, int64_t j) {
+  switch (j % 3) {
+  case 0:
+    p.poisonKey(b, j, kNaN, kNaN);
+    break;
+  case 1:
+    p.poisonKey(b, j, kInf, kNaN);
+    break;
+  default:
+    p.poisonKey(b, j, -kInf, kInf);
+    break;
+  }
+}
+
+/// Runs `p` (poisoned only in keys every row masks) and expects a finite
+/// result that matches the reference.
+void expectNoLeak(Kernel &kernel, Problem &p, int64_t poisonedKeys) {
+  p.materialize();
+  ASSERT_EQ(poisonedKeys > 0, anyNaN(p.in.key) || anyNaN(p.in.value))
+      << "test setup";
+  ASSERT_NO_LLVM_ERROR(kernel.run(p.args()));
+  reference::Outputs ref = p.reference();
+  EXPECT_FALSE(anyNaN(p.output())) << "a masked NaN/Inf reached the output";
+  EXPECT_FALSE(anyNaN(p.lseValues()));
+  EXPECT_TRUE(matchesReference(p, ref));
+}
+
+TEST(MaskedNaN, BeyondKvLens) {
+  AttentionSpec spec = dynamicSpec(2, 1, 32, 32, {keyPaddingMask()});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 3, 17, 100);
+  p.randomize(21);
+  p.in.kvLens = {5, 64, 99};
+  int64_t n = 0;
+  for (int64_t b = 0; b < 3; ++b)
+    for (int64_t j = p.in.kvLens[b]; j < 100; ++j, ++n)
+      poison(p, b, j);
+  expectNoLeak(*kernel, p, n);
+}
+
+/// Top-left causal, Sk > Sq: keys j >= Sq are right of every row's range.
+void causalRightOfEveryRow(const AttentionSpec &spec, int64_t sq, int64_t sk) {
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 1, sq, sk);
+  p.randomize(22);
+  for (int64_t j = sq; j < sk; ++j)
+    poison(p, 0, j);
+  expectNoLeak(*kernel, p, sk - sq);
+}
+
+TEST(MaskedNaN, RightOfCausalRangeDynamic) {
+  causalRightOfEveryRow(dynamicSpec(2, 2, 32, 32, {causalMask(false)}), 17,
+                        113);
+}
+
+TEST(MaskedNaN, RightOfCausalRangeStatic) {
+  AttentionSpec spec = dynamicSpec(2, 2, 32, 32, {causalMask(false)});
+  spec.batch = 1;
+  spec.qLen = 17;
+  spec.kvLen = 113;
+  causalRightOfEveryRow(spec, 17, 113);
+}
+
+TEST(MaskedNaN, OutsideEveryWindow) {
+  {
+    // Top-left, left 5, right 7: rows 0..19 see keys <= 26 only.
+    AttentionSpec spec = dynamicSpec(1, 1, 16, 16, {windowMask(5, 7, false)});
+    ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+    Problem p(spec, 1, 20, 100);
+    p.randomize(23);
+    for (int64_t j = 27; j < 100; ++j)
+      poison(p, 0, j);
+    expectNoLeak(*kernel, p, 73);
+  }
+  {
+    // Bottom-right, left 4, right 0, Sq 3, Sk 64: rows see keys 57..63.
+    AttentionSpec spec = dynamicSpec(1, 1, 16, 16, {windowMask(4, 0, true)});
+    ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+    Problem p(spec, 1, 3, 64);
+    p.randomize(24);
+    for (int64_t j = 0; j < 57; ++j)
+      poison(p, 0, j);
+    expectNoLeak(*kernel, p, 57);
+  }
+}
+
+TEST(MaskedNaN, AllFalseTensorMaskColumns) {
+  AttentionSpec spec =
+      dynamicSpec(2, 1, 16, 16, {tensorMask(DType::Bool, false, true, false)});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 2, 9, 50);
+  p.randomize(25);
+  int64_t n = 0;
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t i = 0; i < 9; ++i)
+      for (int64_t j = 0; j < 50; ++j) {
+        bool column = j % 5 == 2;
+        p.in.mask[(b * 9 + i) * 50 + j] = column ? 0.0 : 1.0;
+      }
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t j = 2; j < 50; j += 5, ++n)
+      poison(p, b, j);
+  expectNoLeak(*kernel, p, n);
+}
+
+TEST(KeptNaN, PropagatesToRowsThatKeepIt) {
+  // Causal top-left, Sq = Sk = 9: a NaN key 4 reaches exactly rows 4..8.
+  AttentionSpec spec = dynamicSpec(1, 1, 16, 16, {causalMask(false)});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  for (bool inValue : {false, true}) {
+    SCOPED_TRACE(inValue ? "NaN in value" : "NaN in key");
+    Problem p(spec, 1, 9, 9);
+    p.randomize(26);
+    if (inValue)
+      p.in.value[p.valueIndex(0, 0, 4, 3)] = kNaN;
+    else
+      p.in.key[p.keyIndex(0, 0, 4, 0)] = kNaN;
+    p.materialize();
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    std::vector<double> out = p.output();
+    for (int64_t i = 0; i < 9; ++i) {
+      double x = out[i * 16 + 3];
+      if (i < 4)
+        EXPECT_TRUE(std::isfinite(x)) << "row " << i << " = " << x;
+      else
+        EXPECT_TRUE(std::isnan(x)) << "row " << i << " = " << x;
+    }
+    EXPECT_TRUE(matchesReference(p, p.reference()));
+  }
+}
+
+TEST(KeptNaN, UnmaskedNaNKeyPoisonsEveryRow) {
+  AttentionSpec spec = dynamicSpec(2, 1, 32, 32);
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 1, 17, 100);
+  p.randomize(27);
+  p.in.key[p.keyIndex(0, 0, 70, 5)] = kNaN;
+  p.materialize();
+  ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+  for (double x : p.output())
+    ASSERT_TRUE(std::isnan(x));
+  for (double x : p.lseValues())
+    ASSERT_TRUE(std::isnan(x));
+}
+
+//===----------------------------------------------------------------------===//
+// Tile-size independence
+//===----------------------------------------------------------------------===//
+
+class TileSizes
+    : public ::testing::TestWithParam<std::array<int64_t, 4>> {};
+
+TEST_P(TileSizes, MatchReference) {
+  // Hq = 4, Hkv = 2: a head tile of 2 stays inside one GQA group.
+  AttentionSpec spec = dynamicSpec(4, 2, 32, 32, {causalMask(true)});
+  CompileOptions options;
+  options.tileSizes = GetParam();
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec, Target::CPU, options));
+  EXPECT_EQ(kernel->info().tileSizes, GetParam());
+  for (auto [sq, sk] :
+       Shapes{{1, 1}, {17, 113}, {113, 17}, {127, 257}, {64, 64}, {3, 1000}}) {
+    Problem p(spec, 3, sq, sk);
+    p.randomize(seedFor(sq, sk, 5));
+    SCOPED_TRACE(shapeTrace(p));
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    EXPECT_TRUE(matchesReference(p, p.reference()));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Numerics, TileSizes,
+    ::testing::Values(std::array<int64_t, 4>{1, 1, 16, 16},
+                      std::array<int64_t, 4>{1, 1, 32, 64},
+                      std::array<int64_t, 4>{1, 2, 64, 32},
+                      std::array<int64_t, 4>{2, 1, 8, 128}),
+    [](const ::testing::TestParamInfo<std::array<int64_t, 4>> &info) {
+      std::string s = "tiles";
+      for (int64_t t : info.param)
+        s += "_" + std::to_string(t);
+      return s;
+    });
+
+//===----------------------------------------------------------------------===//
+// Bitwise repeatability
+//===----------------------------------------------------------------------===//
+
+TEST(Repeatability, RerunIsBitwiseIdentical) {
+  AttentionSpec spec = dynamicSpec(2, 1, 64, 64, {causalMask(true)});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 2, 257, 1000);
+  p.randomize(31);
+  ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+  std::vector<char> out1 = p.out.bytes, lse1 = p.lse.bytes;
+  p.materialize(); // resets the outputs to NaN
+  ASSERT_NE(p.out.bytes, out1);
+  ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+  EXPECT_TRUE(p.out.bytes == out1);
+  EXPECT_TRUE(p.lse.bytes == lse1);
+  EXPECT_TRUE(matchesReference(p, p.reference()));
+}
+
+TEST(Repeatability, OneAndTwoThreadsAreBitwiseIdentical) {
+  AttentionSpec spec = dynamicSpec(2, 2, 32, 32, {causalMask(false)});
+  RuntimeOptions one, two;
+  one.numThreads = 1;
+  two.numThreads = 2;
+  Runtime rt1(one), rt2(two);
+  ASSERT_EQ(rt1.numThreads(), 1u);
+  ASSERT_EQ(rt2.numThreads(), 2u);
+  ASSERT_EXPECTED(k1, rt1.getKernel(spec));
+  ASSERT_EXPECTED(k2, rt2.getKernel(spec));
+  Problem p(spec, 2, 257, 300);
+  p.randomize(32);
+  ASSERT_NO_LLVM_ERROR(k1->run(p.args()));
+  std::vector<char> out1 = p.out.bytes, lse1 = p.lse.bytes;
+  EXPECT_TRUE(matchesReference(p, p.reference()));
+  p.materialize();
+  ASSERT_NO_LLVM_ERROR(k2->run(p.args()));
+  EXPECT_TRUE(p.out.bytes == out1);
+  EXPECT_TRUE(p.lse.bytes == lse1);
+}
+
+//===----------------------------------------------------------------------===//
+// f16 / bf16: within 2x the error of the same-precision unfused reference
+//===----------------------------------------------------------------------===//
+
+struct HalfCase {
+  DType dtype;
+  bool causal;
+};
+
+class HalfPrecision : public ::testing::TestWithParam<HalfCase> {};
+
+TEST_P(HalfPrecision, WithinTwiceSamePrecisionError) {
+  const HalfCase c = GetParam();
+  std::vector<MaskSpec> masks;
+  if (c.causal)
+    masks.push_back(causalMask(true));
+  AttentionSpec spec = dynamicSpec(2, 1, 64, 64, masks, c.dtype);
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  for (auto [sq, sk] :
+       Shapes{{1, 257}, {64, 64}, {113, 1000}, {257, 127}, {17, 3}}) {
+    Problem p(spec, 1, sq, sk);
+    p.randomize(seedFor(sq, sk, 7));
+    SCOPED_TRACE(shapeTrace(p));
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    reference::Outputs ref = p.reference();
+    std::vector<double> same = reference::samePrecisionAttention(spec, p.in);
+    double kernelErr = maxAbsError(p.output(), ref.output);
+    double sameErr = maxAbsError(same, ref.output);
+    ASSERT_GT(sameErr, 0.0) << "test setup: the same-precision reference "
+                               "should differ from f64";
+    EXPECT_LE(kernelErr, 2.0 * sameErr + 1e-6)
+        << "kernel error " << kernelErr << ", same-precision error "
+        << sameErr;
+    // The log-sum-exp is f32 from exact inputs: -inf rows match exactly,
+    // finite ones within a half-precision tolerance.
+    std::vector<double> lse = p.lseValues();
+    for (size_t r = 0; r < lse.size(); ++r) {
+      if (std::isinf(ref.lse[r])) {
+        EXPECT_EQ(lse[r], ref.lse[r]) << "lse row " << r;
+        continue;
+      }
+      EXPECT_NEAR(lse[r], ref.lse[r], 1e-3 * (1 + std::fabs(ref.lse[r])))
+          << "lse row " << r;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Numerics, HalfPrecision,
+    ::testing::Values(HalfCase{DType::F16, false}, HalfCase{DType::F16, true},
+                      HalfCase{DType::BF16, false},
+                      HalfCase{DType::BF16, true}),
+    [](const ::testing::TestParamInfo<HalfCase> &info) {
+      return std::string(dtypeName(info.param.dtype)) +
+             (info.param.causal ? "_causalBR" : "_none");
+    });
+
+} // namespace
