@@ -1,1 +1,1059 @@
+//===- RuntimeTest.cpp - runtime API and error paths ----------------------===//
+//
+// AttentionSpec JSON parsing and validation, attentionFlops, Kernel
+// validation, strided operands, the kernel cache, concurrent use, the CUDA
+// target without a device, and .npy reading/writing.
+//
+//===----------------------------------------------------------------------===//
+
 #include "TestUtil.h"
+
+#include "attn/Runtime/Npy.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <thread>
+#include <unistd.h>
+
+using namespace attn;
+using namespace attn::test;
+
+namespace {
+
+const char *kDesignExample = R"({"batch": 1, "q_heads": 8, "kv_heads": 8,
+  "q_len": 1024, "kv_len": 1024, "head_dim": 64, "v_head_dim": 64,
+  "dtype": "f32", "scale": 0.125, "mask": {"kind": "none"}})";
+
+AttentionSpec parseOrDie(const std::string &text) {
+  auto spec = AttentionSpec::fromJSON(text);
+  if (!spec) {
+    ADD_FAILURE() << "fromJSON(" << text
+                  << "): " << llvm::toString(spec.takeError());
+    return AttentionSpec();
+  }
+  return *spec;
+}
+
+/// The JSON text of a small valid spec, with `extra` appended inside the
+/// object (e.g. `, "mask": {...}`).
+std::string smallSpec(const std::string &extra = "") {
+  return R"({"batch": 2, "q_heads": 4, "q_len": 3, "kv_len": 5, "head_dim": 80)" +
+         extra + "}";
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionSpec::fromJSON
+//===----------------------------------------------------------------------===//
+
+TEST(SpecJSON, AcceptsDesignExample) {
+  AttentionSpec s = parseOrDie(kDesignExample);
+  EXPECT_EQ(s.batch, std::optional<int64_t>(1));
+  EXPECT_EQ(s.qHeads, 8);
+  EXPECT_EQ(s.kvHeads, 8);
+  EXPECT_EQ(s.qLen, std::optional<int64_t>(1024));
+  EXPECT_EQ(s.kvLen, std::optional<int64_t>(1024));
+  EXPECT_EQ(s.headDim, 64);
+  EXPECT_EQ(s.vHeadDim, 64);
+  EXPECT_EQ(s.dtype, DType::F32);
+  ASSERT_TRUE(s.scale.has_value());
+  EXPECT_EQ(*s.scale, 0.125);
+  EXPECT_TRUE(s.masks.empty());
+  EXPECT_FALSE(s.returnLse);
+}
+
+TEST(SpecJSON, Defaults) {
+  AttentionSpec s = parseOrDie(smallSpec());
+  EXPECT_EQ(s.qHeads, 4);
+  EXPECT_EQ(s.kvHeads, 4) << "kv_heads defaults to q_heads";
+  EXPECT_EQ(s.headDim, 80);
+  EXPECT_EQ(s.vHeadDim, 80) << "v_head_dim defaults to head_dim";
+  EXPECT_FALSE(s.scale.has_value());
+  EXPECT_DOUBLE_EQ(s.scaleValue(), 1.0 / std::sqrt(80.0));
+  EXPECT_EQ(s.dtype, DType::F32);
+  EXPECT_TRUE(s.masks.empty());
+  EXPECT_FALSE(s.returnLse);
+}
+
+TEST(SpecJSON, NullSizesAreDynamic) {
+  AttentionSpec s = parseOrDie(R"({"batch": null, "q_heads": 2,
+      "kv_heads": 1, "q_len": null, "kv_len": null, "head_dim": 16})");
+  EXPECT_FALSE(s.batch.has_value());
+  EXPECT_FALSE(s.qLen.has_value());
+  EXPECT_FALSE(s.kvLen.has_value());
+  EXPECT_EQ(s.kvHeads, 1);
+}
+
+TEST(SpecJSON, MasksAndOptions) {
+  AttentionSpec s = parseOrDie(smallSpec(
+      R"(, "dtype": "bf16", "lse": true, "v_head_dim": 64, "kv_heads": 2,
+      "mask": [{"kind": "sliding_window", "left": 3, "right": 0,
+                "align": "bottom_right"},
+               {"kind": "tensor", "dtype": "f16", "batch_broadcast": true,
+                "head_broadcast": false, "query_broadcast": true},
+               {"kind": "key_padding", "dtype": "i64"}])"));
+  EXPECT_EQ(s.dtype, DType::BF16);
+  EXPECT_TRUE(s.returnLse);
+  EXPECT_EQ(s.vHeadDim, 64);
+  EXPECT_EQ(s.kvHeads, 2);
+  ASSERT_EQ(s.masks.size(), 3u);
+  EXPECT_EQ(s.masks[0].kind, MaskSpec::Kind::SlidingWindow);
+  EXPECT_EQ(s.masks[0].left, 3);
+  EXPECT_EQ(s.masks[0].right, 0);
+  EXPECT_TRUE(s.masks[0].bottomRight);
+  EXPECT_EQ(s.masks[1].kind, MaskSpec::Kind::Tensor);
+  EXPECT_EQ(s.masks[1].dtype, DType::F16);
+  EXPECT_TRUE(s.masks[1].batchBroadcast);
+  EXPECT_FALSE(s.masks[1].headBroadcast);
+  EXPECT_TRUE(s.masks[1].queryBroadcast);
+  EXPECT_EQ(s.masks[2].kind, MaskSpec::Kind::KeyPadding);
+  EXPECT_EQ(s.masks[2].dtype, DType::I64);
+
+  AttentionSpec c = parseOrDie(smallSpec(R"(, "mask": {"kind": "causal"})"));
+  ASSERT_EQ(c.masks.size(), 1u);
+  EXPECT_EQ(c.masks[0].kind, MaskSpec::Kind::Causal);
+  EXPECT_FALSE(c.masks[0].bottomRight) << "align defaults to top_left";
+  EXPECT_TRUE(c.isCausalLike());
+
+  AttentionSpec t = parseOrDie(smallSpec(R"(, "mask": {"kind": "tensor"})"));
+  ASSERT_EQ(t.masks.size(), 1u);
+  EXPECT_EQ(t.masks[0].dtype, DType::Bool) << "tensor masks default to bool";
+  AttentionSpec k =
+      parseOrDie(smallSpec(R"(, "mask": {"kind": "key_padding"})"));
+  ASSERT_EQ(k.masks.size(), 1u);
+  EXPECT_EQ(k.masks[0].dtype, DType::I32) << "kv_lens default to i32";
+}
+
+struct RejectCase {
+  const char *name;
+  std::string json;
+  std::vector<std::string> mustContain;
+};
+
+void PrintTo(const RejectCase &c, std::ostream *os) { *os << c.json; }
+
+class SpecRejects : public ::testing::TestWithParam<RejectCase> {};
+
+TEST_P(SpecRejects, WithMessageNamingTheKey) {
+  const RejectCase &c = GetParam();
+  auto spec = AttentionSpec::fromJSON(c.json);
+  ASSERT_FALSE(static_cast<bool>(spec)) << "accepted: " << c.json;
+  std::string msg = llvm::toString(spec.takeError());
+  EXPECT_EQ(msg.rfind("spec: ", 0), 0u) << msg;
+  for (const std::string &s : c.mustContain)
+    EXPECT_NE(msg.find(s), std::string::npos)
+        << "message \"" << msg << "\" does not contain \"" << s << "\"";
+}
+
+const std::vector<RejectCase> kRejects = {
+    {"UnknownKey", smallSpec(R"(, "foo": 1)"), {"'foo'", "unknown"}},
+    {"UnknownMaskKey", smallSpec(R"(, "mask": {"kind": "causal", "size": 3})"),
+     {"'mask.size'"}},
+    {"UnknownKeyInNoneMask", smallSpec(R"(, "mask": {"kind": "none", "x": 1})"),
+     {"'mask.x'"}},
+    {"MissingQHeads",
+     R"({"batch": 1, "q_len": 1, "kv_len": 1, "head_dim": 8})",
+     {"'q_heads'", "missing"}},
+    {"MissingHeadDim",
+     R"({"batch": 1, "q_heads": 1, "q_len": 1, "kv_len": 1})",
+     {"'head_dim'"}},
+    {"MissingBatch", R"({"q_heads": 1, "q_len": 1, "kv_len": 1, "head_dim": 8})",
+     {"'batch'"}},
+    {"MissingKvLen", R"({"batch": 1, "q_heads": 1, "q_len": 1, "head_dim": 8})",
+     {"'kv_len'"}},
+    {"MissingMaskKind", smallSpec(R"(, "mask": {"align": "top_left"})"),
+     {"'mask.kind'"}},
+    {"MissingWindowLeft",
+     smallSpec(R"(, "mask": {"kind": "sliding_window", "right": 2})"),
+     {"'mask.left'"}},
+    {"QHeadsString",
+     R"({"batch": 1, "q_heads": "8", "q_len": 1, "kv_len": 1, "head_dim": 8})",
+     {"'q_heads'"}},
+    {"HeadDimFloat",
+     R"({"batch": 1, "q_heads": 8, "q_len": 1, "kv_len": 1, "head_dim": 64.5})",
+     {"'head_dim'"}},
+    {"BatchBool",
+     R"({"batch": true, "q_heads": 8, "q_len": 1, "kv_len": 1, "head_dim": 8})",
+     {"'batch'"}},
+    {"HeadDimNull",
+     R"({"batch": 1, "q_heads": 8, "q_len": 1, "kv_len": 1, "head_dim": null})",
+     {"'head_dim'"}},
+    {"ScaleString", smallSpec(R"(, "scale": "x")"), {"'scale'"}},
+    {"ScaleZero", smallSpec(R"(, "scale": 0)"), {"'scale'"}},
+    {"DTypeNumber", smallSpec(R"(, "dtype": 32)"), {"'dtype'"}},
+    {"LseString", smallSpec(R"(, "lse": "yes")"), {"'lse'"}},
+    {"MaskNumber", smallSpec(R"(, "mask": 5)"), {"'mask'"}},
+    {"AlignNumber", smallSpec(R"(, "mask": {"kind": "causal", "align": 1})"),
+     {"'mask.align'"}},
+    {"BroadcastString",
+     smallSpec(R"(, "mask": {"kind": "tensor", "head_broadcast": "no"})"),
+     {"'mask.head_broadcast'"}},
+    {"HeadDimZero",
+     R"({"batch": 1, "q_heads": 8, "q_len": 1, "kv_len": 1, "head_dim": 0})",
+     {"'head_dim'"}},
+    {"BatchNegative",
+     R"({"batch": -1, "q_heads": 8, "q_len": 1, "kv_len": 1, "head_dim": 8})",
+     {"'batch'"}},
+    {"QLenNegative",
+     R"({"batch": 1, "q_heads": 8, "q_len": -5, "kv_len": 1, "head_dim": 8})",
+     {"'q_len'"}},
+    {"KvHeadsZero", smallSpec(R"(, "kv_heads": 0)"), {"'kv_heads'"}},
+    {"WindowLeftNegative",
+     smallSpec(R"(, "mask": {"kind": "sliding_window", "left": -1, "right": 0})"),
+     {"'mask.left'"}},
+    {"QLenAbove2To31",
+     R"({"batch": 1, "q_heads": 1, "q_len": 2147483648, "kv_len": 1,
+         "head_dim": 8})",
+     {"'q_len'"}},
+    {"HeadsNotMultiple", smallSpec(R"(, "kv_heads": 3)"),
+     {"'q_heads'", "'kv_heads'"}},
+    {"BadMaskKind", smallSpec(R"(, "mask": {"kind": "triangle"})"),
+     {"'mask.kind'", "triangle"}},
+    {"BadAlign",
+     smallSpec(R"(, "mask": {"kind": "causal", "align": "middle"})"),
+     {"'mask.align'", "middle"}},
+    {"BadTensorMaskDType",
+     smallSpec(R"(, "mask": {"kind": "tensor", "dtype": "i32"})"),
+     {"'mask.dtype'"}},
+    {"BadKeyPaddingDType",
+     smallSpec(R"(, "mask": {"kind": "key_padding", "dtype": "f32"})"),
+     {"'mask.dtype'"}},
+    {"BadDType", smallSpec(R"(, "dtype": "f64")"), {"'dtype'", "f64"}},
+    {"TwoCausalMasks",
+     smallSpec(R"(, "mask": [{"kind": "causal"}, {"kind": "causal"}])"),
+     {"'mask'"}},
+    {"QueryOverflows",
+     R"({"batch": 1, "q_heads": 1, "q_len": 1073741824, "kv_len": 1,
+         "head_dim": 1073741824})",
+     {"query", "too large"}},
+    {"MaskOverflows",
+     R"({"batch": 1, "q_heads": 1, "q_len": 1073741824,
+         "kv_len": 1073741824, "head_dim": 1, "mask": {"kind": "tensor"}})",
+     {"mask", "too large"}},
+    {"ProductOverflowsInt64",
+     R"({"batch": 2147483647, "q_heads": 2147483647, "q_len": 2147483647,
+         "kv_len": 1, "head_dim": 2147483647})",
+     {"too large"}},
+    {"InvalidJSON", R"({"batch": 1,)", {"JSON"}},
+    {"TopLevelArray", "[1, 2]", {"object"}},
+};
+
+INSTANTIATE_TEST_SUITE_P(
+    Runtime, SpecRejects, ::testing::ValuesIn(kRejects),
+    [](const ::testing::TestParamInfo<RejectCase> &info) {
+      return std::string(info.param.name);
+    });
+
+TEST(SpecJSON, ToJSONRoundTrip) {
+  std::vector<std::string> texts = {
+      kDesignExample,
+      smallSpec(R"(, "scale": 0.3, "lse": true, "kv_heads": 2,
+          "mask": [{"kind": "causal", "align": "bottom_right"},
+                   {"kind": "key_padding", "dtype": "i64"}])"),
+      R"({"batch": null, "q_heads": 6, "kv_heads": 3, "q_len": null,
+          "kv_len": 7, "head_dim": 576, "v_head_dim": 512, "dtype": "f16",
+          "scale": 0.01,
+          "mask": [{"kind": "sliding_window", "left": 5, "right": 7},
+                   {"kind": "tensor", "dtype": "bf16",
+                    "batch_broadcast": true, "head_broadcast": false,
+                    "query_broadcast": true}]})",
+  };
+  for (const std::string &text : texts) {
+    SCOPED_TRACE(text);
+    AttentionSpec s = parseOrDie(text);
+    std::string json = s.toJSON();
+    AttentionSpec back = parseOrDie(json);
+    EXPECT_TRUE(back == s) << json;
+    EXPECT_EQ(back.toJSON(), json);
+  }
+  // Without an explicit scale the canonical form carries 1/sqrt(D).
+  AttentionSpec s = parseOrDie(smallSpec());
+  AttentionSpec back = parseOrDie(s.toJSON());
+  EXPECT_EQ(back.scaleValue(), s.scaleValue());
+  EXPECT_EQ(back.toJSON(), s.toJSON());
+  // Different specs have different canonical forms.
+  AttentionSpec other = s;
+  other.masks.push_back(causalMask(true));
+  EXPECT_NE(other.toJSON(), s.toJSON());
+  EXPECT_FALSE(other == s);
+}
+
+TEST(SpecJSON, DTypeNames) {
+  for (DType d : {DType::F32, DType::F16, DType::BF16, DType::Bool, DType::I32,
+                  DType::I64}) {
+    std::optional<DType> parsed = parseDType(dtypeName(d));
+    ASSERT_TRUE(parsed.has_value()) << dtypeName(d);
+    EXPECT_EQ(*parsed, d);
+  }
+  EXPECT_FALSE(parseDType("f64").has_value());
+  EXPECT_EQ(dtypeSize(DType::F32), 4);
+  EXPECT_EQ(dtypeSize(DType::BF16), 2);
+  EXPECT_EQ(dtypeSize(DType::Bool), 1);
+  EXPECT_EQ(dtypeSize(DType::I64), 8);
+}
+
+//===----------------------------------------------------------------------===//
+// attentionFlops
+//===----------------------------------------------------------------------===//
+
+TEST(AttentionFlops, NoMask) {
+  AttentionSpec s = parseOrDie(R"({"batch": 2, "q_heads": 4, "q_len": 100,
+      "kv_len": 200, "head_dim": 64})");
+  EXPECT_EQ(attentionFlops(s, 2, 100, 200), 4.0 * 2 * 4 * 100 * 200 * 64);
+  EXPECT_EQ(attentionFlops(s, 3, 7, 9), 4.0 * 3 * 4 * 7 * 9 * 64);
+  s.headDim = 576;
+  s.vHeadDim = 512;
+  EXPECT_EQ(attentionFlops(s, 1, 10, 20), 2.0 * 1 * 4 * (576 + 512) * 10 * 20);
+  // Tensor and key-padding masks count as unmasked.
+  s.masks = {tensorMask(DType::Bool, false, true, false), keyPaddingMask()};
+  EXPECT_EQ(attentionFlops(s, 1, 10, 20), 2.0 * 1 * 4 * (576 + 512) * 10 * 20);
+}
+
+TEST(AttentionFlops, Causal) {
+  AttentionSpec s = parseOrDie(R"({"batch": 1, "q_heads": 1, "q_len": 4,
+      "kv_len": 4, "head_dim": 8, "mask": {"kind": "causal"}})");
+  const double perEntry = 2.0 * (8 + 8);
+  // Square: n (n + 1) / 2 visible entries.
+  EXPECT_EQ(attentionFlops(s, 1, 1000, 1000), perEntry * 1000 * 1001 / 2);
+  // Top-left, Sq = 5 > Sk = 2: rows see 1, 2, 2, 2, 2 keys.
+  EXPECT_EQ(attentionFlops(s, 1, 5, 2), perEntry * 9);
+  s.masks[0].bottomRight = true;
+  // Bottom-right, Sq = 2, Sk = 5: rows see 4 and 5 keys.
+  EXPECT_EQ(attentionFlops(s, 1, 2, 5), perEntry * 9);
+  // Bottom-right, Sq = 5 > Sk = 2: rows 0..2 see nothing, rows 3, 4 see 1, 2.
+  EXPECT_EQ(attentionFlops(s, 1, 5, 2), perEntry * 3);
+  EXPECT_EQ(attentionFlops(s, 3, 5, 2), 3 * perEntry * 3);
+  // Sliding window left 1, right 1, Sq = Sk = 4: 2 + 3 + 3 + 2.
+  s.masks[0] = windowMask(1, 1, false);
+  EXPECT_EQ(attentionFlops(s, 1, 4, 4), perEntry * 10);
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel::validate and run errors
+//===----------------------------------------------------------------------===//
+
+/// A static spec: B 1, Hq 2, Hkv 1, Sq 8, Sk 16, D 16, Dv 8, returns LSE.
+AttentionSpec staticSpec(bool returnLse = true) {
+  AttentionSpec s;
+  s.batch = 1;
+  s.qHeads = 2;
+  s.kvHeads = 1;
+  s.qLen = 8;
+  s.kvLen = 16;
+  s.headDim = 16;
+  s.vHeadDim = 8;
+  s.returnLse = returnLse;
+  return s;
+}
+
+/// Expects run() to fail with a message starting with `prefix` and
+/// containing `fragment`, without writing the output.
+void expectRunError(Kernel &kernel, Problem &p, const AttentionArgs &args,
+                    const std::string &prefix, const std::string &fragment) {
+  std::string validateMsg = errorText(kernel.validate(args));
+  EXPECT_EQ(validateMsg.rfind(prefix, 0), 0u)
+      << "validate: \"" << validateMsg << "\" should start with \"" << prefix
+      << "\"";
+  std::vector<char> before = p.out.bytes;
+  std::string msg = errorText(kernel.run(args));
+  ASSERT_FALSE(msg.empty()) << "run() accepted the arguments";
+  EXPECT_EQ(msg, validateMsg);
+  EXPECT_NE(msg.find(fragment), std::string::npos)
+      << "\"" << msg << "\" does not contain \"" << fragment << "\"";
+  EXPECT_TRUE(p.out.bytes == before) << "run() wrote the output on error";
+}
+
+TEST(KernelValidate, ShapesDTypesStridesAndPresence) {
+  AttentionSpec spec = staticSpec();
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 1, 8, 16);
+  p.randomize(1);
+  ASSERT_NO_LLVM_ERROR(kernel->validate(p.args()));
+
+  {
+    SCOPED_TRACE("query dtype");
+    AttentionArgs a = p.args();
+    a.query.dtype = DType::F16;
+    expectRunError(*kernel, p, a, "query:", "f16");
+  }
+  {
+    SCOPED_TRACE("key shape");
+    AttentionArgs a = p.args();
+    a.key.shape[2] = 15;
+    expectRunError(*kernel, p, a, "key:", "[1, 1, 15, 16]");
+  }
+  {
+    SCOPED_TRACE("key heads");
+    AttentionArgs a = p.args();
+    a.key.shape[1] = 2;
+    expectRunError(*kernel, p, a, "key:", "shape");
+  }
+  {
+    SCOPED_TRACE("value head dim");
+    AttentionArgs a = p.args();
+    a.value.shape[3] = 16;
+    expectRunError(*kernel, p, a, "value:", "[1, 1, 16, 8]");
+  }
+  {
+    SCOPED_TRACE("output shape");
+    AttentionArgs a = p.args();
+    a.output.shape[2] = 9;
+    expectRunError(*kernel, p, a, "output:", "shape");
+  }
+  {
+    SCOPED_TRACE("output dtype");
+    AttentionArgs a = p.args();
+    a.output.dtype = DType::BF16;
+    expectRunError(*kernel, p, a, "output:", "bf16");
+  }
+  {
+    SCOPED_TRACE("query rank");
+    AttentionArgs a = p.args();
+    a.query.rank = 3;
+    expectRunError(*kernel, p, a, "query:", "rank");
+  }
+  {
+    SCOPED_TRACE("value innermost stride");
+    AttentionArgs a = p.args();
+    a.value.strides[3] = 2;
+    expectRunError(*kernel, p, a, "value:", "innermost stride");
+  }
+  {
+    SCOPED_TRACE("output innermost stride");
+    AttentionArgs a = p.args();
+    a.output.strides[3] = 0;
+    expectRunError(*kernel, p, a, "output:", "innermost stride");
+  }
+  {
+    SCOPED_TRACE("lse missing");
+    AttentionArgs a = p.args();
+    a.lse = TensorRef();
+    expectRunError(*kernel, p, a, "lse:", "missing");
+  }
+  {
+    SCOPED_TRACE("lse shape");
+    AttentionArgs a = p.args();
+    a.lse.shape[1] = 1;
+    expectRunError(*kernel, p, a, "lse:", "shape");
+  }
+  {
+    SCOPED_TRACE("lse dtype");
+    AttentionArgs a = p.args();
+    a.lse.dtype = DType::F16;
+    expectRunError(*kernel, p, a, "lse:", "dtype");
+  }
+  {
+    SCOPED_TRACE("unexpected mask");
+    AttentionArgs a = p.args();
+    a.mask = a.lse;
+    expectRunError(*kernel, p, a, "mask:", "no tensor mask");
+  }
+  {
+    SCOPED_TRACE("unexpected kv_lens");
+    AttentionArgs a = p.args();
+    a.kvLens = a.lse;
+    expectRunError(*kernel, p, a, "kv_lens:", "no key_padding");
+  }
+  {
+    SCOPED_TRACE("missing query");
+    AttentionArgs a = p.args();
+    a.query = TensorRef();
+    std::string msg = errorText(kernel->run(a));
+    EXPECT_NE(msg.find("query"), std::string::npos) << msg;
+  }
+  // After all that, a valid run still works.
+  ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+  EXPECT_TRUE(matchesReference(p, p.reference()));
+}
+
+TEST(KernelValidate, UnexpectedLse) {
+  AttentionSpec spec = staticSpec(/*returnLse=*/false);
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 1, 8, 16);
+  p.randomize(2);
+  ASSERT_NO_LLVM_ERROR(kernel->validate(p.args()));
+  std::vector<float> lse(2 * 8);
+  AttentionArgs a = p.args();
+  a.lse = TensorRef::contiguous(lse.data(), DType::F32, {1, 2, 8});
+  expectRunError(*kernel, p, a, "lse:", "log-sum-exp");
+}
+
+TEST(KernelValidate, MaskAndKvLensOfDynamicSpec) {
+  AttentionSpec spec = dynamicSpec(
+      2, 1, 16, 16,
+      {tensorMask(DType::Bool, false, true, false), keyPaddingMask()});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 2, 5, 9);
+  p.randomize(3);
+  ASSERT_NO_LLVM_ERROR(kernel->validate(p.args()));
+  {
+    SCOPED_TRACE("missing mask");
+    AttentionArgs a = p.args();
+    a.mask = TensorRef();
+    expectRunError(*kernel, p, a, "mask:", "missing");
+  }
+  {
+    SCOPED_TRACE("mask dtype");
+    AttentionArgs a = p.args();
+    a.mask.dtype = DType::F32;
+    expectRunError(*kernel, p, a, "mask:", "dtype");
+  }
+  {
+    SCOPED_TRACE("mask shape (head dim must be broadcast)");
+    AttentionArgs a = p.args();
+    a.mask.shape[1] = 2;
+    expectRunError(*kernel, p, a, "mask:", "[2, 1, 5, 9]");
+  }
+  {
+    SCOPED_TRACE("missing kv_lens");
+    AttentionArgs a = p.args();
+    a.kvLens = TensorRef();
+    expectRunError(*kernel, p, a, "kv_lens:", "missing");
+  }
+  {
+    SCOPED_TRACE("kv_lens dtype");
+    AttentionArgs a = p.args();
+    a.kvLens.dtype = DType::I64;
+    expectRunError(*kernel, p, a, "kv_lens:", "i64");
+  }
+  {
+    SCOPED_TRACE("kv_lens shape");
+    AttentionArgs a = p.args();
+    a.kvLens.shape[0] = 3;
+    expectRunError(*kernel, p, a, "kv_lens:", "shape");
+  }
+  {
+    SCOPED_TRACE("dynamic batch disagrees");
+    AttentionArgs a = p.args();
+    a.key.shape[0] = 1;
+    expectRunError(*kernel, p, a, "key:", "shape");
+  }
+  {
+    SCOPED_TRACE("dynamic kv_len disagrees");
+    AttentionArgs a = p.args();
+    a.value.shape[2] = 8;
+    expectRunError(*kernel, p, a, "value:", "shape");
+  }
+  {
+    SCOPED_TRACE("dynamic q_len disagrees");
+    AttentionArgs a = p.args();
+    a.output.shape[2] = 4;
+    expectRunError(*kernel, p, a, "output:", "shape");
+  }
+  ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+  EXPECT_TRUE(matchesReference(p, p.reference()));
+}
+
+//===----------------------------------------------------------------------===//
+// Strided operands
+//===----------------------------------------------------------------------===//
+
+/// A [d0, d1, d2, d3] view at `offset` (in elements of `dtype`) into a
+/// buffer of shape `outer` (each dim >= the view's).
+TensorRef view(std::vector<char> &buffer, DType dtype,
+               std::array<int64_t, 4> outer, std::array<int64_t, 4> offset,
+               std::array<int64_t, 4> shape) {
+  TensorRef t;
+  t.dtype = dtype;
+  t.rank = 4;
+  t.shape = shape;
+  t.strides = {outer[1] * outer[2] * outer[3], outer[2] * outer[3], outer[3],
+               1};
+  int64_t off = 0;
+  for (int i = 0; i < 4; ++i)
+    off += offset[i] * t.strides[i];
+  t.data = buffer.data() + off * dtypeSize(dtype);
+  return t;
+}
+
+/// Copies the view `t` into a contiguous byte vector.
+std::vector<char> gather(const TensorRef &t) {
+  int64_t es = dtypeSize(t.dtype);
+  std::vector<char> out;
+  for (int64_t a = 0; a < t.shape[0]; ++a)
+    for (int64_t b = 0; b < t.shape[1]; ++b)
+      for (int64_t c = 0; c < t.shape[2]; ++c) {
+        const char *row = static_cast<const char *>(t.data) +
+                          (a * t.strides[0] + b * t.strides[1] +
+                           c * t.strides[2]) *
+                              es;
+        out.insert(out.end(), row, row + t.shape[3] * es);
+      }
+  return out;
+}
+
+/// Scatters contiguous bytes into the view `t`.
+void scatter(const std::vector<char> &src, const TensorRef &t) {
+  int64_t es = dtypeSize(t.dtype), pos = 0;
+  for (int64_t a = 0; a < t.shape[0]; ++a)
+    for (int64_t b = 0; b < t.shape[1]; ++b)
+      for (int64_t c = 0; c < t.shape[2]; ++c) {
+        char *row = static_cast<char *>(t.data) +
+                    (a * t.strides[0] + b * t.strides[1] + c * t.strides[2]) *
+                        es;
+        std::memcpy(row, src.data() + pos, t.shape[3] * es);
+        pos += t.shape[3] * es;
+      }
+}
+
+TEST(Strided, HeadSlicedViewsMatchContiguous) {
+  // B 2, Hq 2, Hkv 1, Sq 37, Sk 70, D 32, Dv 24; causal bottom-right, a
+  // per-head bool mask, LSE.
+  AttentionSpec spec = dynamicSpec(
+      2, 1, 32, 24,
+      {causalMask(true), tensorMask(DType::Bool, false, false, false)});
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  const int64_t B = 2, Hq = 2, Hkv = 1, Sq = 37, Sk = 70, D = 32, Dv = 24;
+  Problem p(spec, B, Sq, Sk);
+  p.randomize(41);
+  ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+  ASSERT_TRUE(matchesReference(p, p.reference()));
+
+  // Larger buffers, the operands are views at a head / row / column offset.
+  const DType f32 = DType::F32;
+  auto bufferOf = [](std::array<int64_t, 4> s, int64_t es) {
+    return std::vector<char>(s[0] * s[1] * s[2] * s[3] * es, 0x7f);
+  };
+  std::array<int64_t, 4> qOuter{B, Hq + 2, Sq, D + 8},
+      kOuter{B, Hkv + 3, Sk + 5, D + 1}, vOuter{B, Hkv + 1, Sk, Dv + 16},
+      mOuter{B, Hq + 1, Sq + 2, Sk + 3}, oOuter{B, Hq + 2, Sq + 1, Dv + 3},
+      lOuter{B, Hq + 1, 1, Sq + 4};
+  std::vector<char> qBuf = bufferOf(qOuter, 4), kBuf = bufferOf(kOuter, 4),
+                    vBuf = bufferOf(vOuter, 4), mBuf = bufferOf(mOuter, 1),
+                    oBuf = bufferOf(oOuter, 4), lBuf = bufferOf(lOuter, 4);
+  AttentionArgs a;
+  a.query = view(qBuf, f32, qOuter, {0, 1, 0, 3}, {B, Hq, Sq, D});
+  a.key = view(kBuf, f32, kOuter, {0, 2, 4, 1}, {B, Hkv, Sk, D});
+  a.value = view(vBuf, f32, vOuter, {0, 1, 0, 16}, {B, Hkv, Sk, Dv});
+  a.mask = view(mBuf, DType::Bool, mOuter, {0, 1, 2, 0}, {B, Hq, Sq, Sk});
+  a.output = view(oBuf, f32, oOuter, {0, 2, 1, 0}, {B, Hq, Sq, Dv});
+  TensorRef lse4 = view(lBuf, f32, lOuter, {0, 1, 0, 2}, {B, Hq, 1, Sq});
+  a.lse.data = lse4.data;
+  a.lse.dtype = f32;
+  a.lse.rank = 3;
+  a.lse.shape = {B, Hq, Sq, 0};
+  a.lse.strides = {lse4.strides[0], lse4.strides[1], 1, 0};
+  scatter(p.q.bytes, a.query);
+  scatter(p.k.bytes, a.key);
+  scatter(p.v.bytes, a.value);
+  scatter(p.mask.bytes, a.mask);
+  const std::vector<char> oBefore = oBuf, lBefore = lBuf;
+  ASSERT_NO_LLVM_ERROR(kernel->run(a));
+
+  EXPECT_TRUE(gather(a.output) == p.out.bytes)
+      << "strided output differs from the contiguous run";
+  EXPECT_TRUE(gather(lse4) == p.lse.bytes)
+      << "strided LSE differs from the contiguous run";
+  // Nothing outside the output and LSE views was written: copying the
+  // views' old contents back restores the buffers exactly.
+  auto onlyViewWritten = [](std::vector<char> after, std::vector<char> before,
+                            std::array<int64_t, 4> outer,
+                            std::array<int64_t, 4> offset,
+                            std::array<int64_t, 4> shape) {
+    scatter(gather(view(before, DType::F32, outer, offset, shape)),
+            view(after, DType::F32, outer, offset, shape));
+    return after == before;
+  };
+  EXPECT_TRUE(onlyViewWritten(oBuf, oBefore, oOuter, {0, 2, 1, 0},
+                              {B, Hq, Sq, Dv}))
+      << "the output padding was written";
+  EXPECT_TRUE(onlyViewWritten(lBuf, lBefore, lOuter, {0, 1, 0, 2},
+                              {B, Hq, 1, Sq}))
+      << "the LSE padding was written";
+}
+
+//===----------------------------------------------------------------------===//
+// The kernel cache and threads
+//===----------------------------------------------------------------------===//
+
+TEST(KernelCache, SameSpecSameKernel) {
+  Runtime rt;
+  EXPECT_EQ(rt.cacheSize(), 0u);
+  AttentionSpec spec = dynamicSpec(2, 1, 16, 16, {causalMask(true)});
+  ASSERT_EXPECTED(k1, rt.getKernel(spec));
+  EXPECT_EQ(rt.cacheSize(), 1u);
+  EXPECT_EQ(k1->info().target, Target::CPU);
+  EXPECT_FALSE(k1->info().entry.empty());
+  EXPECT_GT(k1->info().compileMs, 0.0);
+  for (int64_t t : k1->info().tileSizes)
+    EXPECT_GT(t, 0);
+  EXPECT_TRUE(k1->spec() == spec);
+  ASSERT_EXPECTED(k2, rt.getKernel(spec));
+  EXPECT_EQ(k1.get(), k2.get());
+  EXPECT_EQ(rt.cacheSize(), 1u);
+  // An equal spec built from JSON hits the same entry.
+  AttentionSpec fromText = parseOrDie(
+      R"({"batch": null, "q_heads": 2, "kv_heads": 1, "q_len": null,
+          "kv_len": null, "head_dim": 16, "lse": true,
+          "mask": {"kind": "causal", "align": "bottom_right"}})");
+  ASSERT_EXPECTED(k3, rt.getKernel(fromText));
+  EXPECT_EQ(k1.get(), k3.get());
+  EXPECT_EQ(rt.cacheSize(), 1u);
+  // A different spec adds one.
+  AttentionSpec other = spec;
+  other.masks[0].bottomRight = false;
+  ASSERT_EXPECTED(k4, rt.getKernel(other));
+  EXPECT_NE(k1.get(), k4.get());
+  EXPECT_EQ(rt.cacheSize(), 2u);
+  // So do other tile sizes.
+  CompileOptions tiles;
+  tiles.tileSizes = {1, 1, 16, 32};
+  ASSERT_EXPECTED(k5, rt.getKernel(spec, Target::CPU, tiles));
+  EXPECT_NE(k1.get(), k5.get());
+  EXPECT_EQ(k5->info().tileSizes, tiles.tileSizes);
+  EXPECT_EQ(rt.cacheSize(), 3u);
+  // A second runtime has its own cache.
+  Runtime rt2;
+  EXPECT_EQ(rt2.cacheSize(), 0u);
+}
+
+TEST(KernelCache, ErrorsAreReportedAndNotCached) {
+  Runtime rt;
+  AttentionSpec spec = dynamicSpec(4, 2, 16, 16);
+  // CUDA is not available in this build or machine: an error, not a crash.
+  auto cuda = rt.getKernel(spec, Target::CUDA);
+  ASSERT_FALSE(static_cast<bool>(cuda));
+  std::string msg = llvm::toString(cuda.takeError());
+  EXPECT_NE(msg.find("cuda"), std::string::npos) << msg;
+  EXPECT_EQ(rt.cacheSize(), 0u);
+  EXPECT_STREQ(targetName(Target::CUDA), "cuda");
+  EXPECT_STREQ(targetName(Target::CPU), "cpu");
+
+  // An invalid spec.
+  AttentionSpec bad = spec;
+  bad.kvHeads = 3;
+  auto invalid = rt.getKernel(bad);
+  ASSERT_FALSE(static_cast<bool>(invalid));
+  msg = llvm::toString(invalid.takeError());
+  EXPECT_NE(msg.find("'kv_heads'"), std::string::npos) << msg;
+  EXPECT_EQ(rt.cacheSize(), 0u);
+
+  // Bad tile sizes: a negative size, a head tile that splits GQA groups.
+  CompileOptions negative;
+  negative.tileSizes = {1, 1, -16, 16};
+  auto neg = rt.getKernel(spec, Target::CPU, negative);
+  ASSERT_FALSE(static_cast<bool>(neg));
+  msg = llvm::toString(neg.takeError());
+  EXPECT_NE(msg.find("tile"), std::string::npos) << msg;
+  CompileOptions uneven;
+  uneven.tileSizes = {1, 3, 16, 16};
+  auto unevenK = rt.getKernel(spec, Target::CPU, uneven);
+  ASSERT_FALSE(static_cast<bool>(unevenK));
+  msg = llvm::toString(unevenK.takeError());
+  EXPECT_NE(msg.find("head tile"), std::string::npos) << msg;
+  EXPECT_EQ(rt.cacheSize(), 0u);
+}
+
+TEST(RuntimeThreads, NumThreads) {
+  RuntimeOptions three;
+  three.numThreads = 3;
+  Runtime rt3(three);
+  EXPECT_EQ(rt3.numThreads(), 3u);
+  Runtime all;
+  EXPECT_GE(all.numThreads(), 1u);
+}
+
+TEST(RuntimeThreads, ConcurrentGetKernelAndRun) {
+  Runtime rt;
+  const AttentionSpec shared = dynamicSpec(2, 1, 32, 32, {causalMask(true)});
+  const int kThreads = 4;
+  std::vector<AttentionSpec> own;
+  own.push_back(dynamicSpec(2, 2, 16, 16));
+  own.push_back(dynamicSpec(2, 1, 16, 16, {windowMask(3, 2, false)}));
+  own.push_back(dynamicSpec(4, 2, 16, 8, {keyPaddingMask()}));
+  own.push_back(dynamicSpec(1, 1, 48, 48, {causalMask(false)}));
+  std::vector<Kernel *> sharedKernels(kThreads, nullptr);
+  std::vector<std::string> failures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      std::string &fail = failures[t];
+      for (int pass = 0; pass < 2; ++pass)
+        for (const AttentionSpec *spec :
+             {&shared, static_cast<const AttentionSpec *>(&own[t])}) {
+          auto kernel = rt.getKernel(*spec);
+          if (!kernel) {
+            fail += llvm::toString(kernel.takeError()) + "\n";
+            return;
+          }
+          if (spec == &shared)
+            sharedKernels[t] = kernel->get();
+          Problem p(*spec, 2, 33 + t, 50 + 7 * pass);
+          p.randomize(100 + t + pass);
+          if (auto err = (*kernel)->run(p.args())) {
+            fail += llvm::toString(std::move(err)) + "\n";
+            return;
+          }
+          auto res = matchesReference(p, p.reference());
+          if (!res)
+            fail += std::string(res.message()) + "\n";
+        }
+    });
+  for (std::thread &th : threads)
+    th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(failures[t], "") << "thread " << t;
+    EXPECT_NE(sharedKernels[t], nullptr);
+    EXPECT_EQ(sharedKernels[t], sharedKernels[0])
+        << "the shared spec was compiled more than once";
+  }
+  EXPECT_EQ(rt.cacheSize(), 1u + kThreads);
+}
+
+//===----------------------------------------------------------------------===//
+// Lifetime
+//===----------------------------------------------------------------------===//
+
+/// Compiles and runs a kernel with a function-local static Runtime, then
+/// exits through exit(), which destroys the Runtime among the static
+/// objects (as a process that keeps its Runtime in a global does).
+[[noreturn]] void compileWithStaticRuntimeAndExit() {
+  static Runtime runtime;
+  {
+    AttentionSpec spec = staticSpec();
+    auto kernel = runtime.getKernel(spec);
+    if (!kernel) {
+      llvm::consumeError(kernel.takeError());
+      std::_Exit(3);
+    }
+    Problem p(spec, 1, 8, 16);
+    p.randomize(9);
+    if (auto err = (*kernel)->run(p.args())) {
+      llvm::consumeError(std::move(err));
+      std::_Exit(4);
+    }
+  } // the cache now holds the only reference to the kernel
+  alarm(30); // a hang at exit ends as SIGALRM rather than a ctest timeout
+  std::exit(0);
+}
+
+TEST(RuntimeLifetime, StaticRuntimeDestroyedAtExit) {
+  // The failure is intermittent (SIGSEGV in ~ExecutionEngine, SIGABRT,
+  // "error: scalar-to-vector conversion failed" with exit code 1, or a
+  // hang), about one exit in five here: try several fresh processes (a fixed
+  // runtime passes every attempt; the bug escapes 12 attempts ~7% of runs).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (int attempt = 0; attempt < 12; ++attempt)
+    EXPECT_EXIT(compileWithStaticRuntimeAndExit(),
+                ::testing::ExitedWithCode(0), "")
+        << "attempt " << attempt;
+}
+
+TEST(RuntimeLifetime, LocalRuntimeDestroyedBeforeExit) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Runtime rt;
+    AttentionSpec spec = staticSpec();
+    ASSERT_EXPECTED(kernel, rt.getKernel(spec));
+    Problem p(spec, 1, 8, 16);
+    p.randomize(10);
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    EXPECT_TRUE(matchesReference(p, p.reference()));
+    // The kernel outlives its runtime's cache.
+    std::shared_ptr<Kernel> keep = kernel;
+    kernel.reset();
+    p.materialize();
+    ASSERT_NO_LLVM_ERROR(keep->run(p.args()));
+    EXPECT_TRUE(matchesReference(p, p.reference()));
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// .npy
+//===----------------------------------------------------------------------===//
+
+class Npy : public ::testing::Test {
+protected:
+  void SetUp() override {
+    llvm::SmallString<128> path;
+    ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("attn-npy-test", path));
+    dir = std::string(path);
+  }
+  void TearDown() override {
+    if (!dir.empty())
+      llvm::sys::fs::remove_directories(dir);
+  }
+  std::string file(const std::string &name) const { return dir + "/" + name; }
+
+  /// Writes a hand-made .npy: magic, version, header dict, padding, data.
+  void writeRaw(const std::string &path, const std::string &dict,
+                const std::string &data, int major = 1,
+                const std::string &magic = "\x93NUMPY") {
+    std::string header = dict;
+    size_t prefix = magic.size() + 2 + (major == 1 ? 2 : 4);
+    size_t total = prefix + header.size() + 1;
+    header.append((64 - total % 64) % 64, ' ');
+    header += '\n';
+    std::ofstream os(path, std::ios::binary);
+    os << magic << char(major) << char(0);
+    size_t len = header.size();
+    os << char(len & 0xff) << char((len >> 8) & 0xff);
+    if (major != 1)
+      os << char((len >> 16) & 0xff) << char((len >> 24) & 0xff);
+    os << header << data;
+  }
+
+  /// Expects readNpy(path) to fail with a message naming the file and
+  /// containing `fragment`.
+  void expectReadError(const std::string &path, const std::string &fragment) {
+    auto arr = readNpy(path);
+    ASSERT_FALSE(static_cast<bool>(arr)) << path << " was accepted";
+    std::string msg = llvm::toString(arr.takeError());
+    EXPECT_NE(msg.find(path), std::string::npos)
+        << "\"" << msg << "\" does not name the file";
+    EXPECT_NE(msg.find(fragment), std::string::npos)
+        << "\"" << msg << "\" does not contain \"" << fragment << "\"";
+  }
+
+  std::string dir;
+};
+
+TEST_F(Npy, RoundTripEveryDType) {
+  const std::vector<std::vector<int64_t>> shapes = {
+      {2, 3}, {5}, {1, 2, 3, 4}, {0, 3}};
+  int n = 0;
+  for (DType dt :
+       {DType::F32, DType::F16, DType::Bool, DType::I32, DType::I64}) {
+    for (const auto &shape : shapes) {
+      SCOPED_TRACE(std::string(dtypeName(dt)) + " rank " +
+                   std::to_string(shape.size()));
+      NpyArray a;
+      a.dtype = dt;
+      a.shape = shape;
+      a.data.resize(a.numElements() * dtypeSize(dt));
+      for (size_t i = 0; i < a.data.size(); ++i)
+        a.data[i] = static_cast<char>(dt == DType::Bool ? (i * 7) % 2
+                                                        : i * 37 + 11);
+      std::string path = file("a" + std::to_string(n++) + ".npy");
+      ASSERT_NO_LLVM_ERROR(writeNpy(path, a));
+      ASSERT_EXPECTED(b, readNpy(path));
+      EXPECT_EQ(b.dtype, dt);
+      EXPECT_EQ(b.shape, shape);
+      EXPECT_TRUE(b.data == a.data);
+      // The data starts on a 64-byte boundary (NEP 1).
+      uint64_t size = 0;
+      ASSERT_FALSE(llvm::sys::fs::file_size(path, size));
+      EXPECT_EQ((size - a.data.size()) % 64, 0u) << "header size";
+    }
+  }
+  // Overwriting replaces the file.
+  NpyArray small;
+  small.dtype = DType::I32;
+  small.shape = {1};
+  small.data.assign(4, 1);
+  ASSERT_NO_LLVM_ERROR(writeNpy(file("a0.npy"), small));
+  ASSERT_EXPECTED(c, readNpy(file("a0.npy")));
+  EXPECT_EQ(c.shape, std::vector<int64_t>{1});
+  EXPECT_EQ(c.dtype, DType::I32);
+}
+
+TEST_F(Npy, ReadsF64AsF32AndVersion2) {
+  std::string data(16, '\0');
+  double vals[2] = {1.5, -0.25};
+  std::memcpy(&data[0], vals, 16);
+  writeRaw(file("f64.npy"),
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", data);
+  ASSERT_EXPECTED(a, readNpy(file("f64.npy")));
+  EXPECT_EQ(a.dtype, DType::F32);
+  ASSERT_EQ(a.numElements(), 2);
+  EXPECT_EQ(a.as<float>()[0], 1.5f);
+  EXPECT_EQ(a.as<float>()[1], -0.25f);
+
+  std::string i32(8, '\0');
+  int32_t ivals[2] = {7, -9};
+  std::memcpy(&i32[0], ivals, 8);
+  writeRaw(file("v2.npy"),
+           "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 2), }", i32,
+           /*major=*/2);
+  ASSERT_EXPECTED(b, readNpy(file("v2.npy")));
+  EXPECT_EQ(b.dtype, DType::I32);
+  EXPECT_EQ(b.shape, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(b.as<int32_t>()[1], -9);
+}
+
+TEST_F(Npy, RejectsTruncatedData) {
+  NpyArray a;
+  a.dtype = DType::F32;
+  a.shape = {4, 4};
+  a.data.assign(64, 0);
+  std::string path = file("trunc.npy");
+  ASSERT_NO_LLVM_ERROR(writeNpy(path, a));
+  uint64_t size = 0;
+  ASSERT_FALSE(llvm::sys::fs::file_size(path, size));
+  {
+    std::ifstream is(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(is)), {});
+    bytes.resize(bytes.size() - 3);
+    std::ofstream os(path, std::ios::binary | std::ios::trunc);
+    os << bytes;
+  }
+  expectReadError(path, "data size");
+  // Extra trailing bytes are rejected too.
+  writeRaw(file("long.npy"),
+           "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+           std::string(12, '\0'));
+  expectReadError(file("long.npy"), "data size");
+  // A header longer than the file.
+  {
+    std::ofstream os(file("header.npy"), std::ios::binary);
+    os << "\x93NUMPY" << char(1) << char(0) << char(0x10) << char(0x01)
+       << "{'descr': '<f4',";
+  }
+  expectReadError(file("header.npy"), "truncated");
+}
+
+TEST_F(Npy, RejectsFortranOrder) {
+  writeRaw(file("fortran.npy"),
+           "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+           std::string(16, '\0'));
+  expectReadError(file("fortran.npy"), "Fortran");
+}
+
+TEST_F(Npy, RejectsBadMagic) {
+  writeRaw(file("magic.npy"),
+           "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+           std::string(8, '\0'), 1, "\x93NUMPZ");
+  expectReadError(file("magic.npy"), "not a .npy");
+  {
+    std::ofstream os(file("tiny.npy"), std::ios::binary);
+    os << "\x93NU";
+  }
+  expectReadError(file("tiny.npy"), "not a .npy");
+}
+
+TEST_F(Npy, RejectsUnsupportedDType) {
+  writeRaw(file("c8.npy"),
+           "{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }",
+           std::string(16, '\0'));
+  expectReadError(file("c8.npy"), "'<c8'");
+  writeRaw(file("be.npy"),
+           "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }",
+           std::string(8, '\0'));
+  expectReadError(file("be.npy"), "'>f4'");
+}
+
+TEST_F(Npy, MissingFileAndUnwritable) {
+  expectReadError(file("missing.npy"), "cannot read");
+  NpyArray a;
+  a.dtype = DType::F32;
+  a.shape = {1};
+  a.data.assign(4, 0);
+  std::string path = file("no/such/dir/x.npy");
+  std::string msg = errorText(writeNpy(path, a));
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_FALSE(llvm::sys::fs::exists(path));
+  // bf16 has no .npy dtype.
+  NpyArray bf;
+  bf.dtype = DType::BF16;
+  bf.shape = {2};
+  bf.data.assign(4, 0);
+  std::string bfPath = file("bf16.npy");
+  msg = errorText(writeNpy(bfPath, bf));
+  EXPECT_NE(msg.find(bfPath), std::string::npos) << msg;
+  EXPECT_NE(msg.find("bf16"), std::string::npos) << msg;
+  EXPECT_FALSE(llvm::sys::fs::exists(bfPath));
+}
+
+} // namespace

@@ -325,8 +325,11 @@ double test::maxAbsError(const std::vector<double> &a,
 //===----------------------------------------------------------------------===//
 
 Runtime &test::sharedRuntime() {
-  static Runtime runtime;
-  return runtime;
+  // Deliberately never destroyed: destroying a Runtime that holds compiled
+  // kernels during exit-time static destruction crashes or hangs
+  // intermittently (see RuntimeLifetime.StaticRuntimeDestroyedAtExit).
+  static Runtime *runtime = new Runtime();
+  return *runtime;
 }
 
 AttentionSpec test::dynamicSpec(int64_t qHeads, int64_t kvHeads,
