@@ -206,7 +206,8 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
       llvm::map_to_vector(outs, [](Value v) { return v.getType(); });
   auto attention = mlir::attn::AttentionOp::create(
       b, loc, resultTypes, query, key, value, mask, bias, kvLens,
-      ValueRange{}, Value(), b.getF32FloatAttr(spec.scaleValue()), maskKind,
+      ValueRange{}, Value(), Value(), b.getF32FloatAttr(spec.scaleValue()),
+      maskKind,
       outs);
   for (auto [res, dest] : llvm::zip(attention.getResults(), outMemRefs)) {
     auto m = bufferization::MaterializeInDestinationOp::create(b, loc, res,

@@ -6,14 +6,17 @@
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Transforms/Passes.h"
 #include "dialect/attn/IR/AttnDialect.h"
+#include "dialect/attn/IR/BufferizableOpInterfaceImpl.h"
 #include "mlir/IR/DialectRegistry.h"
 
 namespace mlir {
 namespace attn {
 
-/// Adds the attn dialect to `registry`.
+/// Adds the attn dialect and its external interface models (bufferization)
+/// to `registry`.
 inline void registerAttnDialect(DialectRegistry &registry) {
   registry.insert<AttnDialect>();
+  registerBufferizableOpInterfaceExternalModels(registry);
 }
 
 /// Registers every attn pass and pipeline with the global registry (for

@@ -38,6 +38,7 @@ static void addBufferization(OpPassManager &pm) {
 static void addLowerToLLVM(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createCPULowerCopiesPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addNestedPass<func::FuncOp>(createCPUApproximateMathPass());
   pm.addPass(affine::createAffineExpandIndexOpsPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
@@ -45,6 +46,9 @@ static void addLowerToLLVM(OpPassManager &pm) {
   pm.addPass(createCSEPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
+  ConvertVectorToLLVMPassOptions vectorOptions;
+  vectorOptions.reassociateFPReductions = true;
+  pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
@@ -59,12 +63,22 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
   TileAttentionPassOptions tileOptions;
   tileOptions.tileSizes.assign(options.tileSizes.begin(),
                                options.tileSizes.end());
+  bool vectorCodegen = options.codegen != "linalg";
   pm.addPass(createTileAttentionPass(tileOptions));
-  pm.addPass(createDecomposeOnlineAttentionPass());
+  if (!vectorCodegen)
+    pm.addPass(createDecomposeOnlineAttentionPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createCPUDistributeWorkgroupsPass());
   addBufferization(pm);
+  if (vectorCodegen) {
+    CPULowerOnlineAttentionPassOptions lowerOptions;
+    lowerOptions.vectorWidth = options.vectorWidth;
+    pm.addNestedPass<func::FuncOp>(
+        createCPULowerOnlineAttentionPass(lowerOptions));
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createCSEPass());
+  }
   if (options.lowerToLLVM)
     addLowerToLLVM(pm);
 }

@@ -87,7 +87,8 @@ mlir::attn::convertToOnlineAttention(RewriterBase &rewriter, AttentionOp op) {
   auto online = OnlineAttentionOp::create(
       rewriter, loc, TypeRange{acc.getType(), max.getType(), sum.getType()},
       op.getQuery(), op.getKey(), op.getValue(), op.getMask(), op.getBias(),
-      op.getKvLens(), op.getOffsets(), op.getKvBound(), op.getScaleAttr(),
+      op.getKvLens(), op.getOffsets(), op.getKvBound(), op.getQBound(),
+      op.getScaleAttr(),
       op.getMaskKindAttr(), ValueRange{acc, max, sum});
   SmallVector<Value> results = buildNormalization(
       rewriter, loc, online.getResult(0), online.getResult(1),

@@ -140,11 +140,14 @@ FailureOr<GroupedOperands> builders::groupOperands(OpBuilder &b,
   g.kvBound = op.kvBound();
   g.keyPos = op.keyOffset() ? op.keyOffset() : indexConst(b, loc, 0);
   g.rowPos = op.queryOffset() ? op.queryOffset() : indexConst(b, loc, 0);
+  g.qBound = op.qBound();
   if (op.maskKind() && g.band.alignment == MaskAlignment::BottomRight) {
     Value sk = tensor::DimOp::create(b, loc, op.key(), kSeqDim);
     Value sq = tensor::DimOp::create(b, loc, op.query(), kSeqDim);
     Value shift = arith::SubIOp::create(b, loc, sk, sq);
     g.rowPos = arith::AddIOp::create(b, loc, g.rowPos, shift);
+    if (g.qBound)
+      g.qBound = arith::AddIOp::create(b, loc, g.qBound, shift);
   }
   return g;
 }
@@ -242,7 +245,7 @@ Value builders::buildMaskedScores(OpBuilder &b, Location loc,
     maps.push_back(mapOf(ctx, 5, {0}));
   }
   maps.push_back(mapOf(ctx, 5, {0, 1, 2, 3, 4}));
-  bool positional = hasMaskKind(ops) || ops.kvLens || ops.kvBound;
+  bool positional = hasMaskKind(ops) || ops.kvLens || ops.kvBound || ops.qBound;
 
   auto generic = linalg::GenericOp::create(
       b, loc, scores.getType(), inputs, ValueRange{scores}, maps,
@@ -260,10 +263,11 @@ Value builders::buildMaskedScores(OpBuilder &b, Location loc,
           Value n = linalg::IndexOp::create(nb, nl, 4);
           Value kpos = arith::AddIOp::create(nb, nl, ops.keyPos, n);
           kb.keyConditions(kpos, lensIdx >= 0 ? args[lensIdx] : Value());
-          if (hasMaskKind(ops)) {
-            Value qpos = arith::AddIOp::create(nb, nl, ops.rowPos, m);
+          Value qpos = arith::AddIOp::create(nb, nl, ops.rowPos, m);
+          if (hasMaskKind(ops))
             kb.bandConditions(arith::SubIOp::create(nb, nl, kpos, qpos));
-          }
+          if (ops.qBound) // padding rows keep no key
+            kb.conj(kb.cmp(arith::CmpIPredicate::slt, qpos, ops.qBound));
         }
         if (kb.keep)
           s = arith::SelectOp::create(
@@ -376,14 +380,21 @@ Value builders::buildProbsTimesValue(OpBuilder &b, Location loc, Value probs,
                                                   contract(nb));
                Value sum = arith::AddFOp::create(nb, nl, args[2], prod,
                                                  contract(nb));
-               linalg::YieldOp::create(nb, nl, sum);
+               // A hidden key (p = 0) must not bring in a NaN value.
+               Value hidden = arith::CmpFOp::create(
+                   nb, nl, arith::CmpFPredicate::OEQ, args[0],
+                   f32Const(nb, nl, 0.0));
+               linalg::YieldOp::create(
+                   nb, nl,
+                   arith::SelectOp::create(nb, nl, hidden, args[2], sum)
+                       .getResult());
              })
       .getResult(0);
 }
 
 Value builders::buildGuardedValue(OpBuilder &b, Location loc,
                                 const GroupedOperands &ops) {
-  bool positional = hasMaskKind(ops) || ops.kvLens || ops.kvBound;
+  bool positional = hasMaskKind(ops) || ops.kvLens || ops.kvBound || ops.qBound;
   if (!positional && !ops.mask)
     return ops.value;
   MLIRContext *ctx = b.getContext();
@@ -442,6 +453,10 @@ Value builders::buildGuardedValue(OpBuilder &b, Location loc,
   lastRow = arith::AddIOp::create(
       b, loc, ops.rowPos,
       arith::SubIOp::create(b, loc, lastRow, indexConst(b, loc, 1)));
+  if (ops.qBound) // the last row that is not padding
+    lastRow = arith::MinSIOp::create(
+        b, loc, lastRow,
+        arith::SubIOp::create(b, loc, ops.qBound, indexConst(b, loc, 1)));
   return linalg::GenericOp::create(
              b, loc, init.getType(), inputs, ValueRange{init}, maps,
              SmallVector<IteratorType>(4, kPar),

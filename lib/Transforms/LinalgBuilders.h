@@ -36,6 +36,9 @@ struct GroupedOperands {
   /// Absolute position of row 0 on the diagonal (q_offset plus the
   /// bottom-right shift) and of key 0; index values.
   Value rowPos, keyPos, kvBound;
+  /// q_bound shifted like rowPos (rows at rowPos + m >= qBound are padding),
+  /// or null.
+  Value qBound;
   KeyBand band;
   double scale = 1.0;
 };
@@ -80,7 +83,8 @@ std::pair<Value, Value> buildMaxUpdate(OpBuilder &b, Location loc,
 /// init[b,k,g,m,...] * row[b,k,g,m] elementwise.
 Value buildScaleRows(OpBuilder &b, Location loc, Value init, Value row);
 
-/// acc[b,k,g,m,e] += probs[b,k,g,m,n] * value[b,k,n,e] in f32.
+/// acc[b,k,g,m,e] += probs[b,k,g,m,n] * value[b,k,n,e] in f32; an entry
+/// with probs = 0 (a hidden key) adds nothing, even when the value is NaN.
 Value buildProbsTimesValue(OpBuilder &b, Location loc, Value probs,
                            Value value, Value acc);
 

@@ -119,24 +119,29 @@ Value padDim(OpBuilder &b, Location loc, Value v, unsigned dim, int64_t size) {
 template <typename OpTy>
 OpTy rebuild(OpBuilder &b, OpTy op, Value query, Value key, Value value,
              Value mask, Value bias, ValueRange offsets, Value kvBound,
-             ValueRange outs) {
+             Value qBound, ValueRange outs) {
   SmallVector<Type> types =
       llvm::map_to_vector(outs, [](Value v) { return v.getType(); });
   return OpTy::create(b, op.getLoc(), types, query, key, value, mask, bias,
-                      op.getKvLens(), offsets, kvBound, op.getScaleAttr(),
-                      op.getMaskKindAttr(), outs);
+                      op.getKvLens(), offsets, kvBound, qBound,
+                      op.getScaleAttr(), op.getMaskKindAttr(), outs);
 }
 
-/// Absolute position (on the key axis) of the first and last query rows of
-/// `op`, with a bottom-right alignment applied.
+/// Absolute position (on the key axis) of the first and last (non-padding)
+/// query rows of `op`, with a bottom-right alignment applied.
 std::pair<Value, Value> rowRange(IndexMath &m, AttentionOpDetail &detail) {
   Value first = detail.queryOffset() ? detail.queryOffset() : m.c(0);
   Value sq = m.v(tensor::getMixedSize(m.b, m.loc, detail.query(), kSeqDim));
   Value sk = m.v(tensor::getMixedSize(m.b, m.loc, detail.key(), kSeqDim));
+  Value shift = m.c(0);
   if (detail.maskKind() &&
       detail.maskKind().getBandAlignment() == MaskAlignment::BottomRight)
-    first = m.add(first, m.sub(sk, sq));
-  return {first, m.sub(m.add(first, sq), m.c(1))};
+    shift = m.sub(sk, sq);
+  first = m.add(first, shift);
+  Value last = m.sub(m.add(first, sq), m.c(1));
+  if (Value qBound = detail.qBound())
+    last = m.min(last, m.sub(m.add(qBound, shift), m.c(1)));
+  return {first, last};
 }
 
 /// Tiles the key/value reduction of `op` with key tile `tk`, visiting only
@@ -234,7 +239,7 @@ FailureOr<SmallVector<Value>> tileKeyLoop(RewriterBase &rewriter,
       OnlineAttentionOp padded = rebuild(
           rewriter, *tile, tile->getQuery(), pad(tile->getKey()),
           pad(tile->getValue()), pad(tile->getMask()), pad(tile->getBias()),
-          positions, bound, tile->getOutputs());
+          positions, bound, tile->getQBound(), tile->getOutputs());
       rewriter.eraseOp(*tile);
       scf::YieldOp::create(rewriter, loc, padded.getResults());
       rewriter.setInsertionPointToStart(ifOp.elseBlock());
@@ -352,10 +357,18 @@ FailureOr<scf::ForallOp> tileParallel(RewriterBase &rewriter, OpTy op,
       freshOuts.push_back(tensor::EmptyOp::create(rewriter, loc, shape,
                                                   type.getElementType()));
     }
+    // Rows at or past q_offset + qSize are padding: q_bound says so (in
+    // the coordinates of q_offset, which include a bottom-right shift).
+    SmallVector<Value> positions(tile->getOffsets());
+    if (positions.empty())
+      positions = {m.c(0), m.c(0)};
+    Value qBound = m.add(positions[0], m.v(qSize));
+    if (Value old = tile->getQBound())
+      qBound = m.min(qBound, old);
     OpTy padded = rebuild(rewriter, *tile, padQ(tile->getQuery()),
                           tile->getKey(), tile->getValue(),
                           padQ(tile->getMask()), padQ(tile->getBias()),
-                          tile->getOffsets(), tile->getKvBound(), freshOuts);
+                          positions, tile->getKvBound(), qBound, freshOuts);
     rewriter.eraseOp(*tile);
     tile = padded;
   }

@@ -1,22 +1,53 @@
-// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 lower-to-llvm=0" | FileCheck %s --check-prefix=BUF
+// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 lower-to-llvm=0" | FileCheck %s --check-prefix=VEC
+// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 lower-to-llvm=0 codegen=linalg" | FileCheck %s --check-prefix=LINALG
 // RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64" | FileCheck %s --check-prefix=LLVM
 
-// A kernel entry as the runtime builds it. After bufferization, the only
-// buffers are [64, 64] tiles on the stack, allocated once at the entry: the
-// 512 x 512 score matrix never exists, and nothing is allocated in a loop.
-// BUF-LABEL: func.func @attn_kernel
-// BUF-NOT:     memref<{{.*}}512x512
-// BUF-DAG:     memref.alloca() {alignment = 64 : i64} : memref<1x1x1x64x64xf32>
-// BUF-NOT:     memref.alloc(
-// BUF:         scf.for %[[WG:.+]] = %{{.+}} to %{{.+}} step
-// BUF-NOT:       memref.alloca
-// BUF-NOT:       memref.alloc(
-// BUF:           scf.for
-// BUF-NOT:       memref.alloca
-// BUF-NOT:       memref.alloc(
-// BUF:         return
+// A kernel entry as the runtime builds it. The only buffers are 64 x 64
+// tiles on the stack, allocated once at the entry: the 512 x 512 score
+// matrix never exists, and nothing is allocated in a loop.
+// VEC-LABEL: func.func @attn_kernel
+// VEC-NOT:     memref<{{.*}}512x512
+// VEC-DAG:     %[[ST:.+]] = memref.alloca() {alignment = 64 : i64} : memref<64x64xf32>
+// VEC-DAG:     %[[QT:.+]] = memref.alloca() {alignment = 64 : i64} : memref<1x1x64x64xf32>
+// VEC-NOT:     memref.alloc(
+// VEC:         scf.for %{{.+}} = %{{.+}} to %{{.+}} step
+// The scaled, transposed query: once per query block, before the key loop.
+// VEC:           memref.store %{{.+}}, %[[QT]]
+// VEC:           scf.for %{{.+}} = %c0 to %{{.+}} step %c64 {
+// S^T = K Q^T in 6 x 4 register blocks of vector<16xf32>.
+// VEC:             scf.for {{.+}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// VEC:               vector.load %[[QT]]
+// VEC:               vector.broadcast
+// VEC:               vector.fma
+// VEC:             vector.store %{{.+}}, %[[ST]]
+// The diagonal block masks per element; the others do not.
+// VEC:             scf.if
+// VEC:               arith.cmpi sle, %{{.+}} : vector<16xi32>
+// VEC:               arith.select %{{.+}} : vector<16xi1>, vector<16xf32>
+// VEC:             } else {
+// VEC:             arith.maximumf {{.+}} : vector<16xf32>
+// VEC:             math.exp {{.+}} : vector<16xf32>
+// P V, guarded per row where the block straddles the diagonal.
+// VEC:             vector.fma
+// VEC:         return
+// VEC-NOT:     memref.alloca
+// VEC-NOT:     memref.alloc(
+
+// LINALG-LABEL: func.func @attn_kernel
+// LINALG-NOT:     memref<{{.*}}512x512
+// LINALG-DAG:     memref.alloca() {alignment = 64 : i64} : memref<1x1x1x64x64xf32>
+// LINALG-NOT:     memref.alloc(
+// LINALG:         scf.for %{{.+}} = %{{.+}} to %{{.+}} step
+// LINALG-NOT:       memref.alloca
+// LINALG-NOT:       memref.alloc(
+// LINALG:           scf.for
+// LINALG:             linalg.generic
+// LINALG-NOT:       memref.alloca
+// LINALG-NOT:       memref.alloc(
+// LINALG:         return
 
 // LLVM-LABEL: llvm.func @attn_kernel
+// LLVM:       llvm.intr.fmuladd
 // LLVM:       llvm.func @_mlir_ciface_attn_kernel
 // LLVM-NOT:   memref.
 // LLVM-NOT:   scf.

@@ -38,8 +38,8 @@ AttentionOpDetail::AttentionOpDetail(Operation *op) : op(op) {
                         concrete.getValue(),    concrete.getMask(),
                         concrete.getBias(),     concrete.getKvLens(),
                         concrete.getQueryOffset(), concrete.getKeyOffset(),
-                        concrete.getKvBound(),  concrete.getMaskKindAttr(),
-                        concrete.getScaleAttr()};
+                        concrete.getKvBound(),  concrete.getQBound(),
+                        concrete.getMaskKindAttr(), concrete.getScaleAttr()};
   };
   if (auto a = dyn_cast<AttentionOp>(op))
     fill(a);
@@ -134,6 +134,12 @@ struct Verifier {
 
   LogicalResult verify() {
     Value q = detail.query(), k = detail.key(), v = detail.value();
+    // All shaped operands are tensors, or (bufferized) all memrefs.
+    bool memrefs = isa<MemRefType>(q.getType());
+    for (Value operand : op->getOperands())
+      if (isa<ShapedType>(operand.getType()) &&
+          isa<MemRefType>(operand.getType()) != memrefs)
+        return op->emitOpError("operands must be all tensors or all memrefs");
     if (failed(checkRank4(q, "query", "[batch, q_heads, q_len, head_dim]")) ||
         failed(checkRank4(k, "key", "[batch, kv_heads, kv_len, head_dim]")) ||
         failed(checkRank4(v, "value", "[batch, kv_heads, kv_len, v_head_dim]")))

@@ -65,6 +65,7 @@ public:
   Value queryOffset() const { return operands.qOffset; }
   Value keyOffset() const { return operands.kvOffset; }
   Value kvBound() const { return operands.kvBound; }
+  Value qBound() const { return operands.qBound; }
   MaskKindAttrInterface maskKind() const { return operands.maskKind; }
   double scale() const;
   AttentionDims dims() const {
@@ -73,7 +74,8 @@ public:
 
 private:
   struct Operands {
-    Value query, key, value, mask, bias, kvLens, qOffset, kvOffset, kvBound;
+    Value query, key, value, mask, bias, kvLens, qOffset, kvOffset, kvBound,
+        qBound;
     MaskKindAttrInterface maskKind;
     FloatAttr scale;
   };

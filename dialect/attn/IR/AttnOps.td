@@ -9,22 +9,28 @@ include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/TilingInterface.td"
 
-// Operands and attributes shared by both operations.
-defvar AttnCommonArgs = (ins
-    AnyRankedTensor:$query,
-    AnyRankedTensor:$key,
-    AnyRankedTensor:$value,
-    Optional<AnyRankedTensor>:$mask,
-    Optional<AnyRankedTensor>:$bias,
-    Optional<AnyRankedTensor>:$kv_lens,
+// Operands and attributes shared by both operations, for operands of type T.
+class AttnArgsOf<Type T> {
+  dag args = (ins
+    T:$query,
+    T:$key,
+    T:$value,
+    Optional<T>:$mask,
+    Optional<T>:$bias,
+    Optional<T>:$kv_lens,
     Variadic<Index>:$offsets,
     Optional<Index>:$kv_bound,
+    Optional<Index>:$q_bound,
     OptionalAttr<F32Attr>:$scale,
     OptionalAttr<Attn_MaskKindAttrInterface>:$mask_kind);
+}
+
+// A ranked tensor, or (after bufferization) a ranked memref.
+def Attn_TensorOrMemRef : AnyTypeOf<[AnyRankedTensor, AnyMemRef]>;
 
 class Attn_AttentionLikeOp<string mnemonic, list<Trait> traits = []>
     : Attn_Op<mnemonic, !listconcat(traits, [
-        AttrSizedOperandSegments, Pure,
+        AttrSizedOperandSegments,
         DestinationStyleOpInterface,
         DeclareOpInterfaceMethods<TilingInterface, [
           "getIterationDomain", "getLoopIteratorTypes",
@@ -44,10 +50,15 @@ class Attn_AttentionLikeOp<string mnemonic, list<Trait> traits = []>
       return getOffsets().empty() ? Value() : getOffsets()[1];
     }
   }];
+  code positionsFormat = [{
+    (`offsets` `(` $offsets^ `)`)?
+    (`kv_bound` `(` $kv_bound^ `)`)?
+    (`q_bound` `(` $q_bound^ `)`)?
+  }];
   let hasVerifier = 1;
 }
 
-def Attn_AttentionOp : Attn_AttentionLikeOp<"attention"> {
+def Attn_AttentionOp : Attn_AttentionLikeOp<"attention", [Pure]> {
   let summary = "scaled dot-product attention (multi-head, GQA/MQA, masks)";
   let description = [{
     Computes, for every batch `b`, query head `h`, query row `i`:
@@ -82,7 +93,9 @@ def Attn_AttentionOp : Attn_AttentionLikeOp<"attention"> {
     %kv_offset)` is the absolute position of the first query row and the first
     key, at which the mask kind and `kv_lens` are evaluated (0 when absent);
     `kv_bound(%n)` hides keys at absolute positions `>= n` (the padded tail
-    block). A bottom-right alignment shifts by this op's own `Sk - Sq`. A query
+    block); `q_bound(%n)` marks query rows at positions `>= n` (in the
+    coordinates of `q_offset`) as padding, which keep no key. A bottom-right
+    alignment shifts by this op's own `Sk - Sq`. A query
     row that keeps no key produces output 0 and log-sum-exp -inf
     (FlexAttention's convention), never NaN.
 
@@ -95,7 +108,8 @@ def Attn_AttentionOp : Attn_AttentionLikeOp<"attention"> {
            outs(%init : tensor<1x8x128x64xf32>) -> tensor<1x8x128x64xf32>
     ```
   }];
-  let arguments = !con(AttnCommonArgs, (ins Variadic<AnyRankedTensor>:$outputs));
+  let arguments = !con(AttnArgsOf<AnyRankedTensor>.args,
+                       (ins Variadic<AnyRankedTensor>:$outputs));
   let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     attr-dict
@@ -104,8 +118,7 @@ def Attn_AttentionOp : Attn_AttentionLikeOp<"attention"> {
     (`mask` `(` $mask^ `:` type($mask) `)`)?
     (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`kv_lens` `(` $kv_lens^ `:` type($kv_lens) `)`)?
-    (`offsets` `(` $offsets^ `)`)?
-    (`kv_bound` `(` $kv_bound^ `)`)?
+  }] # positionsFormat # [{
     `outs` `(` $outputs `:` type($outputs) `)`
     (`->` type($results)^)?
   }];
@@ -116,7 +129,9 @@ def Attn_AttentionOp : Attn_AttentionLikeOp<"attention"> {
   }];
 }
 
-def Attn_OnlineAttentionOp : Attn_AttentionLikeOp<"online_attention"> {
+def Attn_OnlineAttentionOp : Attn_AttentionLikeOp<"online_attention", [
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
+    DeclareOpInterfaceMethods<ConditionallySpeculatable>]> {
   let summary = "one online-softmax step of attention over a block of keys";
   let description = [{
     The tile-level form of `attn.attention` (FlashAttention-2, Dao 2023,
@@ -142,6 +157,11 @@ def Attn_OnlineAttentionOp : Attn_AttentionLikeOp<"online_attention"> {
     Positions are as for `attn.attention`; tiling folds a bottom-right
     alignment into `q_offset`, so tiles carry top-left masks.
 
+    The op is in destination-passing style: on tensors it returns the updated
+    state; after bufferization it takes memrefs, has no results and updates
+    its `acc`, `max` and `sum` buffers in place (the form that target
+    lowerings such as `attn-cpu-lower-online-attention` consume).
+
     Example:
 
     ```mlir
@@ -154,7 +174,8 @@ def Attn_OnlineAttentionOp : Attn_AttentionLikeOp<"online_attention"> {
         -> tensor<1x1x64x64xf32>, tensor<1x1x64xf32>, tensor<1x1x64xf32>
     ```
   }];
-  let arguments = !con(AttnCommonArgs, (ins Variadic<AnyRankedTensor>:$outputs));
+  let arguments = !con(AttnArgsOf<Attn_TensorOrMemRef>.args,
+                       (ins Variadic<Attn_TensorOrMemRef>:$outputs));
   let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     attr-dict
@@ -163,8 +184,7 @@ def Attn_OnlineAttentionOp : Attn_AttentionLikeOp<"online_attention"> {
     (`mask` `(` $mask^ `:` type($mask) `)`)?
     (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`kv_lens` `(` $kv_lens^ `:` type($kv_lens) `)`)?
-    (`offsets` `(` $offsets^ `)`)?
-    (`kv_bound` `(` $kv_bound^ `)`)?
+  }] # positionsFormat # [{
     `outs` `(` $outputs `:` type($outputs) `)`
     (`->` type($results)^)?
   }];

@@ -92,6 +92,8 @@ template <typename OpTy>
 FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
                                             ArrayRef<OpFoldResult> offsets,
                                             ArrayRef<OpFoldResult> sizes) {
+  if (!op.hasPureTensorSemantics())
+    return failure();
   TileBuilder tb(op, b);
   AttentionOpDetail &detail = tb.detail;
   constexpr bool isOnline = std::is_same_v<OpTy, OnlineAttentionOp>;
@@ -159,7 +161,7 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
   // Positions: needed whenever something depends on absolute positions.
   MaskKindAttrInterface maskKind = detail.maskKind();
   SmallVector<Value> newOffsets;
-  if (maskKind || detail.kvLens() || detail.kvBound()) {
+  if (maskKind || detail.kvLens() || detail.kvBound() || detail.qBound()) {
     AffineExpr s0, s1, s2;
     bindSymbols(b.getContext(), s0, s1, s2);
     OpFoldResult qBase = detail.queryOffset() ? OpFoldResult(detail.queryOffset())
@@ -194,8 +196,20 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
 
   SmallVector<Type> resultTypes = llvm::map_to_vector(
       outs, [](Value v) { return v.getType(); });
+  // q_bound is in the coordinates of q_offset, which absorbed the
+  // bottom-right shift: shift it the same way.
+  Value qBound = detail.qBound();
+  if (qBound && detail.maskKind() &&
+      detail.maskKind().getBandAlignment() == MaskAlignment::BottomRight) {
+    AffineExpr s0, s1, s2;
+    bindSymbols(b.getContext(), s0, s1, s2);
+    qBound = getValueOrCreateConstantIndexOp(
+        b, tb.loc,
+        tb.apply(s0 + s1 - s2, {qBound, tb.dim(detail.key(), kSeqDim),
+                                tb.dim(detail.query(), kSeqDim)}));
+  }
   auto tiled = OpTy::create(b, tb.loc, resultTypes, query, key, value, mask,
-                            bias, kvLens, newOffsets, detail.kvBound(),
+                            bias, kvLens, newOffsets, detail.kvBound(), qBound,
                             op.getScaleAttr(), maskKind, outs);
   // Keep the scale of the whole op: the tile's head_dim is the same, but be
   // explicit so that a later change of the default cannot drift.

@@ -13,6 +13,17 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
   ListOption<int64_t> tileSizes{
       *this, "tile-sizes",
       llvm::cl::desc("Tile sizes (batch, heads, query, key); default 1,1,64,64")};
+  Option<std::string> codegen{
+      *this, "codegen",
+      llvm::cl::desc("Tile code generation: 'vector' (default: bufferize the "
+                     "online-attention tiles and lower them to register-blocked "
+                     "vector code) or 'linalg' (the target-neutral "
+                     "decomposition into linalg.generic, lowered to loops)"),
+      llvm::cl::init("vector")};
+  Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("f32 lanes of a vector register (16: AVX-512)"),
+      llvm::cl::init(16)};
   Option<bool> lowerToLLVM{
       *this, "lower-to-llvm",
       llvm::cl::desc("Lower all the way to the LLVM dialect (default true); "
@@ -21,10 +32,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 };
 
 /// attn.attention on tensors -> LLVM dialect for the host CPU, through the
-/// flash path: attn-tile-attention, attn-decompose-online-attention,
-/// workgroup distribution, one-shot bufferization, then the standard
-/// lowering to LLVM. The Sq x Sk score matrix is never materialised: only
-/// [tile_q, tile_k] score tiles are.
+/// flash path: attn-tile-attention, workgroup distribution, one-shot
+/// bufferization, attn-cpu-lower-online-attention (or, with codegen=linalg,
+/// attn-decompose-online-attention before bufferization), the polynomial exp,
+/// then the standard lowering to LLVM. The Sq x Sk score matrix is never
+/// materialised: only [tile_k, tile_q] score tiles are.
 void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
 /// Registers attn-cpu-pipeline (and, when built, attn-cuda-pipeline).

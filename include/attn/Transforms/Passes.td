@@ -128,4 +128,55 @@ def CPULowerCopiesPass
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def CPULowerOnlineAttentionPass
+    : Pass<"attn-cpu-lower-online-attention", "::mlir::func::FuncOp"> {
+  let summary = "Lower bufferized online-attention tiles to register-blocked "
+                "vector code";
+  let description = [{
+    Rewrites every bufferized `attn.online_attention` (memref operands,
+    static tile sizes, after `attn-tile-attention` and bufferization) into
+    vector-dialect loops for CPUs with wide SIMD:
+
+    * the query tile is scaled and transposed once per query block (hoisted
+      out of the key loop), so that queries sit on the vector lanes;
+    * S^T = K Q^T in register blocks of up to 24 accumulators, each key
+      element broadcast;
+    * the row max, exp and row sum lane-wise over queries (no horizontal
+      reductions), with per-element masking only where the tile straddles the
+      causal / sliding-window band, or for tensor masks and biases;
+    * acc = alpha * acc + P V in register blocks with head_dim on the lanes,
+      each probability broadcast, guarded per row where a key is kept by only
+      some rows, so hidden (even NaN) values never reach a row.
+
+    Keys that no row of the tile keeps (band, `kv_lens`, `kv_bound`) are not
+    reduced at all. `vector-width` is the number of f32 lanes (16 for
+    AVX-512, 8 for AVX2).
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "Number of f32 lanes of a vector register">,
+  ];
+}
+
+def CPUApproximateMathPass
+    : Pass<"attn-cpu-approximate-math", "::mlir::func::FuncOp"> {
+  let summary = "Replace math.exp with MLIR's polynomial approximation";
+  let description = [{
+    Applies the polynomial approximation of `math.exp` from MLIR's math
+    expansions (range reduction to exp2 of a fraction, a degree-5 minimax
+    polynomial, exponent reconstruction by integer bit manipulation), which
+    vectorizes, instead of calling `expf`. Measured max relative error on
+    [-87, 88]: see test/unittests (ApproximateExp), below 3 ulp of f32.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
 #endif // ATTN_TRANSFORMS_PASSES_TD

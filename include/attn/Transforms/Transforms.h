@@ -64,6 +64,15 @@ LogicalResult distributeWorkgroups(RewriterBase &rewriter,
                                    scf::ForallOp forall, Value begin,
                                    Value end);
 
+/// Lowers the bufferized tile `op` (memref operands, static sizes) to
+/// register-blocked vector code with `vectorWidth` f32 lanes (see the
+/// attn-cpu-lower-online-attention pass) and erases it.
+/// `transposedQueries` remembers, per query buffer, the transposed copy and
+/// the loop that fills it, so that tiles of one query block share it.
+LogicalResult lowerOnlineAttentionToVectors(
+    RewriterBase &rewriter, OnlineAttentionOp op, int64_t vectorWidth,
+    DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries);
+
 /// Lowers `op` to linalg.generic ops on tensors (see the
 /// attn-decompose-online-attention pass) and replaces it.
 FailureOr<SmallVector<Value>>

@@ -1,0 +1,693 @@
+//===- CPULowerOnlineAttention.cpp - online attention -> vector code ------===//
+//
+// Lowers each bufferized attn.online_attention tile (static shapes, memref
+// operands) into register-blocked vector code for CPUs with wide SIMD
+// (AVX-512: 16 f32 lanes). Per (batch, query head) of the tile:
+//
+//   QT[d][m]   = scale * query[m][d]          (once per query block: hoisted
+//                                              out of the key loop)
+//   ST[j][m]   = sum_d key[j][d] * QT[d][m]    queries on the lanes: each
+//                                              key element is broadcast
+//   m'[m]      = max(m[m], max_j ST[j][m])     lane-wise, no horizontal ops
+//   ST[j][m]   = exp(ST[j][m] - m'[m]), l'[m] = alpha[m] l[m] + sum_j ST[j][m]
+//   acc[m][e]  = alpha[m] acc[m][e] + sum_j ST[j][m] * value[j][e]
+//                                              head_dim on the lanes: each
+//                                              probability is broadcast
+//
+// Only the keys [jLo, jHi) that some row of the tile keeps (causal / sliding
+// window band, kv_lens, kv_bound) are reduced, so hidden keys and values are
+// never read by the softmax or P V; a per-element mask is applied only when
+// the tile straddles the band, or for tensor masks and biases.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Transforms/Passes.h"
+#include "attn/Transforms/Transforms.h"
+#include "dialect/attn/IR/AttnOpDetail.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+
+#include <limits>
+
+namespace mlir {
+namespace attn {
+#define GEN_PASS_DEF_CPULOWERONLINEATTENTIONPASS
+#include "attn/Transforms/Passes.h.inc"
+} // namespace attn
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+/// Follows view-like ops to the allocation (or block argument) a memref
+/// value is a view of.
+Value rootOf(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    auto view = dyn_cast<ViewLikeOpInterface>(def);
+    if (!view)
+      break;
+    v = view.getViewSource();
+  }
+  return v;
+}
+
+/// True when some op inside `scope` may write memory aliasing `root`.
+bool mayWrite(Operation *scope, Value root) {
+  bool writes = false;
+  scope->walk([&](Operation *op) {
+    if (writes || op == scope)
+      return;
+    auto iface = dyn_cast<MemoryEffectOpInterface>(op);
+    if (!iface) {
+      // Unknown effects: conservative unless the op holds regions only
+      // (loops, ifs), whose bodies are visited anyway.
+      if (op->getNumRegions() == 0 &&
+          llvm::any_of(op->getOperands(),
+                       [&](Value o) { return isa<MemRefType>(o.getType()) &&
+                                             rootOf(o) == root; }))
+        writes = true;
+      return;
+    }
+    SmallVector<MemoryEffects::EffectInstance> effects;
+    iface.getEffects(effects);
+    for (auto &e : effects)
+      if (isa<MemoryEffects::Write>(e.getEffect()) &&
+          (!e.getValue() || rootOf(e.getValue()) == root))
+        writes = true;
+  });
+  return writes;
+}
+
+/// The earliest point at which the scaled, transposed query of `op` can be
+/// computed: before the outermost enclosing loop (or if) that neither
+/// defines the query nor writes to its buffer.
+Operation *queryHoistPoint(Operation *op, Value query) {
+  Value root = rootOf(query);
+  Operation *point = op;
+  for (Operation *parent = op->getParentOp(); parent;
+       parent = parent->getParentOp()) {
+    if (!isa<scf::ForOp, scf::IfOp>(parent))
+      break;
+    // The query must be available before `parent`.
+    if (parent->isAncestor(query.getParentBlock()->getParentOp()) ||
+        (query.getDefiningOp() && parent->isAncestor(query.getDefiningOp())))
+      break;
+    if (mayWrite(parent, root))
+      break;
+    point = parent;
+  }
+  return point;
+}
+
+struct Lowering {
+  OnlineAttentionOp op;
+  OpBuilder &b;
+  Location loc;
+  AttentionOpDetail detail;
+  int64_t VL;
+  // Tile sizes.
+  int64_t B, Hq, Hk, G, M, N, D, Dv, Mp;
+  KeyBand band;
+  Type f32, i32;
+
+  Lowering(OnlineAttentionOp op, OpBuilder &b, int64_t vectorWidth)
+      : op(op), b(b), loc(op.getLoc()), detail(op), VL(vectorWidth) {
+    AttentionDims d = detail.dims();
+    B = d.batch;
+    Hq = d.qHeads;
+    Hk = d.kvHeads;
+    G = d.groupSize();
+    M = d.qLen;
+    N = d.kvLen;
+    D = d.headDim;
+    Dv = d.vHeadDim;
+    Mp = (M + VL - 1) / VL * VL;
+    band = KeyBand::get(detail.maskKind());
+    f32 = b.getF32Type();
+    i32 = b.getI32Type();
+  }
+
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value fconst(float v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  }
+  VectorType vecType(int64_t width, Type elt) {
+    return VectorType::get({width}, elt);
+  }
+  Value splat(float v, int64_t width) {
+    return arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(vecType(width, f32), b.getF32FloatAttr(v)));
+  }
+  Value toF32(Value v) {
+    Type elt = getElementTypeOrSelf(v.getType());
+    if (elt.isF32())
+      return v;
+    Type target = isa<VectorType>(v.getType())
+                      ? Type(vecType(cast<VectorType>(v.getType()).getNumElements(), f32))
+                      : f32;
+    return arith::ExtFOp::create(b, loc, target, v);
+  }
+  Value add(Value x, Value y) { return b.createOrFold<arith::AddIOp>(loc, x, y); }
+  Value sub(Value x, Value y) { return b.createOrFold<arith::SubIOp>(loc, x, y); }
+  Value minI(Value x, Value y) { return b.createOrFold<arith::MinSIOp>(loc, x, y); }
+  Value maxI(Value x, Value y) { return b.createOrFold<arith::MaxSIOp>(loc, x, y); }
+  Value loadVec(Value memref, ValueRange indices, int64_t width) {
+    Type elt = cast<MemRefType>(memref.getType()).getElementType();
+    Value v = vector::LoadOp::create(b, loc, vecType(width, elt), memref, indices);
+    return toF32(v);
+  }
+  Value loadScalar(Value memref, ValueRange indices) {
+    return toF32(memref::LoadOp::create(b, loc, memref, indices));
+  }
+  Value bcast(Value scalar, int64_t width) {
+    return vector::BroadcastOp::create(b, loc, vecType(width, scalar.getType()), scalar);
+  }
+  Value fma(Value a, Value x, Value acc) {
+    return vector::FMAOp::create(b, loc, a, x, acc);
+  }
+  /// exp(x - safe(m)) where safe(-inf) = 0.
+  Value safeMax(Value m, int64_t width) {
+    Value isNegInf = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, m,
+                                           splat(kNegInf, width));
+    return arith::SelectOp::create(b, loc, isNegInf, splat(0.0f, width), m);
+  }
+};
+
+} // namespace
+
+namespace {
+/// Scratch buffers of one tile, on the stack at the function entry.
+struct Scratch {
+  Value st;    // [N, Mp] f32: scores, then probabilities (keys x queries)
+  Value alpha; // [Mp] f32: correction factors of this step
+};
+
+/// Emits loops over [0, total) in blocks of `block`: an scf.for over the
+/// full blocks and one remainder block, calling body(start, count).
+void forBlocks(OpBuilder &b, Location loc, int64_t total, int64_t block,
+               function_ref<void(Value, int64_t)> body) {
+  int64_t full = total / block, rest = total % block;
+  if (full == 1) {
+    body(arith::ConstantIndexOp::create(b, loc, 0), block);
+  } else if (full > 1) {
+    auto loop = scf::ForOp::create(
+        b, loc, arith::ConstantIndexOp::create(b, loc, 0),
+        arith::ConstantIndexOp::create(b, loc, full * block),
+        arith::ConstantIndexOp::create(b, loc, block));
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    body(loop.getInductionVar(), block);
+  }
+  if (rest)
+    body(arith::ConstantIndexOp::create(b, loc, full * block), rest);
+}
+
+struct TileLowering : Lowering {
+  using Lowering::Lowering;
+  Value query, key, value, acc, max, sum, mask, bias;
+
+  void init() {
+    query = op.getQuery();
+    key = op.getKey();
+    value = op.getValue();
+    acc = op.getOutputs()[0];
+    max = op.getOutputs()[1];
+    sum = op.getOutputs()[2];
+    mask = op.getMask();
+    bias = op.getBias();
+  }
+
+  /// qt[b][h][d][m] = scale * query[b][h][m][d], 0 for padded rows m >= M.
+  /// Returns the outermost loop.
+  Operation *emitQueryTranspose(Value qt) {
+    Value scale = fconst(static_cast<float>(detail.scale()));
+    scf::LoopNest nest = scf::buildLoopNest(
+        b, loc, ValueRange{idx(0), idx(0), idx(0), idx(0)},
+        ValueRange{idx(B), idx(Hq), idx(Mp), idx(D)},
+        ValueRange{idx(1), idx(1), idx(1), idx(1)},
+        [&](OpBuilder &nb, Location, ValueRange iv) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          Value row = minI(iv[2], idx(M - 1));
+          Value q = loadScalar(query, {iv[0], iv[1], row, iv[3]});
+          q = arith::MulFOp::create(b, loc, q, scale);
+          if (Mp != M) {
+            Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                                 iv[2], idx(M));
+            q = arith::SelectOp::create(b, loc, inside, q, fconst(0.0f));
+          }
+          memref::StoreOp::create(b, loc, q, qt, ValueRange{iv[0], iv[1], iv[3], iv[2]});
+        });
+    return nest.loops.front();
+  }
+
+  /// st[j][m] = sum_d key[b][hk][j][d] * qt[b][h][d][m] for all N keys.
+  void emitScores(Value qt, Value st, Value bIdx, Value h, Value hk) {
+    int64_t chunks = Mp / VL;
+    int64_t mrv = std::min<int64_t>(4, chunks);
+    int64_t jr = std::max<int64_t>(1, 24 / mrv);
+    forBlocks(b, loc, N, jr, [&](Value j0, int64_t nj) {
+      forBlocks(b, loc, chunks, mrv, [&](Value c0, int64_t nc) {
+        Value m0 = arith::MulIOp::create(b, loc, c0, idx(VL));
+        SmallVector<Value> init(nj * nc, splat(0.0f, VL));
+        auto loop = scf::ForOp::create(b, loc, idx(0), idx(D), idx(1), init);
+        {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPointToStart(loop.getBody());
+          Value d = loop.getInductionVar();
+          SmallVector<Value> qv;
+          for (int64_t r = 0; r < nc; ++r)
+            qv.push_back(loadVec(qt, {bIdx, h, d, add(m0, idx(r * VL))}, VL));
+          SmallVector<Value> next(loop.getRegionIterArgs());
+          for (int64_t jj = 0; jj < nj; ++jj) {
+            Value kb = bcast(loadScalar(key, {bIdx, hk, add(j0, idx(jj)), d}), VL);
+            for (int64_t r = 0; r < nc; ++r)
+              next[jj * nc + r] = fma(kb, qv[r], next[jj * nc + r]);
+          }
+          scf::YieldOp::create(b, loc, next);
+        }
+        for (int64_t jj = 0; jj < nj; ++jj)
+          for (int64_t r = 0; r < nc; ++r)
+            vector::StoreOp::create(b, loc, loop.getResult(jj * nc + r), st,
+                                    ValueRange{add(j0, idx(jj)), add(m0, idx(r * VL))});
+      });
+    });
+  }
+
+  /// The per-element masking of st[j][c..c+VL) (bias added first); returns
+  /// the masked scores and the keep predicate (null when all kept).
+  std::pair<Value, Value> maskScores(Value s, Value j, Value c, Value bIdx,
+                                     Value h, Value qOff, Value kOff,
+                                     bool applyBand) {
+    VectorType iv = vecType(VL, i32), bv = vecType(VL, b.getI1Type());
+    Value keep;
+    auto conj = [&](Value k) {
+      keep = keep ? arith::AndIOp::create(b, loc, keep, k).getResult() : k;
+    };
+    // Row index of each lane, clamped into the tile for gathers.
+    auto laneRows = [&](function_ref<Value(Value)> loadAt) {
+      SmallVector<Value> elems;
+      for (int64_t l = 0; l < VL; ++l)
+        elems.push_back(loadAt(minI(add(c, idx(l)), idx(M - 1))));
+      return vector::FromElementsOp::create(
+          b, loc, vecType(VL, elems.front().getType()), elems);
+    };
+    auto maskIndex = [&](Value v, Value row) -> SmallVector<Value> {
+      auto t = cast<MemRefType>(v.getType());
+      return {t.getDimSize(0) == 1 ? idx(0) : bIdx,
+              t.getDimSize(1) == 1 ? idx(0) : h, row, j};
+    };
+    auto isRowBroadcast = [&](Value v) {
+      return cast<MemRefType>(v.getType()).getDimSize(2) == 1 && M != 1;
+    };
+    if (bias) {
+      Value bv2 = isRowBroadcast(bias)
+                      ? bcast(loadScalar(bias, maskIndex(bias, idx(0))), VL)
+                      : laneRows([&](Value row) {
+                          return loadScalar(bias, maskIndex(bias, row));
+                        });
+      s = arith::AddFOp::create(b, loc, s, bv2);
+    }
+    if (mask) {
+      Value mv = isRowBroadcast(mask)
+                     ? bcast(memref::LoadOp::create(b, loc, mask,
+                                                    maskIndex(mask, idx(0))),
+                             VL)
+                     : laneRows([&](Value row) -> Value {
+                         return memref::LoadOp::create(b, loc, mask,
+                                                       maskIndex(mask, row));
+                       });
+      conj(mv);
+    }
+    if (applyBand) {
+      // diff = (kOff + j) - (qOff + c + lane)
+      auto toI32 = [&](Value x) {
+        return arith::IndexCastOp::create(b, loc, i32, x).getResult();
+      };
+      Value kpos = bcast(toI32(add(kOff, j)), VL);
+      Value qbase = bcast(toI32(add(qOff, c)), VL);
+      SmallVector<int32_t> lanes;
+      for (int64_t l = 0; l < VL; ++l)
+        lanes.push_back(static_cast<int32_t>(l));
+      Value iota = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(iv, ArrayRef<int32_t>(lanes)));
+      Value diff = arith::SubIOp::create(
+          b, loc, kpos, arith::AddIOp::create(b, loc, qbase, iota));
+      auto cst = [&](int64_t v) {
+        return arith::ConstantOp::create(
+            b, loc, DenseElementsAttr::get(iv, b.getI32IntegerAttr(v)));
+      };
+      if (band.lower)
+        conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, diff,
+                                   cst(*band.lower)));
+      if (band.upper)
+        conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, diff,
+                                   cst(*band.upper)));
+    }
+    (void)bv;
+    if (keep)
+      s = arith::SelectOp::create(b, loc, keep, s, splat(kNegInf, VL));
+    return {s, keep};
+  }
+
+  /// Row max over [jLo, jHi) of chunk c, masking in place when asked.
+  Value emitRowMax(Value st, Value c, Value jLo, Value jHi, bool masked,
+                   bool applyBand, Value bIdx, Value h, Value qOff, Value kOff) {
+    auto loop = scf::ForOp::create(b, loc, jLo, jHi, idx(1),
+                                   ValueRange{splat(kNegInf, VL)});
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value j = loop.getInductionVar();
+    Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), st, ValueRange{j, c});
+    if (masked) {
+      s = maskScores(s, j, c, bIdx, h, qOff, kOff, applyBand).first;
+      vector::StoreOp::create(b, loc, s, st, ValueRange{j, c});
+    }
+    Value r = arith::MaximumFOp::create(b, loc, loop.getRegionIterArgs()[0], s);
+    scf::YieldOp::create(b, loc, r);
+    return loop.getResult(0);
+  }
+
+  /// acc[b][h][m][e] = alpha[m] * acc + sum_j st[j][m] * value[j][e] over
+  /// the keys each row keeps. For a band mask, each block of rows splits
+  /// [jLo, jHi) into the keys every row of the block keeps (plain FMAs) and
+  /// the keys only some rows keep (FMAs guarded per row, so that a value a
+  /// row does not keep, even NaN, never reaches it); with a tensor mask every
+  /// FMA is guarded by p != 0.
+  void emitProbsTimesValue(Value st, Value alphaBuf, Value bIdx, Value h,
+                           Value hk, Value jLo, Value jHi, Value qOff,
+                           Value kOff) {
+    SmallVector<std::pair<int64_t, int64_t>> chunks;
+    for (int64_t e = 0; e < Dv; e += VL)
+      chunks.push_back({e, std::min(VL, Dv - e)});
+    int64_t eb = std::min<int64_t>(4, chunks.size());
+    int64_t mr = std::max<int64_t>(1, 24 / eb);
+    for (size_t e0 = 0; e0 < chunks.size(); e0 += eb) {
+      ArrayRef<std::pair<int64_t, int64_t>> block =
+          ArrayRef(chunks).slice(e0, std::min<size_t>(eb, chunks.size() - e0));
+      int64_t ne = block.size();
+      forBlocks(b, loc, M, mr, [&](Value m0, int64_t nm) {
+        SmallVector<Value> state;
+        for (int64_t i = 0; i < nm; ++i) {
+          Value row = add(m0, idx(i));
+          Value a = memref::LoadOp::create(b, loc, alphaBuf, ValueRange{row});
+          for (auto [off, width] : block) {
+            Value cur = vector::LoadOp::create(b, loc, vecType(width, f32), acc,
+                                               ValueRange{bIdx, h, row, idx(off)});
+            state.push_back(arith::MulFOp::create(b, loc, cur, bcast(a, width)));
+          }
+        }
+        // Key ranges of this row block.
+        Value lo = jLo, hi = jHi, cl = jLo, ch = jHi;
+        if (!band.isUnbounded()) {
+          Value first = add(qOff, m0), last = add(qOff, add(m0, idx(nm - 1)));
+          if (band.lower) {
+            lo = maxI(lo, sub(add(first, idx(*band.lower)), kOff));
+            cl = maxI(cl, sub(add(last, idx(*band.lower)), kOff));
+          }
+          if (band.upper) {
+            hi = minI(hi, sub(add(last, idx(*band.upper + 1)), kOff));
+            ch = minI(ch, sub(add(first, idx(*band.upper + 1)), kOff));
+          }
+          hi = maxI(hi, lo);
+          cl = minI(maxI(cl, lo), hi);
+          ch = minI(maxI(ch, cl), hi);
+        }
+        auto reduce = [&](Value from, Value to, bool guardBand) {
+          auto loop = scf::ForOp::create(b, loc, from, to, idx(1), state);
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPointToStart(loop.getBody());
+          Value j = loop.getInductionVar();
+          SmallVector<Value> vv;
+          for (auto [off, width] : block)
+            vv.push_back(loadVec(value, {bIdx, hk, j, idx(off)}, width));
+          SmallVector<Value> next(loop.getRegionIterArgs());
+          for (int64_t i = 0; i < nm; ++i) {
+            Value p = memref::LoadOp::create(b, loc, st, ValueRange{j, add(m0, idx(i))});
+            Value keep;
+            if (guardBand) {
+              Value rel = sub(add(kOff, j), add(qOff, add(m0, idx(i))));
+              if (band.lower)
+                keep = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
+                                             rel, idx(*band.lower));
+              if (band.upper) {
+                Value c = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
+                                                rel, idx(*band.upper));
+                keep = keep ? arith::AndIOp::create(b, loc, keep, c).getResult() : c;
+              }
+            }
+            if (mask) {
+              Value c = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE, p,
+                                              fconst(0.0f));
+              keep = keep ? arith::AndIOp::create(b, loc, keep, c).getResult() : c;
+            }
+            for (int64_t e = 0; e < ne; ++e) {
+              Value r = fma(bcast(p, block[e].second), vv[e], next[i * ne + e]);
+              next[i * ne + e] =
+                  keep ? arith::SelectOp::create(b, loc, keep, r, next[i * ne + e])
+                             .getResult()
+                       : r;
+            }
+          }
+          scf::YieldOp::create(b, loc, next);
+          state.assign(loop.getResults().begin(), loop.getResults().end());
+        };
+        if (band.isUnbounded()) {
+          reduce(lo, hi, false);
+        } else {
+          reduce(lo, cl, true);
+          reduce(cl, ch, false);
+          reduce(ch, hi, true);
+        }
+        for (int64_t i = 0; i < nm; ++i)
+          for (int64_t e = 0; e < ne; ++e)
+            vector::StoreOp::create(b, loc, state[i * ne + e], acc,
+                                    ValueRange{bIdx, h, add(m0, idx(i)),
+                                               idx(block[e].first)});
+      });
+    }
+  }
+
+  /// The whole tile, given the transposed query and scratch buffers.
+  void emitTile(Value qt, const Scratch &scratch) {
+    Value qOff = detail.queryOffset() ? detail.queryOffset() : idx(0);
+    Value kOff = detail.keyOffset() ? detail.keyOffset() : idx(0);
+    if (detail.maskKind() && band.alignment == MaskAlignment::BottomRight)
+      qOff = add(qOff, idx(N - M));
+    scf::buildLoopNest(
+        b, loc, ValueRange{idx(0), idx(0)}, ValueRange{idx(B), idx(Hq)},
+        ValueRange{idx(1), idx(1)}, [&](OpBuilder &nb, Location, ValueRange iv) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          emitHead(qt, scratch, iv[0], iv[1], qOff, kOff);
+        });
+  }
+
+  /// q_bound in the coordinates of qOff (which includes a bottom-right
+  /// shift), or null.
+  Value shiftedQBound(Value qOff) {
+    Value qBound = detail.qBound();
+    if (qBound && detail.maskKind() && band.alignment == MaskAlignment::BottomRight)
+      qBound = add(qBound, idx(N - M));
+    return qBound;
+  }
+
+  void emitHead(Value qt, const Scratch &scratch, Value bIdx, Value h,
+                Value qOff, Value kOff) {
+    Value hk = G == 1 ? h : arith::DivUIOp::create(b, loc, h, idx(G)).getResult();
+    // Keys [jLo, jHi) that some row of the tile keeps.
+    Value jLo = idx(0), jHi = idx(N);
+    if (Value bound = detail.kvBound())
+      jHi = minI(jHi, sub(bound, kOff));
+    if (Value lens = detail.kvLens()) {
+      Value len = memref::LoadOp::create(b, loc, lens, ValueRange{bIdx});
+      len = arith::IndexCastOp::create(b, loc, b.getIndexType(), len);
+      jHi = minI(jHi, sub(len, kOff));
+    }
+    // The last real (not padding) row.
+    Value qLast = add(qOff, idx(M - 1));
+    if (Value qBound = shiftedQBound(qOff))
+      qLast = minI(qLast, sub(qBound, idx(1)));
+    if (band.upper)
+      jHi = minI(jHi, sub(add(qLast, idx(*band.upper + 1)), kOff));
+    if (band.lower)
+      jLo = maxI(jLo, sub(add(qOff, idx(*band.lower)), kOff));
+    jLo = minI(jLo, idx(N));
+    jHi = maxI(jHi, jLo);
+
+    emitScores(qt, scratch.st, bIdx, h, hk);
+
+    // Does the tile straddle the band (some kept row/key pair outside it)?
+    Value straddle;
+    if (!band.isUnbounded()) {
+      Value cond;
+      auto orCond = [&](Value c) {
+        cond = cond ? arith::OrIOp::create(b, loc, cond, c).getResult() : c;
+      };
+      Value hiKey = add(kOff, sub(jHi, idx(1))), loKey = add(kOff, jLo);
+      if (band.upper) // the last kept key is right of the first row's band
+        orCond(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt,
+                                     sub(hiKey, qOff), idx(*band.upper)));
+      if (band.lower) // the first kept key is left of the last row's band
+        orCond(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                     sub(loKey, qLast), idx(*band.lower)));
+      straddle = cond;
+    }
+    bool elementMasks = mask || bias;
+    // Softmax statistics, chunk by chunk of VL queries.
+    auto chunkLoop = scf::ForOp::create(b, loc, idx(0), idx(Mp), idx(VL));
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(chunkLoop.getBody()->getTerminator());
+      Value c = chunkLoop.getInductionVar();
+      auto readRow = [&](Value memref, float pad) {
+        AffineMap map = AffineMap::get(3, 0, {b.getAffineDimExpr(2)}, b.getContext());
+        return vector::TransferReadOp::create(
+            b, loc, vecType(VL, f32), memref, ValueRange{bIdx, h, c},
+            AffineMapAttr::get(map), fconst(pad), Value(),
+            b.getBoolArrayAttr({Mp == M}));
+      };
+      auto writeRow = [&](Value v, Value memref) {
+        AffineMap map = AffineMap::get(3, 0, {b.getAffineDimExpr(2)}, b.getContext());
+        vector::TransferWriteOp::create(b, loc, v, memref, ValueRange{bIdx, h, c},
+                                        AffineMapAttr::get(map), Value(),
+                                        b.getBoolArrayAttr({Mp == M}));
+      };
+      Value mOld = readRow(max, kNegInf);
+      Value lOld = readRow(sum, 0.0f);
+      Value rowMax;
+      auto emitMax = [&](bool applyBand) {
+        return emitRowMax(scratch.st, c, jLo, jHi, elementMasks || applyBand,
+                          applyBand, bIdx, h, qOff, kOff);
+      };
+      if (straddle) {
+        auto ifOp = scf::IfOp::create(b, loc, TypeRange{vecType(VL, f32)}, straddle,
+                                      /*withElseRegion=*/true);
+        {
+          OpBuilder::InsertionGuard g2(b);
+          b.setInsertionPointToStart(ifOp.thenBlock());
+          scf::YieldOp::create(b, loc, emitMax(true));
+          b.setInsertionPointToStart(ifOp.elseBlock());
+          scf::YieldOp::create(b, loc, emitMax(false));
+        }
+        rowMax = ifOp.getResult(0);
+      } else {
+        rowMax = emitMax(false);
+      }
+      Value mNew = arith::MaximumFOp::create(b, loc, mOld, rowMax);
+      Value mSafe = safeMax(mNew, VL);
+      Value alpha = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, mOld, mSafe));
+      Value lInit = arith::MulFOp::create(b, loc, lOld, alpha);
+      auto sumLoop = scf::ForOp::create(b, loc, jLo, jHi, idx(1), ValueRange{lInit});
+      {
+        OpBuilder::InsertionGuard g2(b);
+        b.setInsertionPointToStart(sumLoop.getBody());
+        Value j = sumLoop.getInductionVar();
+        Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), scratch.st,
+                                         ValueRange{j, c});
+        Value p = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, s, mSafe));
+        vector::StoreOp::create(b, loc, p, scratch.st, ValueRange{j, c});
+        scf::YieldOp::create(
+            b, loc, arith::AddFOp::create(b, loc, sumLoop.getRegionIterArgs()[0], p)
+                        .getResult());
+      }
+      writeRow(mNew, max);
+      writeRow(sumLoop.getResult(0), sum);
+      vector::StoreOp::create(b, loc, alpha, scratch.alpha, ValueRange{c});
+    }
+
+    emitProbsTimesValue(scratch.st, scratch.alpha, bIdx, h, hk, jLo, jHi, qOff,
+                        kOff);
+  }
+};
+
+} // namespace
+
+LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
+    RewriterBase &rewriter, OnlineAttentionOp op, int64_t vectorWidth,
+    DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries) {
+  if (!op.hasPureBufferSemantics())
+    return op.emitOpError("CPU lowering expects a bufferized op (memref "
+                          "operands)");
+  AttentionDims d = AttentionOpDetail(op).dims();
+  for (int64_t s : {d.batch, d.qHeads, d.kvHeads, d.qLen, d.kvLen, d.headDim,
+                    d.vHeadDim})
+    if (ShapedType::isDynamic(s))
+      return op.emitOpError("CPU lowering needs a tile with static sizes");
+  if (op->getParentOfType<scf::ForallOp>() ||
+      op->getParentOfType<scf::ParallelOp>())
+    return op.emitOpError("CPU lowering does not support tiles inside "
+                          "parallel loops; run attn-cpu-distribute-workgroups");
+  auto func = op->getParentOfType<FunctionOpInterface>();
+  if (!func || func.isExternal())
+    return op.emitOpError("CPU lowering needs an enclosing function");
+
+  OpBuilder::InsertionGuard guard(rewriter);
+  TileLowering lowering(op, rewriter, vectorWidth);
+  lowering.init();
+  Location loc = op.getLoc();
+  Block &entry = func.getFunctionBody().front();
+  auto allocaAtEntry = [&](ArrayRef<int64_t> shape, Type elt) {
+    OpBuilder::InsertionGuard g(rewriter);
+    rewriter.setInsertionPointToStart(&entry);
+    return memref::AllocaOp::create(rewriter, loc, MemRefType::get(shape, elt),
+                                    rewriter.getI64IntegerAttr(64))
+        .getResult();
+  };
+
+  // The scaled, transposed query: once per query block, hoisted out of the
+  // key loop; a transposition of the same query already emitted before this
+  // op (e.g. for the key loop, reused by the padded tail block) is reused.
+  Value query = op.getQuery();
+  Operation *point = queryHoistPoint(op, query);
+  Value qt;
+  auto known = transposedQueries.find(query);
+  if (known != transposedQueries.end()) {
+    auto [buffer, fill] = known->second;
+    Operation *ancestor = fill->getBlock()->findAncestorOpInBlock(*op);
+    if (ancestor && fill->isBeforeInBlock(ancestor))
+      qt = buffer;
+  }
+  if (!qt) {
+    qt = allocaAtEntry({d.batch, d.qHeads, d.headDim, lowering.Mp},
+                       rewriter.getF32Type());
+    rewriter.setInsertionPoint(point);
+    Operation *fill = lowering.emitQueryTranspose(qt);
+    transposedQueries[query] = {qt, fill};
+  }
+
+  Scratch scratch;
+  scratch.st = allocaAtEntry({d.kvLen, lowering.Mp}, rewriter.getF32Type());
+  scratch.alpha = allocaAtEntry({lowering.Mp}, rewriter.getF32Type());
+  rewriter.setInsertionPoint(op);
+  lowering.emitTile(qt, scratch);
+  rewriter.eraseOp(op);
+  return success();
+}
+
+namespace {
+struct CPULowerOnlineAttentionPass
+    : attn::impl::CPULowerOnlineAttentionPassBase<CPULowerOnlineAttentionPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    SmallVector<OnlineAttentionOp> ops;
+    getOperation()->walk([&](OnlineAttentionOp op) { ops.push_back(op); });
+    IRRewriter rewriter(&getContext());
+    DenseMap<Value, std::pair<Value, Operation *>> transposed;
+    for (OnlineAttentionOp op : ops)
+      if (failed(lowerOnlineAttentionToVectors(rewriter, op, vectorWidth,
+                                               transposed)))
+        return signalPassFailure();
+  }
+};
+} // namespace
