@@ -1,9 +1,10 @@
 //===- CPUExecutor.cpp - JIT-compiled CPU kernels -------------------------===//
 //
-// spec -> kernel module (KernelBuilder) -> attn-cpu-pipeline -> LLVM ->
-// mlir::ExecutionEngine (ORC JIT, host CPU features, O3). A run splits the
-// workgroups of the kernel over the runtime's threads; each thread calls
-// the entry with its range of workgroup ids.
+// spec -> kernel module (KernelBuilder) -> attn-cpu-pipeline -> LLVM IR ->
+// O3 for the host CPU -> an object file -> ORC LLJIT. The object file is
+// the unit a persistent cache can store. A run splits the workgroups of the
+// kernel over the runtime's threads; each thread calls the entry with its
+// range of workgroup ids.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,14 +13,18 @@
 
 #include "attn/Pipelines/Pipelines.h"
 
-#include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
 
+#include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
 #include "llvm/Support/ThreadPool.h"
 #include "llvm/Support/Threading.h"
 #include "llvm/Support/raw_ostream.h"
@@ -88,12 +93,37 @@ MemRefDescriptor describe(const TensorRef &t) {
   return d;
 }
 
+/// Calls `_mlir_ciface_attn_kernel(desc *..., int64_t begin, int64_t end)`
+/// with `n` descriptor pointers.
+void callEntry(void *entry, size_t n, void **descs, int64_t begin,
+               int64_t end) {
+  using D = void *;
+  switch (n) {
+  case 4:
+    return reinterpret_cast<void (*)(D, D, D, D, int64_t, int64_t)>(entry)(
+        descs[0], descs[1], descs[2], descs[3], begin, end);
+  case 5:
+    return reinterpret_cast<void (*)(D, D, D, D, D, int64_t, int64_t)>(entry)(
+        descs[0], descs[1], descs[2], descs[3], descs[4], begin, end);
+  case 6:
+    return reinterpret_cast<void (*)(D, D, D, D, D, D, int64_t, int64_t)>(
+        entry)(descs[0], descs[1], descs[2], descs[3], descs[4], descs[5],
+               begin, end);
+  case 7:
+    return reinterpret_cast<void (*)(D, D, D, D, D, D, D, int64_t, int64_t)>(
+        entry)(descs[0], descs[1], descs[2], descs[3], descs[4], descs[5],
+               descs[6], begin, end);
+  default:
+    llvm_unreachable("a kernel has 4 to 7 memref operands");
+  }
+}
+
 class CPUKernel final : public Kernel {
 public:
   CPUKernel(AttentionSpec spec, KernelInfo info,
-            std::unique_ptr<mlir::ExecutionEngine> engine,
-            void (*entry)(void **), std::shared_ptr<WorkerPool> pool)
-      : Kernel(std::move(spec), std::move(info)), engine(std::move(engine)),
+            std::unique_ptr<llvm::orc::LLJIT> jit, void *entry,
+            std::shared_ptr<WorkerPool> pool)
+      : Kernel(std::move(spec), std::move(info)), jit(std::move(jit)),
         entry(entry), pool(std::move(pool)) {}
 
 protected:
@@ -137,21 +167,15 @@ protected:
         mlir::attn::getWorkgroupCount(batch, spec().qHeads, qLen, tiles);
     size_t n = operands.size();
     pool->parallelFor(workgroups, [&](int64_t wg) {
-      int64_t begin = wg, end = wg + 1;
-      void *packed[9];
-      for (size_t i = 0; i < n; ++i)
-        packed[i] = &descPtrs[i];
-      packed[n] = &begin;
-      packed[n + 1] = &end;
-      entry(packed);
+      callEntry(entry, n, descPtrs, wg, wg + 1);
     });
     (void)kvLen;
     return llvm::Error::success();
   }
 
 private:
-  std::unique_ptr<mlir::ExecutionEngine> engine;
-  void (*entry)(void **);
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+  void *entry;
   std::shared_ptr<WorkerPool> pool;
 };
 
@@ -159,32 +183,47 @@ llvm::Error compileError(const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                  "compile: " + msg);
 }
-} // namespace
 
-llvm::Expected<std::shared_ptr<Kernel>>
-detail::compileCPUKernel(const AttentionSpec &spec,
-                         const CompileOptions &compileOptions,
-                         std::shared_ptr<WorkerPool> pool) {
-  auto start = std::chrono::steady_clock::now();
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
   static std::once_flag initTargets;
   std::call_once(initTargets, [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
   });
+  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!builder)
+    return builder.takeError();
+  builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  return builder->createTargetMachine();
+}
+} // namespace
 
+mlir::attn::AttentionTileSizes
+detail::chooseCPUTileSizes(const AttentionSpec &spec,
+                           const CompileOptions &options) {
+  mlir::attn::AttentionTileSizes tiles = selectCPUTileSizes(spec);
+  if (auto chosen =
+          mlir::attn::AttentionTileSizes::fromList(options.tileSizes);
+      llvm::any_of(options.tileSizes, [](int64_t t) { return t; }) &&
+      mlir::succeeded(chosen))
+    tiles = *chosen;
+  return tiles;
+}
+
+llvm::Expected<CPUObject>
+detail::compileCPUObject(const AttentionSpec &spec,
+                         const CompileOptions &compileOptions) {
+  if (llvm::any_of(compileOptions.tileSizes, [](int64_t t) { return t; }) &&
+      mlir::failed(mlir::attn::AttentionTileSizes::fromList(
+          compileOptions.tileSizes)))
+    return compileError("tile sizes must be 4 positive integers");
+  mlir::attn::AttentionTileSizes tiles = chooseCPUTileSizes(spec, compileOptions);
+
+  // MLIR: the kernel module through attn-cpu-pipeline.
   mlir::MLIRContext context(kernelDialectRegistry(),
                             mlir::MLIRContext::Threading::DISABLED);
   mlir::OwningOpRef<mlir::ModuleOp> module =
       buildKernelModule(context, spec, /*workgroupRange=*/true);
-
-  mlir::attn::AttentionTileSizes tiles = selectCPUTileSizes(spec);
-  if (llvm::any_of(compileOptions.tileSizes, [](int64_t t) { return t; })) {
-    auto chosen = mlir::attn::AttentionTileSizes::fromList(
-        compileOptions.tileSizes);
-    if (mlir::failed(chosen))
-      return compileError("tile sizes must be 4 positive integers");
-    tiles = *chosen;
-  }
   mlir::attn::CPUPipelineOptions options;
   options.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
   mlir::PassManager pm(&context);
@@ -200,37 +239,89 @@ detail::compileCPUKernel(const AttentionSpec &spec,
       return compileError("attn-cpu-pipeline failed: " + diagnostics);
   }
 
-  auto tmBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
-  if (!tmBuilder)
-    return tmBuilder.takeError();
-  tmBuilder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
-  auto tm = tmBuilder->createTargetMachine();
+  // LLVM: translate, specialise for the host, optimise, emit an object.
+  auto tm = hostTargetMachine();
   if (!tm)
     return tm.takeError();
-  mlir::ExecutionEngineOptions engineOptions;
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      mlir::translateModuleToLLVMIR(*module, llvmContext, "attn_kernel");
+  if (!llvmModule)
+    return compileError("translation to LLVM IR failed");
+  llvmModule->setDataLayout((*tm)->createDataLayout());
+  llvmModule->setTargetTriple((*tm)->getTargetTriple());
+  for (llvm::Function &f : *llvmModule) {
+    if (f.isDeclaration())
+      continue;
+    f.addFnAttr("target-cpu", (*tm)->getTargetCPU());
+    f.addFnAttr("target-features", (*tm)->getTargetFeatureString());
+    // The vector code is written for full-width registers: do not let the
+    // x86 backend split 512-bit vectors (prefer-256-bit on recent cores).
+    f.addFnAttr("prefer-vector-width", "512");
+    f.addFnAttr("min-legal-vector-width", "512");
+  }
   auto transformer = mlir::makeOptimizingTransformer(3, 0, tm->get());
-  engineOptions.transformer = transformer;
-  engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
-  engineOptions.enableGDBNotificationListener = false;
-  engineOptions.enablePerfNotificationListener = false;
-  auto engine =
-      mlir::ExecutionEngine::create(*module, engineOptions, std::move(*tm));
-  if (!engine)
-    return compileError("JIT: " + llvm::toString(engine.takeError()));
-  auto entry = (*engine)->lookupPacked(std::string("_mlir_ciface_") +
-                                       kKernelEntry);
+  if (auto err = transformer(llvmModule.get()))
+    return compileError("LLVM optimisation: " + llvm::toString(std::move(err)));
+  CPUObject object;
+  {
+    llvm::raw_string_ostream os(object.bytes);
+    llvm::buffer_ostream stream(os);
+    llvm::legacy::PassManager codegen;
+    if ((*tm)->addPassesToEmitFile(codegen, stream, nullptr,
+                                   llvm::CodeGenFileType::ObjectFile))
+      return compileError("the host target cannot emit object files");
+    codegen.run(*llvmModule);
+  }
+  object.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
+  return object;
+}
+
+llvm::Expected<std::shared_ptr<Kernel>>
+detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
+                      double compileMs, std::shared_ptr<WorkerPool> pool) {
+  auto tm = hostTargetMachine(); // initialises the native target once
+  if (!tm)
+    return tm.takeError();
+  auto jit = llvm::orc::LLJITBuilder().create();
+  if (!jit)
+    return compileError("JIT: " + llvm::toString(jit.takeError()));
+  // libm (expf, logf, ...) and the C library from the process.
+  auto generator =
+      llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+          (*jit)->getDataLayout().getGlobalPrefix());
+  if (!generator)
+    return compileError("JIT: " + llvm::toString(generator.takeError()));
+  (*jit)->getMainJITDylib().addGenerator(std::move(*generator));
+  if (auto err = (*jit)->addObjectFile(llvm::MemoryBuffer::getMemBufferCopy(
+          object.bytes, "attn_kernel.o")))
+    return compileError("JIT: " + llvm::toString(std::move(err)));
+  auto entry =
+      (*jit)->lookup(std::string("_mlir_ciface_") + kKernelEntry);
   if (!entry)
     return compileError("JIT: " + llvm::toString(entry.takeError()));
 
   KernelInfo info;
   info.target = Target::CPU;
-  info.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
+  info.tileSizes = object.tileSizes;
   info.entry = kKernelEntry;
-  info.compileMs = std::chrono::duration<double, std::milli>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
-  return std::make_shared<CPUKernel>(spec, std::move(info), std::move(*engine),
-                                     *entry, std::move(pool));
+  info.compileMs = compileMs;
+  return std::make_shared<CPUKernel>(spec, std::move(info), std::move(*jit),
+                                     entry->toPtr<void *>(), std::move(pool));
+}
+
+llvm::Expected<std::shared_ptr<Kernel>>
+detail::compileCPUKernel(const AttentionSpec &spec,
+                         const CompileOptions &compileOptions,
+                         std::shared_ptr<WorkerPool> pool) {
+  auto start = std::chrono::steady_clock::now();
+  llvm::Expected<CPUObject> object = compileCPUObject(spec, compileOptions);
+  if (!object)
+    return object.takeError();
+  double ms = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+  return loadCPUKernel(spec, *object, ms, std::move(pool));
 }
 
 llvm::Expected<std::shared_ptr<Kernel>>

@@ -3,6 +3,7 @@
 #define ATTN_RUNTIME_RUNTIMEINTERNAL_H
 
 #include "attn/Runtime/Runtime.h"
+#include "attn/Transforms/Transforms.h"
 
 #include "llvm/ADT/STLFunctionalExtras.h"
 
@@ -33,6 +34,27 @@ private:
   std::unique_ptr<llvm::StdThreadPool> pool;
 };
 
+/// A compiled CPU kernel as a relocatable object file for the host.
+struct CPUObject {
+  std::string bytes;
+  std::array<int64_t, 4> tileSizes{};
+};
+
+/// The tile sizes a CPU kernel of `spec` uses: the caller's, or the
+/// compiler's choice.
+mlir::attn::AttentionTileSizes
+chooseCPUTileSizes(const AttentionSpec &spec, const CompileOptions &options);
+
+/// spec -> attn-cpu-pipeline -> LLVM IR -> O3 -> object file.
+llvm::Expected<CPUObject> compileCPUObject(const AttentionSpec &spec,
+                                           const CompileOptions &options);
+
+/// Loads an object made by compileCPUObject into a fresh JIT.
+llvm::Expected<std::shared_ptr<Kernel>>
+loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
+              double compileMs, std::shared_ptr<WorkerPool> pool);
+
+/// compileCPUObject + loadCPUKernel.
 llvm::Expected<std::shared_ptr<Kernel>>
 compileCPUKernel(const AttentionSpec &spec, const CompileOptions &options,
                  std::shared_ptr<WorkerPool> pool);
