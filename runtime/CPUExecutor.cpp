@@ -163,8 +163,11 @@ protected:
     const KernelInfo &ki = info();
     mlir::attn::AttentionTileSizes tiles{ki.tileSizes[0], ki.tileSizes[1],
                                          ki.tileSizes[2], ki.tileSizes[3]};
+    // The unfused reference (tile sizes 0) is a single workgroup.
     int64_t workgroups =
-        mlir::attn::getWorkgroupCount(batch, spec().qHeads, qLen, tiles);
+        tiles.batch == 0
+            ? 1
+            : mlir::attn::getWorkgroupCount(batch, spec().qHeads, qLen, tiles);
     size_t n = operands.size();
     pool->parallelFor(workgroups, [&](int64_t wg) {
       callEntry(entry, n, descPtrs, wg, wg + 1);
@@ -226,6 +229,7 @@ detail::compileCPUObject(const AttentionSpec &spec,
       buildKernelModule(context, spec, /*workgroupRange=*/true);
   mlir::attn::CPUPipelineOptions options;
   options.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
+  options.reference = compileOptions.unfusedReference;
   mlir::PassManager pm(&context);
   mlir::attn::buildCPUPipeline(pm, options);
   std::string diagnostics;
@@ -274,6 +278,8 @@ detail::compileCPUObject(const AttentionSpec &spec,
     codegen.run(*llvmModule);
   }
   object.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
+  if (compileOptions.unfusedReference)
+    object.tileSizes = {0, 0, 0, 0};
   return object;
 }
 

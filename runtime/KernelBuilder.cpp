@@ -223,11 +223,15 @@ mlir::attn::AttentionTileSizes
 attn::selectCPUTileSizes(const AttentionSpec &spec) {
   mlir::attn::AttentionTileSizes sizes;
   auto roundUp = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
-  // Short sequences: a tile no larger than the (rounded) sequence.
+  // Query rows sit on the 16 f32 lanes of AVX-512: tiles of 64 rows, or the
+  // (rounded) sequence when it is shorter.
   if (spec.qLen)
-    sizes.query = std::min<int64_t>(64, roundUp(*spec.qLen, 8));
+    sizes.query = std::min<int64_t>(64, roundUp(*spec.qLen, 16));
   if (spec.kvLen)
     sizes.key = std::min<int64_t>(64, roundUp(*spec.kvLen, 8));
+  // GQA/MQA: one workgroup takes a whole group of query heads, so that each
+  // key/value block is loaded once for the group.
+  sizes.heads = spec.qHeads / spec.kvHeads;
   return sizes;
 }
 

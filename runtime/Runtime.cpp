@@ -183,6 +183,8 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
   std::string key = std::string(targetName(target)) + ":" + spec.toJSON();
   for (int64_t t : options.tileSizes)
     key += ":" + std::to_string(t);
+  if (options.unfusedReference)
+    key += ":reference";
   std::promise<CacheEntry> promise;
   std::shared_future<CacheEntry> future;
   bool compileHere = false;

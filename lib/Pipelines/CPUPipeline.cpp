@@ -1,6 +1,7 @@
 //===- CPUPipeline.cpp - attn-cpu-pipeline --------------------------------===//
 
 #include "attn/Pipelines/Pipelines.h"
+#include "attn/Conversion/Passes.h"
 #include "attn/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -63,6 +64,16 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
   TileAttentionPassOptions tileOptions;
   tileOptions.tileSizes.assign(options.tileSizes.begin(),
                                options.tileSizes.end());
+  if (options.reference) {
+    pm.addPass(createConvertAttnToLinalgPass());
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createCSEPass());
+    pm.addNestedPass<func::FuncOp>(createCPUDistributeWorkgroupsPass());
+    addBufferization(pm);
+    if (options.lowerToLLVM)
+      addLowerToLLVM(pm);
+    return;
+  }
   bool vectorCodegen = options.codegen != "linalg";
   pm.addPass(createTileAttentionPass(tileOptions));
   if (!vectorCodegen)

@@ -24,6 +24,12 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "vector-width",
       llvm::cl::desc("f32 lanes of a vector register (16: AVX-512)"),
       llvm::cl::init(16)};
+  Option<bool> reference{
+      *this, "reference",
+      llvm::cl::desc("Use the unfused reference lowering (convert-attn-to-"
+                     "linalg) instead of the flash path: the whole score "
+                     "matrix in memory, no workgroups"),
+      llvm::cl::init(false)};
   Option<bool> lowerToLLVM{
       *this, "lower-to-llvm",
       llvm::cl::desc("Lower all the way to the LLVM dialect (default true); "

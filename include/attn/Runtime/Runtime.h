@@ -57,7 +57,8 @@ struct AttentionArgs {
 /// What the compiler chose for a kernel.
 struct KernelInfo {
   Target target = Target::CPU;
-  /// Tile sizes (batch, heads, query, key).
+  /// Tile sizes (batch, heads, query, key); all 0 for the unfused
+  /// reference, which runs as one workgroup.
   std::array<int64_t, 4> tileSizes{};
   /// Time spent compiling it, in ms (0 when it came from a cache).
   double compileMs = 0;
@@ -98,6 +99,10 @@ struct CompileOptions {
   /// Tile sizes (batch, heads, query, key) for attn-tile-attention; all
   /// zero means the compiler's choice for the spec.
   std::array<int64_t, 4> tileSizes{};
+  /// Compile the unfused reference lowering (convert-attn-to-linalg: the
+  /// whole score matrix in memory, one thread) instead of the flash path.
+  /// For benchmarks and cross-checks only.
+  bool unfusedReference = false;
 };
 
 struct RuntimeOptions {
