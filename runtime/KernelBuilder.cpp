@@ -224,9 +224,11 @@ attn::selectCPUTileSizes(const AttentionSpec &spec) {
   mlir::attn::AttentionTileSizes sizes;
   auto roundUp = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
   // Query rows sit on the 16 f32 lanes of AVX-512: tiles of 64 rows, or the
-  // (rounded) sequence when it is shorter.
+  // (rounded) sequence when it is shorter; decoding (up to 4 rows) uses the
+  // exact row count, which the CPU lowering handles with keys on the lanes.
   if (spec.qLen)
-    sizes.query = std::min<int64_t>(64, roundUp(*spec.qLen, 16));
+    sizes.query = *spec.qLen <= 4 ? *spec.qLen
+                                  : std::min<int64_t>(64, roundUp(*spec.qLen, 16));
   if (spec.kvLen)
     sizes.key = std::min<int64_t>(64, roundUp(*spec.kvLen, 8));
   // GQA/MQA: one workgroup takes a whole group of query heads, so that each

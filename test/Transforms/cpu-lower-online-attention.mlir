@@ -98,3 +98,27 @@ func.func @tensor_mask(%q: memref<1x1x16x16xf32>, %k: memref<1x1x16x16xf32>, %v:
       outs(%acc, %m, %l : memref<1x1x16x16xf32>, memref<1x1x16xf32>, memref<1x1x16xf32>)
   return
 }
+
+// -----
+
+// A decoding tile (one query row per head, a GQA group of 4 heads over one
+// key/value head): keys on the lanes. Each block of 16 keys is 16 dot
+// products reduced together by a shuffle tree; the row statistics are
+// horizontal reductions; no transposed query is built.
+// CHECK-LABEL: func.func @decode
+// CHECK-NOT:     memref<1x4x16x16xf32>
+// CHECK:         memref.alloca() {alignment = 64 : i64} : memref<1x64xf32>
+// CHECK:         scf.for %[[H:.+]] = %c0 to %c4
+// CHECK:           arith.divui %[[H]], %c4
+// CHECK:           vector.fma
+// CHECK:           vector.shuffle
+// CHECK:           vector.shuffle
+// CHECK:           vector.reduction <maximumf>
+// CHECK:           vector.reduction <add>
+func.func @decode(%q: memref<1x4x1x32xf32>, %k: memref<1x1x64x32xf32>, %v: memref<1x1x64x32xf32>,
+                  %acc: memref<1x4x1x32xf32>, %m: memref<1x4x1xf32>, %l: memref<1x4x1xf32>) {
+  attn.online_attention
+      ins(%q, %k, %v : memref<1x4x1x32xf32>, memref<1x1x64x32xf32>, memref<1x1x64x32xf32>)
+      outs(%acc, %m, %l : memref<1x4x1x32xf32>, memref<1x4x1xf32>, memref<1x4x1xf32>)
+  return
+}

@@ -317,6 +317,61 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 //===----------------------------------------------------------------------===//
+// Static sizes with few query rows (decoding): the CPU lowering puts the keys
+// on the vector lanes for tiles of up to 4 rows.
+//===----------------------------------------------------------------------===//
+
+struct DecodeCase {
+  std::string name;
+  int64_t batch, qHeads, kvHeads, qLen, kvLen, headDim;
+  std::vector<MaskSpec> masks;
+};
+
+void PrintTo(const DecodeCase &c, std::ostream *os) { *os << c.name; }
+
+class StaticDecode : public ::testing::TestWithParam<DecodeCase> {};
+
+TEST_P(StaticDecode, MatchesReference) {
+  const DecodeCase &c = GetParam();
+  AttentionSpec spec = dynamicSpec(c.qHeads, c.kvHeads, c.headDim, c.headDim,
+                                   c.masks);
+  spec.batch = c.batch;
+  spec.qLen = c.qLen;
+  spec.kvLen = c.kvLen;
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, c.batch, c.qLen, c.kvLen);
+  p.randomize(seedFor(c.qLen, c.kvLen, c.headDim));
+  SCOPED_TRACE(shapeTrace(p));
+  ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+  EXPECT_TRUE(matchesReference(p, p.reference()));
+}
+
+std::vector<DecodeCase> decodeCases() {
+  const MaskSpec causalBR = causalMask(true), causalTL = causalMask(false);
+  return {
+      {"Sq1_Sk1000_D128_GQA4", 1, 8, 2, 1, 1000, 128, {}},
+      {"Sq1_Sk1_D64", 2, 2, 2, 1, 1, 64, {}},
+      {"Sq1_Sk17_D16_MQA", 2, 4, 1, 1, 17, 16, {}},
+      {"Sq2_Sk113_D64_causalBR", 1, 4, 2, 2, 113, 64, {causalBR}},
+      {"Sq3_Sk257_D32_causalTL", 2, 2, 1, 3, 257, 32, {causalTL}},
+      {"Sq4_Sk64_D128_windowBR", 1, 2, 2, 4, 64, 128, {windowMask(9, 0, true)}},
+      {"Sq1_Sk300_D64_keyPadding", 3, 2, 1, 1, 300, 64, {keyPaddingMask()}},
+      {"Sq3_Sk100_D32_tensorBool", 2, 2, 2, 3, 100, 32,
+       {tensorMask(DType::Bool, false, false, false)}},
+      {"Sq2_Sk50_D16_bias", 1, 2, 1, 2, 50, 16,
+       {tensorMask(DType::F32, false, true, false)}},
+      {"Sq4_Sk3_D64_causalBR_fullyMasked", 1, 2, 1, 4, 3, 64, {causalBR}},
+      {"Sq1_Sk1000_D576_MLA_causalBR", 1, 2, 1, 1, 1000, 576, {causalBR}},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Numerics, StaticDecode, ::testing::ValuesIn(decodeCases()),
+    [](const ::testing::TestParamInfo<DecodeCase> &info) {
+      return info.param.name;
+    });
+
+//===----------------------------------------------------------------------===//
 // Rows without a kept key: output exactly 0, LSE -inf, no NaN
 //===----------------------------------------------------------------------===//
 
