@@ -20,6 +20,7 @@
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -35,6 +36,7 @@
 
 using namespace attn;
 using namespace attn::detail;
+using llvm::SmallVector;
 
 //===----------------------------------------------------------------------===//
 // WorkerPool
@@ -74,12 +76,12 @@ void WorkerPool::parallelFor(int64_t n,
 //===----------------------------------------------------------------------===//
 
 namespace {
-/// The memref descriptor of MLIR's C interface for ranks 1..4.
+/// The memref descriptor of MLIR's C interface for ranks 1..5.
 struct MemRefDescriptor {
   void *allocated;
   void *aligned;
   int64_t offset;
-  int64_t sizesAndStrides[8]; // sizes[rank] then strides[rank]
+  int64_t sizesAndStrides[10]; // sizes[rank] then strides[rank]
 };
 
 MemRefDescriptor describe(const TensorRef &t) {
@@ -93,72 +95,69 @@ MemRefDescriptor describe(const TensorRef &t) {
   return d;
 }
 
-/// Calls `_mlir_ciface_attn_kernel(desc *..., int64_t begin, int64_t end)`
-/// with `n` descriptor pointers.
-void callEntry(void *entry, size_t n, void **descs, int64_t begin,
-               int64_t end) {
-  using D = void *;
-  switch (n) {
-  case 4:
-    return reinterpret_cast<void (*)(D, D, D, D, int64_t, int64_t)>(entry)(
-        descs[0], descs[1], descs[2], descs[3], begin, end);
-  case 5:
-    return reinterpret_cast<void (*)(D, D, D, D, D, int64_t, int64_t)>(entry)(
-        descs[0], descs[1], descs[2], descs[3], descs[4], begin, end);
-  case 6:
-    return reinterpret_cast<void (*)(D, D, D, D, D, D, int64_t, int64_t)>(
-        entry)(descs[0], descs[1], descs[2], descs[3], descs[4], descs[5],
-               begin, end);
-  case 7:
-    return reinterpret_cast<void (*)(D, D, D, D, D, D, D, int64_t, int64_t)>(
-        entry)(descs[0], descs[1], descs[2], descs[3], descs[4], descs[5],
-               descs[6], begin, end);
-  default:
-    llvm_unreachable("a kernel has 4 to 7 memref operands");
+/// Prefix of the packed wrappers: `_attn_packed_<entry>(void **args)` calls
+/// `_mlir_ciface_<entry>` with *args[i] as its i-th argument.
+constexpr const char *kPackedPrefix = "_attn_packed_";
+
+/// Adds the packed wrapper of the C-interface function `ciface` to `module`.
+void addPackedWrapper(llvm::Module &module, llvm::Function &ciface,
+                      llvm::StringRef entry) {
+  llvm::LLVMContext &ctx = module.getContext();
+  llvm::Type *ptr = llvm::PointerType::getUnqual(ctx);
+  auto *type = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptr},
+                                       /*isVarArg=*/false);
+  auto *wrapper = llvm::Function::Create(type, llvm::Function::ExternalLinkage,
+                                         kPackedPrefix + entry.str(), module);
+  llvm::IRBuilder<> builder(llvm::BasicBlock::Create(ctx, "entry", wrapper));
+  llvm::SmallVector<llvm::Value *> args;
+  for (auto [i, param] : llvm::enumerate(ciface.args())) {
+    llvm::Value *slot = builder.CreateConstGEP1_64(ptr, wrapper->getArg(0), i);
+    llvm::Value *address = builder.CreateLoad(ptr, slot);
+    args.push_back(builder.CreateLoad(param.getType(), address));
   }
+  builder.CreateCall(&ciface, args);
+  builder.CreateRetVoid();
 }
+
+using PackedFn = void (*)(void **);
 
 class CPUKernel final : public Kernel {
 public:
   CPUKernel(AttentionSpec spec, KernelInfo info,
-            std::unique_ptr<llvm::orc::LLJIT> jit, void *entry,
-            std::shared_ptr<WorkerPool> pool)
+            std::unique_ptr<llvm::orc::LLJIT> jit, PackedFn entry,
+            PackedFn merge, int64_t kvSplits, std::shared_ptr<WorkerPool> pool)
       : Kernel(std::move(spec), std::move(info)), jit(std::move(jit)),
-        entry(entry), pool(std::move(pool)) {}
+        entry(entry), merge(merge), kvSplits(kvSplits), pool(std::move(pool)) {}
 
 protected:
   llvm::Error launch(const AttentionArgs &args, int64_t batch, int64_t qLen,
                      int64_t kvLen) const override {
     std::vector<KernelOperand> operands = kernelOperands(spec());
-    MemRefDescriptor descs[7];
-    void *descPtrs[7];
-    for (size_t i = 0; i < operands.size(); ++i) {
-      const TensorRef *t = nullptr;
-      switch (operands[i]) {
+    SmallVector<MemRefDescriptor, 8> inputs, outputs;
+    for (KernelOperand op : operands) {
+      switch (op) {
       case KernelOperand::Query:
-        t = &args.query;
+        inputs.push_back(describe(args.query));
         break;
       case KernelOperand::Key:
-        t = &args.key;
+        inputs.push_back(describe(args.key));
         break;
       case KernelOperand::Value:
-        t = &args.value;
+        inputs.push_back(describe(args.value));
         break;
       case KernelOperand::Mask:
-        t = &args.mask;
+        inputs.push_back(describe(args.mask));
         break;
       case KernelOperand::KvLens:
-        t = &args.kvLens;
+        inputs.push_back(describe(args.kvLens));
         break;
       case KernelOperand::Output:
-        t = &args.output;
+        outputs.push_back(describe(args.output));
         break;
       case KernelOperand::Lse:
-        t = &args.lse;
+        outputs.push_back(describe(args.lse));
         break;
       }
-      descs[i] = describe(*t);
-      descPtrs[i] = &descs[i];
     }
     const KernelInfo &ki = info();
     mlir::attn::AttentionTileSizes tiles{ki.tileSizes[0], ki.tileSizes[1],
@@ -168,17 +167,82 @@ protected:
         tiles.batch == 0
             ? 1
             : mlir::attn::getWorkgroupCount(batch, spec().qHeads, qLen, tiles);
-    size_t n = operands.size();
-    pool->parallelFor(workgroups, [&](int64_t wg) {
-      callEntry(entry, n, descPtrs, wg, wg + 1);
-    });
     (void)kvLen;
+
+    if (kvSplits <= 1) {
+      SmallVector<void *, 8> descPtrs;
+      for (MemRefDescriptor &d : inputs)
+        descPtrs.push_back(&d);
+      for (MemRefDescriptor &d : outputs)
+        descPtrs.push_back(&d);
+      pool->parallelFor(workgroups, [&](int64_t wg) {
+        int64_t begin = wg, end = wg + 1;
+        SmallVector<void *, 10> packed;
+        for (void *&p : descPtrs)
+          packed.push_back(&p);
+        packed.push_back(&begin);
+        packed.push_back(&end);
+        entry(packed.data());
+      });
+      return llvm::Error::success();
+    }
+
+    // Split-KV: every (workgroup, split) pair computes a partial state into
+    // the workspace, then one call merges the splits.
+    const AttentionSpec &s = spec();
+    int64_t rows = batch * s.qHeads * qLen;
+    std::vector<float> wsAcc(kvSplits * rows * s.vHeadDim), wsMax(kvSplits * rows),
+        wsSum(kvSplits * rows);
+    auto contiguous = [](float *data, std::initializer_list<int64_t> shape) {
+      MemRefDescriptor d{};
+      d.allocated = d.aligned = data;
+      int rank = static_cast<int>(shape.size());
+      int64_t stride = 1;
+      for (int i = rank - 1; i >= 0; --i) {
+        d.sizesAndStrides[i] = shape.begin()[i];
+        d.sizesAndStrides[rank + i] = stride;
+        stride *= shape.begin()[i];
+      }
+      return d;
+    };
+    MemRefDescriptor ws[3] = {
+        contiguous(wsAcc.data(), {kvSplits, batch, s.qHeads, qLen, s.vHeadDim}),
+        contiguous(wsMax.data(), {kvSplits, batch, s.qHeads, qLen}),
+        contiguous(wsSum.data(), {kvSplits, batch, s.qHeads, qLen})};
+    SmallVector<void *, 10> partialPtrs, mergePtrs;
+    for (MemRefDescriptor &d : inputs)
+      partialPtrs.push_back(&d);
+    for (MemRefDescriptor &d : ws) {
+      partialPtrs.push_back(&d);
+      mergePtrs.push_back(&d);
+    }
+    for (MemRefDescriptor &d : outputs)
+      mergePtrs.push_back(&d);
+    pool->parallelFor(workgroups * kvSplits, [&](int64_t item) {
+      int64_t wg = item / kvSplits, split = item % kvSplits;
+      int64_t begin = wg, end = wg + 1;
+      SmallVector<void *, 12> packed;
+      for (void *&p : partialPtrs)
+        packed.push_back(&p);
+      packed.push_back(&split);
+      packed.push_back(&begin);
+      packed.push_back(&end);
+      entry(packed.data());
+    });
+    int64_t begin = 0, end = 1;
+    SmallVector<void *, 8> packed;
+    for (void *&p : mergePtrs)
+      packed.push_back(&p);
+    packed.push_back(&begin);
+    packed.push_back(&end);
+    merge(packed.data());
     return llvm::Error::success();
   }
 
 private:
   std::unique_ptr<llvm::orc::LLJIT> jit;
-  void *entry;
+  PackedFn entry, merge;
+  int64_t kvSplits;
   std::shared_ptr<WorkerPool> pool;
 };
 
@@ -213,6 +277,32 @@ detail::chooseCPUTileSizes(const AttentionSpec &spec,
   return tiles;
 }
 
+CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
+                                                const CompileOptions &options,
+                                                unsigned threads) {
+  CompileOptions resolved = options;
+  mlir::attn::AttentionTileSizes tiles = chooseCPUTileSizes(spec, options);
+  resolved.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
+  if (resolved.kvSplits == 0) {
+    // Split-KV (flash-decoding) for a few query rows over many keys, when
+    // the (batch, head, query-block) workgroups are too few to keep every
+    // thread busy: about 4 work items per thread, splits of >= 512 keys.
+    resolved.kvSplits = 1;
+    if (!options.unfusedReference && spec.qLen && *spec.qLen <= 16 &&
+        spec.kvLen) {
+      int64_t workgroups = mlir::attn::getWorkgroupCount(
+          spec.batch.value_or(1), spec.qHeads, *spec.qLen, tiles);
+      int64_t wanted = 4 * static_cast<int64_t>(threads);
+      if (workgroups < wanted)
+        resolved.kvSplits = std::clamp<int64_t>(
+            (wanted + workgroups - 1) / workgroups, 1, *spec.kvLen / 512);
+    }
+  }
+  if (options.unfusedReference)
+    resolved.kvSplits = 1;
+  return resolved;
+}
+
 llvm::Expected<CPUObject>
 detail::compileCPUObject(const AttentionSpec &spec,
                          const CompileOptions &compileOptions) {
@@ -225,8 +315,11 @@ detail::compileCPUObject(const AttentionSpec &spec,
   // MLIR: the kernel module through attn-cpu-pipeline.
   mlir::MLIRContext context(kernelDialectRegistry(),
                             mlir::MLIRContext::Threading::DISABLED);
+  int64_t kvSplits = std::max<int64_t>(1, compileOptions.kvSplits);
+  if (compileOptions.unfusedReference)
+    kvSplits = 1;
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      buildKernelModule(context, spec, /*workgroupRange=*/true);
+      buildKernelModule(context, spec, /*workgroupRange=*/true, kvSplits);
   mlir::attn::CPUPipelineOptions options;
   options.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
   options.reference = compileOptions.unfusedReference;
@@ -252,6 +345,10 @@ detail::compileCPUObject(const AttentionSpec &spec,
       mlir::translateModuleToLLVMIR(*module, llvmContext, "attn_kernel");
   if (!llvmModule)
     return compileError("translation to LLVM IR failed");
+  for (const char *name : {kKernelEntry, kMergeEntry})
+    if (llvm::Function *ciface =
+            llvmModule->getFunction(std::string("_mlir_ciface_") + name))
+      addPackedWrapper(*llvmModule, *ciface, name);
   llvmModule->setDataLayout((*tm)->createDataLayout());
   llvmModule->setTargetTriple((*tm)->getTargetTriple());
   for (llvm::Function &f : *llvmModule) {
@@ -280,6 +377,7 @@ detail::compileCPUObject(const AttentionSpec &spec,
   object.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
   if (compileOptions.unfusedReference)
     object.tileSizes = {0, 0, 0, 0};
+  object.kvSplits = kvSplits;
   return object;
 }
 
@@ -302,18 +400,26 @@ detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
   if (auto err = (*jit)->addObjectFile(llvm::MemoryBuffer::getMemBufferCopy(
           object.bytes, "attn_kernel.o")))
     return compileError("JIT: " + llvm::toString(std::move(err)));
-  auto entry =
-      (*jit)->lookup(std::string("_mlir_ciface_") + kKernelEntry);
+  auto entry = (*jit)->lookup(std::string(kPackedPrefix) + kKernelEntry);
   if (!entry)
     return compileError("JIT: " + llvm::toString(entry.takeError()));
+  PackedFn merge = nullptr;
+  if (object.kvSplits > 1) {
+    auto m = (*jit)->lookup(std::string(kPackedPrefix) + kMergeEntry);
+    if (!m)
+      return compileError("JIT: " + llvm::toString(m.takeError()));
+    merge = m->toPtr<PackedFn>();
+  }
 
   KernelInfo info;
   info.target = Target::CPU;
   info.tileSizes = object.tileSizes;
   info.entry = kKernelEntry;
   info.compileMs = compileMs;
+  info.kvSplits = object.kvSplits;
   return std::make_shared<CPUKernel>(spec, std::move(info), std::move(*jit),
-                                     entry->toPtr<void *>(), std::move(pool));
+                                     entry->toPtr<PackedFn>(), merge,
+                                     object.kvSplits, std::move(pool));
 }
 
 llvm::Expected<std::shared_ptr<Kernel>>

@@ -7,6 +7,7 @@
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
@@ -34,9 +35,15 @@ namespace bufferization = mlir::bufferization;
 namespace func = mlir::func;
 namespace memref = mlir::memref;
 namespace tensor = mlir::tensor;
+using mlir::FloatAttr;
+#include <limits>
 using attn::AttentionSpec;
 using attn::DType;
 using attn::MaskSpec;
+using attn::KernelOperand;
+using llvm::ArrayRef;
+using llvm::StringRef;
+using llvm::SmallVectorImpl;
 
 std::vector<attn::KernelOperand>
 attn::kernelOperands(const AttentionSpec &spec) {
@@ -84,138 +91,290 @@ static MemRefType stridedMemRef(MLIRContext &ctx, llvm::ArrayRef<int64_t> shape,
                          StridedLayoutAttr::get(&ctx, /*offset=*/0, strides));
 }
 
-OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
-                                              const AttentionSpec &spec,
-                                              bool workgroupRange) {
-  ctx.loadDialect<func::FuncDialect, bufferization::BufferizationDialect,
-                  memref::MemRefDialect, tensor::TensorDialect,
-                  mlir::attn::AttnDialect>();
-  OpBuilder b(&ctx);
-  Location loc = b.getUnknownLoc();
-  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
-  b.setInsertionPointToEnd(module->getBody());
+namespace {
+/// Builds kernel entries: memref arguments read as tensors, results written
+/// back with materialize_in_destination.
+struct EntryBuilder {
+  MLIRContext &ctx;
+  const AttentionSpec &spec;
+  OpBuilder b;
+  Location loc;
+  int64_t B, Sq, Sk;
 
-  int64_t B = dimOf(spec.batch), Sq = dimOf(spec.qLen), Sk = dimOf(spec.kvLen);
-  Type elt = elementType(ctx, spec.dtype);
-  Type f32 = b.getF32Type();
-  SmallVector<Type> argTypes;
-  std::vector<KernelOperand> operands = kernelOperands(spec);
-  for (KernelOperand op : operands) {
+  EntryBuilder(MLIRContext &ctx, const AttentionSpec &spec)
+      : ctx(ctx), spec(spec), b(&ctx), loc(b.getUnknownLoc()),
+        B(dimOf(spec.batch)), Sq(dimOf(spec.qLen)), Sk(dimOf(spec.kvLen)) {}
+
+  MemRefType operandType(KernelOperand op) {
+    Type elt = elementType(ctx, spec.dtype);
     switch (op) {
     case KernelOperand::Query:
-      argTypes.push_back(
-          stridedMemRef(ctx, {B, spec.qHeads, Sq, spec.headDim}, elt));
-      break;
+      return stridedMemRef(ctx, {B, spec.qHeads, Sq, spec.headDim}, elt);
     case KernelOperand::Key:
-      argTypes.push_back(
-          stridedMemRef(ctx, {B, spec.kvHeads, Sk, spec.headDim}, elt));
-      break;
+      return stridedMemRef(ctx, {B, spec.kvHeads, Sk, spec.headDim}, elt);
     case KernelOperand::Value:
-      argTypes.push_back(
-          stridedMemRef(ctx, {B, spec.kvHeads, Sk, spec.vHeadDim}, elt));
-      break;
+      return stridedMemRef(ctx, {B, spec.kvHeads, Sk, spec.vHeadDim}, elt);
     case KernelOperand::Mask: {
       const MaskSpec *m = spec.findMask(MaskSpec::Kind::Tensor);
-      argTypes.push_back(stridedMemRef(
-          ctx,
-          {m->batchBroadcast ? 1 : B, m->headBroadcast ? 1 : spec.qHeads,
-           m->queryBroadcast ? 1 : Sq, Sk},
-          elementType(ctx, m->dtype)));
-      break;
+      return stridedMemRef(ctx,
+                           {m->batchBroadcast ? 1 : B,
+                            m->headBroadcast ? 1 : spec.qHeads,
+                            m->queryBroadcast ? 1 : Sq, Sk},
+                           elementType(ctx, m->dtype));
     }
     case KernelOperand::KvLens:
-      argTypes.push_back(stridedMemRef(
+      return stridedMemRef(
           ctx, {B},
-          elementType(ctx, spec.findMask(MaskSpec::Kind::KeyPadding)->dtype)));
-      break;
+          elementType(ctx, spec.findMask(MaskSpec::Kind::KeyPadding)->dtype));
     case KernelOperand::Output:
-      argTypes.push_back(
-          stridedMemRef(ctx, {B, spec.qHeads, Sq, spec.vHeadDim}, elt));
-      break;
+      return stridedMemRef(ctx, {B, spec.qHeads, Sq, spec.vHeadDim}, elt);
     case KernelOperand::Lse:
-      argTypes.push_back(stridedMemRef(ctx, {B, spec.qHeads, Sq}, f32));
-      break;
+      return stridedMemRef(ctx, {B, spec.qHeads, Sq}, b.getF32Type());
     }
-  }
-  unsigned numMemRefs = argTypes.size();
-  if (workgroupRange) {
-    argTypes.push_back(b.getIndexType());
-    argTypes.push_back(b.getIndexType());
-  }
-  auto func = func::FuncOp::create(b, loc, kKernelEntry,
-                                   b.getFunctionType(argTypes, {}));
-  func->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  if (workgroupRange) {
-    func.setArgAttr(numMemRefs, mlir::attn::kWorkgroupBeginAttr,
-                    b.getUnitAttr());
-    func.setArgAttr(numMemRefs + 1, mlir::attn::kWorkgroupEndAttr,
-                    b.getUnitAttr());
-  }
-  Block *body = func.addEntryBlock();
-  b.setInsertionPointToStart(body);
-
-  // Read every memref as a tensor (restrict: no other alias in the kernel).
-  Value query, key, value, mask, bias, kvLens;
-  SmallVector<Value> outs;
-  SmallVector<Value> outMemRefs;
-  for (auto [idx, op] : llvm::enumerate(operands)) {
-    Value arg = body->getArgument(idx);
-    auto memrefType = cast<MemRefType>(arg.getType());
-    bool writable = op == KernelOperand::Output || op == KernelOperand::Lse;
-    auto tensorType = RankedTensorType::get(memrefType.getShape(),
-                                            memrefType.getElementType());
-    Value t = bufferization::ToTensorOp::create(b, loc, tensorType, arg,
-                                                /*restrict=*/true, writable);
-    switch (op) {
-    case KernelOperand::Query:
-      query = t;
-      break;
-    case KernelOperand::Key:
-      key = t;
-      break;
-    case KernelOperand::Value:
-      value = t;
-      break;
-    case KernelOperand::Mask:
-      (spec.findMask(MaskSpec::Kind::Tensor)->dtype == DType::Bool ? mask
-                                                                   : bias) = t;
-      break;
-    case KernelOperand::KvLens:
-      kvLens = t;
-      break;
-    case KernelOperand::Output:
-    case KernelOperand::Lse:
-      outs.push_back(t);
-      outMemRefs.push_back(arg);
-      break;
-    }
+    return {};
   }
 
-  // The compile-time mask kind.
-  mlir::attn::MaskKindAttrInterface maskKind;
-  for (const MaskSpec &m : spec.masks) {
-    auto align = m.bottomRight ? mlir::attn::MaskAlignment::BottomRight
-                               : mlir::attn::MaskAlignment::TopLeft;
-    if (m.kind == MaskSpec::Kind::Causal)
-      maskKind = mlir::attn::CausalAttr::get(&ctx, align);
-    else if (m.kind == MaskSpec::Kind::SlidingWindow)
-      maskKind =
-          mlir::attn::SlidingWindowAttr::get(&ctx, m.left, m.right, align);
+  /// The split-KV workspace: acc [S, B, Hq, Sq, Dv], max and sum
+  /// [S, B, Hq, Sq], f32, contiguous.
+  SmallVector<Type> workspaceTypes(int64_t splits) {
+    Type f32 = b.getF32Type();
+    return {MemRefType::get({splits, B, spec.qHeads, Sq, spec.vHeadDim}, f32),
+            MemRefType::get({splits, B, spec.qHeads, Sq}, f32),
+            MemRefType::get({splits, B, spec.qHeads, Sq}, f32)};
   }
-  SmallVector<Type> resultTypes =
-      llvm::map_to_vector(outs, [](Value v) { return v.getType(); });
-  auto attention = mlir::attn::AttentionOp::create(
-      b, loc, resultTypes, query, key, value, mask, bias, kvLens,
-      ValueRange{}, Value(), Value(), b.getF32FloatAttr(spec.scaleValue()),
-      maskKind,
-      outs);
-  for (auto [res, dest] : llvm::zip(attention.getResults(), outMemRefs)) {
-    auto m = bufferization::MaterializeInDestinationOp::create(b, loc, res,
+
+  /// func @name(args..., [extra index args], [wg_begin, wg_end]).
+  func::FuncOp entry(StringRef name, ArrayRef<Type> memrefs,
+                     unsigned extraIndices, bool workgroupRange) {
+    SmallVector<Type> types(memrefs.begin(), memrefs.end());
+    types.append(extraIndices + (workgroupRange ? 2 : 0), b.getIndexType());
+    auto func = func::FuncOp::create(b, loc, name, b.getFunctionType(types, {}));
+    func->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+    if (workgroupRange) {
+      func.setArgAttr(types.size() - 2, mlir::attn::kWorkgroupBeginAttr,
+                      b.getUnitAttr());
+      func.setArgAttr(types.size() - 1, mlir::attn::kWorkgroupEndAttr,
+                      b.getUnitAttr());
+    }
+    return func;
+  }
+
+  Value asTensor(Value memref, bool writable) {
+    auto type = cast<MemRefType>(memref.getType());
+    return bufferization::ToTensorOp::create(
+        b, loc, RankedTensorType::get(type.getShape(), type.getElementType()),
+        memref, /*restrict=*/true, writable);
+  }
+
+  void writeBack(Value result, Value dest) {
+    auto m = bufferization::MaterializeInDestinationOp::create(b, loc, result,
                                                                dest);
     m.setRestrict(true);
     m.setWritable(true);
   }
-  func::ReturnOp::create(b, loc);
+
+  mlir::attn::MaskKindAttrInterface maskKind(bool forceTopLeft) {
+    mlir::attn::MaskKindAttrInterface kind;
+    for (const MaskSpec &m : spec.masks) {
+      auto align = m.bottomRight && !forceTopLeft
+                       ? mlir::attn::MaskAlignment::BottomRight
+                       : mlir::attn::MaskAlignment::TopLeft;
+      if (m.kind == MaskSpec::Kind::Causal)
+        kind = mlir::attn::CausalAttr::get(&ctx, align);
+      else if (m.kind == MaskSpec::Kind::SlidingWindow)
+        kind = mlir::attn::SlidingWindowAttr::get(&ctx, m.left, m.right, align);
+    }
+    return kind;
+  }
+
+  bool bottomRight() {
+    for (const MaskSpec &m : spec.masks)
+      if ((m.kind == MaskSpec::Kind::Causal ||
+           m.kind == MaskSpec::Kind::SlidingWindow) &&
+          m.bottomRight)
+        return true;
+    return false;
+  }
+};
+
+/// The inputs of the attention, as tensors.
+struct Inputs {
+  Value query, key, value, mask, bias, kvLens;
+};
+
+Inputs readInputs(EntryBuilder &e, const AttentionSpec &spec, Block *body,
+                  ArrayRef<KernelOperand> operands,
+                  SmallVectorImpl<Value> *outs = nullptr,
+                  SmallVectorImpl<Value> *outMemRefs = nullptr) {
+  Inputs in;
+  for (auto [idx, op] : llvm::enumerate(operands)) {
+    Value arg = body->getArgument(idx);
+    bool writable = op == KernelOperand::Output || op == KernelOperand::Lse;
+    Value t = e.asTensor(arg, writable);
+    switch (op) {
+    case KernelOperand::Query:
+      in.query = t;
+      break;
+    case KernelOperand::Key:
+      in.key = t;
+      break;
+    case KernelOperand::Value:
+      in.value = t;
+      break;
+    case KernelOperand::Mask:
+      (spec.findMask(MaskSpec::Kind::Tensor)->dtype == DType::Bool ? in.mask
+                                                                   : in.bias) = t;
+      break;
+    case KernelOperand::KvLens:
+      in.kvLens = t;
+      break;
+    case KernelOperand::Output:
+    case KernelOperand::Lse:
+      outs->push_back(t);
+      outMemRefs->push_back(arg);
+      break;
+    }
+  }
+  return in;
+}
+} // namespace
+
+OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
+                                              const AttentionSpec &spec,
+                                              bool workgroupRange,
+                                              int64_t kvSplits) {
+  ctx.loadDialect<func::FuncDialect, bufferization::BufferizationDialect,
+                  memref::MemRefDialect, tensor::TensorDialect,
+                  mlir::arith::ArithDialect, mlir::attn::AttnDialect>();
+  EntryBuilder e(ctx, spec);
+  OpBuilder &b = e.b;
+  Location loc = e.loc;
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  b.setInsertionPointToEnd(module->getBody());
+  std::vector<KernelOperand> operands = kernelOperands(spec);
+  FloatAttr scale = b.getF32FloatAttr(spec.scaleValue());
+
+  if (kvSplits <= 1) {
+    SmallVector<Type> types = llvm::map_to_vector(
+        operands, [&](KernelOperand op) -> Type { return e.operandType(op); });
+    func::FuncOp func = e.entry(kKernelEntry, types, 0, workgroupRange);
+    Block *body = func.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    SmallVector<Value> outs, outMemRefs;
+    Inputs in = readInputs(e, spec, body, operands, &outs, &outMemRefs);
+    SmallVector<Type> resultTypes =
+        llvm::map_to_vector(outs, [](Value v) { return v.getType(); });
+    auto attention = mlir::attn::AttentionOp::create(
+        b, loc, resultTypes, in.query, in.key, in.value, in.mask, in.bias,
+        in.kvLens, ValueRange{}, Value(), Value(), scale,
+        e.maskKind(/*forceTopLeft=*/false), outs);
+    for (auto [res, dest] : llvm::zip(attention.getResults(), outMemRefs))
+      e.writeBack(res, dest);
+    func::ReturnOp::create(b, loc);
+    return module;
+  }
+
+  // Split-KV: @attn_kernel(inputs..., workspace..., split, range) computes
+  // the online-softmax state of split `split` of the keys;
+  // @attn_kernel_merge(workspace..., outputs..., range) merges the splits.
+  SmallVector<KernelOperand> inputs, outputs;
+  for (KernelOperand op : operands)
+    (op == KernelOperand::Output || op == KernelOperand::Lse ? outputs : inputs)
+        .push_back(op);
+  SmallVector<Type> wsTypes = e.workspaceTypes(kvSplits);
+  {
+    SmallVector<Type> types = llvm::map_to_vector(
+        inputs, [&](KernelOperand op) -> Type { return e.operandType(op); });
+    types.append(wsTypes.begin(), wsTypes.end());
+    func::FuncOp func = e.entry(kKernelEntry, types, 1, workgroupRange);
+    Block *body = func.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    Inputs in = readInputs(e, spec, body, inputs);
+    Value split = body->getArgument(types.size());
+    // Keys [k0, k0 + size) of this split.
+    auto idx = [&](int64_t v) { return mlir::arith::ConstantIndexOp::create(b, loc, v); };
+    Value sk = tensor::DimOp::create(b, loc, in.key, 2);
+    Value chunk = mlir::arith::CeilDivSIOp::create(b, loc, sk, idx(kvSplits));
+    Value k0 = mlir::arith::MulIOp::create(b, loc, split, chunk);
+    Value size = mlir::arith::MaxSIOp::create(
+        b, loc,
+        mlir::arith::MinSIOp::create(b, loc, chunk,
+                                     mlir::arith::SubIOp::create(b, loc, sk, k0)),
+        idx(0));
+    auto keySlice = [&](Value t, unsigned keyDim) -> Value {
+      if (!t)
+        return t;
+      auto type = cast<RankedTensorType>(t.getType());
+      SmallVector<mlir::OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+      SmallVector<mlir::OpFoldResult> sizes =
+          mlir::tensor::getMixedSizes(b, loc, t);
+      SmallVector<mlir::OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
+      offsets[keyDim] = k0;
+      sizes[keyDim] = size;
+      return tensor::ExtractSliceOp::create(b, loc, t, offsets, sizes, strides);
+    };
+    // A bottom-right alignment refers to the whole key range: fold its
+    // shift (kv_len - q_len) into the query position.
+    Value qOff = idx(0);
+    if (e.bottomRight())
+      qOff = mlir::arith::SubIOp::create(
+          b, loc, sk, tensor::DimOp::create(b, loc, in.query, 2));
+    // The running state starts in the workspace slot of this split: the
+    // fills are moved into the workgroups by attn-tile-attention, so each
+    // workgroup initialises and writes only its own tile of the slot.
+    SmallVector<Value> state, views;
+    SmallVector<Type> stateTypes;
+    for (unsigned i = 0; i < 3; ++i) {
+      Value ws = body->getArgument(inputs.size() + i);
+      auto wsType = cast<MemRefType>(ws.getType());
+      SmallVector<mlir::OpFoldResult> offsets(wsType.getRank(), b.getIndexAttr(0));
+      offsets[0] = split;
+      SmallVector<mlir::OpFoldResult> sizes = mlir::memref::getMixedSizes(b, loc, ws);
+      sizes[0] = b.getIndexAttr(1);
+      SmallVector<mlir::OpFoldResult> strides(wsType.getRank(), b.getIndexAttr(1));
+      auto viewType = mlir::memref::SubViewOp::inferRankReducedResultType(
+          wsType.getShape().drop_front(), wsType, offsets, sizes, strides);
+      Value view = mlir::memref::SubViewOp::create(
+          b, loc, cast<MemRefType>(viewType), ws, offsets, sizes, strides);
+      views.push_back(view);
+      double init = i == 1 ? -std::numeric_limits<double>::infinity() : 0.0;
+      Value fill = mlir::linalg::FillOp::create(
+                       b, loc,
+                       ValueRange{mlir::arith::ConstantOp::create(
+                           b, loc, b.getF32FloatAttr(init))},
+                       ValueRange{e.asTensor(view, /*writable=*/true)})
+                       .getResult(0);
+      state.push_back(fill);
+      stateTypes.push_back(fill.getType());
+    }
+    auto online = mlir::attn::OnlineAttentionOp::create(
+        b, loc, stateTypes, in.query, keySlice(in.key, 2),
+        keySlice(in.value, 2), keySlice(in.mask, 3), keySlice(in.bias, 3),
+        in.kvLens, ValueRange{qOff, k0}, Value(), Value(), scale,
+        e.maskKind(/*forceTopLeft=*/true), state);
+    for (auto [res, view] : llvm::zip(online.getResults(), views))
+      e.writeBack(res, view);
+    func::ReturnOp::create(b, loc);
+  }
+  {
+    b.setInsertionPointToEnd(module->getBody());
+    SmallVector<Type> types(wsTypes);
+    for (KernelOperand op : outputs)
+      types.push_back(e.operandType(op));
+    func::FuncOp func = e.entry(kMergeEntry, types, 0, workgroupRange);
+    Block *body = func.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    SmallVector<Value> ws, outs;
+    for (unsigned i = 0; i < 3; ++i)
+      ws.push_back(e.asTensor(body->getArgument(i), /*writable=*/false));
+    for (unsigned i = 0; i < outputs.size(); ++i)
+      outs.push_back(e.asTensor(body->getArgument(3 + i), /*writable=*/true));
+    SmallVector<Value> results =
+        mlir::attn::mergeOnlineAttentionPartials(b, loc, ws[0], ws[1], ws[2], outs);
+    for (auto [i, res] : llvm::enumerate(results))
+      e.writeBack(res, body->getArgument(3 + i));
+    func::ReturnOp::create(b, loc);
+  }
   return module;
 }
 

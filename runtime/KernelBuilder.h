@@ -13,6 +13,8 @@ namespace attn {
 
 /// Name of the kernel entry function.
 constexpr const char *kKernelEntry = "attn_kernel";
+/// Name of the split-KV merge entry.
+constexpr const char *kMergeEntry = "attn_kernel_merge";
 
 /// The operands of the kernel entry in order, for a spec: query, key, value,
 /// [mask], [kv_lens], output, [lse] (then the workgroup range on the CPU).
@@ -27,9 +29,17 @@ std::vector<KernelOperand> kernelOperands(const AttentionSpec &spec);
 /// are `?`; every operand has dynamic outer strides and a unit innermost
 /// stride. With `workgroupRange`, the two trailing index arguments carry the
 /// attn.workgroup_begin / attn.workgroup_end attributes.
+///
+/// With `kvSplits` > 1 (split-KV, flash-decoding) the module holds two
+/// entries instead: @attn_kernel(inputs..., ws_acc, ws_max, ws_sum, %split,
+/// range) computes the online-softmax state of key split `split` (keys
+/// [split * ceil(Sk / S), ...)) into slot `split` of the f32 workspace
+/// (acc [S, B, Hq, Sq, Dv], max and sum [S, B, Hq, Sq]), and
+/// @attn_kernel_merge(ws_acc, ws_max, ws_sum, outputs..., range) merges the
+/// slots into the outputs.
 mlir::OwningOpRef<mlir::ModuleOp>
 buildKernelModule(mlir::MLIRContext &context, const AttentionSpec &spec,
-                  bool workgroupRange);
+                  bool workgroupRange, int64_t kvSplits = 1);
 
 /// Tile sizes the CPU pipeline uses for `spec`.
 mlir::attn::AttentionTileSizes selectCPUTileSizes(const AttentionSpec &spec);

@@ -179,10 +179,15 @@ unsigned Runtime::numThreads() const { return impl->pool->numThreads(); }
 
 llvm::Expected<std::shared_ptr<Kernel>>
 Runtime::getKernel(const AttentionSpec &spec, Target target,
-                   const CompileOptions &options) {
+                   const CompileOptions &requested) {
+  CompileOptions options =
+      target == Target::CPU
+          ? detail::resolveCPUCompileOptions(spec, requested, numThreads())
+          : requested;
   std::string key = std::string(targetName(target)) + ":" + spec.toJSON();
   for (int64_t t : options.tileSizes)
     key += ":" + std::to_string(t);
+  key += ":splits=" + std::to_string(options.kvSplits);
   if (options.unfusedReference)
     key += ":reference";
   std::promise<CacheEntry> promise;

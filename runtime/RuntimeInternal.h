@@ -38,7 +38,14 @@ private:
 struct CPUObject {
   std::string bytes;
   std::array<int64_t, 4> tileSizes{};
+  int64_t kvSplits = 1;
 };
+
+/// Fills in the compiler's choices (tile sizes, key splits) left open in
+/// `options` for a runtime with `threads` threads.
+CompileOptions resolveCPUCompileOptions(const AttentionSpec &spec,
+                                        const CompileOptions &options,
+                                        unsigned threads);
 
 /// The tile sizes a CPU kernel of `spec` uses: the caller's, or the
 /// compiler's choice.

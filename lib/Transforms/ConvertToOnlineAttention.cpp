@@ -17,60 +17,6 @@ namespace attn {
 using namespace mlir;
 using namespace mlir::attn;
 
-/// out = sum == 0 ? 0 : acc / sum, and lse = sum == 0 ? -inf : max + log(sum).
-static SmallVector<Value> buildNormalization(OpBuilder &b, Location loc,
-                                             Value acc, Value max, Value sum,
-                                             ValueRange outInits) {
-  MLIRContext *ctx = b.getContext();
-  using utils::IteratorType;
-  AffineMap id4 = AffineMap::getMultiDimIdentityMap(4, ctx);
-  AffineMap rows4 = AffineMap::get(
-      4, 0, {b.getAffineDimExpr(0), b.getAffineDimExpr(1), b.getAffineDimExpr(2)},
-      ctx);
-  auto zeroSum = [](OpBuilder &nb, Location nl, Value s) {
-    Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0));
-    return arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, s, zero);
-  };
-  SmallVector<Value> results;
-  Value outInit = outInits[0];
-  Type outElt = getElementTypeOrSelf(outInit.getType());
-  results.push_back(
-      linalg::GenericOp::create(
-          b, loc, outInit.getType(), ValueRange{acc, sum}, ValueRange{outInit},
-          SmallVector<AffineMap>{id4, rows4, id4},
-          SmallVector<IteratorType>(4, IteratorType::parallel),
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0));
-            Value div = arith::DivFOp::create(nb, nl, args[0], args[1]);
-            Value r = arith::SelectOp::create(nb, nl, zeroSum(nb, nl, args[1]),
-                                              zero, div);
-            if (outElt != r.getType())
-              r = arith::TruncFOp::create(nb, nl, outElt, r);
-            linalg::YieldOp::create(nb, nl, r);
-          })
-          .getResult(0));
-  if (outInits.size() == 2) {
-    AffineMap id3 = AffineMap::getMultiDimIdentityMap(3, ctx);
-    results.push_back(
-        linalg::GenericOp::create(
-            b, loc, outInits[1].getType(), ValueRange{max, sum},
-            ValueRange{outInits[1]}, SmallVector<AffineMap>{id3, id3, id3},
-            SmallVector<IteratorType>(3, IteratorType::parallel),
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              Value negInf = arith::ConstantOp::create(
-                  nb, nl,
-                  nb.getF32FloatAttr(-std::numeric_limits<float>::infinity()));
-              Value lse = arith::AddFOp::create(
-                  nb, nl, args[0], math::LogOp::create(nb, nl, args[1]));
-              Value r = arith::SelectOp::create(
-                  nb, nl, zeroSum(nb, nl, args[1]), negInf, lse);
-              linalg::YieldOp::create(nb, nl, r);
-            })
-            .getResult(0));
-  }
-  return results;
-}
-
 FailureOr<SmallVector<Value>>
 mlir::attn::convertToOnlineAttention(RewriterBase &rewriter, AttentionOp op) {
   OpBuilder::InsertionGuard guard(rewriter);
@@ -90,11 +36,17 @@ mlir::attn::convertToOnlineAttention(RewriterBase &rewriter, AttentionOp op) {
       op.getKvLens(), op.getOffsets(), op.getKvBound(), op.getQBound(),
       op.getScaleAttr(),
       op.getMaskKindAttr(), ValueRange{acc, max, sum});
-  SmallVector<Value> results = buildNormalization(
+  SmallVector<Value> results = builders::buildNormalization(
       rewriter, loc, online.getResult(0), online.getResult(1),
       online.getResult(2), op.getOutputs());
   rewriter.replaceOp(op, results);
   return results;
+}
+
+SmallVector<Value> mlir::attn::mergeOnlineAttentionPartials(
+    OpBuilder &b, Location loc, Value acc, Value max, Value sum,
+    ValueRange outInits) {
+  return builders::buildMergePartials(b, loc, acc, max, sum, outInits);
 }
 
 namespace {

@@ -486,3 +486,123 @@ Value builders::buildGuardedValue(OpBuilder &b, Location loc,
              })
       .getResult(0);
 }
+
+/// out = sum == 0 ? 0 : acc / sum, and lse = sum == 0 ? -inf : max + log(sum).
+SmallVector<Value> builders::buildNormalization(OpBuilder &b, Location loc,
+                                                Value acc, Value max, Value sum,
+                                                ValueRange outInits) {
+  MLIRContext *ctx = b.getContext();
+  using utils::IteratorType;
+  AffineMap id4 = AffineMap::getMultiDimIdentityMap(4, ctx);
+  AffineMap rows4 = AffineMap::get(
+      4, 0, {b.getAffineDimExpr(0), b.getAffineDimExpr(1), b.getAffineDimExpr(2)},
+      ctx);
+  auto zeroSum = [](OpBuilder &nb, Location nl, Value s) {
+    Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0));
+    return arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, s, zero);
+  };
+  SmallVector<Value> results;
+  Value outInit = outInits[0];
+  Type outElt = getElementTypeOrSelf(outInit.getType());
+  results.push_back(
+      linalg::GenericOp::create(
+          b, loc, outInit.getType(), ValueRange{acc, sum}, ValueRange{outInit},
+          SmallVector<AffineMap>{id4, rows4, id4},
+          SmallVector<IteratorType>(4, IteratorType::parallel),
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0));
+            Value div = arith::DivFOp::create(nb, nl, args[0], args[1]);
+            Value r = arith::SelectOp::create(nb, nl, zeroSum(nb, nl, args[1]),
+                                              zero, div);
+            if (outElt != r.getType())
+              r = arith::TruncFOp::create(nb, nl, outElt, r);
+            linalg::YieldOp::create(nb, nl, r);
+          })
+          .getResult(0));
+  if (outInits.size() == 2) {
+    AffineMap id3 = AffineMap::getMultiDimIdentityMap(3, ctx);
+    results.push_back(
+        linalg::GenericOp::create(
+            b, loc, outInits[1].getType(), ValueRange{max, sum},
+            ValueRange{outInits[1]}, SmallVector<AffineMap>{id3, id3, id3},
+            SmallVector<IteratorType>(3, IteratorType::parallel),
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value negInf = arith::ConstantOp::create(
+                  nb, nl,
+                  nb.getF32FloatAttr(-std::numeric_limits<float>::infinity()));
+              Value lse = arith::AddFOp::create(
+                  nb, nl, args[0], math::LogOp::create(nb, nl, args[1]));
+              Value r = arith::SelectOp::create(
+                  nb, nl, zeroSum(nb, nl, args[1]), negInf, lse);
+              linalg::YieldOp::create(nb, nl, r);
+            })
+            .getResult(0));
+  }
+  return results;
+}
+
+
+SmallVector<Value> builders::buildMergePartials(OpBuilder &b, Location loc,
+                                               Value acc, Value max, Value sum,
+                                               ValueRange outInits) {
+  MLIRContext *ctx = b.getContext();
+  // Loops (s, b, h, m[, e]) with the split s a reduction.
+  auto dims = [&](unsigned n, ArrayRef<int64_t> ds) { return mapOf(ctx, n, ds); };
+  SmallVector<OpFoldResult> rowShape = mixedShape(b, loc, max);
+  rowShape.erase(rowShape.begin());
+  SmallVector<OpFoldResult> accShape = mixedShape(b, loc, acc);
+  accShape.erase(accShape.begin());
+  // The global row maximum.
+  Value gmax = linalg::GenericOp::create(
+                   b, loc, TypeRange{RankedTensorType::get(
+                               cast<RankedTensorType>(max.getType()).getShape().drop_front(),
+                               b.getF32Type())},
+                   ValueRange{max},
+                   ValueRange{buildFilled(b, loc, rowShape,
+                                          -std::numeric_limits<double>::infinity())},
+                   SmallVector<AffineMap>{dims(4, {0, 1, 2, 3}), dims(4, {1, 2, 3})},
+                   SmallVector<IteratorType>{kRed, kPar, kPar, kPar},
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     linalg::YieldOp::create(
+                         nb, nl, arith::MaximumFOp::create(nb, nl, args[0], args[1])
+                                     .getResult());
+                   })
+                   .getResult(0);
+  // sum = sum_s exp(max_s - gmax) * sum_s.
+  Value lsum =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{gmax.getType()}, ValueRange{max, sum, gmax},
+          ValueRange{buildFilled(b, loc, rowShape, 0.0)},
+          SmallVector<AffineMap>{dims(4, {0, 1, 2, 3}), dims(4, {0, 1, 2, 3}),
+                                 dims(4, {1, 2, 3}), dims(4, {1, 2, 3})},
+          SmallVector<IteratorType>{kRed, kPar, kPar, kPar},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value w = math::ExpOp::create(
+                nb, nl, arith::SubFOp::create(nb, nl, args[0], safeMax(nb, nl, args[2])));
+            Value t = arith::MulFOp::create(nb, nl, w, args[1]);
+            linalg::YieldOp::create(
+                nb, nl, arith::AddFOp::create(nb, nl, args[3], t).getResult());
+          })
+          .getResult(0);
+  // acc = sum_s exp(max_s - gmax) * acc_s.
+  Value accOut =
+      linalg::GenericOp::create(
+          b, loc,
+          TypeRange{RankedTensorType::get(
+              cast<RankedTensorType>(acc.getType()).getShape().drop_front(),
+              b.getF32Type())},
+          ValueRange{max, acc, gmax}, ValueRange{buildFilled(b, loc, accShape, 0.0)},
+          SmallVector<AffineMap>{dims(5, {0, 1, 2, 3}), dims(5, {0, 1, 2, 3, 4}),
+                                 dims(5, {1, 2, 3}), dims(5, {1, 2, 3, 4})},
+          SmallVector<IteratorType>{kRed, kPar, kPar, kPar, kPar},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value w = math::ExpOp::create(
+                nb, nl, arith::SubFOp::create(nb, nl, args[0], safeMax(nb, nl, args[2])));
+            // A split without keys has w = 0 and acc = 0.
+            Value t = arith::MulFOp::create(nb, nl, w, args[1]);
+            linalg::YieldOp::create(
+                nb, nl, arith::AddFOp::create(nb, nl, args[3], t).getResult());
+          })
+          .getResult(0);
+  return buildNormalization(b, loc, accOut, gmax, lsum, outInits);
+}

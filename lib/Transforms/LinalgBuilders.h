@@ -92,6 +92,22 @@ Value buildProbsTimesValue(OpBuilder &b, Location loc, Value probs,
 /// or `value` itself when every key is kept.
 Value buildGuardedValue(OpBuilder &b, Location loc, const GroupedOperands &ops);
 
+/// The end of the online softmax: out = acc / sum (0 where sum = 0, cast to
+/// the output element type) into outInits[0] and, when outInits has two
+/// values, lse = max + log(sum) (-inf where sum = 0) into outInits[1].
+SmallVector<Value> buildNormalization(OpBuilder &b, Location loc, Value acc,
+                                      Value max, Value sum,
+                                      ValueRange outInits);
+
+/// Merges S partial online-softmax states over disjoint key ranges
+/// (split-KV, flash-decoding): acc [S, B, H, M, Dv], max and sum [S, B, H, M]
+/// -> normalised output / log-sum-exp as buildNormalization, with
+/// M = max_s max_s, sum = sum_s exp(max_s - M) sum_s and
+/// acc = sum_s exp(max_s - M) acc_s.
+SmallVector<Value> buildMergePartials(OpBuilder &b, Location loc, Value acc,
+                                      Value max, Value sum,
+                                      ValueRange outInits);
+
 } // namespace builders
 } // namespace attn
 } // namespace mlir

@@ -303,7 +303,18 @@ FailureOr<scf::ForallOp> tileParallel(RewriterBase &rewriter, OpTy op,
       {gpu::GPUBlockMappingAttr::get(ctx, gpu::MappingId::DimZ),
        gpu::GPUBlockMappingAttr::get(ctx, gpu::MappingId::DimY),
        gpu::GPUBlockMappingAttr::get(ctx, gpu::MappingId::DimX)});
-  auto forall = scf::ForallOp::create(rewriter, loc, counts, op.getOutputs(),
+  // Outs initialised by linalg.fill (the running state of a stand-alone
+  // online_attention) are filled tile by tile inside the forall instead, so
+  // that each workgroup only touches its own tile of the destination.
+  SmallVector<Value> forallOuts(op.getOutputs());
+  SmallVector<linalg::FillOp> fills(forallOuts.size());
+  for (auto [i, out] : llvm::enumerate(forallOuts))
+    if (auto fill = out.template getDefiningOp<linalg::FillOp>();
+        fill && isOnline) {
+      fills[i] = fill;
+      out = fill.getDpsInitOperand(0)->get();
+    }
+  auto forall = scf::ForallOp::create(rewriter, loc, counts, forallOuts,
                                       mapping);
   rewriter.setInsertionPoint(forall.getTerminator());
   SmallVector<Value> ivs(forall.getInductionVars());
@@ -339,6 +350,16 @@ FailureOr<scf::ForallOp> tileParallel(RewriterBase &rewriter, OpTy op,
   FailureOr<OpTy> tile = tileClone(rewriter, op, sharedOuts, offsets, sizes);
   if (failed(tile))
     return op.emitOpError("cannot be tiled into workgroups");
+  for (auto [i, fill] : llvm::enumerate(fills)) {
+    if (!fill)
+      continue;
+    OpOperand &operand = tile->getOutputsMutable()[i];
+    OpBuilder::InsertionGuard g(rewriter);
+    rewriter.setInsertionPoint(*tile);
+    operand.set(linalg::FillOp::create(rewriter, loc, fill.getInputs(),
+                                       ValueRange{operand.get()})
+                    .getResult(0));
+  }
 
   // Make the query-block tile static: pad the query rows and compute into
   // fresh outs; the padded rows are dropped at the end.

@@ -372,6 +372,70 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 //===----------------------------------------------------------------------===//
+// Split-KV (flash-decoding): partial states over key ranges merged through
+// their log-sum-exp, including splits that see no key at all.
+//===----------------------------------------------------------------------===//
+
+class SplitKV : public ::testing::TestWithParam<DecodeCase> {};
+
+TEST_P(SplitKV, MatchesReference) {
+  const DecodeCase &c = GetParam();
+  AttentionSpec spec = dynamicSpec(c.qHeads, c.kvHeads, c.headDim, c.headDim,
+                                   c.masks);
+  spec.batch = c.batch;
+  spec.qLen = c.qLen;
+  // Static key length for even cases, dynamic for odd ones.
+  if (c.kvLen % 2 == 0)
+    spec.kvLen = c.kvLen;
+  for (int64_t splits : {2, 3, 7}) {
+    SCOPED_TRACE("splits " + std::to_string(splits));
+    CompileOptions options;
+    options.kvSplits = splits;
+    ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec, Target::CPU, options));
+    EXPECT_EQ(kernel->info().kvSplits, splits);
+    Problem p(spec, c.batch, c.qLen, c.kvLen);
+    p.randomize(seedFor(c.qLen, c.kvLen, c.headDim), static_cast<int>(splits));
+    SCOPED_TRACE(shapeTrace(p));
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    EXPECT_TRUE(matchesReference(p, p.reference()));
+  }
+}
+
+std::vector<DecodeCase> splitCases() {
+  const MaskSpec causalBR = causalMask(true);
+  return {
+      {"Sq1_Sk1000_D64_MQA", 1, 4, 1, 1, 1000, 64, {}},
+      {"Sq1_Sk999_D32_causalBR", 2, 2, 2, 1, 999, 32, {causalBR}},
+      {"Sq4_Sk300_D64_windowBR", 1, 2, 1, 4, 300, 64, {windowMask(40, 0, true)}},
+      {"Sq1_Sk700_D16_keyPadding", 3, 2, 1, 1, 700, 16, {keyPaddingMask()}},
+      {"Sq16_Sk513_D64_tensorBool", 1, 2, 2, 16, 513, 64,
+       {tensorMask(DType::Bool, false, true, false)}},
+      {"Sq2_Sk64_D128_causalBR_lse", 1, 8, 2, 2, 64, 128, {causalBR}},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Numerics, SplitKV, ::testing::ValuesIn(splitCases()),
+    [](const ::testing::TestParamInfo<DecodeCase> &info) {
+      return info.param.name;
+    });
+
+TEST(SplitKV, ChosenForFewWorkgroups) {
+  // One query row, one key/value head: a single workgroup, so the compiler
+  // splits the keys to use every thread.
+  AttentionSpec spec = dynamicSpec(1, 1, 64, 64);
+  spec.batch = 1;
+  spec.qLen = 1;
+  spec.kvLen = 8192;
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  EXPECT_GT(kernel->info().kvSplits, 1);
+  Problem p(spec, 1, 1, 8192);
+  p.randomize(5);
+  ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+  EXPECT_TRUE(matchesReference(p, p.reference()));
+}
+
+//===----------------------------------------------------------------------===//
 // Rows without a kept key: output exactly 0, LSE -inf, no NaN
 //===----------------------------------------------------------------------===//
 

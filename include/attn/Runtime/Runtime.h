@@ -64,6 +64,8 @@ struct KernelInfo {
   double compileMs = 0;
   /// Name of the entry point in the compiled module.
   std::string entry;
+  /// Key splits (1: no split-KV).
+  int64_t kvSplits = 1;
 };
 
 /// A compiled kernel for one spec and target.
@@ -103,6 +105,10 @@ struct CompileOptions {
   /// whole score matrix in memory, one thread) instead of the flash path.
   /// For benchmarks and cross-checks only.
   bool unfusedReference = false;
+  /// Split-KV (flash-decoding): the keys are cut into this many ranges that
+  /// run in parallel and are merged through their log-sum-exp; 0 means the
+  /// compiler's choice (splits for few query rows and few workgroups).
+  int64_t kvSplits = 0;
 };
 
 struct RuntimeOptions {

@@ -28,6 +28,16 @@ namespace attn {
 FailureOr<SmallVector<Value>> convertToOnlineAttention(RewriterBase &rewriter,
                                                        AttentionOp op);
 
+/// Split-KV (flash-decoding): merges `S` partial online-softmax states
+/// computed over disjoint key ranges — acc [S, B, Hq, Sq, Dv] and max, sum
+/// [S, B, Hq, Sq], all f32 — into the normalised output (outInits[0],
+/// [B, Hq, Sq, Dv] in its element type) and, when given, the log-sum-exp
+/// (outInits[1], [B, Hq, Sq] f32), by rescaling every state to the global
+/// row maximum (FlashDecoding, Dao et al. 2023). Returns the new values.
+SmallVector<Value> mergeOnlineAttentionPartials(OpBuilder &b, Location loc,
+                                                Value acc, Value max,
+                                                Value sum, ValueRange outInits);
+
 /// Tile sizes of attn-tile-attention, in elements: (batch, heads, query,
 /// key). The head tile must divide q_heads and either divide or be a
 /// multiple of the GQA group size.
