@@ -282,7 +282,9 @@ CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
                                                 unsigned threads) {
   CompileOptions resolved = options;
   mlir::attn::AttentionTileSizes tiles = chooseCPUTileSizes(spec, options);
-  resolved.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
+  // Invalid tile sizes stay as given, for compileCPUObject to report.
+  if (llvm::none_of(options.tileSizes, [](int64_t t) { return t; }))
+    resolved.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
   if (resolved.kvSplits == 0) {
     // Split-KV (flash-decoding) for a few query rows over many keys, when
     // the (batch, head, query-block) workgroups are too few to keep every
