@@ -25,6 +25,7 @@
 #include "llvm/IR/Module.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/TargetSelect.h"
+#include "llvm/TargetParser/Host.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Support/ThreadPool.h"
 #include "llvm/Support/Threading.h"
@@ -325,6 +326,9 @@ detail::compileCPUObject(const AttentionSpec &spec,
   mlir::attn::CPUPipelineOptions options;
   options.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
   options.reference = compileOptions.unfusedReference;
+  // AVX512-BF16 dot products for bf16 kernels when the host has them.
+  options.bf16Dot = spec.dtype == DType::BF16 &&
+                    llvm::sys::getHostCPUFeatures().lookup("avx512bf16");
   mlir::PassManager pm(&context);
   mlir::attn::buildCPUPipeline(pm, options);
   std::string diagnostics;

@@ -49,6 +49,7 @@ static void addLowerToLLVM(OpPassManager &pm) {
   pm.addPass(createLowerAffinePass());
   ConvertVectorToLLVMPassOptions vectorOptions;
   vectorOptions.reassociateFPReductions = true;
+  vectorOptions.x86Vector = true;
   pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
@@ -85,6 +86,7 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
   if (vectorCodegen) {
     CPULowerOnlineAttentionPassOptions lowerOptions;
     lowerOptions.vectorWidth = options.vectorWidth;
+    lowerOptions.bf16Dot = options.bf16Dot;
     pm.addNestedPass<func::FuncOp>(
         createCPULowerOnlineAttentionPass(lowerOptions));
     pm.addPass(createCanonicalizerPass());

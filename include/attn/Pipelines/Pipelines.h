@@ -24,6 +24,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "vector-width",
       llvm::cl::desc("f32 lanes of a vector register (16: AVX-512)"),
       llvm::cl::init(16)};
+  Option<bool> bf16Dot{
+      *this, "bf16-dot",
+      llvm::cl::desc("Q K^T of bf16 tiles with AVX512-BF16 dot products "
+                     "(needs a CPU with avx512_bf16)"),
+      llvm::cl::init(false)};
   Option<bool> reference{
       *this, "reference",
       llvm::cl::desc("Use the unfused reference lowering (convert-attn-to-"

@@ -155,11 +155,14 @@ def CPULowerOnlineAttentionPass
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
-    "::mlir::vector::VectorDialect"
+    "::mlir::vector::VectorDialect", "::mlir::x86vector::X86VectorDialect"
   ];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
            "Number of f32 lanes of a vector register">,
+    Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
+           "Compute Q K^T of bf16 tiles with AVX512-BF16 dot products of bf16 "
+           "pairs (vdpbf16ps, x86vector.avx512.dot)">,
   ];
 }
 

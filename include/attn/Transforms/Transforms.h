@@ -79,9 +79,12 @@ LogicalResult distributeWorkgroups(RewriterBase &rewriter,
 /// attn-cpu-lower-online-attention pass) and erases it.
 /// `transposedQueries` remembers, per query buffer, the transposed copy and
 /// the loop that fills it, so that tiles of one query block share it.
+/// With `useBF16Dot`, bf16 tiles compute Q K^T with AVX512-BF16 dot
+/// products (x86vector.avx512.dot).
 LogicalResult lowerOnlineAttentionToVectors(
     RewriterBase &rewriter, OnlineAttentionOp op, int64_t vectorWidth,
-    DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries);
+    DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries,
+    bool useBF16Dot = false);
 
 /// Lowers `op` to linalg.generic ops on tensors (see the
 /// attn-decompose-online-attention pass) and replaces it.

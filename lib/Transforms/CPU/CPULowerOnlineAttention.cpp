@@ -30,6 +30,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
@@ -215,6 +216,8 @@ void forBlocks(OpBuilder &b, Location loc, int64_t total, int64_t block,
 struct TileLowering : Lowering {
   using Lowering::Lowering;
   Value query, key, value, acc, max, sum, mask, bias;
+  /// Q K^T with AVX512-BF16 dot products of bf16 pairs (vdpbf16ps).
+  bool bf16Dot = false;
 
   void init() {
     query = op.getQuery();
@@ -251,8 +254,87 @@ struct TileLowering : Lowering {
     return nest.loops.front();
   }
 
+  /// For bf16 dot products: qt[b][h][d / 2][2 m + d % 2] = query[b][h][m][d]
+  /// (bf16, unscaled; 0 for padded rows), i.e. for each pair of head_dim
+  /// entries the queries on the lanes with their two values side by side.
+  /// Returns the outermost loop.
+  Operation *emitQueryPairs(Value qt) {
+    Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getBF16Type()));
+    scf::LoopNest nest = scf::buildLoopNest(
+        b, loc, ValueRange{idx(0), idx(0), idx(0), idx(0)},
+        ValueRange{idx(B), idx(Hq), idx(Mp), idx(D)},
+        ValueRange{idx(1), idx(1), idx(1), idx(1)},
+        [&](OpBuilder &nb, Location, ValueRange iv) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          Value row = minI(iv[2], idx(M - 1));
+          Value q = memref::LoadOp::create(b, loc, query,
+                                           ValueRange{iv[0], iv[1], row, iv[3]});
+          if (Mp != M) {
+            Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                                 iv[2], idx(M));
+            q = arith::SelectOp::create(b, loc, inside, q, zero);
+          }
+          Value pair = arith::DivUIOp::create(b, loc, iv[3], idx(2));
+          Value col = add(arith::MulIOp::create(b, loc, iv[2], idx(2)),
+                          arith::RemUIOp::create(b, loc, iv[3], idx(2)));
+          memref::StoreOp::create(b, loc, q, qt, ValueRange{iv[0], iv[1], pair, col});
+        });
+    return nest.loops.front();
+  }
+
+  /// st[j][m] = scale * sum_d key[j][d] * query[m][d] with vdpbf16ps: each
+  /// pair (key[j][2p], key[j][2p+1]) broadcast as 32 bits against the query
+  /// pairs of 16 rows, accumulating in f32.
+  void emitScoresBF16(Value qt, Value st, Value bIdx, Value h, Value hk) {
+    int64_t chunks = Mp / VL;
+    int64_t mrv = std::min<int64_t>(4, chunks);
+    int64_t jr = std::max<int64_t>(1, 24 / mrv);
+    Type bf16 = b.getBF16Type();
+    Value scale = splat(static_cast<float>(detail.scale()), VL);
+    forBlocks(b, loc, N, jr, [&](Value j0, int64_t nj) {
+      forBlocks(b, loc, chunks, mrv, [&](Value c0, int64_t nc) {
+        Value m0 = arith::MulIOp::create(b, loc, c0, idx(VL));
+        SmallVector<Value> init(nj * nc, splat(0.0f, VL));
+        auto loop = scf::ForOp::create(b, loc, idx(0), idx(D / 2), idx(1), init);
+        {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPointToStart(loop.getBody());
+          Value p = loop.getInductionVar();
+          SmallVector<Value> qv;
+          for (int64_t r = 0; r < nc; ++r)
+            qv.push_back(vector::LoadOp::create(
+                b, loc, vecType(2 * VL, bf16), qt,
+                ValueRange{bIdx, h, p,
+                           arith::MulIOp::create(b, loc, add(m0, idx(r * VL)), idx(2))}));
+          Value d = arith::MulIOp::create(b, loc, p, idx(2));
+          SmallVector<Value> next(loop.getRegionIterArgs());
+          for (int64_t jj = 0; jj < nj; ++jj) {
+            Value pair = vector::LoadOp::create(b, loc, vecType(2, bf16), key,
+                                                ValueRange{bIdx, hk, add(j0, idx(jj)), d});
+            Value bits = vector::BitCastOp::create(b, loc, vecType(1, i32), pair);
+            Value word = vector::ExtractOp::create(b, loc, bits, ArrayRef<int64_t>{0});
+            Value kb = vector::BitCastOp::create(b, loc, vecType(2 * VL, bf16),
+                                                 bcast(word, VL));
+            for (int64_t r = 0; r < nc; ++r)
+              next[jj * nc + r] = x86vector::DotBF16Op::create(
+                  b, loc, vecType(VL, f32), next[jj * nc + r], kb, qv[r]);
+          }
+          scf::YieldOp::create(b, loc, next);
+        }
+        for (int64_t jj = 0; jj < nj; ++jj)
+          for (int64_t r = 0; r < nc; ++r)
+            vector::StoreOp::create(
+                b, loc, arith::MulFOp::create(b, loc, loop.getResult(jj * nc + r), scale),
+                st, ValueRange{add(j0, idx(jj)), add(m0, idx(r * VL))});
+      });
+    });
+  }
+
   /// st[j][m] = sum_d key[b][hk][j][d] * qt[b][h][d][m] for all N keys.
   void emitScores(Value qt, Value st, Value bIdx, Value h, Value hk) {
+    if (bf16Dot)
+      return emitScoresBF16(qt, st, bIdx, h, hk);
     int64_t chunks = Mp / VL;
     int64_t mrv = std::min<int64_t>(4, chunks);
     int64_t jr = std::max<int64_t>(1, 24 / mrv);
@@ -803,7 +885,8 @@ struct TileLowering : Lowering {
 
 LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
     RewriterBase &rewriter, OnlineAttentionOp op, int64_t vectorWidth,
-    DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries) {
+    DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries,
+    bool useBF16Dot) {
   if (!op.hasPureBufferSemantics())
     return op.emitOpError("CPU lowering expects a bufferized op (memref "
                           "operands)");
@@ -823,6 +906,9 @@ LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
   OpBuilder::InsertionGuard guard(rewriter);
   TileLowering lowering(op, rewriter, vectorWidth);
   lowering.init();
+  lowering.bf16Dot = useBF16Dot && vectorWidth == 16 &&
+                     getElementTypeOrSelf(op.getQuery().getType()).isBF16() &&
+                     d.headDim % 2 == 0;
   Location loc = op.getLoc();
   Block &entry = func.getFunctionBody().front();
   auto allocaAtEntry = [&](ArrayRef<int64_t> shape, Type elt) {
@@ -849,10 +935,17 @@ LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
       qt = buffer;
   }
   if (!qt && !rowMajor) {
-    qt = allocaAtEntry({d.batch, d.qHeads, d.headDim, lowering.Mp},
-                       rewriter.getF32Type());
     rewriter.setInsertionPoint(point);
-    Operation *fill = lowering.emitQueryTranspose(qt);
+    Operation *fill;
+    if (lowering.bf16Dot) {
+      qt = allocaAtEntry({d.batch, d.qHeads, d.headDim / 2, 2 * lowering.Mp},
+                         rewriter.getBF16Type());
+      fill = lowering.emitQueryPairs(qt);
+    } else {
+      qt = allocaAtEntry({d.batch, d.qHeads, d.headDim, lowering.Mp},
+                         rewriter.getF32Type());
+      fill = lowering.emitQueryTranspose(qt);
+    }
     transposedQueries[query] = {qt, fill};
   }
 
@@ -880,7 +973,7 @@ struct CPULowerOnlineAttentionPass
     DenseMap<Value, std::pair<Value, Operation *>> transposed;
     for (OnlineAttentionOp op : ops)
       if (failed(lowerOnlineAttentionToVectors(rewriter, op, vectorWidth,
-                                               transposed)))
+                                               transposed, bf16Dot)))
         return signalPassFailure();
   }
 };
