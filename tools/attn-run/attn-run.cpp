@@ -116,6 +116,7 @@ int run(int argc, char **argv) {
   int repeat = 1;
   unsigned threads = 0;
   double atol = -1;
+  std::vector<int64_t> tileSizes;
   app.add_option("spec", specPath, "JSON spec (DESIGN.md section 6)")
       ->required();
   app.add_option("--q", qPath, "query [B, Hq, Sq, D] .npy")->required();
@@ -135,6 +136,10 @@ int run(int argc, char **argv) {
   app.add_option("--repeat", repeat, "number of timed runs (median reported)")
       ->check(CLI::Range(1, 100000));
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  app.add_option("--tile-sizes", tileSizes,
+                 "tile sizes batch,heads,query,key (default: the compiler's)")
+      ->delimiter(',')
+      ->expected(4);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {
@@ -223,7 +228,12 @@ int run(int argc, char **argv) {
   options.numThreads = threads;
   Runtime runtime(options);
   auto compileStart = std::chrono::steady_clock::now();
-  std::shared_ptr<Kernel> kernel = check(runtime.getKernel(spec, target), 1);
+  CompileOptions compileOptions;
+  if (!tileSizes.empty())
+    std::copy(tileSizes.begin(), tileSizes.end(),
+              compileOptions.tileSizes.begin());
+  std::shared_ptr<Kernel> kernel =
+      check(runtime.getKernel(spec, target, compileOptions), 1);
   double compileMs = std::chrono::duration<double, std::milli>(
                          std::chrono::steady_clock::now() - compileStart)
                          .count();
