@@ -277,9 +277,20 @@ detail::compileCPUObject(const AttentionSpec &spec,
   return object;
 }
 
+llvm::Expected<std::string> detail::hostTargetDescription() {
+  auto tm = hostTargetMachine();
+  if (!tm)
+    return tm.takeError();
+  return (*tm)->getTargetTriple().str() +
+         " cpu=" + (*tm)->getTargetCPU().str() +
+         " features=" + (*tm)->getTargetFeatureString().str();
+}
+
 llvm::Expected<std::shared_ptr<Kernel>>
 detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
-                      double compileMs, std::shared_ptr<WorkerPool> pool) {
+                      double compileMs, std::shared_ptr<WorkerPool> pool,
+                      bool fromDiskCache) {
+  auto start = std::chrono::steady_clock::now();
   auto tm = hostTargetMachine(); // initialises the native target once
   if (!tm)
     return tm.takeError();
@@ -306,6 +317,10 @@ detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
   info.tileSizes = object.tileSizes;
   info.entry = kKernelEntry;
   info.compileMs = compileMs;
+  info.fromDiskCache = fromDiskCache;
+  info.loadMs = std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
   return std::make_shared<CPUKernel>(spec, std::move(info), std::move(*jit),
                                      entry->toPtr<void *>(), std::move(pool));
 }

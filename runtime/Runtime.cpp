@@ -1,11 +1,14 @@
 //===- Runtime.cpp - JIT runtime for attention kernels --------------------===//
 
 #include "attn/Runtime/Runtime.h"
+#include "DiskCache.h"
 #include "KernelBuilder.h"
 #include "RuntimeInternal.h"
 
 #include "mlir/InitAllPasses.h"
 
+#include <chrono>
+#include <cstdlib>
 #include <future>
 #include <map>
 #include <mutex>
@@ -153,13 +156,95 @@ struct CacheEntry {
 
 class Runtime::Impl {
 public:
-  explicit Impl(RuntimeOptions options)
-      : pool(std::make_shared<detail::WorkerPool>(options.numThreads)) {}
+  explicit Impl(const RuntimeOptions &options)
+      : pool(std::make_shared<detail::WorkerPool>(options.numThreads)) {
+    if (!options.diskCache)
+      return;
+    std::string dir = options.cacheDir;
+    if (dir.empty())
+      if (const char *env = std::getenv(kCacheDirEnvVar))
+        dir = env;
+    if (dir.empty())
+      return;
+    auto cache = detail::DiskCache::open(dir);
+    if (cache)
+      disk = std::move(*cache);
+    else
+      diskError = llvm::toString(cache.takeError());
+  }
+
+  /// Compiles a CPU kernel, or loads it from the disk cache.
+  llvm::Expected<std::shared_ptr<Kernel>>
+  getCPUKernel(const AttentionSpec &spec, const CompileOptions &options);
 
   std::shared_ptr<detail::WorkerPool> pool;
+  std::unique_ptr<detail::DiskCache> disk;
+  /// Why the disk cache directory was refused ("" when it was not).
+  std::string diskError;
   mutable std::mutex mutex;
   std::map<std::string, std::shared_future<CacheEntry>> cache;
+  RuntimeStats stats; // guarded by mutex
 };
+
+llvm::Expected<std::shared_ptr<Kernel>>
+Runtime::Impl::getCPUKernel(const AttentionSpec &spec,
+                            const CompileOptions &options) {
+  std::string key;
+  if (disk) {
+    llvm::Expected<std::string> keyOrErr = detail::cpuCacheKey(spec, options);
+    if (!keyOrErr)
+      return keyOrErr.takeError();
+    key = std::move(*keyOrErr);
+    detail::DiskCache::LoadStatus status;
+    std::optional<detail::CPUObject> object = disk->load(key, status);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (object)
+        ++stats.diskHits;
+      else
+        ++stats.diskMisses;
+      if (status == detail::DiskCache::LoadStatus::Rejected)
+        ++stats.diskRejected;
+    }
+    if (object) {
+      auto kernel = detail::loadCPUKernel(spec, *object, /*compileMs=*/0, pool,
+                                          /*fromDiskCache=*/true);
+      if (kernel)
+        return kernel;
+      // An entry that passed every check but does not load (e.g. an object
+      // the JIT cannot link) is rebuilt like a corrupt one.
+      llvm::consumeError(kernel.takeError());
+      std::lock_guard<std::mutex> lock(mutex);
+      --stats.diskHits;
+      ++stats.diskMisses;
+      ++stats.diskRejected;
+    }
+  }
+
+  auto start = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++stats.compiles;
+  }
+  llvm::Expected<detail::CPUObject> object =
+      detail::compileCPUObject(spec, options);
+  if (!object)
+    return object.takeError();
+  double ms = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+  if (disk) {
+    llvm::Error err = disk->store(key, *object);
+    std::lock_guard<std::mutex> lock(mutex);
+    if (err) {
+      llvm::consumeError(std::move(err));
+      ++stats.diskWriteFailures;
+    } else {
+      ++stats.diskWrites;
+    }
+  }
+  return detail::loadCPUKernel(spec, *object, ms, pool);
+}
 
 Runtime::Runtime(RuntimeOptions options)
     : impl(std::make_unique<Impl>(options)) {
@@ -169,6 +254,23 @@ Runtime::Runtime(RuntimeOptions options)
 }
 
 Runtime::~Runtime() = default;
+
+llvm::Expected<std::unique_ptr<Runtime>>
+Runtime::create(RuntimeOptions options) {
+  auto runtime = std::make_unique<Runtime>(std::move(options));
+  if (!runtime->impl->diskError.empty())
+    return argError(runtime->impl->diskError);
+  return runtime;
+}
+
+std::string Runtime::cacheDirectory() const {
+  return impl->disk ? impl->disk->directory() : std::string();
+}
+
+RuntimeStats Runtime::stats() const {
+  std::lock_guard<std::mutex> lock(impl->mutex);
+  return impl->stats;
+}
 
 size_t Runtime::cacheSize() const {
   std::lock_guard<std::mutex> lock(impl->mutex);
@@ -203,8 +305,10 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
         -> llvm::Expected<std::shared_ptr<Kernel>> {
       if (auto err = spec.validate())
         return std::move(err);
+      if (!impl->diskError.empty())
+        return argError(impl->diskError);
       if (target == Target::CPU)
-        return detail::compileCPUKernel(spec, options, impl->pool);
+        return impl->getCPUKernel(spec, options);
       return detail::compileCUDAKernel(spec);
     }();
     if (kernel)
