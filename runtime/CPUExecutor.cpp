@@ -124,12 +124,12 @@ public:
             std::unique_ptr<llvm::orc::LLJIT> jit, void *entry,
             std::shared_ptr<WorkerPool> pool)
       : Kernel(std::move(spec), std::move(info)), jit(std::move(jit)),
-        entry(entry), pool(std::move(pool)) {}
+        entry(entry), pool(std::move(pool)),
+        operands(kernelOperands(this->spec())) {}
 
 protected:
   llvm::Error launch(const AttentionArgs &args, int64_t batch, int64_t qLen,
                      int64_t kvLen) const override {
-    std::vector<KernelOperand> operands = kernelOperands(spec());
     MemRefDescriptor descs[7];
     void *descPtrs[7];
     for (size_t i = 0; i < operands.size(); ++i) {
@@ -177,6 +177,8 @@ private:
   std::unique_ptr<llvm::orc::LLJIT> jit;
   void *entry;
   std::shared_ptr<WorkerPool> pool;
+  /// The entry's memref operands in order.
+  std::vector<KernelOperand> operands;
 };
 
 llvm::Error compileError(const llvm::Twine &msg) {

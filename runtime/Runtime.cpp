@@ -7,6 +7,8 @@
 
 #include "mlir/InitAllPasses.h"
 
+#include "llvm/ADT/SmallVector.h"
+
 #include <chrono>
 #include <cstdlib>
 #include <future>
@@ -49,17 +51,24 @@ static std::string shapeString(const int64_t *shape, int rank) {
   return s + "]";
 }
 
+char ArgumentError::ID = 0;
+
 static llvm::Error argError(const llvm::Twine &msg) {
+  return llvm::make_error<ArgumentError>(msg);
+}
+
+static llvm::Error runtimeError(const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
 }
 
 namespace {
-/// Expected operand layout for validation.
+/// Expected operand layout for validation (no heap allocation: run()
+/// validates on every call).
 struct Expect {
   const char *name;
   const TensorRef *ref;
-  std::vector<DType> dtypes;
-  std::vector<int64_t> shape;
+  DType dtype;
+  llvm::SmallVector<int64_t, 4> shape;
 };
 } // namespace
 
@@ -76,17 +85,17 @@ llvm::Error Kernel::validate(const AttentionArgs &args) const {
   int64_t qLen = s.qLen.value_or(args.query.shape[2]);
   int64_t kvLen = s.kvLen.value_or(args.key.shape[2]);
 
-  std::vector<Expect> expects = {
-      {"query", &args.query, {s.dtype}, {batch, s.qHeads, qLen, s.headDim}},
-      {"key", &args.key, {s.dtype}, {batch, s.kvHeads, kvLen, s.headDim}},
-      {"value", &args.value, {s.dtype}, {batch, s.kvHeads, kvLen, s.vHeadDim}},
-      {"output", &args.output, {s.dtype}, {batch, s.qHeads, qLen, s.vHeadDim}},
+  llvm::SmallVector<Expect, 7> expects = {
+      {"query", &args.query, s.dtype, {batch, s.qHeads, qLen, s.headDim}},
+      {"key", &args.key, s.dtype, {batch, s.kvHeads, kvLen, s.headDim}},
+      {"value", &args.value, s.dtype, {batch, s.kvHeads, kvLen, s.vHeadDim}},
+      {"output", &args.output, s.dtype, {batch, s.qHeads, qLen, s.vHeadDim}},
   };
   const MaskSpec *tensorMask = s.findMask(MaskSpec::Kind::Tensor);
   if (tensorMask)
     expects.push_back({"mask",
                        &args.mask,
-                       {tensorMask->dtype},
+                       tensorMask->dtype,
                        {tensorMask->batchBroadcast ? 1 : batch,
                         tensorMask->headBroadcast ? 1 : s.qHeads,
                         tensorMask->queryBroadcast ? 1 : qLen, kvLen}});
@@ -94,11 +103,11 @@ llvm::Error Kernel::validate(const AttentionArgs &args) const {
     return argError("mask: given, but the spec has no tensor mask");
   const MaskSpec *padding = s.findMask(MaskSpec::Kind::KeyPadding);
   if (padding)
-    expects.push_back({"kv_lens", &args.kvLens, {padding->dtype}, {batch}});
+    expects.push_back({"kv_lens", &args.kvLens, padding->dtype, {batch}});
   else if (!args.kvLens.empty())
     return argError("kv_lens: given, but the spec has no key_padding mask");
   if (s.returnLse)
-    expects.push_back({"lse", &args.lse, {DType::F32}, {batch, s.qHeads, qLen}});
+    expects.push_back({"lse", &args.lse, DType::F32, {batch, s.qHeads, qLen}});
   else if (!args.lse.empty())
     return argError("lse: given, but the spec does not return the "
                     "log-sum-exp");
@@ -107,10 +116,9 @@ llvm::Error Kernel::validate(const AttentionArgs &args) const {
     const TensorRef &t = *e.ref;
     if (t.empty())
       return argError(llvm::Twine(e.name) + ": missing");
-    if (t.dtype != e.dtypes.front())
+    if (t.dtype != e.dtype)
       return argError(llvm::Twine(e.name) + ": dtype " + dtypeName(t.dtype) +
-                      " does not match the spec's " +
-                      dtypeName(e.dtypes.front()));
+                      " does not match the spec's " + dtypeName(e.dtype));
     int rank = static_cast<int>(e.shape.size());
     if (t.rank != rank)
       return argError(llvm::Twine(e.name) + ": rank " + llvm::Twine(t.rank) +
@@ -259,7 +267,7 @@ llvm::Expected<std::unique_ptr<Runtime>>
 Runtime::create(RuntimeOptions options) {
   auto runtime = std::make_unique<Runtime>(std::move(options));
   if (!runtime->impl->diskError.empty())
-    return argError(runtime->impl->diskError);
+    return runtimeError(runtime->impl->diskError);
   return runtime;
 }
 
@@ -306,7 +314,7 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
       if (auto err = spec.validate())
         return std::move(err);
       if (!impl->diskError.empty())
-        return argError(impl->diskError);
+        return runtimeError(impl->diskError);
       if (target == Target::CPU)
         return impl->getCPUKernel(spec, options);
       return detail::compileCUDAKernel(spec);
@@ -324,6 +332,6 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
   }
   const CacheEntry &entry = future.get();
   if (!entry.kernel)
-    return argError(entry.error);
+    return runtimeError(entry.error);
   return entry.kernel;
 }

@@ -650,12 +650,11 @@ attn_status attn_kernel_run(const attn_kernel *kernel, const attn_args *args) {
     AttentionArgs a;
     if (attn_status st = toArgs(args, a, "attn_kernel_run"))
       return st;
-    if (llvm::Error err = kernel->kernel->validate(a))
-      return fail(ATTN_ERROR_SHAPE_MISMATCH, llvm::toString(std::move(err)));
-    // Kernel::run validates again (cheap); its errors past validation are
-    // failures of the launch.
-    if (llvm::Error err = kernel->kernel->run(a))
-      return fail(ATTN_ERROR_INTERNAL, llvm::toString(std::move(err)));
+    if (llvm::Error err = kernel->kernel->run(a)) {
+      attn_status st = err.isA<ArgumentError>() ? ATTN_ERROR_SHAPE_MISMATCH
+                                                : ATTN_ERROR_INTERNAL;
+      return fail(st, llvm::toString(std::move(err)));
+    }
     return ATTN_OK;
   });
 }

@@ -13,8 +13,9 @@ scaled scores); is_causal: the top-left causal mask (torch.tril); scale:
 default 1/sqrt(E); enable_gqa: Hq a multiple of Hkv. dropout_p must be 0.
 Returns [..., Hq, L, Ev] in q's dtype.
 
-Registered with ``torch.library.custom_op`` and a fake (meta) kernel, so it
-traces under torch.compile / torch.export as one opaque node. CPU tensors run
+Registered through ``torch.library`` (a schema, CPU and CUDA kernels, and a
+fake kernel with ``torch.library.register_fake``), so it traces under
+torch.compile / torch.export as one opaque node. CPU tensors run
 on the JIT's CPU kernels, read in place through DLPack (strided views such as
 BERT's transposed heads are not copied); CUDA tensors go to the CUDA target,
 which raises RuntimeError while this build has no CUDA path. Kernels are
@@ -28,7 +29,6 @@ not broadcast, a mask together with is_causal).
 """
 
 import threading
-from typing import Optional
 
 import torch
 
@@ -109,90 +109,106 @@ def _to4d(t, name):
                      f"{list(t.shape)}")
 
 
-def _sdpa_impl(query, key, value, attn_mask, dropout_p, is_causal, scale,
-               enable_gqa):
-    global _calls
-    if dropout_p != 0.0:
-        raise ValueError("attn_mlir::sdpa: dropout_p must be 0.0 "
-                         f"(got {dropout_p}); use it for inference")
-    if attn_mask is not None and is_causal:
-        raise ValueError("attn_mlir::sdpa: an explicit attn_mask cannot be "
-                         "combined with is_causal=True (as in PyTorch)")
-    dtype = _TORCH_DTYPES.get(query.dtype)
-    if dtype is None or key.dtype != query.dtype or value.dtype != query.dtype:
+def _compile(cache_key, q, k, v, mask, flags, is_causal, scale, enable_gqa):
+    """Checks the arguments of a new kernel shape and compiles it."""
+    dtype = _TORCH_DTYPES.get(q.dtype)
+    if dtype is None or k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError("attn_mlir::sdpa: query, key and value must share one "
                          "dtype among float32, float16, bfloat16; got "
-                         f"{query.dtype}, {key.dtype}, {value.dtype}")
-    lead = query.shape[:-2]
-    q, k, v = (_to4d(t.detach(), n) for t, n in
-               ((query, "query"), (key, "key"), (value, "value")))
+                         f"{q.dtype}, {k.dtype}, {v.dtype}")
     b, hq, lq, e = q.shape
     hkv, s, ev = k.shape[1], k.shape[2], v.shape[3]
     if k.shape[0] != b or v.shape[0] != b:
         raise ValueError("attn_mlir::sdpa: query, key and value must have the "
-                         f"same batch size; got {list(query.shape)}, "
-                         f"{list(key.shape)}, {list(value.shape)}")
+                         f"same batch size; got {list(q.shape)}, "
+                         f"{list(k.shape)}, {list(v.shape)}")
     if hq != hkv and not (hkv == 1 or (enable_gqa and hq % hkv == 0)):
         raise ValueError(f"attn_mlir::sdpa: {hq} query heads and {hkv} key/value "
                          "heads need enable_gqa=True and a multiple")
-    mask = None
-    mask_key = None
-    if attn_mask is not None:
-        m = attn_mask.detach()
-        if m.dtype != torch.bool and m.dtype not in _TORCH_DTYPES:
-            raise ValueError(f"attn_mask: dtype {m.dtype} is not bool or "
-                             "float32/float16/bfloat16")
-        if m.dim() == 3 and query.dim() == 3:
-            m = m.unsqueeze(1)
-        mask, flags = _mask_layout(m, b, hq, lq, s)
-        mask_key = (mask.dtype, flags)
-    device = query.device.type
+    device = q.device.type
     if device not in ("cpu", "cuda"):
         raise ValueError(f"attn_mlir::sdpa: tensors on '{device}' are not "
                          "supported (cpu, cuda)")
     dyn = _dynamic
-    cache_key = (device, dtype, b if not dyn else None, hq, hkv,
-                 lq if not dyn else None, s if not dyn else None, e, ev,
-                 mask_key, bool(is_causal), scale)
+    spec = {"batch": None if dyn else b, "q_heads": hq, "kv_heads": hkv,
+            "q_len": None if dyn else lq, "kv_len": None if dyn else s,
+            "head_dim": e, "v_head_dim": ev, "dtype": dtype, "mask": []}
+    if scale is not None:
+        spec["scale"] = float(scale)
+    if is_causal:
+        spec["mask"].append({"kind": "causal", "align": "top_left"})
+    if mask is not None:
+        bb, hb, qb = flags
+        spec["mask"].append({"kind": "tensor",
+                             "dtype": "bool" if mask.dtype == torch.bool
+                             else _TORCH_DTYPES[mask.dtype],
+                             "batch_broadcast": bb, "head_broadcast": hb,
+                             "query_broadcast": qb})
+    kernel = attn_mlir.compile(spec, target=device)
+    with _lock:
+        _kernels[cache_key] = kernel
+    return kernel
+
+
+def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
+               is_causal=False, scale=None, enable_gqa=False):
+    global _calls
+    if dropout_p != 0.0:
+        raise ValueError("attn_mlir::sdpa: dropout_p must be 0.0 "
+                         f"(got {dropout_p}); use it for inference")
+    rank = query.dim()
+    if rank == 4 and key.dim() == 4 and value.dim() == 4:
+        q, k, v = query, key, value
+    else:
+        q, k, v = _to4d(query, "query"), _to4d(key, "key"), _to4d(value, "value")
+    qs, ks, vs = q.shape, k.shape, v.shape
+    mask = flags = mask_key = None
+    if attn_mask is not None:
+        if is_causal:
+            raise ValueError("attn_mlir::sdpa: an explicit attn_mask cannot be "
+                             "combined with is_causal=True (as in PyTorch)")
+        m = attn_mask
+        if m.dtype != torch.bool and m.dtype not in _TORCH_DTYPES:
+            raise ValueError(f"attn_mask: dtype {m.dtype} is not bool or "
+                             "float32/float16/bfloat16")
+        if m.dim() == 3 and rank == 3:
+            m = m.unsqueeze(1)
+        mask, flags = _mask_layout(m, qs[0], qs[1], qs[2], ks[2])
+        mask_key = (mask.dtype, flags)
+    cache_key = (qs, ks, vs, q.dtype, q.is_cuda, mask_key, is_causal, scale,
+                 enable_gqa, _dynamic)
     kernel = _kernels.get(cache_key)
     if kernel is None:
-        spec = {"batch": None if dyn else b, "q_heads": hq, "kv_heads": hkv,
-                "q_len": None if dyn else lq, "kv_len": None if dyn else s,
-                "head_dim": e, "v_head_dim": ev, "dtype": dtype, "mask": []}
-        if scale is not None:
-            spec["scale"] = float(scale)
-        if is_causal:
-            spec["mask"].append({"kind": "causal", "align": "top_left"})
-        if mask is not None:
-            mdtype, (bb, hb, qb) = mask_key
-            spec["mask"].append({"kind": "tensor",
-                                 "dtype": "bool" if mdtype == torch.bool
-                                 else _TORCH_DTYPES[mdtype],
-                                 "batch_broadcast": bb, "head_broadcast": hb,
-                                 "query_broadcast": qb})
-        kernel = attn_mlir.compile(spec, target=device)
-        with _lock:
-            _kernels[cache_key] = kernel
-    out = torch.empty((b, hq, lq, ev), dtype=query.dtype, device=query.device)
-    kernel(q, k, v, mask, out=out)
-    with _lock:
-        _calls += 1
-    return out.reshape(*lead, lq, ev)
+        kernel = _compile(cache_key, q, k, v, mask, flags, is_causal, scale,
+                          enable_gqa)
+    out = q.new_empty((qs[0], qs[1], qs[2], vs[3]))
+    kernel(q, k, v, mask, None, out)
+    _calls += 1
+    return out if rank == 4 else out.reshape(*query.shape[:-2], qs[2], vs[3])
 
 
-@torch.library.custom_op("attn_mlir::sdpa", mutates_args=())
-def sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-         attn_mask: Optional[torch.Tensor] = None, dropout_p: float = 0.0,
-         is_causal: bool = False, scale: Optional[float] = None,
-         enable_gqa: bool = False) -> torch.Tensor:
-    """Scaled dot-product attention on attn-mlir kernels, with the arguments
-    and semantics of torch.nn.functional.scaled_dot_product_attention (see
-    the module docstring)."""
-    return _sdpa_impl(query, key, value, attn_mask, dropout_p, is_causal, scale,
-                      enable_gqa)
+# The operator is defined with torch.library.Library rather than the
+# torch.library.custom_op decorator: custom_op wraps every call in Python
+# layers (autograd dispatch, alias checks) that cost about 20 us per call,
+# more than everything else on the path for small shapes.
+_lib = torch.library.Library("attn_mlir", "DEF")
+_lib.define("sdpa(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, "
+            "float dropout_p=0.0, bool is_causal=False, float? scale=None, "
+            "bool enable_gqa=False) -> Tensor")
+_lib.impl("sdpa", _sdpa_impl, "CPU")
+_lib.impl("sdpa", _sdpa_impl, "CUDA")
 
 
-@sdpa.register_fake
+@torch.library.register_fake("attn_mlir::sdpa")
 def _sdpa_fake(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
                scale=None, enable_gqa=False):
     return query.new_empty((*query.shape[:-1], value.shape[-1]))
+
+
+def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+         scale=None, enable_gqa=False):
+    """Scaled dot-product attention on attn-mlir kernels, with the arguments
+    and semantics of torch.nn.functional.scaled_dot_product_attention (see
+    the module docstring): torch.ops.attn_mlir.sdpa."""
+    return torch.ops.attn_mlir.sdpa(query, key, value, attn_mask, dropout_p,
+                                    is_causal, scale, enable_gqa)

@@ -80,6 +80,43 @@ std::vector<PyTypeObject *> &legacyDLPackTypes() {
   return types;
 }
 
+/// torch.Tensor and the torch objects its fast path compares with; empty
+/// until torch has been imported by someone.
+struct TorchTypes {
+  PyTypeObject *tensor = nullptr, *parameter = nullptr;
+  py::object f32, f16, bf16, boolean, i32, i64;
+  /// Interned attribute names.
+  py::str sDtype{"dtype"}, sIsNeg{"is_neg"}, sIsCpu{"is_cpu"},
+      sIsCuda{"is_cuda"}, sShape{"shape"}, sStride{"stride"},
+      sDataPtr{"data_ptr"};
+};
+
+const TorchTypes *torchTypes() {
+  static TorchTypes *types = nullptr;
+  if (types)
+    return types;
+  PyObject *torch = PyImport_GetModule(py::str("torch").ptr());
+  if (!torch) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  py::object mod = py::reinterpret_steal<py::object>(torch);
+  if (!py::hasattr(mod, "Tensor") || !py::hasattr(mod, "nn"))
+    return nullptr; // still importing
+  auto *t = new TorchTypes;
+  t->tensor = reinterpret_cast<PyTypeObject *>(mod.attr("Tensor").ptr());
+  t->parameter = reinterpret_cast<PyTypeObject *>(
+      mod.attr("nn").attr("Parameter").ptr());
+  t->f32 = mod.attr("float32");
+  t->f16 = mod.attr("float16");
+  t->bf16 = mod.attr("bfloat16");
+  t->boolean = mod.attr("bool");
+  t->i32 = mod.attr("int32");
+  t->i64 = mod.attr("int64");
+  types = t;
+  return types;
+}
+
 /// A tensor borrowed from a Python object for one call: a buffer view or a
 /// consumed DLPack capsule, released (deleter called) on destruction.
 class Borrowed {
@@ -105,6 +142,15 @@ public:
     if (PyObject_CheckBuffer(obj.ptr())) {
       borrowBuffer(obj, name, writable);
       return;
+    }
+    // Plain PyTorch tensors: read their layout directly (the same zero-copy
+    // view DLPack would give, without exporting a capsule per call).
+    if (const TorchTypes *torch = torchTypes()) {
+      PyTypeObject *type = Py_TYPE(obj.ptr());
+      if (type == torch->tensor || type == torch->parameter) {
+        borrowTorch(obj, name, *torch);
+        return;
+      }
     }
     if (PyObject_HasAttrString(obj.ptr(), "__dlpack__")) {
       borrowDLPack(obj, name, writable);
@@ -283,6 +329,68 @@ private:
       tensor.strides[i] = t->strides ? t->strides[i] : stride;
       stride *= t->shape[i];
     }
+    finish(name);
+  }
+
+  /// getattr(obj, name) with an interned name; raises on failure.
+  static py::object getAttr(py::handle obj, PyObject *name) {
+    PyObject *r = PyObject_GetAttr(obj.ptr(), name);
+    if (!r)
+      throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(r);
+  }
+  static py::object callMethod(py::handle obj, PyObject *name) {
+    PyObject *r = PyObject_CallMethodNoArgs(obj.ptr(), name);
+    if (!r)
+      throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(r);
+  }
+
+  void borrowTorch(py::handle obj, const char *name, const TorchTypes &torch) {
+    py::object dt = getAttr(obj, torch.sDtype.ptr());
+    attn_dtype dtype;
+    if (dt.is(torch.f32))
+      dtype = ATTN_DTYPE_F32;
+    else if (dt.is(torch.f16))
+      dtype = ATTN_DTYPE_F16;
+    else if (dt.is(torch.bf16))
+      dtype = ATTN_DTYPE_BF16;
+    else if (dt.is(torch.boolean))
+      dtype = ATTN_DTYPE_BOOL;
+    else if (dt.is(torch.i32))
+      dtype = ATTN_DTYPE_I32;
+    else if (dt.is(torch.i64))
+      dtype = ATTN_DTYPE_I64;
+    else
+      valueError(name, "unsupported dtype " + std::string(py::str(dt)) +
+                           ": use float32, float16, bfloat16, bool, int32 or "
+                           "int64");
+    // Sparse and other non-strided layouts have no data_ptr (it raises).
+    if (callMethod(obj, torch.sIsNeg.ptr()).ptr() == Py_True)
+      valueError(name, "tensors with the negative bit set are not supported");
+    if (getAttr(obj, torch.sIsCpu.ptr()).ptr() == Py_True)
+      device = dl::kDLCPU;
+    else if (getAttr(obj, torch.sIsCuda.ptr()).ptr() == Py_True)
+      device = dl::kDLCUDA;
+    else
+      device = -1;
+    py::object shape = getAttr(obj, torch.sShape.ptr());
+    py::object strides = callMethod(obj, torch.sStride.ptr());
+    if (!PyTuple_Check(shape.ptr()) || !PyTuple_Check(strides.ptr()))
+      valueError(name, "unexpected shape or stride type");
+    Py_ssize_t rank = PyTuple_GET_SIZE(shape.ptr());
+    if (rank > 4 || PyTuple_GET_SIZE(strides.ptr()) != rank)
+      valueError(name, "rank " + std::to_string(rank) + " is above 4");
+    tensor.dtype = dtype;
+    tensor.rank = static_cast<int32_t>(rank);
+    for (Py_ssize_t i = 0; i < rank; ++i) {
+      tensor.shape[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape.ptr(), i));
+      tensor.strides[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(strides.ptr(), i));
+    }
+    py::object ptr = callMethod(obj, torch.sDataPtr.ptr());
+    tensor.data = PyLong_AsVoidPtr(ptr.ptr());
+    if (PyErr_Occurred())
+      throw py::error_already_set();
     finish(name);
   }
 
@@ -533,7 +641,7 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Kernel>(m, "Kernel", R"doc(
 A compiled attention kernel for one spec (sizes, dtype, scale, masks).
 
-Call it as ``kernel(q, k, v, mask=None, kv_lens=None, *, out=None, lse=None,
+Call it as ``kernel(q, k, v, mask=None, kv_lens=None, out=None, lse=None,
 return_lse=None)``. Arguments are numpy arrays or any DLPack tensor
 (``__dlpack__``: PyTorch, JAX, ...) in host memory, read in place with their
 strides (no copy) -- the innermost stride must be 1:
@@ -557,7 +665,7 @@ tensors. The GIL is released while the kernel runs.
 )doc")
       .def("__call__", &Kernel::call, py::arg("q"), py::arg("k"), py::arg("v"),
            py::arg("mask") = py::none(), py::arg("kv_lens") = py::none(),
-           py::kw_only(), py::arg("out") = py::none(),
+           py::arg("out") = py::none(),
            py::arg("lse") = py::none(), py::arg("return_lse") = py::none())
       .def_property_readonly(
           "spec_json", [](const Kernel &k) { return k.specJson; },

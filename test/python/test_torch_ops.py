@@ -214,3 +214,55 @@ def test_patch_sdpa_context():
     assert torch_ops.call_count() == 1
     assert F.scaled_dot_product_attention is not None
     check_f32(out, reference(q, q, q, is_causal=True))
+
+
+class DLPackOnly:
+    """A tensor that offers nothing but the DLPack protocol (so the
+    extension cannot take its torch.Tensor fast path)."""
+
+    def __init__(self, t):
+        self.t, self.shape, self.dtype = t, t.shape, t.dtype
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.t.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.t.__dlpack_device__()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kernel_on_torch_tensors_through_dlpack(dtype):
+    import attn_mlir
+    g = torch.Generator().manual_seed(11)
+    q, k, v = (torch.randn(2, 3, 9, 32, generator=g).to(dtype) for _ in range(3))
+    kt = k.transpose(1, 2).contiguous().transpose(1, 2)  # [B, S, H, D] storage
+    assert not kt.is_contiguous()
+    kernel = attn_mlir.compile({"batch": 2, "q_heads": 3, "q_len": 9, "kv_len": 9,
+                                "head_dim": 32, "dtype": "bf16" if dtype == torch.bfloat16
+                                else "f32", "lse": True})
+    out = torch.empty(2, 3, 9, 32, dtype=dtype)
+    lse = torch.empty(2, 3, 9)
+    got, got_lse = kernel(DLPackOnly(q), DLPackOnly(kt), DLPackOnly(v),
+                          out=DLPackOnly(out), lse=DLPackOnly(lse), return_lse=True)
+    assert got.t is out and got_lse.t is lse
+    want = reference(q, k, v)
+    tol = 2e-5 if dtype == torch.float32 else 1e-2
+    assert (out.double() - want).abs().max().item() <= tol
+    ref_lse = torch.logsumexp(q.double() @ k.double().transpose(2, 3) / math.sqrt(32), -1)
+    assert (lse.double() - ref_lse).abs().max().item() <= 1e-2
+
+
+def test_attention_on_torch_tensors_returns_torch():
+    import attn_mlir
+    q = torch.randn(1, 2, 7, 16)
+    out = attn_mlir.attention(q, q, q, causal=True)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    check_f32(out, reference(q, q, q, is_causal=True))
+    qb = q.to(torch.bfloat16)
+    outb, lse = attn_mlir.attention(qb, qb, qb, return_lse=True)
+    assert outb.dtype == torch.bfloat16 and lse.dtype == torch.float32
+    with pytest.raises(ValueError, match="the tensor is on a device|not on"):
+        if torch.cuda.is_available():
+            attn_mlir.attention(q.cuda(), q.cuda(), q.cuda())
+        else:
+            raise ValueError("not on a CUDA device here")

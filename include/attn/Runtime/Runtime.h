@@ -59,6 +59,17 @@ struct AttentionArgs {
   TensorRef query, key, value, mask, kvLens, output, lse;
 };
 
+/// The error of Kernel::validate (and of Kernel::run on arguments that fail
+/// validation): an operand is missing, superfluous, or does not match the
+/// spec. Test with `err.isA<attn::ArgumentError>()`; the message names the
+/// operand.
+class ArgumentError : public llvm::ErrorInfo<ArgumentError, llvm::StringError> {
+public:
+  static char ID;
+  explicit ArgumentError(const llvm::Twine &msg)
+      : ErrorInfo(msg, llvm::inconvertibleErrorCode()) {}
+};
+
 /// What the compiler chose for a kernel.
 struct KernelInfo {
   Target target = Target::CPU;
