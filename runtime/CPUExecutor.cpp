@@ -32,6 +32,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <pthread.h>
 
 using namespace attn;
 using namespace attn::detail;
@@ -40,7 +41,26 @@ using namespace attn::detail;
 // WorkerPool
 //===----------------------------------------------------------------------===//
 
+namespace {
+/// Counts fork()s of this process (in the children): the threads of a pool
+/// made before a fork do not exist in the child, so the child runs that
+/// pool's work on the calling thread and never joins its threads (a Python
+/// process that forks workers, e.g. a DataLoader, keeps working).
+std::atomic<unsigned> forkGeneration{0};
+
+void watchForks() {
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    pthread_atfork(nullptr, nullptr, [] {
+      forkGeneration.fetch_add(1, std::memory_order_relaxed);
+    });
+  });
+}
+} // namespace
+
 WorkerPool::WorkerPool(unsigned numThreads) {
+  watchForks();
+  generation = forkGeneration.load(std::memory_order_relaxed);
   threads = numThreads ? numThreads
                        : std::max(1u, llvm::hardware_concurrency().compute_thread_count());
   if (threads > 1)
@@ -48,7 +68,11 @@ WorkerPool::WorkerPool(unsigned numThreads) {
         llvm::hardware_concurrency(threads - 1));
 }
 
-WorkerPool::~WorkerPool() = default;
+WorkerPool::~WorkerPool() {
+  // In a forked child the pool's threads are gone: joining them would hang.
+  if (generation != forkGeneration.load(std::memory_order_relaxed))
+    (void)pool.release();
+}
 
 void WorkerPool::parallelFor(int64_t n,
                              llvm::function_ref<void(int64_t)> body) {
@@ -58,7 +82,8 @@ void WorkerPool::parallelFor(int64_t n,
       body(i);
   };
   int64_t helpers = std::min<int64_t>(threads - 1, n - 1);
-  if (helpers <= 0 || !pool) {
+  if (helpers <= 0 || !pool ||
+      generation != forkGeneration.load(std::memory_order_relaxed)) {
     worker();
     return;
   }

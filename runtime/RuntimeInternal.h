@@ -31,6 +31,8 @@ public:
 
 private:
   unsigned threads;
+  /// The process's fork count when the pool was made (see CPUExecutor.cpp).
+  unsigned generation = 0;
   std::unique_ptr<llvm::StdThreadPool> pool;
 };
 

@@ -289,3 +289,32 @@ def test_disk_cache_across_processes(tmp_path):
                                         text=True).stdout)
     assert not rebuilt["from_disk_cache"] and rebuilt["disk_rejected"] == 1
     assert rebuilt["disk_writes"] == 1
+
+
+FORK_CHILD = r"""
+import os, sys, numpy as np, attn_mlir
+rng = np.random.default_rng(0)
+ctx = attn_mlir.Context(threads=2, cache_dir="")
+spec = {"batch": 2, "q_heads": 4, "q_len": 256, "kv_len": 256, "head_dim": 32}
+kernel = attn_mlir.compile(spec, context=ctx)
+q = rng.uniform(-1, 1, (2, 4, 256, 32)).astype(np.float32)
+ref = kernel(q, q, q)                     # the worker threads are running now
+pid = os.fork()
+if pid == 0:
+    # The child: the parent's worker threads do not exist here.
+    assert np.array_equal(kernel(q, q, q), ref)
+    spec["q_len"] = 100
+    other = attn_mlir.compile(spec, context=ctx)
+    other(q[:, :, :100], q, q)
+    sys.exit(0)                           # normal interpreter shutdown
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_kernels_work_after_fork():
+    r = subprocess.run([sys.executable, "-c", FORK_CHILD], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "child 0" in r.stdout, r.stdout + r.stderr
