@@ -170,16 +170,21 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     out: optional output to write. dynamic: compile one kernel for every
     batch/q_len/kv_len (instead of one per shape).
 
+    q, k, v (and mask, kv_lens) need ``.shape`` and ``.dtype`` (numpy, torch,
+    JAX...); compile() + Kernel take any DLPack tensor.
+
     Returns the [B, Hq, Sq, Dv] output (same framework as q), or
     (output, lse). A query row without any visible key gives 0 (LSE -inf).
     Raises ValueError for inconsistent shapes/dtypes, RuntimeError when
     compilation fails.
     """
-    key = (tuple(q.shape), tuple(k.shape), tuple(v.shape), str(q.dtype),
-           causal, align, window, scale,
-           None if mask is None else (tuple(mask.shape), str(mask.dtype)),
-           None if kv_lens is None else str(kv_lens.dtype),
-           bool(return_lse), dynamic, id(context))
+    if isinstance(window, list):
+        window = tuple(window)
+    # Shapes (tuples, torch.Size) and dtypes of numpy/torch are hashable.
+    key = (q.shape, k.shape, v.shape, q.dtype, causal, align, window, scale,
+           None if mask is None else (mask.shape, mask.dtype),
+           None if kv_lens is None else kv_lens.dtype,
+           return_lse, dynamic, context)
     kernel = _attention_kernels.get(key)
     if kernel is None:
         spec = spec_for(q, k, v, causal=causal, align=align, window=window,
@@ -187,4 +192,4 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
                         return_lse=return_lse, dynamic=dynamic)
         kernel = compile(spec, context=context)
         _attention_kernels[key] = kernel
-    return kernel(q, k, v, mask, kv_lens, out=out, return_lse=bool(return_lse))
+    return kernel(q, k, v, mask, kv_lens, out, None, bool(return_lse))
