@@ -98,8 +98,19 @@ def main():
         import attn_mlir.torch_ops  # noqa: F401
         qt = torch.full((1, 1, s, d), 0.5)
         ot = torch.empty_like(qt)
-        rows.append(("Python kernel(q, k, v, out=out) torch (DLPack)",
+        rows.append(("Python kernel(q, k, v, out=out) torch tensors",
                      per_call_us(lambda: kernel(qt, qt, qt, out=ot), n)))
+
+        class DLPackOnly:  # forces the generic __dlpack__ path
+            def __init__(self, t):
+                self.t = t
+
+            def __dlpack__(self, *a, **k):
+                return self.t.__dlpack__(*a, **k)
+
+        qd, od = DLPackOnly(qt), DLPackOnly(ot)
+        rows.append(("Python kernel(q, k, v, out=out) via __dlpack__ (torch)",
+                     per_call_us(lambda: kernel(qd, qd, qd, out=od), n)))
         op = torch.ops.attn_mlir.sdpa
         with torch.no_grad():
             rows.append(("PyTorch torch.ops.attn_mlir.sdpa",
