@@ -305,12 +305,19 @@ detail::compileCPUObject(const AttentionSpec &spec,
 }
 
 llvm::Expected<std::string> detail::hostTargetDescription() {
+  // The host does not change: describe it once.
+  static std::mutex mutex;
+  static std::string description;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!description.empty())
+    return description;
   auto tm = hostTargetMachine();
   if (!tm)
     return tm.takeError();
-  return (*tm)->getTargetTriple().str() +
-         " cpu=" + (*tm)->getTargetCPU().str() +
-         " features=" + (*tm)->getTargetFeatureString().str();
+  description = (*tm)->getTargetTriple().str() +
+                " cpu=" + (*tm)->getTargetCPU().str() +
+                " features=" + (*tm)->getTargetFeatureString().str();
+  return description;
 }
 
 llvm::Expected<std::shared_ptr<Kernel>>
