@@ -34,6 +34,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <pthread.h>
 
 using namespace attn;
 using namespace attn::detail;
@@ -43,7 +44,26 @@ using llvm::SmallVector;
 // WorkerPool
 //===----------------------------------------------------------------------===//
 
+namespace {
+/// Counts fork()s of this process (in the children): the threads of a pool
+/// made before a fork do not exist in the child, so the child runs that
+/// pool's work on the calling thread and never joins its threads (a Python
+/// process that forks workers, e.g. a DataLoader, keeps working).
+std::atomic<unsigned> forkGeneration{0};
+
+void watchForks() {
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    pthread_atfork(nullptr, nullptr, [] {
+      forkGeneration.fetch_add(1, std::memory_order_relaxed);
+    });
+  });
+}
+} // namespace
+
 WorkerPool::WorkerPool(unsigned numThreads) {
+  watchForks();
+  generation = forkGeneration.load(std::memory_order_relaxed);
   threads = numThreads ? numThreads
                        : std::max(1u, llvm::hardware_concurrency().compute_thread_count());
   if (threads > 1)
@@ -51,7 +71,11 @@ WorkerPool::WorkerPool(unsigned numThreads) {
         llvm::hardware_concurrency(threads - 1));
 }
 
-WorkerPool::~WorkerPool() = default;
+WorkerPool::~WorkerPool() {
+  // In a forked child the pool's threads are gone: joining them would hang.
+  if (generation != forkGeneration.load(std::memory_order_relaxed))
+    (void)pool.release();
+}
 
 void WorkerPool::parallelFor(int64_t n,
                              llvm::function_ref<void(int64_t)> body) {
@@ -61,7 +85,8 @@ void WorkerPool::parallelFor(int64_t n,
       body(i);
   };
   int64_t helpers = std::min<int64_t>(threads - 1, n - 1);
-  if (helpers <= 0 || !pool) {
+  if (helpers <= 0 || !pool ||
+      generation != forkGeneration.load(std::memory_order_relaxed)) {
     worker();
     return;
   }
@@ -128,12 +153,12 @@ public:
             std::unique_ptr<llvm::orc::LLJIT> jit, PackedFn entry,
             PackedFn merge, int64_t kvSplits, std::shared_ptr<WorkerPool> pool)
       : Kernel(std::move(spec), std::move(info)), jit(std::move(jit)),
-        entry(entry), merge(merge), kvSplits(kvSplits), pool(std::move(pool)) {}
+        entry(entry), merge(merge), kvSplits(kvSplits), pool(std::move(pool)),
+        operands(kernelOperands(this->spec())) {}
 
 protected:
   llvm::Error launch(const AttentionArgs &args, int64_t batch, int64_t qLen,
                      int64_t kvLen) const override {
-    std::vector<KernelOperand> operands = kernelOperands(spec());
     SmallVector<MemRefDescriptor, 8> inputs, outputs;
     for (KernelOperand op : operands) {
       switch (op) {
@@ -245,6 +270,8 @@ private:
   PackedFn entry, merge;
   int64_t kvSplits;
   std::shared_ptr<WorkerPool> pool;
+  /// The entry's memref operands in order.
+  std::vector<KernelOperand> operands;
 };
 
 llvm::Error compileError(const llvm::Twine &msg) {
@@ -387,9 +414,27 @@ detail::compileCPUObject(const AttentionSpec &spec,
   return object;
 }
 
+llvm::Expected<std::string> detail::hostTargetDescription() {
+  // The host does not change: describe it once.
+  static std::mutex mutex;
+  static std::string description;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!description.empty())
+    return description;
+  auto tm = hostTargetMachine();
+  if (!tm)
+    return tm.takeError();
+  description = (*tm)->getTargetTriple().str() +
+                " cpu=" + (*tm)->getTargetCPU().str() +
+                " features=" + (*tm)->getTargetFeatureString().str();
+  return description;
+}
+
 llvm::Expected<std::shared_ptr<Kernel>>
 detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
-                      double compileMs, std::shared_ptr<WorkerPool> pool) {
+                      double compileMs, std::shared_ptr<WorkerPool> pool,
+                      bool fromDiskCache) {
+  auto start = std::chrono::steady_clock::now();
   auto tm = hostTargetMachine(); // initialises the native target once
   if (!tm)
     return tm.takeError();
@@ -423,6 +468,10 @@ detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
   info.entry = kKernelEntry;
   info.compileMs = compileMs;
   info.kvSplits = object.kvSplits;
+  info.fromDiskCache = fromDiskCache;
+  info.loadMs = std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
   return std::make_shared<CPUKernel>(spec, std::move(info), std::move(*jit),
                                      entry->toPtr<PackedFn>(), merge,
                                      object.kvSplits, std::move(pool));

@@ -1,11 +1,16 @@
 //===- Runtime.cpp - JIT runtime for attention kernels --------------------===//
 
 #include "attn/Runtime/Runtime.h"
+#include "DiskCache.h"
 #include "KernelBuilder.h"
 #include "RuntimeInternal.h"
 
 #include "mlir/InitAllPasses.h"
 
+#include "llvm/ADT/SmallVector.h"
+
+#include <chrono>
+#include <cstdlib>
 #include <future>
 #include <map>
 #include <mutex>
@@ -46,17 +51,24 @@ static std::string shapeString(const int64_t *shape, int rank) {
   return s + "]";
 }
 
+char ArgumentError::ID = 0;
+
 static llvm::Error argError(const llvm::Twine &msg) {
+  return llvm::make_error<ArgumentError>(msg);
+}
+
+static llvm::Error runtimeError(const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
 }
 
 namespace {
-/// Expected operand layout for validation.
+/// Expected operand layout for validation (no heap allocation: run()
+/// validates on every call).
 struct Expect {
   const char *name;
   const TensorRef *ref;
-  std::vector<DType> dtypes;
-  std::vector<int64_t> shape;
+  DType dtype;
+  llvm::SmallVector<int64_t, 4> shape;
 };
 } // namespace
 
@@ -73,17 +85,17 @@ llvm::Error Kernel::validate(const AttentionArgs &args) const {
   int64_t qLen = s.qLen.value_or(args.query.shape[2]);
   int64_t kvLen = s.kvLen.value_or(args.key.shape[2]);
 
-  std::vector<Expect> expects = {
-      {"query", &args.query, {s.dtype}, {batch, s.qHeads, qLen, s.headDim}},
-      {"key", &args.key, {s.dtype}, {batch, s.kvHeads, kvLen, s.headDim}},
-      {"value", &args.value, {s.dtype}, {batch, s.kvHeads, kvLen, s.vHeadDim}},
-      {"output", &args.output, {s.dtype}, {batch, s.qHeads, qLen, s.vHeadDim}},
+  llvm::SmallVector<Expect, 7> expects = {
+      {"query", &args.query, s.dtype, {batch, s.qHeads, qLen, s.headDim}},
+      {"key", &args.key, s.dtype, {batch, s.kvHeads, kvLen, s.headDim}},
+      {"value", &args.value, s.dtype, {batch, s.kvHeads, kvLen, s.vHeadDim}},
+      {"output", &args.output, s.dtype, {batch, s.qHeads, qLen, s.vHeadDim}},
   };
   const MaskSpec *tensorMask = s.findMask(MaskSpec::Kind::Tensor);
   if (tensorMask)
     expects.push_back({"mask",
                        &args.mask,
-                       {tensorMask->dtype},
+                       tensorMask->dtype,
                        {tensorMask->batchBroadcast ? 1 : batch,
                         tensorMask->headBroadcast ? 1 : s.qHeads,
                         tensorMask->queryBroadcast ? 1 : qLen, kvLen}});
@@ -91,11 +103,11 @@ llvm::Error Kernel::validate(const AttentionArgs &args) const {
     return argError("mask: given, but the spec has no tensor mask");
   const MaskSpec *padding = s.findMask(MaskSpec::Kind::KeyPadding);
   if (padding)
-    expects.push_back({"kv_lens", &args.kvLens, {padding->dtype}, {batch}});
+    expects.push_back({"kv_lens", &args.kvLens, padding->dtype, {batch}});
   else if (!args.kvLens.empty())
     return argError("kv_lens: given, but the spec has no key_padding mask");
   if (s.returnLse)
-    expects.push_back({"lse", &args.lse, {DType::F32}, {batch, s.qHeads, qLen}});
+    expects.push_back({"lse", &args.lse, DType::F32, {batch, s.qHeads, qLen}});
   else if (!args.lse.empty())
     return argError("lse: given, but the spec does not return the "
                     "log-sum-exp");
@@ -104,10 +116,9 @@ llvm::Error Kernel::validate(const AttentionArgs &args) const {
     const TensorRef &t = *e.ref;
     if (t.empty())
       return argError(llvm::Twine(e.name) + ": missing");
-    if (t.dtype != e.dtypes.front())
+    if (t.dtype != e.dtype)
       return argError(llvm::Twine(e.name) + ": dtype " + dtypeName(t.dtype) +
-                      " does not match the spec's " +
-                      dtypeName(e.dtypes.front()));
+                      " does not match the spec's " + dtypeName(e.dtype));
     int rank = static_cast<int>(e.shape.size());
     if (t.rank != rank)
       return argError(llvm::Twine(e.name) + ": rank " + llvm::Twine(t.rank) +
@@ -153,13 +164,97 @@ struct CacheEntry {
 
 class Runtime::Impl {
 public:
-  explicit Impl(RuntimeOptions options)
-      : pool(std::make_shared<detail::WorkerPool>(options.numThreads)) {}
+  explicit Impl(const RuntimeOptions &options)
+      : pool(std::make_shared<detail::WorkerPool>(options.numThreads)) {
+    if (!options.diskCache)
+      return;
+    std::string dir = options.cacheDir;
+    if (dir.empty())
+      if (const char *env = std::getenv(kCacheDirEnvVar))
+        dir = env;
+    if (dir.empty())
+      return;
+    auto cache = detail::DiskCache::open(dir);
+    if (cache)
+      disk = std::move(*cache);
+    else
+      diskError = llvm::toString(cache.takeError());
+  }
+
+  /// Compiles a CPU kernel, or loads it from the disk cache.
+  llvm::Expected<std::shared_ptr<Kernel>>
+  getCPUKernel(const AttentionSpec &spec, const CompileOptions &options);
 
   std::shared_ptr<detail::WorkerPool> pool;
+  std::unique_ptr<detail::DiskCache> disk;
+  /// Why the disk cache directory was refused ("" when it was not).
+  std::string diskError;
   mutable std::mutex mutex;
   std::map<std::string, std::shared_future<CacheEntry>> cache;
+  RuntimeStats stats; // guarded by mutex
 };
+
+llvm::Expected<std::shared_ptr<Kernel>>
+Runtime::Impl::getCPUKernel(const AttentionSpec &spec,
+                            const CompileOptions &options) {
+  std::string key;
+  // The unfused reference (a benchmark baseline) is never cached on disk.
+  bool useDisk = disk && !options.unfusedReference;
+  if (useDisk) {
+    llvm::Expected<std::string> keyOrErr = detail::cpuCacheKey(spec, options);
+    if (!keyOrErr)
+      return keyOrErr.takeError();
+    key = std::move(*keyOrErr);
+    detail::DiskCache::LoadStatus status;
+    std::optional<detail::CPUObject> object = disk->load(key, status);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (object)
+        ++stats.diskHits;
+      else
+        ++stats.diskMisses;
+      if (status == detail::DiskCache::LoadStatus::Rejected)
+        ++stats.diskRejected;
+    }
+    if (object) {
+      auto kernel = detail::loadCPUKernel(spec, *object, /*compileMs=*/0, pool,
+                                          /*fromDiskCache=*/true);
+      if (kernel)
+        return kernel;
+      // An entry that passed every check but does not load (e.g. an object
+      // the JIT cannot link) is rebuilt like a corrupt one.
+      llvm::consumeError(kernel.takeError());
+      std::lock_guard<std::mutex> lock(mutex);
+      --stats.diskHits;
+      ++stats.diskMisses;
+      ++stats.diskRejected;
+    }
+  }
+
+  auto start = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++stats.compiles;
+  }
+  llvm::Expected<detail::CPUObject> object =
+      detail::compileCPUObject(spec, options);
+  if (!object)
+    return object.takeError();
+  double ms = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+  if (useDisk) {
+    llvm::Error err = disk->store(key, *object);
+    std::lock_guard<std::mutex> lock(mutex);
+    if (err) {
+      llvm::consumeError(std::move(err));
+      ++stats.diskWriteFailures;
+    } else {
+      ++stats.diskWrites;
+    }
+  }
+  return detail::loadCPUKernel(spec, *object, ms, pool);
+}
 
 Runtime::Runtime(RuntimeOptions options)
     : impl(std::make_unique<Impl>(options)) {
@@ -169,6 +264,23 @@ Runtime::Runtime(RuntimeOptions options)
 }
 
 Runtime::~Runtime() = default;
+
+llvm::Expected<std::unique_ptr<Runtime>>
+Runtime::create(RuntimeOptions options) {
+  auto runtime = std::make_unique<Runtime>(std::move(options));
+  if (!runtime->impl->diskError.empty())
+    return runtimeError(runtime->impl->diskError);
+  return runtime;
+}
+
+std::string Runtime::cacheDirectory() const {
+  return impl->disk ? impl->disk->directory() : std::string();
+}
+
+RuntimeStats Runtime::stats() const {
+  std::lock_guard<std::mutex> lock(impl->mutex);
+  return impl->stats;
+}
 
 size_t Runtime::cacheSize() const {
   std::lock_guard<std::mutex> lock(impl->mutex);
@@ -210,8 +322,10 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
         -> llvm::Expected<std::shared_ptr<Kernel>> {
       if (auto err = spec.validate())
         return std::move(err);
+      if (!impl->diskError.empty())
+        return runtimeError(impl->diskError);
       if (target == Target::CPU)
-        return detail::compileCPUKernel(spec, options, impl->pool);
+        return impl->getCPUKernel(spec, options);
       return detail::compileCUDAKernel(spec);
     }();
     if (kernel)
@@ -227,6 +341,6 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
   }
   const CacheEntry &entry = future.get();
   if (!entry.kernel)
-    return argError(entry.error);
+    return runtimeError(entry.error);
   return entry.kernel;
 }

@@ -31,6 +31,8 @@ public:
 
 private:
   unsigned threads;
+  /// The process's fork count when the pool was made (see CPUExecutor.cpp).
+  unsigned generation = 0;
   std::unique_ptr<llvm::StdThreadPool> pool;
 };
 
@@ -56,10 +58,18 @@ chooseCPUTileSizes(const AttentionSpec &spec, const CompileOptions &options);
 llvm::Expected<CPUObject> compileCPUObject(const AttentionSpec &spec,
                                            const CompileOptions &options);
 
-/// Loads an object made by compileCPUObject into a fresh JIT.
+/// Loads an object made by compileCPUObject into a fresh JIT. `compileMs`
+/// and `fromDiskCache` go to the kernel's KernelInfo, with the time the load
+/// took as loadMs.
 llvm::Expected<std::shared_ptr<Kernel>>
 loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
-              double compileMs, std::shared_ptr<WorkerPool> pool);
+              double compileMs, std::shared_ptr<WorkerPool> pool,
+              bool fromDiskCache = false);
+
+/// The host the CPU kernels are compiled for: "<triple> cpu=<name>
+/// features=<feature string>". Object code for one host may not run on
+/// another, so this is part of the disk cache key.
+llvm::Expected<std::string> hostTargetDescription();
 
 /// compileCPUObject + loadCPUKernel.
 llvm::Expected<std::shared_ptr<Kernel>>

@@ -352,8 +352,16 @@ llvm::Error AttentionSpec::validate() const {
       if (auto err = checkTensor("mask", {b, qHeads, sq, sk}))
         return err;
     }
+    if (m.kind == MaskSpec::Kind::Tensor && m.dtype != DType::Bool &&
+        m.dtype != DType::F32 && m.dtype != DType::F16 &&
+        m.dtype != DType::BF16)
+      return specError(
+          "'mask.dtype' of a tensor mask must be bool, f32, f16 or bf16");
     if (m.kind == MaskSpec::Kind::KeyPadding)
       ++keyPadding;
+    if (m.kind == MaskSpec::Kind::KeyPadding && m.dtype != DType::I32 &&
+        m.dtype != DType::I64)
+      return specError("'mask.dtype' of key_padding must be i32 or i64");
     if (m.kind == MaskSpec::Kind::SlidingWindow &&
         (m.left < 0 || m.right < 0))
       return specError("sliding_window 'left' and 'right' must be >= 0");

@@ -3,11 +3,15 @@
 //   attn-run SPEC.json --q Q.npy --k K.npy --v V.npy [--mask M.npy]
 //            [--kv-lens L.npy] [-o OUT.npy] [--lse LSE.npy]
 //            [--target cpu|cuda] [--repeat N] [--threads N] [--expect R.npy]
+//            [--cache-dir DIR]
 //
 // Prints one JSON line: compile_ms, run_ms (median of the repeats), gflops,
-// and max_abs_err when --expect is given. Exit codes: 0 success; 2 bad input
-// (one line on stderr naming the problem, nothing written); 1 an internal
-// failure (compilation, writing); 3 max_abs_err above --atol.
+// cache ("hit" when the kernel came from the on-disk cache of --cache-dir
+// or $ATTN_MLIR_CACHE_DIR, "miss" when it was compiled and stored there,
+// "off" without a cache directory), and max_abs_err when --expect is given.
+// Exit codes: 0 success; 2 bad input (one line on stderr naming the problem,
+// nothing written); 1 an internal failure (compilation, writing); 3 max_abs_err
+// above --atol.
 //
 //===----------------------------------------------------------------------===//
 
@@ -112,7 +116,7 @@ std::string readText(const std::string &path) {
 int run(int argc, char **argv) {
   CLI::App app{"Compile and run one attention spec on .npy inputs"};
   std::string specPath, qPath, kPath, vPath, maskPath, lensPath, outPath,
-      lsePath, expectPath, targetName = "cpu";
+      lsePath, expectPath, cacheDir, targetName = "cpu";
   int repeat = 1;
   unsigned threads = 0;
   double atol = -1;
@@ -140,6 +144,9 @@ int run(int argc, char **argv) {
                  "tile sizes batch,heads,query,key (default: the compiler's)")
       ->delimiter(',')
       ->expected(4);
+  app.add_option("--cache-dir", cacheDir,
+                 "on-disk kernel cache directory (default: "
+                 "$ATTN_MLIR_CACHE_DIR; none when unset)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {
@@ -226,7 +233,9 @@ int run(int argc, char **argv) {
   // Compile (or fail) before anything is written.
   RuntimeOptions options;
   options.numThreads = threads;
-  Runtime runtime(options);
+  options.cacheDir = cacheDir;
+  std::unique_ptr<Runtime> runtimePtr = check(Runtime::create(options));
+  Runtime &runtime = *runtimePtr;
   auto compileStart = std::chrono::steady_clock::now();
   CompileOptions compileOptions;
   if (!tileSizes.empty())
@@ -259,6 +268,9 @@ int run(int argc, char **argv) {
   result["gflops"] =
       attentionFlops(spec, batch, qLen, kvLen) / (runMs * 1e-3) / 1e9;
   result["tile_sizes"] = kernel->info().tileSizes;
+  result["cache"] = runtime.cacheDirectory().empty()
+                        ? "off"
+                        : (kernel->info().fromDiskCache ? "hit" : "miss");
 
   if (!expectPath.empty()) {
     NpyArray ref = check(readNpy(expectPath));

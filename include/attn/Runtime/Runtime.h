@@ -6,11 +6,16 @@
 //   attn::Runtime rt;                               // all cores
 //   auto kernel = rt.getKernel(spec);               // compiles or hits cache
 //   attn::AttentionArgs args;                       // q, k, v, out, ...
-//   args.query = attn::TensorRef::contiguous(q, attn::DType::F32, {1, 8, 1024, 64});
+//   args.query = attn::TensorRef::contiguous(q, attn::DType::F32, {1, 8, 1024,
+//   64});
 //   ...
 //   if (auto err = (*kernel)->run(args)) ...        // validated, then run
 //
 // Thread-safe: any number of threads may compile and run at once.
+//
+// With a cache directory (RuntimeOptions::cacheDir or the environment
+// variable ATTN_MLIR_CACHE_DIR), compiled CPU kernels are also stored on
+// disk, so a later process loads them without running the compiler.
 //
 //===----------------------------------------------------------------------===//
 
@@ -54,6 +59,17 @@ struct AttentionArgs {
   TensorRef query, key, value, mask, kvLens, output, lse;
 };
 
+/// The error of Kernel::validate (and of Kernel::run on arguments that fail
+/// validation): an operand is missing, superfluous, or does not match the
+/// spec. Test with `err.isA<attn::ArgumentError>()`; the message names the
+/// operand.
+class ArgumentError : public llvm::ErrorInfo<ArgumentError, llvm::StringError> {
+public:
+  static char ID;
+  explicit ArgumentError(const llvm::Twine &msg)
+      : ErrorInfo(msg, llvm::inconvertibleErrorCode()) {}
+};
+
 /// What the compiler chose for a kernel.
 struct KernelInfo {
   Target target = Target::CPU;
@@ -62,6 +78,11 @@ struct KernelInfo {
   std::array<int64_t, 4> tileSizes{};
   /// Time spent compiling it, in ms (0 when it came from a cache).
   double compileMs = 0;
+  /// Time spent loading the object code into the JIT, in ms.
+  double loadMs = 0;
+  /// True when the object code came from the on-disk cache (compileMs is
+  /// then 0: the compiler did not run).
+  bool fromDiskCache = false;
   /// Name of the entry point in the compiled module.
   std::string entry;
   /// Key splits (1: no split-KV).
@@ -111,16 +132,60 @@ struct CompileOptions {
   int64_t kvSplits = 0;
 };
 
+/// The environment variable that names the on-disk kernel cache directory
+/// when RuntimeOptions::cacheDir is empty.
+constexpr const char *kCacheDirEnvVar = "ATTN_MLIR_CACHE_DIR";
+
 struct RuntimeOptions {
   /// Worker threads for CPU kernels; 0 means every core of the machine.
   unsigned numThreads = 0;
+  /// Directory of the on-disk kernel cache (CPU kernels). Empty means the
+  /// directory named by ATTN_MLIR_CACHE_DIR when that is set and non-empty,
+  /// and no disk cache otherwise. The directory is created with mode 0700
+  /// (and missing parents likewise); an existing one must be owned by the
+  /// effective user and not be world-writable, or it is refused.
+  std::string cacheDir;
+  /// False disables the disk cache whatever cacheDir and the environment
+  /// say.
+  bool diskCache = true;
 };
+
+/// Counters of a Runtime's kernel cache, since it was created.
+struct RuntimeStats {
+  /// Kernels compiled (the compiler ran).
+  uint64_t compiles = 0;
+  /// Kernels loaded from the disk cache without compiling.
+  uint64_t diskHits = 0;
+  /// Disk lookups that found no usable entry (absent or rejected).
+  uint64_t diskMisses = 0;
+  /// Entries that existed but were rejected: truncated, corrupt (checksum),
+  /// another format or key, a symlink, not a regular file, or not owned by
+  /// the user. They are rebuilt and replaced.
+  uint64_t diskRejected = 0;
+  /// Entries written, and writes that failed (a failed write is not an
+  /// error of getKernel: the kernel is still returned).
+  uint64_t diskWrites = 0, diskWriteFailures = 0;
+};
+
+/// The compiler's identity: attn-mlir version, source revision and LLVM
+/// version, e.g. "attn-mlir 0.1.0 (git 1a2b3c4...) LLVM 22.1.8". It is part
+/// of every disk cache key, so a rebuilt compiler never loads stale kernels.
+const char *compilerVersion();
 
 /// Compiles, caches and runs kernels.
 class Runtime {
 public:
+  /// When the disk cache directory cannot be used (refused or not
+  /// creatable), getKernel returns that error; Runtime::create reports it
+  /// at once instead.
   explicit Runtime(RuntimeOptions options = {});
   ~Runtime();
+
+  /// A runtime, or the error of opening its disk cache directory, e.g.
+  /// "cache: directory '/tmp/x' is world-writable (mode 0777): refusing to
+  /// use it".
+  static llvm::Expected<std::unique_ptr<Runtime>>
+  create(RuntimeOptions options = {});
   Runtime(const Runtime &) = delete;
   Runtime &operator=(const Runtime &) = delete;
 
@@ -134,6 +199,10 @@ public:
   /// Number of kernels in the in-memory cache.
   size_t cacheSize() const;
   unsigned numThreads() const;
+  /// The disk cache directory in use ("" when there is none).
+  std::string cacheDirectory() const;
+  /// The counters of the kernel caches.
+  RuntimeStats stats() const;
 
   class Impl;
 

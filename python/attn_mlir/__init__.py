@@ -1,0 +1,195 @@
+"""attn-mlir from Python: JIT-compiled attention kernels on numpy arrays and
+DLPack tensors.
+
+    import numpy as np, attn_mlir
+    q = np.random.rand(1, 8, 128, 64).astype(np.float32)   # [B, H, S, D]
+    out = attn_mlir.attention(q, q, q, causal=True)       # compiled once, cached
+
+    kernel = attn_mlir.compile({"batch": 1, "q_heads": 8, "q_len": 128,
+                                "kv_len": 128, "head_dim": 64,
+                                "mask": {"kind": "causal"}})
+    out = kernel(q, q, q)
+
+Layouts (DESIGN.md section 3): query [B, Hq, Sq, D], key [B, Hkv, Sk, D],
+value [B, Hkv, Sk, Dv], output [B, Hq, Sq, Dv]; GQA/MQA when Hq % Hkv == 0.
+Element types float32, float16, bfloat16 (DLPack only: numpy has none);
+softmax and accumulation in float32. Inputs are read in place with their
+strides (innermost stride 1), never copied.
+
+Errors: ValueError for shapes, dtypes, strides, devices and invalid specs
+(the message names the operand or the spec key); RuntimeError when
+compilation fails, the target is unavailable or the kernel cache directory
+is refused. Kernels are cached in memory per context, and on disk across
+processes when $ATTN_MLIR_CACHE_DIR (or Context(cache_dir=...)) names a
+directory.
+
+The PyTorch operator ``torch.ops.attn_mlir.sdpa`` lives in
+``attn_mlir.torch_ops`` (imported on demand, needs torch).
+"""
+
+import json as _json
+import sys as _sys
+import threading as _threading
+
+from ._core import Context, Kernel, version  # noqa: F401
+from . import _core
+
+__all__ = ["Context", "Kernel", "attention", "compile", "default_context",
+           "spec_for", "version"]
+
+_DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
+           "bool": "bool", "int32": "i32", "int64": "i64"}
+
+
+def _allocate_like(like, shape, dtype):
+    """An uninitialised output of `shape` and `dtype` (a numpy name) in the
+    framework and on the device of `like` (a DLPack tensor)."""
+    module = type(like).__module__.split(".")[0]
+    if module == "torch":
+        import torch
+        return torch.empty(shape, dtype=getattr(torch, dtype), device=like.device)
+    import numpy as np
+    if dtype == "bfloat16":
+        raise ValueError("output: numpy has no bfloat16: pass out=")
+    array = np.empty(shape, dtype)
+    from_dlpack = getattr(_sys.modules.get(module), "from_dlpack", None)
+    if from_dlpack is not None:
+        try:
+            return from_dlpack(array)
+        except Exception:  # the framework cannot import host arrays
+            pass
+    return array
+
+
+_core._set_allocator(_allocate_like)
+
+_contexts = {}
+_contexts_lock = _threading.Lock()
+
+
+def default_context(target="cpu"):
+    """The process-wide Context of a target ("cpu" or "cuda"), created on
+    first use with every core and the disk cache of $ATTN_MLIR_CACHE_DIR."""
+    ctx = _contexts.get(target)
+    if ctx is None:
+        with _contexts_lock:
+            ctx = _contexts.get(target)
+            if ctx is None:
+                ctx = Context(target)
+                _contexts[target] = ctx
+    return ctx
+
+
+def compile(spec, target="cpu", tile_sizes=None, context=None):
+    """Compiles an attention spec into a Kernel (or returns the cached one).
+
+    spec: a dict or JSON text (DESIGN.md section 6), e.g. {"batch": 1,
+    "q_heads": 8, "kv_heads": 8, "q_len": 1024, "kv_len": 1024, "head_dim": 64,
+    "dtype": "f32", "mask": {"kind": "causal"}}; null batch/q_len/kv_len make
+    one kernel serve every size. tile_sizes: (batch, heads, query, key) or
+    None for the compiler's choice. context: a Context (default: the
+    process-wide one of `target`).
+
+    Raises ValueError for an invalid spec (naming the key), RuntimeError when
+    compilation fails or the target is unavailable.
+    """
+    if context is None:
+        context = default_context(target)
+    elif context.target != target and target != "cpu":
+        raise ValueError(f"target: '{target}' does not match the context's "
+                         f"'{context.target}'")
+    text = spec if isinstance(spec, str) else _json.dumps(spec)
+    return context.compile(text, None if tile_sizes is None else tuple(tile_sizes))
+
+
+def _dtype_of(x, name):
+    dt = str(x.dtype)
+    dt = dt[6:] if dt.startswith("torch.") else dt
+    if dt not in _DTYPES:
+        raise ValueError(f"{name}: unsupported dtype {x.dtype}: use float32, "
+                         "float16 or bfloat16 (bool or a float for masks, "
+                         "int32/int64 for kv_lens)")
+    return _DTYPES[dt]
+
+
+def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None,
+             mask=None, kv_lens=None, return_lse=False, dynamic=False):
+    """The spec dict that `attention` compiles for these arguments (see
+    there); shapes and dtypes come from q, k, v, mask and kv_lens."""
+    qs, ks, vs = tuple(q.shape), tuple(k.shape), tuple(v.shape)
+    for name, s in (("query", qs), ("key", ks), ("value", vs)):
+        if len(s) != 4:
+            raise ValueError(f"{name}: expected rank 4 [B, H, S, D], got shape "
+                             f"{list(s)}")
+    dtype = _dtype_of(q, "query")
+    spec = {"batch": None if dynamic else qs[0], "q_heads": qs[1],
+            "kv_heads": ks[1], "q_len": None if dynamic else qs[2],
+            "kv_len": None if dynamic else ks[2], "head_dim": qs[3],
+            "v_head_dim": vs[3], "dtype": dtype, "lse": bool(return_lse)}
+    if scale is not None:
+        spec["scale"] = float(scale)
+    masks = []
+    if causal:
+        masks.append({"kind": "causal", "align": align})
+    if window is not None:
+        left, right = (window, 0) if isinstance(window, int) else window
+        masks.append({"kind": "sliding_window", "left": int(left),
+                      "right": int(right), "align": align})
+    if mask is not None:
+        ms = tuple(mask.shape)
+        if len(ms) != 4:
+            raise ValueError(f"mask: expected rank 4 [B|1, Hq|1, Sq|1, Sk], got "
+                             f"shape {list(ms)}")
+        masks.append({"kind": "tensor", "dtype": _dtype_of(mask, "mask"),
+                      "batch_broadcast": ms[0] == 1,
+                      "head_broadcast": ms[1] == 1,
+                      "query_broadcast": ms[2] == 1})
+    if kv_lens is not None:
+        masks.append({"kind": "key_padding", "dtype": _dtype_of(kv_lens, "kv_lens")})
+    spec["mask"] = masks
+    return spec
+
+
+_attention_kernels = {}
+
+
+def attention(q, k, v, *, causal=False, align="top_left", window=None,
+              scale=None, mask=None, kv_lens=None, return_lse=False, out=None,
+              dynamic=False, context=None):
+    """softmax(scale * q k^T [+ bias], masked) v, compiled on first use for
+    these shapes and options, from the cache afterwards.
+
+    q: [B, Hq, Sq, D], k: [B, Hkv, Sk, D], v: [B, Hkv, Sk, Dv] numpy arrays
+    or DLPack tensors of one float dtype (Hq % Hkv == 0: GQA/MQA).
+    causal: hide keys j > i (align="top_left", PyTorch's convention) or
+    j > i + Sk - Sq (align="bottom_right"). window: int left or (left, right)
+    sliding window (same alignment). scale: default 1/sqrt(D).
+    mask: [B|1, Hq|1, Sq|1, Sk] bool (True keeps) or float additive bias.
+    kv_lens: [B] int32/int64 key lengths (key padding). Masks intersect.
+    return_lse: also return the [B, Hq, Sq] float32 log-sum-exp.
+    out: optional output to write. dynamic: compile one kernel for every
+    batch/q_len/kv_len (instead of one per shape).
+
+    q, k, v (and mask, kv_lens) need ``.shape`` and ``.dtype`` (numpy, torch,
+    JAX...); compile() + Kernel take any DLPack tensor.
+
+    Returns the [B, Hq, Sq, Dv] output (same framework as q), or
+    (output, lse). A query row without any visible key gives 0 (LSE -inf).
+    Raises ValueError for inconsistent shapes/dtypes, RuntimeError when
+    compilation fails.
+    """
+    if isinstance(window, list):
+        window = tuple(window)
+    # Shapes (tuples, torch.Size) and dtypes of numpy/torch are hashable.
+    key = (q.shape, k.shape, v.shape, q.dtype, causal, align, window, scale,
+           None if mask is None else (mask.shape, mask.dtype),
+           None if kv_lens is None else kv_lens.dtype,
+           return_lse, dynamic, context)
+    kernel = _attention_kernels.get(key)
+    if kernel is None:
+        spec = spec_for(q, k, v, causal=causal, align=align, window=window,
+                        scale=scale, mask=mask, kv_lens=kv_lens,
+                        return_lse=return_lse, dynamic=dynamic)
+        kernel = compile(spec, context=context)
+        _attention_kernels[key] = kernel
+    return kernel(q, k, v, mask, kv_lens, out, None, bool(return_lse))

@@ -1,0 +1,268 @@
+"""torch.ops.attn_mlir.sdpa against torch.nn.functional.scaled_dot_product_attention
+across shapes, masks and dtypes; torch.compile; opcheck; the transformers swap.
+Skipped when torch is not installed (Debian's python3 in CI)."""
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+F = torch.nn.functional
+
+import attn_mlir.torch_ops as torch_ops  # noqa: E402  (registers the op)
+
+sdpa = torch.ops.attn_mlir.sdpa
+
+
+def reference(q, k, v, **kw):
+    """PyTorch's SDPA (math backend) in float64."""
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+        mask = kw.pop("attn_mask", None)
+        if mask is not None and mask.dtype != torch.bool:
+            mask = mask.double()
+        return F.scaled_dot_product_attention(q.double(), k.double(), v.double(),
+                                              attn_mask=mask, **kw)
+
+
+def check_f32(got, want, tol=2e-5):
+    err = (got.double() - want).abs().max().item()
+    assert err <= tol * (1 + want.abs().max().item()), f"max abs error {err}"
+
+
+SHAPES = [  # B, Hq, Hkv, L, S, E, Ev
+    (1, 1, 1, 1, 1, 16, 16),
+    (2, 4, 4, 17, 33, 32, 32),
+    (3, 12, 12, 25, 25, 32, 32),
+    (1, 8, 2, 64, 127, 64, 64),
+    (2, 2, 1, 3, 257, 80, 48),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("masking", ["none", "causal", "bool_pad", "bool_full",
+                                     "bias", "bool_2d"])
+def test_matches_torch_sdpa_f32(shape, masking):
+    b, hq, hkv, lq, s, e, ev = shape
+    g = torch.Generator().manual_seed(hash((shape, masking)) % 2**31)
+    q = torch.randn(b, hq, lq, e, generator=g)
+    k = torch.randn(b, hkv, s, e, generator=g)
+    v = torch.randn(b, hkv, s, ev, generator=g)
+    kw = {"enable_gqa": hq != hkv}
+    if masking == "causal":
+        kw["is_causal"] = True
+    elif masking == "bool_pad":  # key padding, as tokenizers produce it
+        lens = torch.randint(1, s + 1, (b,), generator=g)
+        kw["attn_mask"] = (torch.arange(s)[None, :] < lens[:, None])[:, None, None, :]
+    elif masking == "bool_full":
+        m = torch.rand(b, hq, lq, s, generator=g) > 0.4
+        m[..., 0] = True  # no fully masked row (PyTorch versions differ there)
+        kw["attn_mask"] = m
+    elif masking == "bias":
+        kw["attn_mask"] = torch.randn(b, 1, lq, s, generator=g)
+    elif masking == "bool_2d":
+        kw["attn_mask"] = torch.ones(lq, s, dtype=torch.bool).tril(diagonal=s - lq)
+    got = sdpa(q, k, v, **kw)
+    assert got.shape == (b, hq, lq, ev) and got.dtype == torch.float32
+    check_f32(got, reference(q, k, v, **kw))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("masking", ["none", "causal", "bool_pad"])
+def test_half_precision(dtype, masking):
+    """FlashAttention's rule: within 2x the error of PyTorch's own SDPA in
+    the same precision (both against float64 on the rounded inputs)."""
+    g = torch.Generator().manual_seed(7)
+    b, h, lq, s, e = 2, 4, 37, 53, 64
+    q, k, v = (torch.randn(b, h, n, e, generator=g).to(dtype) for n in (lq, s, s))
+    kw = {}
+    if masking == "causal":
+        kw["is_causal"] = True
+    elif masking == "bool_pad":
+        kw["attn_mask"] = (torch.arange(s)[None, :] < torch.tensor([s, 20])[:, None])[:, None, None, :]
+    got = sdpa(q, k, v, **kw)
+    assert got.dtype == dtype
+    want = reference(q, k, v, **dict(kw))
+    torch_err = (F.scaled_dot_product_attention(q, k, v, **kw).double() - want).abs().max().item()
+    err = (got.double() - want).abs().max().item()
+    assert err <= 2 * torch_err + 1e-3, f"{err} vs PyTorch {torch_err}"
+
+
+def test_scale_strided_and_rank3():
+    g = torch.Generator().manual_seed(3)
+    # BERT's layout: [B, S, H*D] projections viewed as [B, H, S, D].
+    x = torch.randn(2, 9, 3 * 4 * 16, generator=g)
+    q, k, v = (t.view(2, 9, 4, 16).transpose(1, 2) for t in x.split(64, dim=-1))
+    assert not q.is_contiguous()
+    got = sdpa(q, k, v, scale=0.5)
+    check_f32(got, reference(q, k, v, scale=0.5))
+    q3, k3, v3 = (torch.randn(3, 7, 16, generator=g) for _ in range(3))
+    got = sdpa(q3, k3, v3, is_causal=True)
+    assert got.shape == (3, 7, 16)
+    check_f32(got, reference(q3, k3, v3, is_causal=True))
+
+
+def test_fully_masked_rows_give_zero():
+    q, k, v = (torch.randn(1, 2, 4, 16) for _ in range(3))
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[..., 2, :] = True
+    got = sdpa(q, k, v, attn_mask=mask)
+    assert torch.all(got[:, :, [0, 1, 3]] == 0)
+    check_f32(got[:, :, 2], reference(q, k, v)[:, :, 2])
+
+
+def test_requires_grad_inputs_in_inference():
+    q = torch.randn(1, 2, 5, 16, requires_grad=True)
+    with torch.no_grad():
+        out = sdpa(q, q, q)
+    check_f32(out, reference(q.detach(), q.detach(), q.detach()))
+
+
+def test_errors():
+    q = torch.randn(1, 2, 4, 16)
+    with pytest.raises(ValueError, match="dropout_p must be 0.0"):
+        sdpa(q, q, q, dropout_p=0.1)
+    with pytest.raises(ValueError, match="cannot be combined with is_causal"):
+        sdpa(q, q, q, attn_mask=torch.ones(4, 4, dtype=torch.bool), is_causal=True)
+    with pytest.raises(ValueError, match="float32, float16, bfloat16"):
+        sdpa(q.double(), q.double(), q.double())
+    with pytest.raises(ValueError, match="need enable_gqa=True"):
+        sdpa(torch.randn(1, 4, 4, 16), torch.randn(1, 2, 4, 16), torch.randn(1, 2, 4, 16))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        sdpa(q, q, q, attn_mask=torch.ones(3, 4, dtype=torch.bool))
+
+
+def test_call_count_and_kernel_cache():
+    torch_ops.reset_call_count()
+    q = torch.randn(2, 3, 6, 16)
+    for _ in range(3):
+        sdpa(q, q, q)
+    assert torch_ops.call_count() == 3
+
+
+def test_dynamic_shapes_mode():
+    torch_ops.set_dynamic_shapes(True)
+    try:
+        for n in (5, 9, 31):
+            q = torch.randn(1, 2, n, 16)
+            check_f32(sdpa(q, q, q, is_causal=True), reference(q, q, q, is_causal=True))
+    finally:
+        torch_ops.set_dynamic_shapes(False)
+
+
+def test_opcheck():
+    q = torch.randn(2, 4, 8, 16)
+    k = torch.randn(2, 2, 12, 16)
+    mask = torch.rand(2, 1, 8, 12) > 0.2
+    for args, kwargs in [((q, k, k), {"enable_gqa": True}),
+                         ((q, k, k, mask), {"enable_gqa": True}),
+                         ((q, q, q), {"is_causal": True, "scale": 0.2})]:
+        torch.library.opcheck(sdpa.default, args, kwargs,
+                              test_utils=("test_schema", "test_faketensor",
+                                          "test_aot_dispatch_static"))
+
+
+def test_torch_compile_traces_the_op():
+    def block(x, wq, wk, wv):
+        b, s, _ = x.shape
+        q, k, v = (torch.matmul(x, w).view(b, s, 2, 16).transpose(1, 2) for w in (wq, wk, wv))
+        return sdpa(q, k, v, is_causal=True).transpose(1, 2).reshape(b, s, 32)
+
+    x = torch.randn(2, 10, 32)
+    ws = [torch.randn(32, 32) / math.sqrt(32) for _ in range(3)]
+    eager = block(x, *ws)
+    torch_ops.reset_call_count()
+    compiled = torch.compile(block, backend="aot_eager", fullgraph=True)
+    got = compiled(x, *ws)
+    assert torch_ops.call_count() == 1  # the real kernel ran once, in the graph
+    torch.testing.assert_close(got, eager, rtol=0, atol=1e-6)
+    from torch._dynamo.testing import EagerAndRecordGraphs
+    backend = EagerAndRecordGraphs()
+    torch._dynamo.reset()
+    torch.compile(block, backend=backend, fullgraph=True)(x, *ws)
+    assert "attn_mlir.sdpa" in backend.graphs[0].code
+
+
+def test_hf_bert_swap_matches_stock_model():
+    pytest.importorskip("transformers", reason="transformers is not installed")
+    import attn_mlir.hf
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=3,
+                     num_attention_heads=4, intermediate_size=128,
+                     attn_implementation="sdpa")
+    model = BertModel(cfg).eval()
+    ids = torch.randint(0, 100, (3, 11))
+    am = torch.ones(3, 11, dtype=torch.long)
+    am[1, 7:] = 0
+    am[2, 3:] = 0
+    with torch.no_grad():
+        stock = model(input_ids=ids, attention_mask=am).last_hidden_state
+        attn_mlir.hf.use_attn_mlir(model)
+        assert model.config._attn_implementation == "attn_mlir"
+        torch_ops.reset_call_count()
+        ours = model(input_ids=ids, attention_mask=am).last_hidden_state
+    assert torch_ops.call_count() == 3  # every layer went through the op
+    err = (ours - stock).abs().max().item()
+    assert err <= 1e-5, err
+
+
+def test_patch_sdpa_context():
+    import attn_mlir.hf
+    q = torch.randn(1, 2, 5, 16)
+    torch_ops.reset_call_count()
+    with attn_mlir.hf.patch_sdpa():
+        out = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    assert torch_ops.call_count() == 1
+    assert F.scaled_dot_product_attention is not None
+    check_f32(out, reference(q, q, q, is_causal=True))
+
+
+class DLPackOnly:
+    """A tensor that offers nothing but the DLPack protocol (so the
+    extension cannot take its torch.Tensor fast path)."""
+
+    def __init__(self, t):
+        self.t, self.shape, self.dtype = t, t.shape, t.dtype
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.t.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.t.__dlpack_device__()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kernel_on_torch_tensors_through_dlpack(dtype):
+    import attn_mlir
+    g = torch.Generator().manual_seed(11)
+    q, k, v = (torch.randn(2, 3, 9, 32, generator=g).to(dtype) for _ in range(3))
+    kt = k.transpose(1, 2).contiguous().transpose(1, 2)  # [B, S, H, D] storage
+    assert not kt.is_contiguous()
+    kernel = attn_mlir.compile({"batch": 2, "q_heads": 3, "q_len": 9, "kv_len": 9,
+                                "head_dim": 32, "dtype": "bf16" if dtype == torch.bfloat16
+                                else "f32", "lse": True})
+    out = torch.empty(2, 3, 9, 32, dtype=dtype)
+    lse = torch.empty(2, 3, 9)
+    got, got_lse = kernel(DLPackOnly(q), DLPackOnly(kt), DLPackOnly(v),
+                          out=DLPackOnly(out), lse=DLPackOnly(lse), return_lse=True)
+    assert got.t is out and got_lse.t is lse
+    want = reference(q, k, v)
+    tol = 2e-5 if dtype == torch.float32 else 1e-2
+    assert (out.double() - want).abs().max().item() <= tol
+    ref_lse = torch.logsumexp(q.double() @ k.double().transpose(2, 3) / math.sqrt(32), -1)
+    assert (lse.double() - ref_lse).abs().max().item() <= 1e-2
+
+
+def test_attention_on_torch_tensors_returns_torch():
+    import attn_mlir
+    q = torch.randn(1, 2, 7, 16)
+    out = attn_mlir.attention(q, q, q, causal=True)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    check_f32(out, reference(q, q, q, is_causal=True))
+    qb = q.to(torch.bfloat16)
+    outb, lse = attn_mlir.attention(qb, qb, qb, return_lse=True)
+    assert outb.dtype == torch.bfloat16 and lse.dtype == torch.float32
+    with pytest.raises(ValueError, match="the tensor is on a device|not on"):
+        if torch.cuda.is_available():
+            attn_mlir.attention(q.cuda(), q.cuda(), q.cuda())
+        else:
+            raise ValueError("not on a CUDA device here")
