@@ -210,6 +210,11 @@ ATTN_C_EXPORT void attn_mask_init(attn_mask *mask, attn_mask_kind kind);
 typedef struct attn_compile_options {
   uint32_t struct_size;  /* sizeof(attn_compile_options); set by _init */
   int64_t tile_sizes[4]; /* batch, heads, query, key; all 0: compiler's */
+  /* Split-KV (flash-decoding) key splits; 0: the compiler's choice. */
+  int64_t kv_splits;
+  /* Nonzero: the unfused reference lowering (whole score matrix in memory,
+     one thread) instead of the flash path; for benchmarks. */
+  int32_t unfused_reference;
 } attn_compile_options;
 
 ATTN_C_EXPORT void attn_compile_options_init(attn_compile_options *options);
@@ -260,6 +265,7 @@ ATTN_C_EXPORT attn_status attn_kernel_operand_info(const attn_kernel *kernel,
 typedef struct attn_kernel_info {
   attn_target target;
   int64_t tile_sizes[4]; /* batch, heads, query, key */
+  int64_t kv_splits;     /* split-KV key splits (1: none) */
   double compile_ms;     /* time the compiler ran; 0 when from a cache */
   double load_ms;        /* time loading the object code into the JIT */
   int32_t from_disk_cache;
@@ -270,8 +276,9 @@ ATTN_C_EXPORT attn_status attn_kernel_get_info(const attn_kernel *kernel,
 
 /* Scratch memory the caller must provide for one run at these sizes (sizes
    the spec fixes are ignored), in bytes. The CPU kernels need none (they
-   keep their tiles on the stack and in registers): 0. Reserved for targets
-   that do. */
+   keep their tiles on the stack and in registers; split-KV kernels allocate
+   their partial-state workspace themselves): 0. Reserved for targets that
+   do. */
 ATTN_C_EXPORT attn_status attn_kernel_workspace_bytes(const attn_kernel *kernel,
                                                       int64_t batch,
                                                       int64_t q_len,
@@ -329,6 +336,18 @@ ATTN_C_EXPORT attn_status attn_kernel_validate(const attn_kernel *kernel,
    the output is written. Output and LSE must not overlap the inputs. */
 ATTN_C_EXPORT attn_status attn_kernel_run(const attn_kernel *kernel,
                                           const attn_args *args);
+
+/*===--------------------------------------------------------------------===*
+ * Machine limits, for benchmark reports
+ *===--------------------------------------------------------------------===*/
+
+/* Measured FP32 FMA throughput in GFLOP/s on `threads` threads (0: every
+   core) running independent 512-bit FMA chains (256-bit where AVX-512 is
+   missing), about 0.3 s. */
+ATTN_C_EXPORT double attn_measure_fma_peak_gflops(uint32_t threads);
+/* Measured memory read bandwidth in GB/s (1e9 bytes/s) on `threads` threads
+   (0: every core), streaming 512 MiB. */
+ATTN_C_EXPORT double attn_measure_memory_bandwidth_gbs(uint32_t threads);
 
 #ifdef __cplusplus
 } /* extern "C" */

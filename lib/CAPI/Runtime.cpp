@@ -7,10 +7,12 @@
 //===----------------------------------------------------------------------===//
 
 #include "attn-c/attn.h"
+#include "attn/Runtime/Bench.h"
 
 #include "attn/Runtime/Runtime.h"
 
 #include <cstring>
+#include <thread>
 #include <new>
 #include <string>
 
@@ -246,6 +248,11 @@ attn_status toCompileOptions(const attn_compile_options *in,
                     " (call attn_compile_options_init)");
   for (int i = 0; i < 4; ++i)
     out.tileSizes[i] = in->tile_sizes[i];
+  if (in->kv_splits < 0)
+    return fail(ATTN_ERROR_INVALID_ARGUMENT,
+                std::string(function) + ": options->kv_splits must be >= 0");
+  out.kvSplits = in->kv_splits;
+  out.unfusedReference = in->unfused_reference != 0;
   return ATTN_OK;
 }
 
@@ -539,6 +546,7 @@ attn_status attn_kernel_get_info(const attn_kernel *kernel,
   info.target = ki.target == Target::CUDA ? ATTN_TARGET_CUDA : ATTN_TARGET_CPU;
   for (int i = 0; i < 4; ++i)
     info.tile_sizes[i] = ki.tileSizes[i];
+  info.kv_splits = ki.kvSplits;
   info.compile_ms = ki.compileMs;
   info.load_ms = ki.loadMs;
   info.from_disk_cache = ki.fromDiskCache;
@@ -660,3 +668,15 @@ attn_status attn_kernel_run(const attn_kernel *kernel, const attn_args *args) {
 }
 
 } // extern "C"
+
+double attn_measure_fma_peak_gflops(uint32_t threads) {
+  if (!threads)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  return attn::measureFmaPeakGflops(threads);
+}
+
+double attn_measure_memory_bandwidth_gbs(uint32_t threads) {
+  if (!threads)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  return attn::measureMemoryBandwidthGBs(threads);
+}

@@ -31,11 +31,12 @@ import json as _json
 import sys as _sys
 import threading as _threading
 
-from ._core import Context, Kernel, version  # noqa: F401
+from ._core import (Context, Kernel, fma_peak_gflops,  # noqa: F401
+                    memory_bandwidth_gbs, version)
 from . import _core
 
 __all__ = ["Context", "Kernel", "attention", "compile", "default_context",
-           "spec_for", "version"]
+           "fma_peak_gflops", "memory_bandwidth_gbs", "spec_for", "version"]
 
 _DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
            "bool": "bool", "int32": "i32", "int64": "i64"}
@@ -80,7 +81,8 @@ def default_context(target="cpu"):
     return ctx
 
 
-def compile(spec, target="cpu", tile_sizes=None, context=None):
+def compile(spec, target="cpu", tile_sizes=None, context=None, kv_splits=0,
+            reference=False):
     """Compiles an attention spec into a Kernel (or returns the cached one).
 
     spec: a dict or JSON text (DESIGN.md section 6), e.g. {"batch": 1,
@@ -88,7 +90,9 @@ def compile(spec, target="cpu", tile_sizes=None, context=None):
     "dtype": "f32", "mask": {"kind": "causal"}}; null batch/q_len/kv_len make
     one kernel serve every size. tile_sizes: (batch, heads, query, key) or
     None for the compiler's choice. context: a Context (default: the
-    process-wide one of `target`).
+    process-wide one of `target`). kv_splits: split-KV key splits (0: the
+    compiler's choice). reference=True: the unfused reference lowering (the
+    whole score matrix in memory, one thread), a benchmark baseline.
 
     Raises ValueError for an invalid spec (naming the key), RuntimeError when
     compilation fails or the target is unavailable.
@@ -99,7 +103,8 @@ def compile(spec, target="cpu", tile_sizes=None, context=None):
         raise ValueError(f"target: '{target}' does not match the context's "
                          f"'{context.target}'")
     text = spec if isinstance(spec, str) else _json.dumps(spec)
-    return context.compile(text, None if tile_sizes is None else tuple(tile_sizes))
+    return context.compile(text, None if tile_sizes is None else tuple(tile_sizes),
+                           kv_splits, reference)
 
 
 def _dtype_of(x, name):

@@ -579,12 +579,15 @@ public:
   Context &operator=(const Context &) = delete;
 
   std::unique_ptr<Kernel> compile(const std::string &specJson,
-                                  std::optional<std::array<int64_t, 4>> tiles) {
+                                  std::optional<std::array<int64_t, 4>> tiles,
+                                  int64_t kvSplits, bool reference) {
     attn_compile_options co;
     attn_compile_options_init(&co);
     if (tiles)
       for (int i = 0; i < 4; ++i)
         co.tile_sizes[i] = (*tiles)[i];
+    co.kv_splits = kvSplits;
+    co.unfused_reference = reference ? 1 : 0;
     attn_kernel *k = nullptr;
     attn_status status;
     {
@@ -629,6 +632,24 @@ attn_operand parseOperand(const std::string &name) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "attn-mlir JIT runtime bindings (use the attn_mlir package)";
+  m.def(
+      "fma_peak_gflops",
+      [](uint32_t threads) {
+        py::gil_scoped_release release;
+        return attn_measure_fma_peak_gflops(threads);
+      },
+      py::arg("threads") = 0,
+      "Measured FP32 FMA peak of this machine in GFLOP/s on `threads` "
+      "threads (0: every core), ~0.3 s of 512-bit FMA chains.");
+  m.def(
+      "memory_bandwidth_gbs",
+      [](uint32_t threads) {
+        py::gil_scoped_release release;
+        return attn_measure_memory_bandwidth_gbs(threads);
+      },
+      py::arg("threads") = 0,
+      "Measured memory read bandwidth in GB/s on `threads` threads (0: every "
+      "core), streaming 512 MiB.");
   m.def("version", &attn_version,
         "The compiler's identity: attn-mlir version, source revision, LLVM "
         "version.");
@@ -680,6 +701,9 @@ tensors. The GIL is released while the kernel runs.
                                   k.info.tile_sizes[2], k.info.tile_sizes[3]);
           },
           "Tile sizes (batch, heads, query, key) the compiler chose.")
+      .def_property_readonly(
+          "kv_splits", [](const Kernel &k) { return k.info.kv_splits; },
+          "Split-KV key splits (1: none).")
       .def_property_readonly(
           "compile_ms", [](const Kernel &k) { return k.info.compile_ms; },
           "Time the compiler ran for this kernel, in ms (0.0 when it came "
@@ -744,11 +768,16 @@ cannot be created, ValueError for an unknown target.
           py::arg("target") = "cpu", py::arg("threads") = 0,
           py::arg("cache_dir") = py::none())
       .def("compile", &Context::compile, py::arg("spec_json"),
-           py::arg("tile_sizes") = py::none(),
+           py::arg("tile_sizes") = py::none(), py::arg("kv_splits") = 0,
+           py::arg("reference") = false,
            R"doc(Compiles a spec (JSON text) into a Kernel, or returns the
-cached one. Raises ValueError for an invalid spec (the message names the
-key), RuntimeError when compilation fails or the target is unavailable.
-The GIL is released while compiling.)doc")
+cached one. tile_sizes: (batch, heads, query, key) or None for the
+compiler's choice; kv_splits: split-KV key splits (0: the compiler's
+choice); reference=True compiles the unfused reference lowering (whole
+score matrix in memory, one thread: a benchmark baseline). Raises
+ValueError for an invalid spec (the message names the key), RuntimeError
+when compilation fails or the target is unavailable. The GIL is released
+while compiling.)doc")
       .def_property_readonly("target",
                              [](const Context &c) { return c.target; })
       .def_property_readonly(

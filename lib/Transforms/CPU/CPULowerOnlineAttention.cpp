@@ -332,38 +332,55 @@ struct TileLowering : Lowering {
   }
 
   /// st[j][m] = sum_d key[b][hk][j][d] * qt[b][h][d][m] for all N keys.
+  /// The head_dim is reduced in chunks of at most 64, so that the chunk of
+  /// the transposed query that every key block reads stays in L1; partial
+  /// sums go through st between chunks.
   void emitScores(Value qt, Value st, Value bIdx, Value h, Value hk) {
     if (bf16Dot)
       return emitScoresBF16(qt, st, bIdx, h, hk);
     int64_t chunks = Mp / VL;
     int64_t mrv = std::min<int64_t>(4, chunks);
     int64_t jr = std::max<int64_t>(1, 24 / mrv);
-    forBlocks(b, loc, N, jr, [&](Value j0, int64_t nj) {
-      forBlocks(b, loc, chunks, mrv, [&](Value c0, int64_t nc) {
-        Value m0 = arith::MulIOp::create(b, loc, c0, idx(VL));
-        SmallVector<Value> init(nj * nc, splat(0.0f, VL));
-        auto loop = scf::ForOp::create(b, loc, idx(0), idx(D), idx(1), init);
-        {
-          OpBuilder::InsertionGuard g(b);
-          b.setInsertionPointToStart(loop.getBody());
-          Value d = loop.getInductionVar();
-          SmallVector<Value> qv;
-          for (int64_t r = 0; r < nc; ++r)
-            qv.push_back(loadVec(qt, {bIdx, h, d, add(m0, idx(r * VL))}, VL));
-          SmallVector<Value> next(loop.getRegionIterArgs());
-          for (int64_t jj = 0; jj < nj; ++jj) {
-            Value kb = bcast(loadScalar(key, {bIdx, hk, add(j0, idx(jj)), d}), VL);
+    constexpr int64_t kDChunk = 64;
+    for (int64_t d0 = 0; d0 < D; d0 += kDChunk) {
+      int64_t d1 = std::min(D, d0 + kDChunk);
+      forBlocks(b, loc, N, jr, [&](Value j0, int64_t nj) {
+        forBlocks(b, loc, chunks, mrv, [&](Value c0, int64_t nc) {
+          Value m0 = arith::MulIOp::create(b, loc, c0, idx(VL));
+          SmallVector<Value> init;
+          for (int64_t jj = 0; jj < nj; ++jj)
             for (int64_t r = 0; r < nc; ++r)
-              next[jj * nc + r] = fma(kb, qv[r], next[jj * nc + r]);
+              init.push_back(d0 == 0 ? splat(0.0f, VL)
+                                     : vector::LoadOp::create(
+                                           b, loc, vecType(VL, f32), st,
+                                           ValueRange{add(j0, idx(jj)),
+                                                      add(m0, idx(r * VL))})
+                                           .getResult());
+          auto loop = scf::ForOp::create(b, loc, idx(d0), idx(d1), idx(1), init);
+          {
+            OpBuilder::InsertionGuard g(b);
+            b.setInsertionPointToStart(loop.getBody());
+            Value d = loop.getInductionVar();
+            SmallVector<Value> qv;
+            for (int64_t r = 0; r < nc; ++r)
+              qv.push_back(loadVec(qt, {bIdx, h, d, add(m0, idx(r * VL))}, VL));
+            SmallVector<Value> next(loop.getRegionIterArgs());
+            for (int64_t jj = 0; jj < nj; ++jj) {
+              Value kb =
+                  bcast(loadScalar(key, {bIdx, hk, add(j0, idx(jj)), d}), VL);
+              for (int64_t r = 0; r < nc; ++r)
+                next[jj * nc + r] = fma(kb, qv[r], next[jj * nc + r]);
+            }
+            scf::YieldOp::create(b, loc, next);
           }
-          scf::YieldOp::create(b, loc, next);
-        }
-        for (int64_t jj = 0; jj < nj; ++jj)
-          for (int64_t r = 0; r < nc; ++r)
-            vector::StoreOp::create(b, loc, loop.getResult(jj * nc + r), st,
-                                    ValueRange{add(j0, idx(jj)), add(m0, idx(r * VL))});
+          for (int64_t jj = 0; jj < nj; ++jj)
+            for (int64_t r = 0; r < nc; ++r)
+              vector::StoreOp::create(
+                  b, loc, loop.getResult(jj * nc + r), st,
+                  ValueRange{add(j0, idx(jj)), add(m0, idx(r * VL))});
+        });
       });
-    });
+    }
   }
 
   /// The per-element masking of st[j][c..c+VL) (bias added first); returns
