@@ -183,6 +183,8 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
   std::string key = std::string(targetName(target)) + ":" + spec.toJSON();
   for (int64_t t : options.tileSizes)
     key += ":" + std::to_string(t);
+  if (target == Target::CUDA)
+    key += ":" + (options.chip.empty() ? std::string("device") : options.chip);
   std::promise<CacheEntry> promise;
   std::shared_future<CacheEntry> future;
   bool compileHere = false;
@@ -205,7 +207,7 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
         return std::move(err);
       if (target == Target::CPU)
         return detail::compileCPUKernel(spec, options, impl->pool);
-      return detail::compileCUDAKernel(spec);
+      return detail::compileCUDAKernel(spec, options);
     }();
     if (kernel)
       entry.kernel = *kernel;

@@ -29,7 +29,11 @@ enum class Target { CPU, CUDA };
 const char *targetName(Target target);
 
 /// A caller-owned tensor of rank <= 4: sizes and strides are in elements.
-/// The innermost stride must be 1 (a runtime error otherwise).
+/// The innermost stride must be 1 (a runtime error otherwise). For
+/// Target::CUDA kernels `data` is a device pointer on device 0 (cuMemAlloc,
+/// cudaMalloc or attn::cuda::DeviceBuffer); query, key, value and output must
+/// then start on 16-byte boundaries with outer strides that are multiples of
+/// 16 bytes.
 struct TensorRef {
   void *data = nullptr;
   DType dtype = DType::F32;
@@ -63,6 +67,11 @@ struct KernelInfo {
   double compileMs = 0;
   /// Name of the entry point in the compiled module.
   std::string entry;
+  /// CUDA only: the chip the kernel was compiled for, threads per block
+  /// (x, y, z) and dynamic shared memory per block in bytes.
+  std::string chip;
+  std::array<int64_t, 3> block{};
+  int64_t sharedBytes = 0;
 };
 
 /// A compiled kernel for one spec and target.
@@ -78,7 +87,8 @@ public:
   /// match [1, 8, 128, 64]".
   llvm::Error validate(const AttentionArgs &args) const;
 
-  /// Validates, then runs the kernel (on the runtime's threads for the CPU).
+  /// Validates, then runs the kernel (on the runtime's threads for the CPU;
+  /// for CUDA on device 0, returning when the kernel has finished).
   llvm::Error run(const AttentionArgs &args) const;
 
 protected:
@@ -98,6 +108,10 @@ struct CompileOptions {
   /// Tile sizes (batch, heads, query, key) for attn-tile-attention; all
   /// zero means the compiler's choice for the spec.
   std::array<int64_t, 4> tileSizes{};
+  /// Target::CUDA: the chip to compile for, "sm_80" or "sm_90"; empty means
+  /// the device's (sm_90 when compiling without a device). Part of the cache
+  /// key.
+  std::string chip;
 };
 
 struct RuntimeOptions {
@@ -115,7 +129,8 @@ public:
 
   /// Returns the cached kernel for (spec, target), compiling it on a miss.
   /// Concurrent requests for the same spec compile it once. Errors: the
-  /// spec is invalid, the target is unavailable, or compilation failed.
+  /// spec is invalid, the target is unavailable (Target::CUDA without the
+  /// driver or a device: "no CUDA device: ..."), or compilation failed.
   llvm::Expected<std::shared_ptr<Kernel>>
   getKernel(const AttentionSpec &spec, Target target = Target::CPU,
             const CompileOptions &options = {});
