@@ -34,6 +34,7 @@
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -210,14 +211,28 @@ private:
 
 bool isScalarType(Type t) { return isa<IndexType, IntegerType>(t); }
 
+constexpr const char *kNoIndexEquivalent =
+    "a tile position, size or bound is computed in a way the kernel cannot "
+    "reproduce (only pure integer arithmetic on the workgroup ids, sizes and "
+    "loaded kv_lens)";
+constexpr const char *kNotAMemRefSlice =
+    "a tile operand is not a unit-stride slice (possibly high-padded) of a "
+    "memref read with bufferization.to_tensor outside the workgroup";
+constexpr const char *kNotAnOutput =
+    " is not the normalised output or log-sum-exp of a tiled attn.attention "
+    "(standalone attn.online_attention ops are not lowered)";
+constexpr const char *kNotTiledStructure =
+    "the workgroup is not in the form attn-tile-attention makes (one key loop "
+    "of agreeing attn.online_attention tiles with a constant step, an "
+    "optional conditional tail block)";
+
 FailureOr<Value> Materializer::scalar(Value v) {
   if (Value m = mapping.lookupOrNull(v))
     return m;
   Emitter e = emitter();
   Operation *def = v.getDefiningOp();
   if (!def) {
-    (void)fail(scope, "a block argument of the workgroup body is used in an "
-                      "index computation");
+    (void)fail(scope, kNoIndexEquivalent);
     return failure();
   }
   if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
@@ -229,7 +244,7 @@ FailureOr<Value> Materializer::scalar(Value v) {
     std::optional<int64_t> index = dim.getConstantIndex();
     auto type = cast<RankedTensorType>(dim.getSource().getType());
     if (!index) {
-      (void)fail(def, "a dimension with a dynamic index");
+      (void)fail(def, kNoIndexEquivalent);
       return failure();
     }
     Value r;
@@ -265,8 +280,7 @@ FailureOr<Value> Materializer::scalar(Value v) {
       llvm::all_of(def->getResultTypes(), isScalarType);
   bool memrefDim = isa<memref::DimOp>(def);
   if (!pureScalar && !memrefDim) {
-    (void)fail(def, "this op computes a position or bound and has no "
-                    "equivalent in the kernel");
+    (void)fail(def, kNoIndexEquivalent);
     return failure();
   }
   for (Value operand : def->getOperands()) {
@@ -288,8 +302,7 @@ FailureOr<TileView> Materializer::view(Value tensor) {
     Value memref = toTensor.getBuffer();
     auto type = dyn_cast<MemRefType>(memref.getType());
     if (!type || scope->isAncestor(memref.getParentBlock()->getParentOp())) {
-      (void)fail(def, "the tensor must read a memref defined outside the "
-                      "workgroup");
+      (void)fail(def, kNotAMemRefSlice);
       return failure();
     }
     TileView v;
@@ -310,7 +323,7 @@ FailureOr<TileView> Materializer::view(Value tensor) {
         !llvm::all_of(slice.getMixedStrides(), [](OpFoldResult s) {
           return isConstantIntValue(s, 1);
         })) {
-      (void)fail(def, "only unit-stride, rank-preserving slices are supported");
+      (void)fail(def, kNotAMemRefSlice);
       return failure();
     }
     TileView v;
@@ -338,7 +351,7 @@ FailureOr<TileView> Materializer::view(Value tensor) {
     if (!llvm::all_of(pad.getMixedLowPad(), [](OpFoldResult p) {
           return isConstantIntValue(p, 0);
         })) {
-      (void)fail(def, "only high padding is supported");
+      (void)fail(def, kNotAMemRefSlice);
       return failure();
     }
     FailureOr<TileView> source = view(pad.getSource());
@@ -347,8 +360,7 @@ FailureOr<TileView> Materializer::view(Value tensor) {
     source->padded = true;
     return source;
   }
-  (void)fail(def ? def : scope, "a tile operand that is not a slice of a "
-                                "memref read with bufferization.to_tensor");
+  (void)fail(def ? def : scope, kNotAMemRefSlice);
   return failure();
 }
 
@@ -400,9 +412,7 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
     return at->emitOpError("cannot be lowered to a CUDA kernel: ");
   };
   if (forall.getRank() != 3)
-    return error(forall) << "expected a workgroup forall over (batch, head, "
-                            "query block), got rank "
-                         << forall.getRank();
+    return error(forall) << kNotTiledStructure;
 
   // Key blocks, in order.
   for (Operation &op : forall.getBody()->without_terminator()) {
@@ -411,16 +421,14 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
     } else if (auto loop = dyn_cast<scf::ForOp>(op)) {
       FailureOr<SmallVector<OnlineAttentionOp>> tiles = tilesIn(*loop.getBody());
       if (failed(tiles) || tiles->size() > 1)
-        return error(loop) << "expected a key loop holding one "
-                              "attn.online_attention tile";
+        return error(loop) << kNotTiledStructure;
       if (!tiles->empty())
         wg.sources.push_back({tiles->front(), loop, {}});
     } else if (auto ifOp = dyn_cast<scf::IfOp>(op)) {
       FailureOr<SmallVector<OnlineAttentionOp>> tiles = tilesIn(*ifOp.thenBlock());
       if (failed(tiles) || tiles->size() > 1 ||
           (ifOp.elseBlock() && !tilesIn(*ifOp.elseBlock())->empty()))
-        return error(ifOp) << "expected a conditional key block holding one "
-                              "attn.online_attention tile";
+        return error(ifOp) << kNotTiledStructure;
       if (!tiles->empty())
         wg.sources.push_back({tiles->front(), {}, ifOp.getCondition()});
     } else {
@@ -428,13 +436,11 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
         return WalkResult::interrupt();
       });
       if (nested.wasInterrupted())
-        return error(&op) << "holds an attn.online_attention tile in an "
-                             "unsupported structure";
+        return error(&op) << kNotTiledStructure;
     }
   }
   if (wg.sources.empty())
-    return error(forall) << "the workgroup holds no attn.online_attention "
-                            "tile (run attn-tile-attention first)";
+    return error(forall) << kNotTiledStructure;
 
   // Tile shapes, element types and masks: the same for every block.
   OnlineAttentionOp first = wg.sources.front().tile;
@@ -444,11 +450,11 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
   auto kType = cast<ShapedType>(first.getKey().getType());
   auto vType = cast<ShapedType>(first.getValue().getType());
   if (!qType.hasStaticShape() || !kType.hasStaticShape() ||
-      !vType.hasStaticShape())
-    return error(first) << "tiles must have static shapes";
-  if (d.batch != 1 || d.qHeads != 1 || d.kvHeads != 1)
-    return error(first) << "batch and head tile sizes must be 1, got "
-                        << d.batch << " and " << d.qHeads;
+      !vType.hasStaticShape() || d.batch != 1 || d.qHeads != 1 ||
+      d.kvHeads != 1)
+    return error(first) << "needs static tiles with batch and head tile "
+                           "sizes 1, got a query tile of type "
+                        << qType;
   if (first.getMask() || first.getBias())
     return error(first) << "tensor masks and biases are not supported by the "
                            "CUDA kernels";
@@ -460,13 +466,11 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
         t.getScaleAttr() != first.getScaleAttr() ||
         t.getMaskKindAttr() != first.getMaskKindAttr() ||
         (t.getKvLens() == nullptr) != (first.getKvLens() == nullptr))
-      return error(t) << "key block tiles of one workgroup must agree in "
-                         "shape, scale and masks";
+      return error(t) << kNotTiledStructure;
     if (s.loop) {
       std::optional<int64_t> step = getConstantIntValue(s.loop.getStep());
       if (!step || *step <= 0)
-        return error(s.loop) << "the key loop step must be a positive "
-                                "constant";
+        return error(s.loop) << kNotTiledStructure;
     }
   }
   wg.shape.elementType = qType.getElementType();
@@ -502,16 +506,13 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
       if (auto ins = dyn_cast<tensor::ParallelInsertSliceOp>(op);
           ins && ins.getDest() == out)
         insert = ins;
-    if (!insert)
+    Value source = insert ? insert.getSource() : Value();
+    if (source)
+      if (auto slice = source.getDefiningOp<tensor::ExtractSliceOp>())
+        source = slice.getSource();
+    if (!source || !source.getDefiningOp<linalg::GenericOp>())
       return error(forall) << "workgroup result #" << idx
-                           << " is not written by tensor.parallel_insert_slice";
-    Value source = insert.getSource();
-    if (auto slice = source.getDefiningOp<tensor::ExtractSliceOp>())
-      source = slice.getSource();
-    if (!source.getDefiningOp<linalg::GenericOp>())
-      return error(forall) << "workgroup result #" << idx
-                           << " is not a normalised attention output (only "
-                              "tiled attn.attention ops can be lowered)";
+                           << kNotAnOutput;
     int64_t rank = insert.getDestType().getRank();
     if (rank == 4 && !wg.outputInsert) {
       wg.outputInsert = insert;
@@ -521,11 +522,11 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
       wg.lseInsert = insert;
       wg.lseMemRef = materialize.getDest();
     } else {
-      return error(forall) << "unexpected workgroup result #" << idx;
+      return error(forall) << "workgroup result #" << idx << kNotAnOutput;
     }
   }
   if (!wg.outputInsert)
-    return error(forall) << "the workgroup has no attention output";
+    return error(forall) << kNotTiledStructure;
   wg.shape.hasLse = static_cast<bool>(wg.lseInsert);
   return wg;
 }
@@ -628,8 +629,8 @@ FailureOr<BlockDesc> KernelBuilder::describeBlock(Value i) {
     }
     if (d->keyMemRef != result->keyMemRef ||
         d->valueMemRef != result->valueMemRef)
-      return source.tile.emitOpError("cannot be lowered to a CUDA kernel: "
-                                     "key blocks read different memrefs");
+      return source.tile.emitOpError("cannot be lowered to a CUDA kernel: ")
+             << kNotTiledStructure;
     Value here = e.cmpI(arith::CmpIPredicate::sge, i, firstBlock[s]);
     auto pick = [&](Value x, Value y) { return e.select(here, x, y); };
     for (unsigned j = 0; j < d->keyOffsets.size(); ++j)
@@ -873,6 +874,9 @@ LogicalResult KernelBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
     gpu::BarrierOp::create(b, loc);
     scf::YieldOp::create(b, loc, state);
   }
+  // The last prefetch (zero-fill) is still in flight: no thread may leave
+  // with copies outstanding.
+  NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
   cg.epilogue(e, in, loop.getResults());
   return success();
 }
@@ -888,22 +892,16 @@ mlir::attn::lowerWorkgroupToCUDAKernel(RewriterBase &rewriter,
     return failure();
   Location loc = forall.getLoc();
   Type elt = wg->shape.elementType;
-  if (!elt.isF16() && !elt.isBF16() && !elt.isF32())
-    return forall.emitOpError("cannot be lowered to a CUDA kernel: element "
-                              "type ")
-           << elt << " (expected f16, bf16 or f32)";
-  if (!target.hasAsyncCopy)
-    return forall.emitOpError("cannot be lowered to a CUDA kernel: ")
-           << target.chip << " has no cp.async";
+  // The attn verifier admits f16, bf16 and f32 only; both chips have cp.async
+  // and mma.sync.m16n8k16.
+  assert((elt.isF16() || elt.isBF16() || elt.isF32()) && "verified type");
+  assert(target.hasAsyncCopy && target.hasMmaM16N8K16);
   std::string why;
   FailureOr<std::unique_ptr<TileCodegen>> cg =
       elt.isF32() ? createSIMTCodegen(wg->shape, wg->mask, wg->scale, why)
                   : createTensorCoreCodegen(wg->shape, wg->mask, wg->scale, why);
   if (failed(cg))
     return forall.emitOpError("cannot be lowered to a CUDA kernel: ") << why;
-  if (!elt.isF32() && !target.hasMmaM16N8K16)
-    return forall.emitOpError("cannot be lowered to a CUDA kernel: ")
-           << target.chip << " has no mma.sync.m16n8k16";
 
   int64_t eltBytes = elt.getIntOrFloatBitWidth() / 8;
   int64_t pad = (*cg)->rowPadding();
@@ -919,9 +917,8 @@ mlir::attn::lowerWorkgroupToCUDAKernel(RewriterBase &rewriter,
            << target.maxSharedBytesPerBlock << " a block may use on "
            << target.chip;
   int64_t threads = (*cg)->numThreads();
-  if (threads > target.maxThreadsPerBlock)
-    return forall.emitOpError("cannot be lowered to a CUDA kernel: ")
-           << threads << " threads per block";
+  // The codegens cap the query tile at 512 rows: at most 1024 threads.
+  assert(threads <= target.maxThreadsPerBlock && "too many threads");
 
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(forall);

@@ -26,8 +26,8 @@
 #include "attn/Transforms/CUDA/FragmentLayout.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -218,8 +218,10 @@ SmallVector<Value> SIMTCodegen::compute(Emitter &e, const KernelInputs &in,
         kz.push_back(vector::ExtractOp::create(b, loc, v, z));
       for (int64_t i = 0; i < kRows; ++i)
         for (int64_t j = 0; j < cols(); ++j)
+          // llvm.intr.fma, not math.fma: the NVVM lowering would call
+          // libdevice's __nv_fmaf.
           s[i * cols() + j] =
-              math::FmaOp::create(b, loc, qz[i], kz[j], s[i * cols() + j]);
+              LLVM::FMAOp::create(b, loc, qz[i], kz[j], s[i * cols() + j]);
     }
     scf::YieldOp::create(b, loc, s);
   }
