@@ -126,8 +126,12 @@ Visibility cuda::getVisibility(Emitter &e, const MaskInfo &mask,
   // d = key - row - shift over the block is [minD, maxD].
   Value minD = e.sub(e.sub(pos.keyPos, rowLast), shift);
   Value maxD = e.sub(e.sub(keyLast, rowFirst), shift);
-  Value any = e.cmpI(P::slt, pos.keyPos, pos.keyLimit);
-  Value all = e.cmpI(P::sle, e.add(pos.keyPos, e.idx(blockK)), pos.keyLimit);
+  Value any = arith::ConstantIntOp::create(e.b, e.loc, e.b.getI1Type(), 1);
+  Value all = any;
+  if (mask.hasKeyLimit) {
+    any = e.cmpI(P::slt, pos.keyPos, pos.keyLimit);
+    all = e.cmpI(P::sle, e.add(pos.keyPos, e.idx(blockK)), pos.keyLimit);
+  }
   if (mask.band.upper) {
     any = e.andI(any, e.cmpI(P::sle, minD, e.idx(*mask.band.upper)));
     all = e.andI(all, e.cmpI(P::sle, maxD, e.idx(*mask.band.upper)));
