@@ -75,9 +75,9 @@ struct Driver {
   CUresult (*cuModuleUnload)(CUmodule);
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
   CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
-  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned,
-                             unsigned, unsigned, unsigned, unsigned, CUstream,
-                             void **, void **);
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
+                             unsigned, unsigned, unsigned, CUstream, void **,
+                             void **);
   CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
   CUresult (*cuMemFree)(CUdeviceptr);
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
@@ -309,8 +309,8 @@ attn::compileCUDAKernelImage(const AttentionSpec &spec,
                  mlir::attn::CUDATarget::supportedChipsString() + ")");
   std::array<int64_t, 4> tiles = selectCUDATileSizes(spec);
   if (llvm::any_of(options.tileSizes, [](int64_t t) { return t; })) {
-    if (mlir::failed(mlir::attn::AttentionTileSizes::fromList(
-            options.tileSizes)))
+    if (mlir::failed(
+            mlir::attn::AttentionTileSizes::fromList(options.tileSizes)))
       return compileError("tile sizes must be 4 positive integers");
     tiles = options.tileSizes;
   }
@@ -447,8 +447,8 @@ llvm::Expected<PtxasResult> attn::assemblePTX(const std::string &ptx,
   if (rc != 0) {
     std::string firstLines = llvm::StringRef(result.log).take_front(2000).str();
     std::replace(firstLines.begin(), firstLines.end(), '\n', ' ');
-    return error("ptxas failed (" + std::to_string(rc) + "): " +
-                 (message.empty() ? firstLines : message));
+    return error("ptxas failed (" + std::to_string(rc) +
+                 "): " + (message.empty() ? firstLines : message));
   }
   auto cubin = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
   if (!cubin)
@@ -582,12 +582,11 @@ llvm::Error CUDAKernel::launch(const AttentionArgs &args, int64_t batch,
     params.push_back(&v);
   if (auto err = d->enter())
     return err;
-  if (auto err = d->check(
-          d->cuLaunchKernel(function, grid[0], grid[1], grid[2],
-                            image.block[0], image.block[1], image.block[2],
-                            image.sharedBytes, nullptr, params.data(),
-                            nullptr),
-          "cuLaunchKernel"))
+  if (auto err = d->check(d->cuLaunchKernel(function, grid[0], grid[1], grid[2],
+                                            image.block[0], image.block[1],
+                                            image.block[2], image.sharedBytes,
+                                            nullptr, params.data(), nullptr),
+                          "cuLaunchKernel"))
     return err;
   return d->check(d->cuCtxSynchronize(), "the kernel");
 }
@@ -618,8 +617,8 @@ detail::compileCUDAKernel(const AttentionSpec &spec,
   if (auto err = d->enter())
     return std::move(err);
   CUmodule module = nullptr;
-  if (auto err = d->check(d->cuModuleLoadDataEx(&module, image->ptx.c_str(),
-                                                0, nullptr, nullptr),
+  if (auto err = d->check(d->cuModuleLoadDataEx(&module, image->ptx.c_str(), 0,
+                                                nullptr, nullptr),
                           "cuModuleLoadDataEx (PTX JIT)"))
     return std::move(err);
   CUfunction function = nullptr;
@@ -629,10 +628,10 @@ detail::compileCUDAKernel(const AttentionSpec &spec,
     d->cuModuleUnload(module);
     return std::move(err);
   }
-  if (auto err = d->check(d->cuFuncSetAttribute(
-                              function, kFuncAttrMaxDynamicSharedBytes,
-                              static_cast<int>(image->sharedBytes)),
-                          "cuFuncSetAttribute")) {
+  if (auto err = d->check(
+          d->cuFuncSetAttribute(function, kFuncAttrMaxDynamicSharedBytes,
+                                static_cast<int>(image->sharedBytes)),
+          "cuFuncSetAttribute")) {
     d->cuModuleUnload(module);
     return std::move(err);
   }
@@ -646,6 +645,6 @@ detail::compileCUDAKernel(const AttentionSpec &spec,
   info.compileMs = std::chrono::duration<double, std::milli>(
                        std::chrono::steady_clock::now() - start)
                        .count();
-  return std::make_shared<CUDAKernel>(spec, std::move(info),
-                                      std::move(*image), module, function);
+  return std::make_shared<CUDAKernel>(spec, std::move(info), std::move(*image),
+                                      module, function);
 }

@@ -43,7 +43,8 @@ bool contains(const std::string &s, const std::string &what) {
 #define REQUIRE_CUDA_DEVICE()                                                  \
   do {                                                                         \
     if (llvm::Error err = cuda::checkDevice())                                 \
-      GTEST_SKIP() << "needs a CUDA device: " << llvm::toString(std::move(err)); \
+      GTEST_SKIP() << "needs a CUDA device: "                                  \
+                   << llvm::toString(std::move(err));                          \
   } while (0)
 
 TEST(CUDANoDevice, GetKernelReportsNoDevice) {
@@ -99,7 +100,8 @@ TEST_P(CUDAImage, CompilesWithoutDevice) {
     std::string t = c.dtype == DType::F16 ? "f16" : "bf16";
     EXPECT_TRUE(contains(image.ptx, "mma.sync.aligned.m16n8k16.row.col.f32." +
                                         t + "." + t + ".f32"));
-    EXPECT_TRUE(contains(image.ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
+    EXPECT_TRUE(
+        contains(image.ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
     EXPECT_TRUE(
         contains(image.ptx, "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"));
     EXPECT_EQ(image.tileSizes, (std::array<int64_t, 4>{1, 1, 128, 64}));
@@ -123,9 +125,9 @@ TEST_P(CUDAImage, AssemblesWithoutSpills) {
   ImageCase c = GetParam();
   CompileOptions options;
   options.chip = c.chip;
-  ASSERT_EXPECTED(image, compileCUDAKernelImage(
-                             benchmarkSpec(c.dtype, c.headDim, c.causal),
-                             options));
+  ASSERT_EXPECTED(
+      image, compileCUDAKernelImage(benchmarkSpec(c.dtype, c.headDim, c.causal),
+                                    options));
   ASSERT_EXPECTED(result, assemblePTX(image.ptx, image.chip));
   EXPECT_FALSE(result.cubin.empty());
   EXPECT_EQ(result.spillStoreBytes, 0) << result.log;
@@ -169,7 +171,8 @@ TEST(CUDAImageErrors, BadChipAndUnsupportedSpecs) {
   auto withMask = compileCUDAKernelImage(masked);
   ASSERT_FALSE(static_cast<bool>(withMask));
   std::string msg = llvm::toString(withMask.takeError());
-  EXPECT_TRUE(contains(msg, "tensor masks and biases are not supported")) << msg;
+  EXPECT_TRUE(contains(msg, "tensor masks and biases are not supported"))
+      << msg;
 
   AttentionSpec odd = spec;
   odd.headDim = odd.vHeadDim = 40;
@@ -180,9 +183,9 @@ TEST(CUDAImageErrors, BadChipAndUnsupportedSpecs) {
 }
 
 TEST(CUDAImageOptions, LseKvLensDynamicSizesAndTileSizes) {
-  AttentionSpec spec = dynamicSpec(8, 2, 64, 64, {causalMask(true),
-                                                  keyPaddingMask()},
-                                   DType::BF16, /*returnLse=*/true);
+  AttentionSpec spec =
+      dynamicSpec(8, 2, 64, 64, {causalMask(true), keyPaddingMask()},
+                  DType::BF16, /*returnLse=*/true);
   CompileOptions options;
   options.tileSizes = {1, 1, 64, 64};
   ASSERT_EXPECTED(image, compileCUDAKernelImage(spec, options));
@@ -236,8 +239,8 @@ TEST_P(CUDADevice, MatchesCPU) {
   // The same on the device.
   std::vector<cuda::DeviceBuffer> buffers;
   AttentionArgs dev = host;
-  for (TensorRef *t : {&dev.query, &dev.key, &dev.value, &dev.mask,
-                       &dev.kvLens, &dev.output, &dev.lse}) {
+  for (TensorRef *t : {&dev.query, &dev.key, &dev.value, &dev.mask, &dev.kvLens,
+                       &dev.output, &dev.lse}) {
     if (t->empty())
       continue;
     size_t bytes = dtypeSize(t->dtype);
@@ -251,8 +254,8 @@ TEST_P(CUDADevice, MatchesCPU) {
   ASSERT_EXPECTED(gpu, sharedRuntime().getKernel(spec, Target::CUDA));
   ASSERT_NO_LLVM_ERROR(gpu->run(dev));
   size_t outBytes = p.out.bytes.size(), lseBytes = p.lse.bytes.size();
-  ASSERT_NO_LLVM_ERROR(buffers[buffers.size() - 2].copyToHost(
-      p.out.bytes.data(), outBytes));
+  ASSERT_NO_LLVM_ERROR(
+      buffers[buffers.size() - 2].copyToHost(p.out.bytes.data(), outBytes));
   ASSERT_NO_LLVM_ERROR(buffers.back().copyToHost(p.lse.bytes.data(), lseBytes));
 
   // f32: within the design's f32 bound; f16 / bf16: within twice the error
@@ -276,8 +279,8 @@ TEST_P(CUDADevice, MatchesCPU) {
   (void)cpuOut;
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, CUDADevice,
-                         ::testing::Range(0, static_cast<int>(
-                                                 deviceCases().size())));
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, CUDADevice,
+    ::testing::Range(0, static_cast<int>(deviceCases().size())));
 
 } // namespace

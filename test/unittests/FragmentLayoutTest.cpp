@@ -1,4 +1,4 @@
-//===- FragmentLayoutTest.cpp - the CUDA kernels' layouts, checked on a CPU ===//
+//===- FragmentLayoutTest.cpp - CUDA fragment layouts on a CPU -----------===//
 //
 // The CUDA kernels build their addresses from the affine maps of
 // attn/Transforms/CUDA/FragmentLayout.h. Without a GPU, these tests check
@@ -42,7 +42,8 @@ int64_t threadInGroup(int64_t lane) { return lane % 4; }
 
 /// Element a_i (i = 0..7) of the A fragment.
 RC ptxA(int64_t lane, int64_t i) {
-  int64_t row = (i < 2 || (i >= 4 && i < 6)) ? groupID(lane) : groupID(lane) + 8;
+  int64_t row =
+      (i < 2 || (i >= 4 && i < 6)) ? groupID(lane) : groupID(lane) + 8;
   int64_t col = threadInGroup(lane) * 2 + (i & 1) + (i >= 4 ? 8 : 0);
   return {row, col};
 }
@@ -86,11 +87,13 @@ TEST_F(FragmentLayout, MmaFragmentsMatchPtx) {
   for (int64_t lane = 0; lane < 32; ++lane) {
     for (int64_t reg = 0; reg < 4; ++reg)
       for (int64_t e = 0; e < 2; ++e)
-        EXPECT_EQ(eval2(getMmaAMap(&ctx, reg, e), lane), ptxA(lane, 2 * reg + e))
+        EXPECT_EQ(eval2(getMmaAMap(&ctx, reg, e), lane),
+                  ptxA(lane, 2 * reg + e))
             << "A lane " << lane << " reg " << reg << " e " << e;
     for (int64_t reg = 0; reg < 2; ++reg)
       for (int64_t e = 0; e < 2; ++e) {
-        EXPECT_EQ(eval2(getMmaBMap(&ctx, reg, e), lane), ptxB(lane, 2 * reg + e))
+        EXPECT_EQ(eval2(getMmaBMap(&ctx, reg, e), lane),
+                  ptxB(lane, 2 * reg + e))
             << "B lane " << lane;
         EXPECT_EQ(eval2(getMmaAccumulatorMap(&ctx, reg, e), lane),
                   ptxC(lane, 2 * reg + e))
@@ -125,8 +128,8 @@ TEST_F(FragmentLayout, FragmentsCoverTheirMatricesOnce) {
 /// map (lane -> (row, col) relative to `corner`).
 using Tile = std::vector<int64_t>;
 std::vector<std::vector<std::array<int64_t, 2>>>
-emulateLdmatrix(const Tile &tile, int64_t cols, AffineMap address,
-                RC corner, int64_t numTiles, bool trans) {
+emulateLdmatrix(const Tile &tile, int64_t cols, AffineMap address, RC corner,
+                int64_t numTiles, bool trans) {
   std::vector<std::vector<std::array<int64_t, 2>>> regs(
       32, std::vector<std::array<int64_t, 2>>(numTiles));
   for (int64_t lane = 0; lane < 32; ++lane)
@@ -165,8 +168,8 @@ TEST_F(FragmentLayout, KeyLdmatrixGivesBFragmentsOfKTransposed) {
     }
   // head_dim % 32 == 16: the last k-step by ldmatrix.x2.
   for (int64_t lane = 0; lane < 32; ++lane) {
-    auto regs = emulateLdmatrix(k, dims, getKeyLdmatrixX2Map(&ctx),
-                                {8, 16}, 2, false);
+    auto regs =
+        emulateLdmatrix(k, dims, getKeyLdmatrixX2Map(&ctx), {8, 16}, 2, false);
     for (int64_t m = 0; m < 2; ++m)
       for (int64_t j = 0; j < 2; ++j) {
         RC kn = ptxB(lane, 2 * m + j);
@@ -194,8 +197,8 @@ TEST_F(FragmentLayout, ValueLdmatrixTransGivesBFragmentsOfV) {
                 << "kc " << kc << " nt " << nt << " lane " << lane;
           }
     }
-  auto regs = emulateLdmatrix(v, dims, getValueLdmatrixX2Map(&ctx), {48, 8}, 2,
-                              true);
+  auto regs =
+      emulateLdmatrix(v, dims, getValueLdmatrixX2Map(&ctx), {48, 8}, 2, true);
   for (int64_t lane = 0; lane < 32; ++lane)
     for (int64_t m = 0; m < 2; ++m)
       for (int64_t j = 0; j < 2; ++j) {

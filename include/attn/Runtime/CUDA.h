@@ -1,4 +1,4 @@
-//===- CUDA.h - CUDA kernels: PTX emission, ptxas, device access -*- C++ -*-===//
+//===- CUDA.h - CUDA kernels: PTX, ptxas, device access ---------*- C++ -*-===//
 //
 // The CUDA side of the runtime. Compiling a spec to PTX (and, with ptxas, to
 // a cubin) needs no device and no CUDA library; running needs the CUDA

@@ -68,7 +68,6 @@ AffineMap cuda::getSimtScoreColMap(MLIRContext *ctx, int64_t j) {
 }
 
 AffineMap cuda::getSimtOutputColMap(MLIRContext *ctx, int64_t y) {
-  return AffineMap::get(1, 0,
-                        (lane(ctx) % kSimtGroupLanes) * 4 + 4 * kSimtGroupLanes * y,
-                        ctx);
+  return AffineMap::get(
+      1, 0, (lane(ctx) % kSimtGroupLanes) * 4 + 4 * kSimtGroupLanes * y, ctx);
 }

@@ -1,4 +1,4 @@
-//===- KernelCodegen.h - shared pieces of the CUDA attention kernels -*- C++ -*-===//
+//===- KernelCodegen.h - pieces shared by the CUDA kernels ----*- C++ -*-===//
 //
 // Internal interface between the workgroup lowering (LowerWorkgroup.cpp),
 // which turns the tiled workgroup structure of attn-tile-attention into a

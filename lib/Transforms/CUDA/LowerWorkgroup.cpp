@@ -52,7 +52,9 @@ using namespace mlir::attn::cuda;
 // Emitter
 //===----------------------------------------------------------------------===//
 
-Value Emitter::idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+Value Emitter::idx(int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
 Value Emitter::i32(int64_t v) {
   return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
 }
@@ -84,8 +86,8 @@ Value Emitter::select(Value cond, Value x, Value y) {
   return b.createOrFold<arith::SelectOp>(loc, cond, x, y);
 }
 Value Emitter::apply(AffineMap map, unsigned result, ValueRange operands) {
-  return b.createOrFold<affine::AffineApplyOp>(
-      loc, map.getSubMap({result}), operands);
+  return b.createOrFold<affine::AffineApplyOp>(loc, map.getSubMap({result}),
+                                               operands);
 }
 Value Emitter::toI32(Value v) {
   return b.createOrFold<arith::IndexCastOp>(loc, b.getI32Type(), v);
@@ -117,9 +119,9 @@ TileCodegen::~TileCodegen() = default;
 /// Keys at or past this absolute position when nothing limits them.
 static constexpr int64_t kNoKeyLimit = int64_t(1) << 40;
 
-Visibility cuda::getVisibility(Emitter &e, const MaskInfo &mask,
-                               Value rowFirst, Value rowLast,
-                               const BlockPositions &pos, int64_t blockK) {
+Visibility cuda::getVisibility(Emitter &e, const MaskInfo &mask, Value rowFirst,
+                               Value rowLast, const BlockPositions &pos,
+                               int64_t blockK) {
   using P = arith::CmpIPredicate;
   Value keyLast = e.add(pos.keyPos, e.idx(blockK - 1));
   Value shift = e.idx(mask.shift);
@@ -147,16 +149,16 @@ ElementMask cuda::getElementMask(Emitter &e, const MaskInfo &mask,
                                  const KernelInputs &in,
                                  const BlockPositions &pos, int64_t blockK) {
   ElementMask em;
-  em.relBase = e.toI32(
-      e.sub(e.sub(pos.keyPos, in.queryPos), e.idx(mask.shift)));
+  em.relBase =
+      e.toI32(e.sub(e.sub(pos.keyPos, in.queryPos), e.idx(mask.shift)));
   Value limit = e.sub(pos.keyLimit, pos.keyPos);
   limit = e.maxI(e.minI(limit, e.idx(blockK)), e.idx(0));
   em.colLimit = e.toI32(limit);
   return em;
 }
 
-Value cuda::keepElement(Emitter &e, const MaskInfo &mask,
-                        const ElementMask &em, Value row, Value col) {
+Value cuda::keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,
+                        Value row, Value col) {
   using P = arith::CmpIPredicate;
   Value keep;
   auto both = [&](Value c) { keep = keep ? e.andI(keep, c) : c; };
@@ -278,10 +280,9 @@ FailureOr<Value> Materializer::scalar(Value v) {
     mapping.map(v, r);
     return r;
   }
-  bool pureScalar =
-      def->getNumRegions() == 0 && isMemoryEffectFree(def) &&
-      llvm::all_of(def->getOperandTypes(), isScalarType) &&
-      llvm::all_of(def->getResultTypes(), isScalarType);
+  bool pureScalar = def->getNumRegions() == 0 && isMemoryEffectFree(def) &&
+                    llvm::all_of(def->getOperandTypes(), isScalarType) &&
+                    llvm::all_of(def->getResultTypes(), isScalarType);
   bool memrefDim = isa<memref::DimOp>(def);
   if (!pureScalar && !memrefDim) {
     (void)fail(def, kNoIndexEquivalent);
@@ -333,8 +334,8 @@ FailureOr<TileView> Materializer::view(Value tensor) {
     TileView v;
     v.memref = source->memref;
     v.padded = source->padded;
-    for (auto [i, off, size] : llvm::enumerate(slice.getMixedOffsets(),
-                                               slice.getMixedSizes())) {
+    for (auto [i, off, size] :
+         llvm::enumerate(slice.getMixedOffsets(), slice.getMixedSizes())) {
       auto get = [&](OpFoldResult ofr) -> FailureOr<Value> {
         if (auto cst = getConstantIntValue(ofr))
           return e.idx(*cst);
@@ -400,9 +401,8 @@ FailureOr<SmallVector<OnlineAttentionOp>> tilesIn(Block &block) {
       tiles.push_back(tile);
       continue;
     }
-    WalkResult nested = op.walk([](OnlineAttentionOp) {
-      return WalkResult::interrupt();
-    });
+    WalkResult nested =
+        op.walk([](OnlineAttentionOp) { return WalkResult::interrupt(); });
     if (nested.wasInterrupted())
       return failure();
   }
@@ -423,22 +423,23 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
     if (auto tile = dyn_cast<OnlineAttentionOp>(op)) {
       wg.sources.push_back({tile, {}, {}});
     } else if (auto loop = dyn_cast<scf::ForOp>(op)) {
-      FailureOr<SmallVector<OnlineAttentionOp>> tiles = tilesIn(*loop.getBody());
+      FailureOr<SmallVector<OnlineAttentionOp>> tiles =
+          tilesIn(*loop.getBody());
       if (failed(tiles) || tiles->size() > 1)
         return error(loop) << kNotTiledStructure;
       if (!tiles->empty())
         wg.sources.push_back({tiles->front(), loop, {}});
     } else if (auto ifOp = dyn_cast<scf::IfOp>(op)) {
-      FailureOr<SmallVector<OnlineAttentionOp>> tiles = tilesIn(*ifOp.thenBlock());
+      FailureOr<SmallVector<OnlineAttentionOp>> tiles =
+          tilesIn(*ifOp.thenBlock());
       if (failed(tiles) || tiles->size() > 1 ||
           (ifOp.elseBlock() && !tilesIn(*ifOp.elseBlock())->empty()))
         return error(ifOp) << kNotTiledStructure;
       if (!tiles->empty())
         wg.sources.push_back({tiles->front(), {}, ifOp.getCondition()});
     } else {
-      WalkResult nested = op.walk([](OnlineAttentionOp) {
-        return WalkResult::interrupt();
-      });
+      WalkResult nested =
+          op.walk([](OnlineAttentionOp) { return WalkResult::interrupt(); });
       if (nested.wasInterrupted())
         return error(&op) << kNotTiledStructure;
     }
@@ -486,10 +487,9 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
   wg.mask.band = KeyBand::get(detail.maskKind());
   if (wg.mask.band.alignment == MaskAlignment::BottomRight)
     wg.mask.shift = d.kvLen - d.qLen;
-  wg.mask.hasKeyLimit =
-      llvm::any_of(wg.sources, [](BlockSource &s) {
-        return s.tile.getKvBound() || s.tile.getKvLens();
-      });
+  wg.mask.hasKeyLimit = llvm::any_of(wg.sources, [](BlockSource &s) {
+    return s.tile.getKvBound() || s.tile.getKvLens();
+  });
 
   // Results: the normalised output (rank 4) and the log-sum-exp (rank 3),
   // each written to a memref.
@@ -515,8 +515,7 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
       if (auto slice = source.getDefiningOp<tensor::ExtractSliceOp>())
         source = slice.getSource();
     if (!source || !source.getDefiningOp<linalg::GenericOp>())
-      return error(forall) << "workgroup result #" << idx
-                           << kNotAnOutput;
+      return error(forall) << "workgroup result #" << idx << kNotAnOutput;
     int64_t rank = insert.getDestType().getRank();
     if (rank == 4 && !wg.outputInsert) {
       wg.outputInsert = insert;
@@ -621,9 +620,9 @@ FailureOr<BlockDesc> KernelBuilder::describeBlock(Value i) {
   for (auto [s, source] : llvm::enumerate(wg.sources)) {
     Materializer m = top;
     if (source.loop)
-      m.mapping.map(source.loop.getInductionVar(),
-                    e.add(lowerBound[s],
-                          e.mul(e.sub(i, firstBlock[s]), step[s])));
+      m.mapping.map(
+          source.loop.getInductionVar(),
+          e.add(lowerBound[s], e.mul(e.sub(i, firstBlock[s]), step[s])));
     FailureOr<BlockDesc> d = describeTile(m, source.tile);
     if (failed(d))
       return failure();
@@ -676,16 +675,16 @@ void KernelBuilder::copyTile(Value smemTile, Value stage, Value memref,
     Value valid = e.cmpI(arith::CmpIPredicate::slt, row, copyRows);
     if ((j + 1) * threads > total) {
       Value inRange = e.cmpI(arith::CmpIPredicate::ult, c, e.idx(total));
-      Value spare = b.createOrFold<arith::RemUIOp>(
-          loc, e.sub(c, e.idx(total)), e.idx(wg.shape.blockK));
+      Value spare = b.createOrFold<arith::RemUIOp>(loc, e.sub(c, e.idx(total)),
+                                                   e.idx(wg.shape.blockK));
       row = e.select(inRange, row, spare);
       col = e.select(inRange, col, e.idx(dim));
       valid = e.andI(valid, inRange);
     }
     Value srcElements = e.select(valid, e.idx(chunk), e.idx(0));
-    SmallVector<Value> src = {offsets[0], offsets[1],
-                              e.add(offsets[2], e.minI(row, lastRow)),
-                              e.add(offsets[3], e.minI(col, e.idx(dim - chunk)))};
+    SmallVector<Value> src = {
+        offsets[0], offsets[1], e.add(offsets[2], e.minI(row, lastRow)),
+        e.add(offsets[3], e.minI(col, e.idx(dim - chunk)))};
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
         b, loc, tokenType, smemTile, ValueRange{stage, row, col}, memref, src,
         b.getIndexAttr(chunk), srcElements, b.getUnitAttr()));
@@ -694,8 +693,8 @@ void KernelBuilder::copyTile(Value smemTile, Value stage, Value memref,
 
 /// Issues the copies of block `i` into `stage`; with `enabled` false
 /// (an i1, or null for true) every chunk is zero-filled instead.
-FailureOr<SmallVector<Value>>
-KernelBuilder::issueCopies(Value i, Value stage, Value enabled) {
+FailureOr<SmallVector<Value>> KernelBuilder::issueCopies(Value i, Value stage,
+                                                         Value enabled) {
   Emitter e{b, loc};
   FailureOr<BlockDesc> d = describeBlock(i);
   if (failed(d))
@@ -714,7 +713,7 @@ KernelBuilder::issueCopies(Value i, Value stage, Value enabled) {
 }
 
 LogicalResult KernelBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
-                                  int64_t valueBytes) {
+                                   int64_t valueBytes) {
   Emitter e{b, loc};
   MLIRContext *ctx = b.getContext();
   // Block ids: x = head, y = batch, z = query block.
@@ -737,12 +736,14 @@ LogicalResult KernelBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
   in.laneId = b.createOrFold<arith::RemUIOp>(loc, threadId, e.idx(32));
 
   // Shared memory: [keys: 2 stages][values: 2 stages][codegen scratch].
-  auto workgroup = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   Type elt = wg.shape.elementType;
   int64_t pad = cg.rowPadding();
   auto base = gpu::DynamicSharedMemoryOp::create(
-      b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), nullptr,
-                              workgroup));
+      b, loc,
+      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), nullptr,
+                      workgroup));
   auto tileType = [&](int64_t dim) {
     return MemRefType::get({2, wg.shape.blockK, dim + pad}, elt, nullptr,
                            workgroup);
@@ -774,8 +775,9 @@ LogicalResult KernelBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
                       Value *rows) -> LogicalResult {
     for (auto [i, ofr] : llvm::enumerate(insert.getMixedOffsets())) {
       FailureOr<Value> x =
-          isa<Attribute>(ofr) ? FailureOr<Value>(e.idx(*getConstantIntValue(ofr)))
-                              : top.scalar(cast<Value>(ofr));
+          isa<Attribute>(ofr)
+              ? FailureOr<Value>(e.idx(*getConstantIntValue(ofr)))
+              : top.scalar(cast<Value>(ofr));
       if (failed(x))
         return failure();
       offsets.push_back(*x);
@@ -857,9 +859,8 @@ LogicalResult KernelBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
     // zero-filled copy of the last block: the group stays uniform).
     Value next = e.add(i, e.idx(1));
     Value hasNext = e.cmpI(arith::CmpIPredicate::slt, next, total);
-    FailureOr<SmallVector<Value>> tokens =
-        issueCopies(e.minI(next, e.sub(total, e.idx(1))),
-                    e.sub(e.idx(1), stage), hasNext);
+    FailureOr<SmallVector<Value>> tokens = issueCopies(
+        e.minI(next, e.sub(total, e.idx(1))), e.sub(e.idx(1), stage), hasNext);
     if (failed(tokens))
       return failure();
     // Wait for block i (all groups but the one just committed), then make
@@ -887,10 +888,8 @@ LogicalResult KernelBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
 
 } // namespace
 
-FailureOr<gpu::LaunchOp>
-mlir::attn::lowerWorkgroupToCUDAKernel(RewriterBase &rewriter,
-                                       scf::ForallOp forall,
-                                       const CUDATarget &target) {
+FailureOr<gpu::LaunchOp> mlir::attn::lowerWorkgroupToCUDAKernel(
+    RewriterBase &rewriter, scf::ForallOp forall, const CUDATarget &target) {
   FailureOr<Workgroup> wg = analyzeWorkgroup(forall);
   if (failed(wg))
     return failure();
@@ -902,8 +901,9 @@ mlir::attn::lowerWorkgroupToCUDAKernel(RewriterBase &rewriter,
   assert(target.hasAsyncCopy && target.hasMmaM16N8K16);
   std::string why;
   FailureOr<std::unique_ptr<TileCodegen>> cg =
-      elt.isF32() ? createSIMTCodegen(wg->shape, wg->mask, wg->scale, why)
-                  : createTensorCoreCodegen(wg->shape, wg->mask, wg->scale, why);
+      elt.isF32()
+          ? createSIMTCodegen(wg->shape, wg->mask, wg->scale, why)
+          : createTensorCoreCodegen(wg->shape, wg->mask, wg->scale, why);
   if (failed(cg))
     return forall.emitOpError("cannot be lowered to a CUDA kernel: ") << why;
 
@@ -929,12 +929,11 @@ mlir::attn::lowerWorkgroupToCUDAKernel(RewriterBase &rewriter,
   Emitter e{rewriter, loc};
   SmallVector<Value> counts = getValueOrCreateConstantIndexOp(
       rewriter, loc, forall.getMixedUpperBound());
-  Value smemSize = arith::ConstantIntOp::create(rewriter, loc,
-                                                rewriter.getI32Type(),
-                                                sharedBytes);
-  auto launch = gpu::LaunchOp::create(rewriter, loc, counts[1], counts[0],
-                                      counts[2], e.idx(threads), e.idx(1),
-                                      e.idx(1), smemSize);
+  Value smemSize = arith::ConstantIntOp::create(
+      rewriter, loc, rewriter.getI32Type(), sharedBytes);
+  auto launch =
+      gpu::LaunchOp::create(rewriter, loc, counts[1], counts[0], counts[2],
+                            e.idx(threads), e.idx(1), e.idx(1), smemSize);
   Block &body = launch.getBody().front();
   rewriter.setInsertionPointToStart(&body);
   Materializer top(rewriter, loc, forall);

@@ -96,16 +96,16 @@ SmallVector<Value> SIMTCodegen::prologue(Emitter &e, const KernelInputs &in,
   Location loc = e.loc;
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type();
-  auto workgroup = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   auto tileType = [&](int64_t stride) {
     return MemRefType::get({shape.blockQ, stride}, f32, nullptr, workgroup);
   };
-  queryTile = memref::ViewOp::create(b, loc, tileType(queryStride()),
-                                     smem.base, e.idx(smem.scratchOffset),
-                                     ValueRange{});
-  probTile = memref::ViewOp::create(
-      b, loc, tileType(probStride()), smem.base,
-      e.idx(smem.scratchOffset + queryBytes()), ValueRange{});
+  queryTile = memref::ViewOp::create(b, loc, tileType(queryStride()), smem.base,
+                                     e.idx(smem.scratchOffset), ValueRange{});
+  probTile = memref::ViewOp::create(b, loc, tileType(probStride()), smem.base,
+                                    e.idx(smem.scratchOffset + queryBytes()),
+                                    ValueRange{});
 
   // Stage the query tile: 16-byte chunks, rows past the real ones zeroed.
   int64_t perRow = shape.headDim / 4;
@@ -123,8 +123,8 @@ SmallVector<Value> SIMTCodegen::prologue(Emitter &e, const KernelInputs &in,
     if ((j + 1) * threads > total) {
       // Spare threads zero-fill a row's padding chunk, which nothing reads.
       Value inRange = e.cmpI(arith::CmpIPredicate::ult, c, e.idx(total));
-      Value spare = b.createOrFold<arith::RemUIOp>(
-          loc, e.sub(c, e.idx(total)), e.idx(shape.blockQ));
+      Value spare = b.createOrFold<arith::RemUIOp>(loc, e.sub(c, e.idx(total)),
+                                                   e.idx(shape.blockQ));
       row = e.select(inRange, row, spare);
       col = e.select(inRange, col, e.idx(shape.headDim));
       valid = e.andI(valid, inRange);
@@ -161,8 +161,7 @@ SmallVector<Value> SIMTCodegen::block(Emitter &e, const KernelInputs &in,
   // A warp owns rows 16 w .. 16 w + 15.
   Value rowFirst = e.add(in.queryPos, e.mul(in.warpId, e.idx(16)));
   Value rowLast = e.add(rowFirst, e.idx(15));
-  Visibility vis =
-      getVisibility(e, mask, rowFirst, rowLast, pos, shape.blockK);
+  Visibility vis = getVisibility(e, mask, rowFirst, rowLast, pos, shape.blockK);
   auto ifOp = scf::IfOp::create(e.b, e.loc, TypeRange(state), vis.any,
                                 /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(e.b);
@@ -201,15 +200,13 @@ SmallVector<Value> SIMTCodegen::compute(Emitter &e, const KernelInputs &in,
     SmallVector<Value> s(dLoop.getRegionIterArgs());
     SmallVector<Value> q, k;
     for (int64_t i = 0; i < kRows; ++i)
-      q.push_back(vector::LoadOp::create(b, loc, vec(4, f32), queryTile,
-                                         ValueRange{rows[i], d},
-                                         /*nontemporal=*/false,
-                                         llvm::MaybeAlign(16)));
+      q.push_back(vector::LoadOp::create(
+          b, loc, vec(4, f32), queryTile, ValueRange{rows[i], d},
+          /*nontemporal=*/false, llvm::MaybeAlign(16)));
     for (int64_t j = 0; j < cols(); ++j)
-      k.push_back(vector::LoadOp::create(b, loc, vec(4, f32), smem.keys,
-                                         ValueRange{stage, keyCols[j], d},
-                                         /*nontemporal=*/false,
-                                         llvm::MaybeAlign(16)));
+      k.push_back(vector::LoadOp::create(
+          b, loc, vec(4, f32), smem.keys, ValueRange{stage, keyCols[j], d},
+          /*nontemporal=*/false, llvm::MaybeAlign(16)));
     for (int64_t z = 0; z < 4; ++z) {
       SmallVector<Value> qz, kz;
       for (Value v : q)
@@ -233,8 +230,8 @@ SmallVector<Value> SIMTCodegen::compute(Emitter &e, const KernelInputs &in,
   // Per-element masks where the block is only partly visible to the warp.
   Value negInf = e.f32(kNegInf);
   if (!mask.maskFree()) {
-    auto ifOp = scf::IfOp::create(b, loc, TypeRange(ValueRange(s)),
-                                  allVisible, /*withElseRegion=*/true);
+    auto ifOp = scf::IfOp::create(b, loc, TypeRange(ValueRange(s)), allVisible,
+                                  /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(ifOp.thenBlock());
     scf::YieldOp::create(b, loc, s);
@@ -264,8 +261,8 @@ SmallVector<Value> SIMTCodegen::compute(Emitter &e, const KernelInputs &in,
     for (int32_t x = 1; x < kSimtGroupLanes; x *= 2)
       mx = arith::MaximumFOp::create(b, loc, mx, e.shuffleXor(mx, x));
     Value mNew = arith::MaximumFOp::create(b, loc, m[i], mx);
-    Value isNegInf = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
-                                           mNew, negInf);
+    Value isNegInf =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, mNew, negInf);
     Value safeMax = e.select(isNegInf, e.f32(0), mNew);
     Value alpha = e.exp2(arith::MulFOp::create(
         b, loc, arith::SubFOp::create(b, loc, m[i], safeMax), c));
@@ -300,10 +297,9 @@ SmallVector<Value> SIMTCodegen::compute(Emitter &e, const KernelInputs &in,
     SmallVector<Value> a(kLoop.getRegionIterArgs());
     SmallVector<Value> p;
     for (int64_t i = 0; i < kRows; ++i)
-      p.push_back(vector::LoadOp::create(b, loc, vec(4, f32), probTile,
-                                         ValueRange{rows[i], k},
-                                         /*nontemporal=*/false,
-                                         llvm::MaybeAlign(16)));
+      p.push_back(vector::LoadOp::create(
+          b, loc, vec(4, f32), probTile, ValueRange{rows[i], k},
+          /*nontemporal=*/false, llvm::MaybeAlign(16)));
     for (int64_t z = 0; z < 4; ++z) {
       Value key = e.add(k, e.idx(z));
       SmallVector<Value> v;
@@ -336,10 +332,10 @@ void SIMTCodegen::epilogue(Emitter &e, const KernelInputs &in,
   Type f32 = b.getF32Type();
   Type outElt = shape.outputElementType;
   Value tid = in.threadId;
-  Value groupLead = e.cmpI(
-      arith::CmpIPredicate::eq,
-      b.createOrFold<arith::RemUIOp>(loc, tid, e.idx(kSimtGroupLanes)),
-      e.idx(0));
+  Value groupLead =
+      e.cmpI(arith::CmpIPredicate::eq,
+             b.createOrFold<arith::RemUIOp>(loc, tid, e.idx(kSimtGroupLanes)),
+             e.idx(0));
   SmallVector<Value> outCols;
   for (int64_t y = 0; y < chunks(); ++y)
     outCols.push_back(e.apply(getSimtOutputColMap(ctx, y), 0, tid));
@@ -350,8 +346,8 @@ void SIMTCodegen::epilogue(Emitter &e, const KernelInputs &in,
       l = arith::AddFOp::create(b, loc, l, e.shuffleXor(l, x));
     Value empty =
         arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, l, e.f32(0));
-    Value inv = e.select(empty, e.f32(0),
-                         arith::DivFOp::create(b, loc, e.f32(1), l));
+    Value inv =
+        e.select(empty, e.f32(0), arith::DivFOp::create(b, loc, e.f32(1), l));
     Value row = rowOf(e, in, i);
     auto ifOp = scf::IfOp::create(
         b, loc, e.cmpI(arith::CmpIPredicate::slt, row, in.outputRows),
@@ -382,10 +378,9 @@ void SIMTCodegen::epilogue(Emitter &e, const KernelInputs &in,
               e.log2(l)),
           e.f32(kLn2));
       lse = e.select(empty, e.f32(kNegInf), lse);
-      memref::StoreOp::create(
-          b, loc, lse, in.lse,
-          ValueRange{in.lseOffsets[0], in.lseOffsets[1],
-                     e.add(in.lseOffsets[2], row)});
+      memref::StoreOp::create(b, loc, lse, in.lse,
+                              ValueRange{in.lseOffsets[0], in.lseOffsets[1],
+                                         e.add(in.lseOffsets[2], row)});
     }
   }
 }

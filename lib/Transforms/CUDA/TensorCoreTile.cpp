@@ -116,8 +116,7 @@ Value TensorCoreCodegen::mma(Emitter &e, Value a, Value b, Value c) {
   auto op = NVVM::MmaOp::create(
       bld, e.loc, resultType, regs(a, 4), regs(b, 2), accs,
       ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
-                                    NVVM::MMATypes::bf16},
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
       std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
                                      NVVM::MMALayout::col});
   SmallVector<Value> elems;
@@ -129,10 +128,9 @@ Value TensorCoreCodegen::mma(Emitter &e, Value a, Value b, Value c) {
 Value TensorCoreCodegen::ldmatrix(Emitter &e, Value tile, Value stage,
                                   Value row, Value col, int64_t numTiles,
                                   bool transpose) {
-  return nvgpu::LdMatrixOp::create(e.b, e.loc,
-                                   vec({numTiles, 2}, shape.elementType), tile,
-                                   ValueRange{stage, row, col}, transpose,
-                                   static_cast<uint32_t>(numTiles));
+  return nvgpu::LdMatrixOp::create(
+      e.b, e.loc, vec({numTiles, 2}, shape.elementType), tile,
+      ValueRange{stage, row, col}, transpose, static_cast<uint32_t>(numTiles));
 }
 
 /// Rows [offset, offset + 2) of a vector<4x2xT> as a B fragment (row
@@ -160,19 +158,19 @@ SmallVector<Value> TensorCoreCodegen::prologue(Emitter &e,
   queryFragments.clear();
   for (int64_t ks = 0; ks < shape.headDim / 16; ++ks) {
     Value frag = arith::ConstantOp::create(
-        e.b, e.loc, DenseElementsAttr::get(vec({4, 2}, elt),
-                                           e.b.getZeroAttr(elt)));
+        e.b, e.loc,
+        DenseElementsAttr::get(vec({4, 2}, elt), e.b.getZeroAttr(elt)));
     for (int64_t reg = 0; reg < 4; ++reg) {
       AffineMap map = getMmaAMap(ctx, reg, /*e=*/0);
       // Padding rows read the last real row; they are never stored.
       Value row = e.minI(e.add(rowBase, e.apply(map, 0, in.laneId)), lastRow);
       Value col = e.add(e.apply(map, 1, in.laneId), e.idx(16 * ks));
-      SmallVector<Value> idx = {
-          in.queryOffsets[0], in.queryOffsets[1],
-          e.add(in.queryOffsets[2], row), e.add(in.queryOffsets[3], col)};
-      Value pair = vector::LoadOp::create(e.b, e.loc, vec({2}, elt), in.query,
-                                          idx, /*nontemporal=*/false,
-                                          llvm::MaybeAlign(4));
+      SmallVector<Value> idx = {in.queryOffsets[0], in.queryOffsets[1],
+                                e.add(in.queryOffsets[2], row),
+                                e.add(in.queryOffsets[3], col)};
+      Value pair =
+          vector::LoadOp::create(e.b, e.loc, vec({2}, elt), in.query, idx,
+                                 /*nontemporal=*/false, llvm::MaybeAlign(4));
       frag = vector::InsertOp::create(e.b, e.loc, pair, frag, reg);
     }
     queryFragments.push_back(frag);
@@ -198,27 +196,21 @@ SmallVector<Value> TensorCoreCodegen::block(Emitter &e, const KernelInputs &in,
                                             ValueRange state) {
   Value rowFirst = e.add(in.queryPos, e.mul(in.warpId, e.idx(16)));
   Value rowLast = e.add(rowFirst, e.idx(15));
-  Visibility vis =
-      getVisibility(e, mask, rowFirst, rowLast, pos, shape.blockK);
+  Visibility vis = getVisibility(e, mask, rowFirst, rowLast, pos, shape.blockK);
   auto ifOp = scf::IfOp::create(e.b, e.loc, TypeRange(state), vis.any,
                                 /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToStart(ifOp.thenBlock());
-  SmallVector<Value> next =
-      compute(e, in, smem, stage, pos, vis.all, state);
+  SmallVector<Value> next = compute(e, in, smem, stage, pos, vis.all, state);
   scf::YieldOp::create(e.b, e.loc, next);
   e.b.setInsertionPointToStart(ifOp.elseBlock());
   scf::YieldOp::create(e.b, e.loc, state);
   return SmallVector<Value>(ifOp.getResults());
 }
 
-SmallVector<Value> TensorCoreCodegen::compute(Emitter &e,
-                                              const KernelInputs &in,
-                                              const SharedTiles &smem,
-                                              Value stage,
-                                              const BlockPositions &pos,
-                                              Value allVisible,
-                                              ValueRange state) {
+SmallVector<Value> TensorCoreCodegen::compute(
+    Emitter &e, const KernelInputs &in, const SharedTiles &smem, Value stage,
+    const BlockPositions &pos, Value allVisible, ValueRange state) {
   OpBuilder &b = e.b;
   Location loc = e.loc;
   MLIRContext *ctx = b.getContext();
@@ -249,10 +241,10 @@ SmallVector<Value> TensorCoreCodegen::compute(Emitter &e,
     if (preScale())
       s = arith::MulFOp::create(
           b, loc, s,
-          arith::ConstantOp::create(b, loc,
-                                    DenseElementsAttr::get(
-                                        vec({2, 2}, f32),
-                                        b.getF32FloatAttr(scale))));
+          arith::ConstantOp::create(
+              b, loc,
+              DenseElementsAttr::get(vec({2, 2}, f32),
+                                     b.getF32FloatAttr(scale))));
     scores.push_back(s);
   }
 
@@ -310,8 +302,8 @@ SmallVector<Value> TensorCoreCodegen::compute(Emitter &e,
     mx = arith::MaximumFOp::create(b, loc, mx, e.shuffleXor(mx, 1));
     mx = arith::MaximumFOp::create(b, loc, mx, e.shuffleXor(mx, 2));
     Value mNew = arith::MaximumFOp::create(b, loc, m[r], mx);
-    Value isNegInf = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
-                                           mNew, negInf);
+    Value isNegInf =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, mNew, negInf);
     safeMax[r] = e.select(isNegInf, e.f32(0), mNew);
     alpha[r] = e.exp2(arith::MulFOp::create(
         b, loc, arith::SubFOp::create(b, loc, m[r], safeMax[r]), c));
@@ -385,9 +377,9 @@ void TensorCoreCodegen::epilogue(Emitter &e, const KernelInputs &in,
   int64_t outBytes = outElt.getIntOrFloatBitWidth() / 8;
   Value lane = in.laneId;
   Value rowBase = e.mul(in.warpId, e.idx(16));
-  Value firstLane = e.cmpI(arith::CmpIPredicate::eq,
-                           b.createOrFold<arith::RemUIOp>(loc, lane, e.idx(4)),
-                           e.idx(0));
+  Value firstLane =
+      e.cmpI(arith::CmpIPredicate::eq,
+             b.createOrFold<arith::RemUIOp>(loc, lane, e.idx(4)), e.idx(0));
   for (int64_t r = 0; r < 2; ++r) {
     Value m = state[numAcc() + r];
     Value l = state[numAcc() + 2 + r];
@@ -395,8 +387,8 @@ void TensorCoreCodegen::epilogue(Emitter &e, const KernelInputs &in,
     l = arith::AddFOp::create(b, loc, l, e.shuffleXor(l, 2));
     Value empty =
         arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, l, e.f32(0));
-    Value inv = e.select(empty, e.f32(0),
-                         arith::DivFOp::create(b, loc, e.f32(1), l));
+    Value inv =
+        e.select(empty, e.f32(0), arith::DivFOp::create(b, loc, e.f32(1), l));
     AffineMap map = getMmaAccumulatorMap(ctx, r, 0);
     Value row = e.add(rowBase, e.apply(map, 0, lane));
     Value col = e.apply(map, 1, lane);
@@ -429,10 +421,9 @@ void TensorCoreCodegen::epilogue(Emitter &e, const KernelInputs &in,
               e.log2(l)),
           e.f32(kLn2));
       lse = e.select(empty, e.f32(kNegInf), lse);
-      memref::StoreOp::create(
-          b, loc, lse, in.lse,
-          ValueRange{in.lseOffsets[0], in.lseOffsets[1],
-                     e.add(in.lseOffsets[2], row)});
+      memref::StoreOp::create(b, loc, lse, in.lse,
+                              ValueRange{in.lseOffsets[0], in.lseOffsets[1],
+                                         e.add(in.lseOffsets[2], row)});
     }
   }
 }

@@ -11,11 +11,12 @@
 // "Matrix Fragments for mma.m16n8k16 with floating point type"), with
 // groupID = lane / 4 and threadID_in_group = lane % 4:
 //
-//   A (16x16, vector<4x2xT>)  [reg][e] -> (groupID + 8 * (reg % 2),
-//                                          2 * threadID_in_group + e + 8 * (reg / 2))
-//   B (16x8,  vector<2x2xT>)  [reg][e] -> (k = 2 * threadID_in_group + e + 8 * reg,
-//                                          n = groupID)
-//   C/D (16x8, vector<2x2xf32>) [r][e] -> (groupID + 8 * r, 2 * threadID_in_group + e)
+//   A (16x16) vector<4x2xT>[reg][e] -> row groupID + 8 * (reg % 2),
+//                                      col 2 * tig + e + 8 * (reg / 2)
+//   B (16x8)  vector<2x2xT>[reg][e] -> k 2 * tig + e + 8 * reg, n groupID
+//   C/D (16x8) vector<2x2xf32>[r][e] -> row groupID + 8 * r, col 2 * tig + e
+//
+// (tig = threadID_in_group).
 //
 // ldmatrix.m8n8.x{1,2,4}: lane L supplies the address of row L % 8 of matrix
 // L / 8; register m of lane L receives elements (L / 4, 2 * (L % 4) + e) of
