@@ -287,9 +287,19 @@ std::array<int64_t, 4> attn::selectCUDATileSizes(const AttentionSpec &spec) {
     int64_t bq = qLen < 64 ? std::max<int64_t>(16, roundUp(qLen, 16)) : 64;
     return {1, 1, bq, 32};
   }
-  // Tensor cores: a warp per 16 query rows, 64 keys per block.
+  // Tensor cores: a warp per 16 query rows, 64 keys per block. With
+  // head_dim > 64, key blocks that need element masks besides the causal
+  // diagonal (a sliding window, key padding, a ragged or dynamic kv_len)
+  // take 32 keys: the extra masking state would otherwise push the kernel
+  // past 255 registers (ptxas spills), see docs/gpu-performance-model.md.
   int64_t bq = qLen < 128 ? std::max<int64_t>(16, roundUp(qLen, 16)) : 128;
-  return {1, 1, bq, 64};
+  bool extraMasks = !spec.kvLen || *spec.kvLen % 64 != 0 || !spec.batch ||
+                    !spec.qLen ||
+                    spec.findMask(MaskSpec::Kind::SlidingWindow) ||
+                    spec.findMask(MaskSpec::Kind::KeyPadding);
+  return {1, 1, bq, std::max(spec.headDim, spec.vHeadDim) > 64 && extraMasks
+                        ? 32
+                        : 64};
 }
 
 static llvm::Error compileError(const llvm::Twine &msg) {

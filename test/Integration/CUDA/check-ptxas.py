@@ -46,10 +46,34 @@ def configurations():
                     yield chip, dtype, head_dim, mask
 
 
+# Beyond the matrix above, the kernels with the most masking state (they
+# carry more registers): GQA with dynamic sizes, a sliding window, key
+# padding and the log-sum-exp; a ragged kv_len; a bottom-right causal mask
+# with key padding. Checked for sm_90 and every dtype.
+EXTRA_SPECS = {
+    "window-padding-lse-dynamic": {
+        "batch": None, "q_heads": 8, "kv_heads": 2, "q_len": None,
+        "kv_len": None, "head_dim": 128, "lse": True,
+        "mask": [{"kind": "sliding_window", "left": 256, "right": 0},
+                 {"kind": "key_padding"}]},
+    "ragged-kv": {"batch": 1, "q_heads": 8, "q_len": 1000, "kv_len": 1000,
+                  "head_dim": 128, "mask": {"kind": "none"}},
+    "causal-br-padding-lse": {
+        "batch": 2, "q_heads": 4, "q_len": 100, "kv_len": 300,
+        "head_dim": 64, "lse": True,
+        "mask": [{"kind": "causal", "align": "bottom_right"},
+                 {"kind": "key_padding"}]},
+}
+
+
 def check(attn_run, ptxas, workdir, chip, dtype, head_dim, mask):
-    name = f"d{head_dim}-{dtype}-{mask}-{chip}"
-    spec = dict(SHAPES[head_dim], head_dim=head_dim, dtype=dtype,
-                mask={"kind": mask})
+    if head_dim in SHAPES:
+        name = f"d{head_dim}-{dtype}-{mask}-{chip}"
+        spec = dict(SHAPES[head_dim], head_dim=head_dim, dtype=dtype,
+                    mask={"kind": mask})
+    else:  # an EXTRA_SPECS entry, named by `mask`
+        name = f"{mask}-{dtype}-{chip}"
+        spec = dict(EXTRA_SPECS[mask], dtype=dtype)
     spec_path = os.path.join(workdir, name + ".json")
     ptx_path = os.path.join(workdir, name + ".ptx")
     cubin_path = os.path.join(workdir, name + ".cubin")
@@ -118,9 +142,12 @@ def main():
     os.makedirs(args.workdir, exist_ok=True)
     failed = 0
     table = {}
-    for config in configurations():
+    extras = [("sm_90", dtype, None, key) for key in EXTRA_SPECS
+              for dtype in ("f16", "bf16", "f32")]
+    for config in list(configurations()) + extras:
         chip, dtype, head_dim, mask = config
-        name = f"d{head_dim}-{dtype}-{mask}-{chip}"
+        name = (f"d{head_dim}-{dtype}-{mask}-{chip}" if head_dim
+                else f"{mask}-{dtype}-{chip}")
         if args.only and args.only not in name:
             continue
         name, figures, problems = check(args.attn_run, args.ptxas,
