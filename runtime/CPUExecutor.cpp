@@ -490,10 +490,3 @@ detail::compileCPUKernel(const AttentionSpec &spec,
                   .count();
   return loadCPUKernel(spec, *object, ms, std::move(pool));
 }
-
-llvm::Expected<std::shared_ptr<Kernel>>
-detail::compileCUDAKernel(const AttentionSpec &) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 "cuda: the CUDA target is not available in "
-                                 "this build");
-}

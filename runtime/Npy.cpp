@@ -180,3 +180,30 @@ llvm::Error attn::writeNpy(const std::string &path, const NpyArray &array) {
   }
   return llvm::Error::success();
 }
+
+llvm::Error attn::writeFileAtomically(const std::string &path,
+                                      llvm::StringRef bytes) {
+  auto fail = [&](const llvm::Twine &msg) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   path + ": " + msg);
+  };
+  llvm::SmallString<256> tmp;
+  int fd;
+  if (auto ec = llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%", fd, tmp))
+    return fail("cannot create: " + ec.message());
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << bytes;
+    os.close();
+    if (os.has_error()) {
+      os.clear_error();
+      llvm::sys::fs::remove(tmp);
+      return fail("write failed");
+    }
+  }
+  if (auto ec = llvm::sys::fs::rename(tmp, path)) {
+    llvm::sys::fs::remove(tmp);
+    return fail("cannot write: " + ec.message());
+  }
+  return llvm::Error::success();
+}

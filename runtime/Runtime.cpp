@@ -302,6 +302,8 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
   key += ":splits=" + std::to_string(options.kvSplits);
   if (options.unfusedReference)
     key += ":reference";
+  if (target == Target::CUDA)
+    key += ":" + (options.chip.empty() ? std::string("device") : options.chip);
   std::promise<CacheEntry> promise;
   std::shared_future<CacheEntry> future;
   bool compileHere = false;
@@ -326,7 +328,7 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
         return runtimeError(impl->diskError);
       if (target == Target::CPU)
         return impl->getCPUKernel(spec, options);
-      return detail::compileCUDAKernel(spec);
+      return detail::compileCUDAKernel(spec, options);
     }();
     if (kernel)
       entry.kernel = *kernel;

@@ -76,8 +76,11 @@ llvm::Expected<std::shared_ptr<Kernel>>
 compileCPUKernel(const AttentionSpec &spec, const CompileOptions &options,
                  std::shared_ptr<WorkerPool> pool);
 
+/// Loads the CUDA driver (error "no CUDA device: ..." without one), compiles
+/// `spec` to PTX for options.chip (default: the device's) and loads it with
+/// the driver's JIT (CUDAExecutor.cpp).
 llvm::Expected<std::shared_ptr<Kernel>>
-compileCUDAKernel(const AttentionSpec &spec);
+compileCUDAKernel(const AttentionSpec &spec, const CompileOptions &options);
 
 } // namespace detail
 } // namespace attn

@@ -1,5 +1,6 @@
 # -*- Python -*-
 import os
+import sys
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -26,3 +27,31 @@ llvm_config.with_environment("PATH", config.attn_tools_dir, append_path=True)
 tool_dirs = [config.attn_tools_dir, config.llvm_tools_dir]
 tools = ["attn-opt", "attn-run"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# CUDA: `ptxas` when the toolkit's assembler was found at configure time;
+# `cuda-device` only when the CUDA driver loads and reports a device (set
+# ATTN_CUDA_DEVICE=0 to treat a machine with a device as one without).
+config.substitutions.append(("%python", sys.executable))
+if config.ptxas and os.path.exists(config.ptxas):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", config.ptxas))
+    config.environment["ATTN_PTXAS"] = config.ptxas
+
+
+def cuda_device_present():
+    if os.environ.get("ATTN_CUDA_DEVICE") == "0":
+        return False
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL("libcuda.so.1")
+        if lib.cuInit(0) != 0:
+            return False
+        count = ctypes.c_int(0)
+        return lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+    except (OSError, AttributeError):
+        return False
+
+
+if cuda_device_present():
+    config.available_features.add("cuda-device")

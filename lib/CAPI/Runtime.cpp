@@ -42,7 +42,7 @@ attn_status statusOfCompileError(const std::string &msg) {
   auto starts = [&](const char *p) { return msg.rfind(p, 0) == 0; };
   if (starts("spec: "))
     return ATTN_ERROR_INVALID_SPEC;
-  if (starts("cuda: "))
+  if (starts("cuda: ") || starts("no CUDA device: "))
     return ATTN_ERROR_UNAVAILABLE;
   if (starts("cache: "))
     return ATTN_ERROR_CACHE;

@@ -101,4 +101,9 @@ void mlir::attn::registerAttnPipelines() {
       "attn-cpu-pipeline",
       "Lower attn.attention to LLVM for the host CPU through the flash path",
       buildCPUPipeline);
+  PassPipelineRegistration<CUDAPipelineOptions>(
+      "attn-cuda-pipeline",
+      "Lower attn.attention to a CUDA kernel (PTX for sm_80 / sm_90) through "
+      "the flash path: cp.async double buffering, mma.sync tensor cores",
+      buildCUDAPipeline);
 }

@@ -2,19 +2,27 @@
 //
 //   attn-run SPEC.json --q Q.npy --k K.npy --v V.npy [--mask M.npy]
 //            [--kv-lens L.npy] [-o OUT.npy] [--lse LSE.npy]
-//            [--target cpu|cuda] [--repeat N] [--threads N] [--expect R.npy]
+//            [--target cpu|cuda] [--chip sm_80|sm_90] [--repeat N]
+//            [--threads N] [--tile-sizes B,H,Q,K] [--expect R.npy [--atol T]]
 //            [--cache-dir DIR]
+//   attn-run SPEC.json --target cuda [--chip sm_80|sm_90]
+//            [--emit-ptx K.ptx] [--emit-cubin K.cubin]
 //
 // Prints one JSON line: compile_ms, run_ms (median of the repeats), gflops,
 // cache ("hit" when the kernel came from the on-disk cache of --cache-dir
 // or $ATTN_MLIR_CACHE_DIR, "miss" when it was compiled and stored there,
 // "off" without a cache directory), and max_abs_err when --expect is given.
-// Exit codes: 0 success; 2 bad input (one line on stderr naming the problem,
-// nothing written); 1 an internal failure (compilation, writing); 3 max_abs_err
-// above --atol.
+// With --emit-ptx / --emit-cubin it only compiles (no device and no input
+// arrays needed), writes the kernel and prints its entry, grid, block,
+// shared_bytes (and, for a cubin, the ptxas figures). With --target cuda the
+// arrays are copied to device 0 and back. Exit codes: 0 success; 2 bad input
+// (one line on stderr naming the problem, nothing written); 1 an internal
+// failure (compilation, no CUDA device, writing); 3 max_abs_err above
+// --atol.
 //
 //===----------------------------------------------------------------------===//
 
+#include "attn/Runtime/CUDA.h"
 #include "attn/Runtime/Float16.h"
 #include "attn/Runtime/Npy.h"
 #include "attn/Runtime/Runtime.h"
@@ -28,6 +36,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 using namespace attn;
 
@@ -113,19 +122,100 @@ std::string readText(const std::string &path) {
   return (*buffer)->getBuffer().str();
 }
 
+/// Compiles `spec` for CUDA without a device and writes the PTX and / or
+/// cubin; prints the launch configuration.
+int emitCUDA(const AttentionSpec &spec, const std::string &chip,
+             const std::string &ptxPath, const std::string &cubinPath) {
+  CompileOptions options;
+  options.chip = chip;
+  auto start = std::chrono::steady_clock::now();
+  CUDAKernelImage image = check(compileCUDAKernelImage(spec, options), 1);
+  double compileMs = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+  nlohmann::json result;
+  result["target"] = "cuda";
+  result["chip"] = image.chip;
+  result["entry"] = image.entry;
+  // Sizes the spec leaves dynamic give a null grid entry.
+  nlohmann::json grid = nlohmann::json::array();
+  std::array<int64_t, 3> g = image.grid(spec.batch.value_or(1), spec.qHeads,
+                                        spec.qLen.value_or(1));
+  grid.push_back(g[0]);
+  grid.push_back(spec.batch ? nlohmann::json(g[1]) : nlohmann::json());
+  grid.push_back(spec.qLen ? nlohmann::json(g[2]) : nlohmann::json());
+  result["grid"] = grid;
+  result["block"] = image.block;
+  result["shared_bytes"] = image.sharedBytes;
+  result["tile_sizes"] = image.tileSizes;
+  result["compile_ms"] = compileMs;
+  PtxasResult ptxas;
+  if (!cubinPath.empty()) {
+    ptxas = check(assemblePTX(image.ptx, image.chip), 1);
+    result["registers"] = ptxas.registers;
+    result["spill_store_bytes"] = ptxas.spillStoreBytes;
+    result["spill_load_bytes"] = ptxas.spillLoadBytes;
+    result["static_shared_bytes"] = ptxas.staticSharedBytes;
+    result["stack_bytes"] = ptxas.stackBytes;
+  }
+  if (!ptxPath.empty()) {
+    check(writeFileAtomically(ptxPath, image.ptx), 1);
+    result["ptx"] = ptxPath;
+  }
+  if (!cubinPath.empty()) {
+    check(writeFileAtomically(cubinPath, ptxas.cubin), 1);
+    result["cubin"] = cubinPath;
+  }
+  std::printf("%s\n", result.dump().c_str());
+  return 0;
+}
+
+/// Device copies of the arrays of `args` (TensorRef.data replaced by device
+/// pointers) for a CUDA run.
+struct DeviceArgs {
+  std::vector<cuda::DeviceBuffer> buffers;
+  AttentionArgs args;
+};
+
+size_t byteSize(const TensorRef &t) {
+  if (t.empty())
+    return 0;
+  size_t n = 1;
+  for (int i = 0; i < t.rank; ++i)
+    n *= t.shape[i];
+  return n * dtypeSize(t.dtype);
+}
+
+DeviceArgs toDevice(const AttentionArgs &host) {
+  DeviceArgs d;
+  d.args = host;
+  for (TensorRef *t : {&d.args.query, &d.args.key, &d.args.value, &d.args.mask,
+                       &d.args.kvLens, &d.args.output, &d.args.lse}) {
+    if (t->empty())
+      continue;
+    size_t bytes = byteSize(*t);
+    cuda::DeviceBuffer buffer = check(cuda::DeviceBuffer::allocate(bytes), 1);
+    check(buffer.copyFromHost(t->data, bytes), 1);
+    t->data = buffer.data();
+    d.buffers.push_back(std::move(buffer));
+  }
+  return d;
+}
+
 int run(int argc, char **argv) {
   CLI::App app{"Compile and run one attention spec on .npy inputs"};
   std::string specPath, qPath, kPath, vPath, maskPath, lensPath, outPath,
-      lsePath, expectPath, cacheDir, targetName = "cpu";
+      lsePath, expectPath, cacheDir, targetName = "cpu", chip, emitPtx,
+      emitCubin;
   int repeat = 1;
   unsigned threads = 0;
   double atol = -1;
   std::vector<int64_t> tileSizes;
   app.add_option("spec", specPath, "JSON spec (DESIGN.md section 6)")
       ->required();
-  app.add_option("--q", qPath, "query [B, Hq, Sq, D] .npy")->required();
-  app.add_option("--k", kPath, "key [B, Hkv, Sk, D] .npy")->required();
-  app.add_option("--v", vPath, "value [B, Hkv, Sk, Dv] .npy")->required();
+  app.add_option("--q", qPath, "query [B, Hq, Sq, D] .npy");
+  app.add_option("--k", kPath, "key [B, Hkv, Sk, D] .npy");
+  app.add_option("--v", vPath, "value [B, Hkv, Sk, Dv] .npy");
   app.add_option("--mask", maskPath,
                  "mask [B|1, Hq|1, Sq|1, Sk] .npy (bool, or float bias)");
   app.add_option("--kv-lens", lensPath, "kv_lens [B] .npy (int32 or int64)");
@@ -137,6 +227,15 @@ int run(int argc, char **argv) {
                  "with --expect: fail (exit 3) when max_abs_err exceeds this");
   app.add_option("--target", targetName, "cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--chip", chip,
+                 "CUDA chip, sm_80 or sm_90 (default: the device's, or sm_90 "
+                 "for --emit-*)");
+  app.add_option("--emit-ptx", emitPtx,
+                 "with --target cuda: write the kernel's PTX here (no device "
+                 "or arrays needed)");
+  app.add_option("--emit-cubin", emitCubin,
+                 "with --target cuda: assemble the kernel with ptxas and "
+                 "write the cubin here");
   app.add_option("--repeat", repeat, "number of timed runs (median reported)")
       ->check(CLI::Range(1, 100000));
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
@@ -159,6 +258,19 @@ int run(int argc, char **argv) {
   if (!lsePath.empty())
     spec.returnLse = true;
   Target target = targetName == "cuda" ? Target::CUDA : Target::CPU;
+  if (!chip.empty() && chip != "sm_80" && chip != "sm_90")
+    fail(2, "chip: '" + chip + "' is not supported (expected sm_80 or sm_90)");
+  if (!chip.empty() && target != Target::CUDA)
+    fail(2, "chip: --chip needs --target cuda");
+  if (!emitPtx.empty() || !emitCubin.empty()) {
+    if (target != Target::CUDA)
+      fail(2, "--emit-ptx and --emit-cubin need --target cuda");
+    return emitCUDA(spec, chip.empty() ? "sm_90" : chip, emitPtx, emitCubin);
+  }
+  for (auto [path, name] : {std::pair{&qPath, "--q"}, {&kPath, "--k"},
+                            {&vPath, "--v"}})
+    if (path->empty())
+      fail(2, std::string(name) + " is required");
 
   // Inputs, converted to the spec's element types.
   NpyArray q = toFloat(check(readNpy(qPath)), spec.dtype, "query");
@@ -236,11 +348,12 @@ int run(int argc, char **argv) {
   options.cacheDir = cacheDir;
   std::unique_ptr<Runtime> runtimePtr = check(Runtime::create(options));
   Runtime &runtime = *runtimePtr;
-  auto compileStart = std::chrono::steady_clock::now();
   CompileOptions compileOptions;
+  compileOptions.chip = chip;
   if (!tileSizes.empty())
     std::copy(tileSizes.begin(), tileSizes.end(),
               compileOptions.tileSizes.begin());
+  auto compileStart = std::chrono::steady_clock::now();
   std::shared_ptr<Kernel> kernel =
       check(runtime.getKernel(spec, target, compileOptions), 1);
   double compileMs = std::chrono::duration<double, std::milli>(
@@ -248,13 +361,29 @@ int run(int argc, char **argv) {
                          .count();
   check(kernel->validate(args));
 
+  // CUDA kernels read and write device memory.
+  std::optional<DeviceArgs> device;
+  if (target == Target::CUDA)
+    device = toDevice(args);
+  const AttentionArgs &runArgs = device ? device->args : args;
+
   std::vector<double> times;
   for (int i = 0; i < repeat; ++i) {
     auto start = std::chrono::steady_clock::now();
-    check(kernel->run(args), 1);
+    check(kernel->run(runArgs), 1);
     times.push_back(std::chrono::duration<double, std::milli>(
                         std::chrono::steady_clock::now() - start)
                         .count());
+  }
+  if (device) {
+    for (auto [host, dev] : {std::pair{&args.output, &device->args.output},
+                             {&args.lse, &device->args.lse}}) {
+      if (host->empty())
+        continue;
+      for (cuda::DeviceBuffer &buffer : device->buffers)
+        if (buffer.data() == dev->data)
+          check(buffer.copyToHost(host->data, byteSize(*host)), 1);
+    }
   }
   std::sort(times.begin(), times.end());
   double runMs = times[times.size() / 2];
@@ -262,7 +391,10 @@ int run(int argc, char **argv) {
   nlohmann::json result;
   std::string mismatch;
   result["target"] = targetName;
-  result["threads"] = runtime.numThreads();
+  if (target == Target::CUDA)
+    result["chip"] = kernel->info().chip;
+  else
+    result["threads"] = runtime.numThreads();
   result["compile_ms"] = compileMs;
   result["run_ms"] = runMs;
   result["gflops"] =

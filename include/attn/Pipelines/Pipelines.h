@@ -50,7 +50,32 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 /// materialised: only [tile_k, tile_q] score tiles are.
 void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
-/// Registers attn-cpu-pipeline (and, when built, attn-cuda-pipeline).
+/// Options of attn-cuda-pipeline.
+struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
+  ListOption<int64_t> tileSizes{
+      *this, "tile-sizes",
+      llvm::cl::desc("Tile sizes (batch, heads, query, key); batch and heads "
+                     "must be 1; default 1,1,64,64")};
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("CUDA chip: sm_80 or sm_90"),
+                           llvm::cl::init("sm_90")};
+  Option<std::string> emit{
+      *this, "emit",
+      llvm::cl::desc("Where to stop: 'kernel' (gpu.launch in the function), "
+                     "'nvvm' (outlined gpu.module in the NVVM / LLVM "
+                     "dialects) or 'isa' (default: gpu.binary holding PTX)"),
+      llvm::cl::init("isa")};
+};
+
+/// attn.attention on tensors read from memrefs (the runtime's kernel module)
+/// -> attn-tile-attention -> attn-cuda-lower-attention (a pipelined
+/// gpu.launch) -> gpu-kernel-outlining -> nvvm-attach-target -> NVVM ->
+/// gpu-module-to-binary{format=isa}: the kernel as PTX text in a gpu.binary.
+/// The host function keeps its gpu.launch_func (the runtime launches the
+/// kernel through the driver API).
+void buildCUDAPipeline(OpPassManager &pm, const CUDAPipelineOptions &options);
+
+/// Registers attn-cpu-pipeline and attn-cuda-pipeline.
 void registerAttnPipelines();
 
 } // namespace attn

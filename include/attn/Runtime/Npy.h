@@ -38,6 +38,10 @@ llvm::Expected<NpyArray> readNpy(const std::string &path);
 /// partial file.
 llvm::Error writeNpy(const std::string &path, const NpyArray &array);
 
+/// Writes `bytes` to `path` atomically, like writeNpy (used for PTX and cubin
+/// files). Errors name the file.
+llvm::Error writeFileAtomically(const std::string &path, llvm::StringRef bytes);
+
 } // namespace attn
 
 #endif // ATTN_RUNTIME_NPY_H

@@ -34,7 +34,11 @@ enum class Target { CPU, CUDA };
 const char *targetName(Target target);
 
 /// A caller-owned tensor of rank <= 4: sizes and strides are in elements.
-/// The innermost stride must be 1 (a runtime error otherwise).
+/// The innermost stride must be 1 (a runtime error otherwise). For
+/// Target::CUDA kernels `data` is a device pointer on device 0 (cuMemAlloc,
+/// cudaMalloc or attn::cuda::DeviceBuffer); query, key, value and output must
+/// then start on 16-byte boundaries with outer strides that are multiples of
+/// 16 bytes.
 struct TensorRef {
   void *data = nullptr;
   DType dtype = DType::F32;
@@ -87,6 +91,11 @@ struct KernelInfo {
   std::string entry;
   /// Key splits (1: no split-KV).
   int64_t kvSplits = 1;
+  /// CUDA only: the chip the kernel was compiled for, threads per block
+  /// (x, y, z) and dynamic shared memory per block in bytes.
+  std::string chip;
+  std::array<int64_t, 3> block{};
+  int64_t sharedBytes = 0;
 };
 
 /// A compiled kernel for one spec and target.
@@ -102,7 +111,8 @@ public:
   /// match [1, 8, 128, 64]".
   llvm::Error validate(const AttentionArgs &args) const;
 
-  /// Validates, then runs the kernel (on the runtime's threads for the CPU).
+  /// Validates, then runs the kernel (on the runtime's threads for the CPU;
+  /// for CUDA on device 0, returning when the kernel has finished).
   llvm::Error run(const AttentionArgs &args) const;
 
 protected:
@@ -130,6 +140,10 @@ struct CompileOptions {
   /// run in parallel and are merged through their log-sum-exp; 0 means the
   /// compiler's choice (splits for few query rows and few workgroups).
   int64_t kvSplits = 0;
+  /// Target::CUDA: the chip to compile for, "sm_80" or "sm_90"; empty means
+  /// the device's (sm_90 when compiling without a device). Part of the cache
+  /// key.
+  std::string chip;
 };
 
 /// The environment variable that names the on-disk kernel cache directory
@@ -191,7 +205,8 @@ public:
 
   /// Returns the cached kernel for (spec, target), compiling it on a miss.
   /// Concurrent requests for the same spec compile it once. Errors: the
-  /// spec is invalid, the target is unavailable, or compilation failed.
+  /// spec is invalid, the target is unavailable (Target::CUDA without the
+  /// driver or a device: "no CUDA device: ..."), or compilation failed.
   llvm::Expected<std::shared_ptr<Kernel>>
   getKernel(const AttentionSpec &spec, Target target = Target::CPU,
             const CompileOptions &options = {});

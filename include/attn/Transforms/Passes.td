@@ -184,4 +184,63 @@ def CPUApproximateMathPass
   ];
 }
 
+//===----------------------------------------------------------------------===//
+// CUDA code generation
+//===----------------------------------------------------------------------===//
+
+def CUDALowerAttentionPass
+    : Pass<"attn-cuda-lower-attention", "::mlir::func::FuncOp"> {
+  let summary = "Lower tiled attention workgroups to pipelined CUDA kernels";
+  let description = [{
+    Rewrites every workgroup `scf.forall` made by `attn-tile-attention`
+    (`#gpu.block` mapping; batch and head tiles of 1) on tensors read from
+    memrefs (`bufferization.to_tensor`) and written back with
+    `bufferization.materialize_in_destination`, as the runtime's kernel
+    module is, into a `gpu.launch`:
+
+    * one thread block per (batch, head, query block), launched as grid
+      (heads, batch, query blocks) so that the query block varies slowest
+      (with the longest-first order of causal tiling, the longest blocks of
+      every head start first);
+    * the key loop of the tiled IR (its bounds, which skip key blocks the
+      masks hide, and the padded tail block) becomes one loop over key
+      blocks, software pipelined: the key and value tiles of the next block
+      are copied global -> shared with `nvgpu.device_async_copy` (cp.async,
+      rows past the keys' end or hidden by `kv_bound` / `kv_lens`
+      zero-filled) into a double buffer while the current one is computed
+      (`nvgpu.device_async_create_group` / `nvgpu.device_async_wait`);
+    * f16 / bf16: a warp per 16 query rows; the query fragments, the running
+      max / sum and the f32 accumulator live in registers (vector iter_args
+      of the key loop); S = Q K^T and O += P V with `nvgpu.mma.sync`
+      m16n8k16 (`nvvm.mma.sync` for bf16, which MLIR 22's nvgpu op cannot
+      type), B fragments by `nvgpu.ldmatrix`, P re-packed from the S
+      accumulators in registers (FlashAttention-2); row max through
+      `gpu.shuffle xor` within the four lanes of a row;
+    * f32: FMA on CUDA cores (4 rows x block_k / 8 keys per thread), P
+      through shared memory;
+    * per-element masks only in key blocks that straddle the causal /
+      sliding-window band or the key limit; a warp skips blocks the mask
+      hides from all its rows;
+    * the epilogue normalises (`acc / l`, 0 for rows with no kept key) and
+      writes the log-sum-exp when requested.
+
+    Tensor masks and biases are not supported (diagnosed). `chip` selects
+    the target description (shared-memory limit, available instructions).
+
+    Example: `attn-opt --attn-tile-attention="tile-sizes=1,1,64,64"
+    --canonicalize --attn-cuda-lower-attention="chip=sm_80"`.
+  }];
+  let dependentDialects = [
+    "::mlir::affine::AffineDialect", "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect", "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::nvgpu::NVGPUDialect", "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"
+  ];
+  let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",
+           "CUDA chip: sm_80 or sm_90">,
+  ];
+}
+
 #endif // ATTN_TRANSFORMS_PASSES_TD

@@ -16,8 +16,12 @@ class RewritePatternSet;
 namespace scf {
 class ForallOp;
 } // namespace scf
+namespace gpu {
+class LaunchOp;
+} // namespace gpu
 
 namespace attn {
+struct CUDATarget;
 
 /// Rewrites `op` into its online-softmax form: fills of the running state
 /// (acc = 0 [B,Hq,Sq,Dv] f32, max = -inf and sum = 0 [B,Hq,Sq] f32), one
@@ -94,6 +98,16 @@ decomposeOnlineAttention(RewriterBase &rewriter, OnlineAttentionOp op);
 /// Unfused reference lowering of `op` (see convert-attn-to-linalg).
 FailureOr<SmallVector<Value>> lowerAttentionToLinalg(RewriterBase &rewriter,
                                                      AttentionOp op);
+
+/// Lowers the workgroup `forall` made by attn-tile-attention (on tensors read
+/// with bufferization.to_tensor and written with
+/// bufferization.materialize_in_destination) to a software-pipelined
+/// gpu.launch for `target` (see the attn-cuda-lower-attention pass). Replaces
+/// the forall and the materializations; emits an error naming the problem
+/// and leaves the IR unchanged on failure.
+FailureOr<gpu::LaunchOp> lowerWorkgroupToCUDAKernel(RewriterBase &rewriter,
+                                                    scf::ForallOp forall,
+                                                    const CUDATarget &target);
 
 /// Patterns wrapping the functions above.
 void populateConvertToOnlineAttentionPatterns(RewritePatternSet &patterns);
