@@ -11,7 +11,9 @@
 // Prints one JSON line: compile_ms, run_ms (median of the repeats), gflops,
 // cache ("hit" when the kernel came from the on-disk cache of --cache-dir
 // or $ATTN_MLIR_CACHE_DIR, "miss" when it was compiled and stored there,
-// "off" without a cache directory), and max_abs_err when --expect is given.
+// "off" without a cache directory), peak_rss_mib (the process's peak resident
+// memory, VmHWM of /proc/self/status, where Linux provides it) and
+// max_abs_err when --expect is given.
 // With --emit-ptx / --emit-cubin it only compiles (no device and no input
 // arrays needed), writes the kernel and prints its entry, grid, block,
 // shared_bytes (and, for a cubin, the ptxas figures). With --target cuda the
@@ -36,11 +38,26 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <optional>
 
 using namespace attn;
 
 namespace {
+
+/// The peak resident set of this process in MiB (VmHWM of /proc/self/status),
+/// or nullopt where that file is absent. VmHWM belongs to this address space
+/// alone, unlike getrusage's ru_maxrss, which also counts the parent's pages
+/// that a fork or vfork before exec held.
+std::optional<double> peakResidentMiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0)
+      return std::stod(line.substr(6)) / 1024.0; // the field is in kB
+  return std::nullopt;
+}
+
 /// An error that ends the run with a one-line message.
 struct Failure {
   int code;
@@ -400,6 +417,8 @@ int run(int argc, char **argv) {
   result["gflops"] =
       attentionFlops(spec, batch, qLen, kvLen) / (runMs * 1e-3) / 1e9;
   result["tile_sizes"] = kernel->info().tileSizes;
+  if (std::optional<double> rss = peakResidentMiB())
+    result["peak_rss_mib"] = *rss;
   result["cache"] = runtime.cacheDirectory().empty()
                         ? "off"
                         : (kernel->info().fromDiskCache ? "hit" : "miss");
