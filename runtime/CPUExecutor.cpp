@@ -35,6 +35,10 @@
 #include <chrono>
 #include <mutex>
 #include <pthread.h>
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 using namespace attn;
 using namespace attn::detail;
@@ -279,6 +283,25 @@ llvm::Error compileError(const llvm::Twine &msg) {
                                  "compile: " + msg);
 }
 
+/// Whether bf16 kernels may use AMX tiles: the host has amx-tile and
+/// amx-bf16 and (Linux) the process holds the AMX tile-data state, which is
+/// requested once here (arch_prctl ARCH_REQ_XCOMP_PERM for
+/// XFEATURE_XTILEDATA; without it the first tile instruction faults).
+bool hostAMXUsable() {
+  static const bool usable = [] {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    if (!features.lookup("amx-tile") || !features.lookup("amx-bf16"))
+      return false;
+#if defined(__linux__) && defined(__x86_64__)
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return usable;
+}
+
 llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
   static std::once_flag initTargets;
   std::call_once(initTargets, [] {
@@ -356,6 +379,8 @@ detail::compileCPUObject(const AttentionSpec &spec,
   // AVX512-BF16 dot products for bf16 kernels when the host has them.
   options.bf16Dot = spec.dtype == DType::BF16 &&
                     llvm::sys::getHostCPUFeatures().lookup("avx512bf16");
+  // Both contractions on AMX tiles where the host allows it.
+  options.amx = spec.dtype == DType::BF16 && hostAMXUsable();
   mlir::PassManager pm(&context);
   mlir::attn::buildCPUPipeline(pm, options);
   std::string diagnostics;
@@ -438,6 +463,10 @@ detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
   auto tm = hostTargetMachine(); // initialises the native target once
   if (!tm)
     return tm.takeError();
+  // A kernel from the disk cache may hold tile instructions: the process
+  // needs the AMX state before it runs.
+  if (spec.dtype == DType::BF16)
+    (void)hostAMXUsable();
   auto jit = llvm::orc::LLJITBuilder().create();
   if (!jit)
     return compileError("JIT: " + llvm::toString(jit.takeError()));

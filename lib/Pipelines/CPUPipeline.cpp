@@ -36,7 +36,7 @@ static void addBufferization(OpPassManager &pm) {
 }
 
 /// The standard lowering to the LLVM dialect.
-static void addLowerToLLVM(OpPassManager &pm) {
+static void addLowerToLLVM(OpPassManager &pm, bool amx) {
   pm.addNestedPass<func::FuncOp>(createCPULowerCopiesPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addNestedPass<func::FuncOp>(createCPUApproximateMathPass());
@@ -50,6 +50,7 @@ static void addLowerToLLVM(OpPassManager &pm) {
   ConvertVectorToLLVMPassOptions vectorOptions;
   vectorOptions.reassociateFPReductions = true;
   vectorOptions.x86Vector = true;
+  vectorOptions.amx = amx;
   pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
@@ -72,7 +73,7 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
     pm.addNestedPass<func::FuncOp>(createCPUDistributeWorkgroupsPass());
     addBufferization(pm);
     if (options.lowerToLLVM)
-      addLowerToLLVM(pm);
+      addLowerToLLVM(pm, options.amx);
     return;
   }
   bool vectorCodegen = options.codegen != "linalg";
@@ -87,13 +88,14 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
     CPULowerOnlineAttentionPassOptions lowerOptions;
     lowerOptions.vectorWidth = options.vectorWidth;
     lowerOptions.bf16Dot = options.bf16Dot;
+    lowerOptions.amx = options.amx;
     pm.addNestedPass<func::FuncOp>(
         createCPULowerOnlineAttentionPass(lowerOptions));
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createCSEPass());
   }
   if (options.lowerToLLVM)
-    addLowerToLLVM(pm);
+    addLowerToLLVM(pm, options.amx);
 }
 
 void mlir::attn::registerAttnPipelines() {

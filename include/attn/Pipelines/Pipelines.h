@@ -29,6 +29,12 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Q K^T of bf16 tiles with AVX512-BF16 dot products "
                      "(needs a CPU with avx512_bf16)"),
       llvm::cl::init(false)};
+  Option<bool> amx{
+      *this, "amx",
+      llvm::cl::desc("Q K^T and P V of bf16 tiles on AMX tiles (needs a CPU "
+                     "with amx-bf16 and, on Linux, the process's AMX "
+                     "permission)"),
+      llvm::cl::init(false)};
   Option<bool> reference{
       *this, "reference",
       llvm::cl::desc("Use the unfused reference lowering (convert-attn-to-"

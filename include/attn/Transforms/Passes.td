@@ -155,7 +155,8 @@ def CPULowerOnlineAttentionPass
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
-    "::mlir::vector::VectorDialect", "::mlir::x86vector::X86VectorDialect"
+    "::mlir::vector::VectorDialect", "::mlir::x86vector::X86VectorDialect",
+    "::mlir::amx::AMXDialect"
   ];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
@@ -163,6 +164,11 @@ def CPULowerOnlineAttentionPass
     Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
            "Compute Q K^T of bf16 tiles with AVX512-BF16 dot products of bf16 "
            "pairs (vdpbf16ps, x86vector.avx512.dot)">,
+    Option<"amx", "amx", "bool", /*default=*/"false",
+           "Compute Q K^T and P V of bf16 tiles on AMX tiles (amx.tile_mulf, "
+           "tdpbf16ps; needs amx-bf16), P rounded to bf16; tiles whose rows "
+           "are not a multiple of 16, keys of 32 or that have tensor masks "
+           "keep the vector code">,
   ];
 }
 

@@ -84,11 +84,13 @@ LogicalResult distributeWorkgroups(RewriterBase &rewriter,
 /// `transposedQueries` remembers, per query buffer, the transposed copy and
 /// the loop that fills it, so that tiles of one query block share it.
 /// With `useBF16Dot`, bf16 tiles compute Q K^T with AVX512-BF16 dot
-/// products (x86vector.avx512.dot).
+/// products (x86vector.avx512.dot). With `useAMX`, bf16 tiles of whole
+/// 16-row, 32-key blocks without tensor masks compute both contractions on
+/// AMX tiles (amx.tile_mulf); the others fall back to the vector code.
 LogicalResult lowerOnlineAttentionToVectors(
     RewriterBase &rewriter, OnlineAttentionOp op, int64_t vectorWidth,
     DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries,
-    bool useBF16Dot = false);
+    bool useBF16Dot = false, bool useAMX = false);
 
 /// Lowers `op` to linalg.generic ops on tensors (see the
 /// attn-decompose-online-attention pass) and replaces it.

@@ -19,12 +19,21 @@
 // never read by the softmax or P V; a per-element mask is applied only when
 // the tile straddles the band, or for tensor masks and biases.
 //
+// bf16 tiles on CPUs with AMX (amx-bf16) compute both contractions on the
+// tile unit (amx.tile_mulf, tdpbf16ps: 16x16 f32 += 16x32 bf16 * 32x16 bf16
+// in pairs): ST = K QT with the key read in place and the query in pairs
+// QP[d/2][2m + d%2]; the probabilities are transposed to P[m][j] in bf16
+// (the rounding FlashAttention applies before P V on tensor cores) and
+// acc += P VP with the value rows interleaved in pairs VP[j/2][2e + j%2].
+// The softmax statistics stay in f32 vector code, as above.
+//
 //===----------------------------------------------------------------------===//
 
 #include "attn/Transforms/Passes.h"
 #include "attn/Transforms/Transforms.h"
 #include "dialect/attn/IR/AttnOpDetail.h"
 
+#include "mlir/Dialect/AMX/AMXDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -191,6 +200,8 @@ namespace {
 struct Scratch {
   Value st;    // [N, Mp] f32: scores, then probabilities (keys x queries)
   Value alpha; // [Mp] f32: correction factors of this step
+  Value probs; // AMX: [M, N] bf16, P row-major
+  Value valuePairs; // AMX: [N / 2, 2 Dv] bf16, value rows interleaved in pairs
 };
 
 /// Emits loops over [0, total) in blocks of `block`: an scf.for over the
@@ -218,6 +229,9 @@ struct TileLowering : Lowering {
   Value query, key, value, acc, max, sum, mask, bias;
   /// Q K^T with AVX512-BF16 dot products of bf16 pairs (vdpbf16ps).
   bool bf16Dot = false;
+  /// Both contractions on AMX tiles (see the file comment); the scores in
+  /// st are then unscaled until the row-max pass scales them.
+  bool amx = false;
 
   void init() {
     query = op.getQuery();
@@ -468,10 +482,12 @@ struct TileLowering : Lowering {
     b.setInsertionPointToStart(loop.getBody());
     Value j = loop.getInductionVar();
     Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), st, ValueRange{j, c});
-    if (masked) {
+    if (amx)
+      s = arith::MulFOp::create(b, loc, s, splat(static_cast<float>(detail.scale()), VL));
+    if (masked)
       s = maskScores(s, j, c, bIdx, h, qOff, kOff, applyBand).first;
+    if (masked || amx)
       vector::StoreOp::create(b, loc, s, st, ValueRange{j, c});
-    }
     Value r = arith::MaximumFOp::create(b, loc, loop.getRegionIterArgs()[0], s);
     scf::YieldOp::create(b, loc, r);
     return loop.getResult(0);
@@ -579,6 +595,209 @@ struct TileLowering : Lowering {
     }
   }
 
+
+  //===--------------------------------------------------------------------===//
+  // AMX tiles (bf16).
+  //===--------------------------------------------------------------------===//
+
+  /// AMX tiles hold at most 16 rows of 64 bytes.
+  static constexpr int64_t kTileRows = 16, kPairCols = 32;
+
+  /// Whether the tile shapes suit the AMX path: whole 16x16 score and
+  /// output tiles and whole 32-wide reductions.
+  static bool amxApplies(const AttentionDims &d, bool hasTensorMask) {
+    return !hasTensorMask && d.qLen % kTileRows == 0 &&
+           d.kvLen % kPairCols == 0 && d.headDim % kPairCols == 0 &&
+           d.vHeadDim % kTileRows == 0;
+  }
+
+  amx::TileType tileType(int64_t cols, Type elt) {
+    return amx::TileType::get({kTileRows, cols}, elt);
+  }
+
+  /// Keys [from, to) rounded out to multiples of `align` (within [0, N)).
+  std::pair<Value, Value> alignKeys(Value from, Value to, int64_t align) {
+    Value lo = arith::MulIOp::create(
+        b, loc, arith::DivUIOp::create(b, loc, from, idx(align)), idx(align));
+    Value hi = arith::MulIOp::create(
+        b, loc,
+        arith::DivUIOp::create(b, loc, add(to, idx(align - 1)), idx(align)),
+        idx(align));
+    return {lo, minI(hi, idx(N))};
+  }
+
+  /// st[j][m] = sum_d key[j][d] * query[m][d] (unscaled) for the keys of
+  /// [jLo, jHi) rounded out to blocks of 16: C (16 keys x 16 queries, f32)
+  /// += A (16 keys x 32 head_dim of the key, read in place) * B (the query
+  /// pairs qp[d0/2 .. d0/2 + 16][2 m0 .. 2 m0 + 32]), up to four C tiles
+  /// per key block so that each key tile is loaded once for them.
+  void emitScoresAMX(Value qp, Value st, Value bIdx, Value h, Value hk,
+                     Value jLo, Value jHi) {
+    Type bf16 = b.getBF16Type();
+    amx::TileType pairs = tileType(kPairCols, bf16), scores = tileType(kTileRows, f32);
+    auto [from, to] = alignKeys(jLo, jHi, kTileRows);
+    auto loop = scf::ForOp::create(b, loc, from, to, idx(kTileRows));
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    Value j0 = loop.getInductionVar();
+    constexpr int64_t kGroup = 4;
+    for (int64_t m0 = 0; m0 < Mp; m0 += kGroup * kTileRows) {
+      int64_t n = std::min<int64_t>(kGroup, (Mp - m0) / kTileRows);
+      SmallVector<Value> c;
+      for (int64_t i = 0; i < n; ++i)
+        c.push_back(amx::TileZeroOp::create(b, loc, scores));
+      for (int64_t d0 = 0; d0 < D; d0 += kPairCols) {
+        Value a = amx::TileLoadOp::create(b, loc, pairs, key,
+                                          ValueRange{bIdx, hk, j0, idx(d0)});
+        for (int64_t i = 0; i < n; ++i) {
+          Value q = amx::TileLoadOp::create(
+              b, loc, pairs, qp,
+              ValueRange{bIdx, h, idx(d0 / 2), idx(2 * (m0 + i * kTileRows))});
+          c[i] = amx::TileMulFOp::create(b, loc, scores, a, q, c[i]);
+        }
+      }
+      for (int64_t i = 0; i < n; ++i)
+        amx::TileStoreOp::create(b, loc, st,
+                                 ValueRange{j0, idx(m0 + i * kTileRows)}, c[i]);
+    }
+  }
+
+  /// 16 x 16 transposition of the rows `r` (16 vectors of 16 lanes) by four
+  /// rounds of two-source shuffles, each swapping the off-diagonal blocks of
+  /// size h = 8, 4, 2, 1 of every 2h x 2h block.
+  void transpose16(SmallVector<Value> &r) {
+    for (int64_t hw = VL / 2; hw >= 1; hw /= 2) {
+      SmallVector<int64_t> upper, lower;
+      for (int64_t l = 0; l < VL; ++l) {
+        upper.push_back((l & hw) ? VL + l - hw : l);
+        lower.push_back((l & hw) ? VL + l : l + hw);
+      }
+      for (int64_t i = 0; i < VL; ++i) {
+        if (i & hw)
+          continue;
+        Value x = r[i], y = r[i + hw];
+        r[i] = vector::ShuffleOp::create(b, loc, x, y, upper);
+        r[i + hw] = vector::ShuffleOp::create(b, loc, x, y, lower);
+      }
+    }
+  }
+
+  /// probs[m][j] = bf16(st[j][m]) for the keys of [jLo, jHi), 0 for the
+  /// other keys of the tile (their scores were not computed or masked).
+  void emitProbsTranspose(Value st, Value probs, Value jLo, Value jHi) {
+    Type bf16 = b.getBF16Type();
+    auto loop = scf::ForOp::create(b, loc, idx(0), idx(N), idx(VL));
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    Value j0 = loop.getInductionVar();
+    SmallVector<Value> keep;
+    for (int64_t i = 0; i < VL; ++i) {
+      Value j = add(j0, idx(i));
+      keep.push_back(arith::AndIOp::create(
+          b, loc,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, j, jLo),
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j, jHi)));
+    }
+    auto chunkLoop = scf::ForOp::create(b, loc, idx(0), idx(M), idx(VL));
+    b.setInsertionPoint(chunkLoop.getBody()->getTerminator());
+    Value c = chunkLoop.getInductionVar();
+    SmallVector<Value> rows;
+    for (int64_t i = 0; i < VL; ++i) {
+      Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), st,
+                                       ValueRange{add(j0, idx(i)), c});
+      rows.push_back(arith::SelectOp::create(b, loc, keep[i], s, splat(0.0f, VL)));
+    }
+    transpose16(rows);
+    for (int64_t i = 0; i < VL; ++i)
+      vector::StoreOp::create(
+          b, loc, arith::TruncFOp::create(b, loc, vecType(VL, bf16), rows[i]),
+          probs, ValueRange{add(c, idx(i)), j0});
+  }
+
+  /// valuePairs[j/2][2e + j%2] = value[j][e] for the keys of [jLo, jHi), 0
+  /// for the others (so that a hidden value, even NaN, never meets a zero
+  /// probability in a tile product).
+  void emitValuePairs(Value vp, Value bIdx, Value hk, Value jLo, Value jHi) {
+    Type bf16 = b.getBF16Type();
+    Value zero = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(vecType(VL, bf16), b.getZeroAttr(bf16)));
+    SmallVector<int64_t> interleave;
+    for (int64_t l = 0; l < VL; ++l) {
+      interleave.push_back(l);
+      interleave.push_back(VL + l);
+    }
+    auto loop = scf::ForOp::create(b, loc, idx(0), idx(N), idx(2));
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    Value j = loop.getInductionVar();
+    Value pair = arith::DivUIOp::create(b, loc, j, idx(2));
+    auto kept = [&](Value key) {
+      return arith::AndIOp::create(
+          b, loc,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, key, jLo),
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, key, jHi));
+    };
+    Value keep0 = kept(j), keep1 = kept(add(j, idx(1)));
+    for (int64_t e0 = 0; e0 < Dv; e0 += VL) {
+      Value v0 = vector::LoadOp::create(b, loc, vecType(VL, bf16), value,
+                                        ValueRange{bIdx, hk, j, idx(e0)});
+      Value v1 = vector::LoadOp::create(b, loc, vecType(VL, bf16), value,
+                                        ValueRange{bIdx, hk, add(j, idx(1)), idx(e0)});
+      v0 = arith::SelectOp::create(b, loc, keep0, v0, zero);
+      v1 = arith::SelectOp::create(b, loc, keep1, v1, zero);
+      vector::StoreOp::create(b, loc, vector::ShuffleOp::create(b, loc, v0, v1, interleave),
+                              vp, ValueRange{pair, idx(2 * e0)});
+    }
+  }
+
+  /// acc[m][e] = alpha[m] * acc[m][e] + sum_j probs[m][j] * value[j][e]: the
+  /// rescaling in vector code, then per 16 rows and up to four 16-column
+  /// blocks of acc, C (loaded from acc) += A (probs, 16 x 32 keys) * B (the
+  /// value pairs), over all N keys (probs and pairs are 0 outside
+  /// [jLo, jHi); the loop has no tile-carried values).
+  void emitProbsTimesValueAMX(Value probs, Value vp, Value alphaBuf,
+                              Value bIdx, Value h) {
+    auto rowLoop = scf::ForOp::create(b, loc, idx(0), idx(M), idx(1));
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(rowLoop.getBody()->getTerminator());
+      Value m = rowLoop.getInductionVar();
+      Value a = bcast(memref::LoadOp::create(b, loc, alphaBuf, ValueRange{m}), VL);
+      for (int64_t e0 = 0; e0 < Dv; e0 += VL) {
+        Value cur = vector::LoadOp::create(b, loc, vecType(VL, f32), acc,
+                                           ValueRange{bIdx, h, m, idx(e0)});
+        vector::StoreOp::create(b, loc, arith::MulFOp::create(b, loc, cur, a),
+                                acc, ValueRange{bIdx, h, m, idx(e0)});
+      }
+    }
+    Type bf16 = b.getBF16Type();
+    amx::TileType pairs = tileType(kPairCols, bf16), out = tileType(kTileRows, f32);
+    constexpr int64_t kGroup = 4;
+    auto mLoop = scf::ForOp::create(b, loc, idx(0), idx(M), idx(kTileRows));
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(mLoop.getBody()->getTerminator());
+    Value m0 = mLoop.getInductionVar();
+    for (int64_t e0 = 0; e0 < Dv; e0 += kGroup * kTileRows) {
+      int64_t n = std::min<int64_t>(kGroup, (Dv - e0) / kTileRows);
+      SmallVector<Value> c;
+      for (int64_t i = 0; i < n; ++i)
+        c.push_back(amx::TileLoadOp::create(
+            b, loc, out, acc, ValueRange{bIdx, h, m0, idx(e0 + i * kTileRows)}));
+      for (int64_t j0 = 0; j0 < N; j0 += kPairCols) {
+        Value p = amx::TileLoadOp::create(b, loc, pairs, probs,
+                                          ValueRange{m0, idx(j0)});
+        for (int64_t i = 0; i < n; ++i) {
+          Value v = amx::TileLoadOp::create(
+              b, loc, pairs, vp,
+              ValueRange{idx(j0 / 2), idx(2 * (e0 + i * kTileRows))});
+          c[i] = amx::TileMulFOp::create(b, loc, out, p, v, c[i]);
+        }
+      }
+      for (int64_t i = 0; i < n; ++i)
+        amx::TileStoreOp::create(
+            b, loc, acc, ValueRange{bIdx, h, m0, idx(e0 + i * kTileRows)}, c[i]);
+    }
+  }
 
   //===--------------------------------------------------------------------===//
   // Keys on the lanes, for tiles of a few query rows (decoding).
@@ -812,7 +1031,10 @@ struct TileLowering : Lowering {
                           qOff, kOff, /*rowMajor=*/true);
       return;
     }
-    emitScores(qt, scratch.st, bIdx, h, hk);
+    if (amx)
+      emitScoresAMX(qt, scratch.st, bIdx, h, hk, jLo, jHi);
+    else
+      emitScores(qt, scratch.st, bIdx, h, hk);
 
     // Does the tile straddle the band (some kept row/key pair outside it)?
     Value straddle;
@@ -893,6 +1115,13 @@ struct TileLowering : Lowering {
       vector::StoreOp::create(b, loc, alpha, scratch.alpha, ValueRange{c});
     }
 
+    if (amx) {
+      emitProbsTranspose(scratch.st, scratch.probs, jLo, jHi);
+      emitValuePairs(scratch.valuePairs, bIdx, hk, jLo, jHi);
+      emitProbsTimesValueAMX(scratch.probs, scratch.valuePairs, scratch.alpha,
+                             bIdx, h);
+      return;
+    }
     emitProbsTimesValue(scratch.st, scratch.alpha, bIdx, h, hk, jLo, jHi, qOff,
                         kOff);
   }
@@ -903,7 +1132,7 @@ struct TileLowering : Lowering {
 LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
     RewriterBase &rewriter, OnlineAttentionOp op, int64_t vectorWidth,
     DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries,
-    bool useBF16Dot) {
+    bool useBF16Dot, bool useAMX) {
   if (!op.hasPureBufferSemantics())
     return op.emitOpError("CPU lowering expects a bufferized op (memref "
                           "operands)");
@@ -926,6 +1155,12 @@ LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
   lowering.bf16Dot = useBF16Dot && vectorWidth == 16 &&
                      getElementTypeOrSelf(op.getQuery().getType()).isBF16() &&
                      d.headDim % 2 == 0;
+  lowering.amx = useAMX && vectorWidth == 16 &&
+                 getElementTypeOrSelf(op.getQuery().getType()).isBF16() &&
+                 !lowering.rowMajor() &&
+                 TileLowering::amxApplies(d, op.getMask() || op.getBias());
+  if (lowering.amx)
+    lowering.bf16Dot = false;
   Location loc = op.getLoc();
   Block &entry = func.getFunctionBody().front();
   auto allocaAtEntry = [&](ArrayRef<int64_t> shape, Type elt) {
@@ -954,7 +1189,7 @@ LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
   if (!qt && !rowMajor) {
     rewriter.setInsertionPoint(point);
     Operation *fill;
-    if (lowering.bf16Dot) {
+    if (lowering.bf16Dot || lowering.amx) {
       qt = allocaAtEntry({d.batch, d.qHeads, d.headDim / 2, 2 * lowering.Mp},
                          rewriter.getBF16Type());
       fill = lowering.emitQueryPairs(qt);
@@ -973,6 +1208,11 @@ LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
                                    rewriter.getF32Type())
                    : allocaAtEntry({d.kvLen, lowering.Mp}, rewriter.getF32Type());
   scratch.alpha = allocaAtEntry({lowering.Mp}, rewriter.getF32Type());
+  if (lowering.amx) {
+    scratch.probs = allocaAtEntry({d.qLen, d.kvLen}, rewriter.getBF16Type());
+    scratch.valuePairs = allocaAtEntry({d.kvLen / 2, 2 * d.vHeadDim},
+                                       rewriter.getBF16Type());
+  }
   rewriter.setInsertionPoint(op);
   lowering.emitTile(qt, scratch);
   rewriter.eraseOp(op);
@@ -990,7 +1230,7 @@ struct CPULowerOnlineAttentionPass
     DenseMap<Value, std::pair<Value, Operation *>> transposed;
     for (OnlineAttentionOp op : ops)
       if (failed(lowerOnlineAttentionToVectors(rewriter, op, vectorWidth,
-                                               transposed, bf16Dot)))
+                                               transposed, bf16Dot, amx)))
         return signalPassFailure();
   }
 };
