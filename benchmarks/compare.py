@@ -9,7 +9,9 @@ process: attn-mlir's flash kernel, the same spec compiled with dynamic
 lengths (batch, q_len, kv_len = null), attn-mlir's unfused reference
 lowering (when its score matrix fits), a naive numpy/BLAS attention, and
 PyTorch's scaled_dot_product_attention (when torch is importable), and prints
-ms (median of the repeats), GFLOP/s, the speed ratio of attn-mlir against each
+ms (median of the repeats; attn-mlir, its dynamic kernel and PyTorch are
+timed round-robin so that a noisy period of a shared machine hits them
+alike), GFLOP/s, the speed ratio of attn-mlir against each
 peer, and the fraction of the machine's FP32 FMA peak measured in the same
 run. Decode shapes also report GB/s against the measured memory bandwidth.
 The long-context shape runs attn-run in a child process and reports its peak
@@ -83,6 +85,23 @@ def median_ms(fn, repeat):
         fn()
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def interleaved_median_ms(fns, repeat):
+    """Medians of `fns` timed round-robin (after one warm-up each), so that
+    a slower or faster period of a shared machine falls on every peer alike
+    and the ratios stay fair. A short pause before each call lets the
+    spinning OpenMP threads of the previous peer go idle first."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            time.sleep(0.02)
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def numpy_attention(q, k, v, causal):
@@ -175,26 +194,30 @@ def main():
             q, k, v = (torch.from_numpy(x).to(torch.bfloat16) for x in (q32, k32, v32))
         else:
             q, k, v = q32, k32, v32
-        results = {}
         kernel = attn_mlir.compile(spec, context=ctx)
         out = kernel(q, k, v)
-        results["attn-mlir"] = median_ms(lambda: kernel(q, k, v, out=out), args.repeat)
         dynamic = dict(spec, batch=None, q_len=None, kv_len=None)
         dyn = attn_mlir.compile(dynamic, context=ctx)
-        results["attn-mlir dyn"] = median_ms(lambda: dyn(q, k, v, out=out), args.repeat)
-        if 4.0 * b * hq * sq * sk < 2**30 and fl < 20e9:
-            ref = attn_mlir.compile(spec, context=ctx, reference=True)
-            results["unfused (ours)"] = median_ms(lambda: ref(q, k, v, out=out), 2)
-        if not bf16 and 4.0 * b * hq * sq * sk < 2**31:
-            results["numpy"] = median_ms(lambda: numpy_attention(q32, k32, v32, causal), 3)
-        if torch is not None:
+        # attn-mlir, its dynamic-length kernel and PyTorch round-robin; the
+        # slow peers (seconds per call) after them with fewer repeats.
+        timed = {"attn-mlir": lambda: kernel(q, k, v, out=out),
+                 "attn-mlir dyn": lambda: dyn(q, k, v, out=out)}
+        if torch is not None and (not causal or sq == sk):
             tq, tk, tv = (q, k, v) if bf16 else (torch.from_numpy(x) for x in (q32, k32, v32))
             def sdpa():
                 return torch.nn.functional.scaled_dot_product_attention(
                     tq, tk, tv, is_causal=causal and sq == sk,
                     enable_gqa=hq != hkv)
-            if not causal or sq == sk:
-                results["torch sdpa"] = median_ms(sdpa, args.repeat)
+            timed["torch sdpa"] = sdpa
+        fast = interleaved_median_ms(timed, args.repeat)
+        results = {"attn-mlir": fast["attn-mlir"], "attn-mlir dyn": fast["attn-mlir dyn"]}
+        if 4.0 * b * hq * sq * sk < 2**30 and fl < 20e9:
+            ref = attn_mlir.compile(spec, context=ctx, reference=True)
+            results["unfused (ours)"] = median_ms(lambda: ref(q, k, v, out=out), 2)
+        if not bf16 and 4.0 * b * hq * sq * sk < 2**31:
+            results["numpy"] = median_ms(lambda: numpy_attention(q32, k32, v32, causal), 3)
+        if "torch sdpa" in fast:
+            results["torch sdpa"] = fast["torch sdpa"]
         ours = results["attn-mlir"]
         for impl, ms in results.items():
             gf = fl / ms / 1e6
