@@ -319,7 +319,9 @@ llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
 mlir::attn::AttentionTileSizes
 detail::chooseCPUTileSizes(const AttentionSpec &spec,
                            const CompileOptions &options) {
-  mlir::attn::AttentionTileSizes tiles = selectCPUTileSizes(spec);
+  mlir::attn::AttentionTileSizes tiles = selectCPUTileSizes(
+      spec, spec.dtype == DType::BF16 && !options.unfusedReference &&
+                hostAMXUsable());
   if (auto chosen =
           mlir::attn::AttentionTileSizes::fromList(options.tileSizes);
       llvm::any_of(options.tileSizes, [](int64_t t) { return t; }) &&

@@ -379,9 +379,21 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
 }
 
 mlir::attn::AttentionTileSizes
-attn::selectCPUTileSizes(const AttentionSpec &spec) {
+attn::selectCPUTileSizes(const AttentionSpec &spec, bool amxTiles) {
   mlir::attn::AttentionTileSizes sizes;
   auto roundUp = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
+  if (amxTiles) {
+    sizes.query = 128;
+    sizes.key = 128;
+    if (spec.qLen)
+      sizes.query = *spec.qLen <= 4
+                        ? *spec.qLen
+                        : std::min<int64_t>(128, roundUp(*spec.qLen, 16));
+    if (spec.kvLen)
+      sizes.key = std::min<int64_t>(128, roundUp(*spec.kvLen, 32));
+    sizes.heads = spec.qHeads / spec.kvHeads;
+    return sizes;
+  }
   // Query rows sit on the 16 f32 lanes of AVX-512: tiles of 64 rows, or the
   // (rounded) sequence when it is shorter; decoding (up to 4 rows) uses the
   // exact row count, which the CPU lowering handles with keys on the lanes.

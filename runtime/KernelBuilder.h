@@ -42,7 +42,12 @@ buildKernelModule(mlir::MLIRContext &context, const AttentionSpec &spec,
                   bool workgroupRange, int64_t kvSplits = 1);
 
 /// Tile sizes the CPU pipeline uses for `spec`.
-mlir::attn::AttentionTileSizes selectCPUTileSizes(const AttentionSpec &spec);
+/// With `amxTiles` (bf16 on a host with AMX), 128 x 128 tiles of whole
+/// 16-row / 32-key blocks: the tile unit makes the contractions cheap, and
+/// larger tiles halve the per-tile work around them (query pairs, value
+/// pairs, probability transposition) per FLOP.
+mlir::attn::AttentionTileSizes selectCPUTileSizes(const AttentionSpec &spec,
+                                                  bool amxTiles = false);
 
 /// A registry with every dialect and extension the pipelines need.
 const mlir::DialectRegistry &kernelDialectRegistry();
