@@ -381,6 +381,7 @@ detail::compileCPUObject(const AttentionSpec &spec,
   // AVX512-BF16 dot products for bf16 kernels when the host has them.
   options.bf16Dot = spec.dtype == DType::BF16 &&
                     llvm::sys::getHostCPUFeatures().lookup("avx512bf16");
+  options.avx512 = llvm::sys::getHostCPUFeatures().lookup("avx512f");
   // Both contractions on AMX tiles where the host allows it.
   options.amx = spec.dtype == DType::BF16 && hostAMXUsable();
   mlir::PassManager pm(&context);

@@ -36,10 +36,13 @@ static void addBufferization(OpPassManager &pm) {
 }
 
 /// The standard lowering to the LLVM dialect.
-static void addLowerToLLVM(OpPassManager &pm, bool amx) {
+static void addLowerToLLVM(OpPassManager &pm,
+                           const CPUPipelineOptions &options) {
   pm.addNestedPass<func::FuncOp>(createCPULowerCopiesPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
-  pm.addNestedPass<func::FuncOp>(createCPUApproximateMathPass());
+  CPUApproximateMathPassOptions mathOptions;
+  mathOptions.avx512 = options.avx512;
+  pm.addNestedPass<func::FuncOp>(createCPUApproximateMathPass(mathOptions));
   pm.addPass(affine::createAffineExpandIndexOpsPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
@@ -50,7 +53,7 @@ static void addLowerToLLVM(OpPassManager &pm, bool amx) {
   ConvertVectorToLLVMPassOptions vectorOptions;
   vectorOptions.reassociateFPReductions = true;
   vectorOptions.x86Vector = true;
-  vectorOptions.amx = amx;
+  vectorOptions.amx = options.amx;
   pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
@@ -73,7 +76,7 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
     pm.addNestedPass<func::FuncOp>(createCPUDistributeWorkgroupsPass());
     addBufferization(pm);
     if (options.lowerToLLVM)
-      addLowerToLLVM(pm, options.amx);
+      addLowerToLLVM(pm, options);
     return;
   }
   bool vectorCodegen = options.codegen != "linalg";
@@ -95,7 +98,7 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
     pm.addPass(createCSEPass());
   }
   if (options.lowerToLLVM)
-    addLowerToLLVM(pm, options.amx);
+    addLowerToLLVM(pm, options);
 }
 
 void mlir::attn::registerAttnPipelines() {

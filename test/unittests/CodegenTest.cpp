@@ -1,7 +1,8 @@
 //===- CodegenTest.cpp - code generation pieces on their own --------------===//
 //
-// The polynomial exp of attn-cpu-approximate-math (the exp of the online
-// softmax): compiled and run on vector<16xf32>, compared with std::exp.
+// The polynomial exps of attn-cpu-approximate-math (the exp of the online
+// softmax): MLIR's generic expansion and the AVX-512 one (vscalefps),
+// compiled and run on vector<16xf32>, compared with std::exp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,6 +19,7 @@
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 
 #include "llvm/Support/TargetSelect.h"
+#include "llvm/TargetParser/Host.h"
 
 #include <gtest/gtest.h>
 
@@ -49,9 +51,9 @@ struct Desc1 {
   int64_t offset, size, stride;
 };
 
-/// Runs exp_kernel, compiled with the CPU pipeline's math and LLVM lowering,
-/// over `in`.
-std::vector<float> compiledExp(const std::vector<float> &in) {
+/// Runs exp_kernel, compiled with the CPU pipeline's math and LLVM lowering
+/// (the AVX-512 exp with `avx512`), over `in`.
+std::vector<float> compiledExp(const std::vector<float> &in, bool avx512) {
   static std::once_flag once;
   std::call_once(once, [] {
     llvm::InitializeNativeTarget();
@@ -69,8 +71,11 @@ std::vector<float> compiledExp(const std::vector<float> &in) {
   EXPECT_TRUE(module);
   mlir::PassManager pm(&context);
   EXPECT_TRUE(mlir::succeeded(mlir::parsePassPipeline(
-      "func.func(attn-cpu-approximate-math),convert-scf-to-cf,"
-      "convert-vector-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,"
+      std::string("func.func(attn-cpu-approximate-math{avx512=") +
+          (avx512 ? "true" : "false") +
+          "}),convert-scf-to-cf,"
+          "convert-vector-to-llvm{enable-x86vector},convert-math-to-llvm,"
+          "convert-arith-to-llvm,"
       "finalize-memref-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,"
       "reconcile-unrealized-casts",
       pm)));
@@ -95,7 +100,16 @@ int64_t ulpDistance(float a, float b) {
   return std::abs(int64_t(ia) - int64_t(ib));
 }
 
-TEST(ApproximateExp, MaxErrorOverTheFloatRange) {
+/// Which expansion: MLIR's generic one, or the AVX-512 one.
+class ApproximateExp : public ::testing::TestWithParam<bool> {
+protected:
+  void SetUp() override {
+    if (GetParam() && !llvm::sys::getHostCPUFeatures().lookup("avx512f"))
+      GTEST_SKIP() << "the host has no AVX-512";
+  }
+};
+
+TEST_P(ApproximateExp, MaxErrorOverTheFloatRange) {
   // Dense samples of [-87, 88] (normal results) and of the softmax range
   // [-30, 0], padded to a multiple of 16.
   std::vector<float> in;
@@ -105,7 +119,7 @@ TEST(ApproximateExp, MaxErrorOverTheFloatRange) {
     in.push_back(-30.0f * i / 30000.0f);
   while (in.size() % 16)
     in.push_back(0.0f);
-  std::vector<float> out = compiledExp(in);
+  std::vector<float> out = compiledExp(in, GetParam());
   int64_t maxUlp = 0;
   float worst = 0;
   for (size_t i = 0; i < in.size(); ++i) {
@@ -122,13 +136,13 @@ TEST(ApproximateExp, MaxErrorOverTheFloatRange) {
   RecordProperty("max_ulp", static_cast<int>(maxUlp));
 }
 
-TEST(ApproximateExp, SpecialValues) {
+TEST_P(ApproximateExp, SpecialValues) {
   const float inf = std::numeric_limits<float>::infinity();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> in = {-inf, -1e4f, -200.0f, -104.0f, 0.0f, -0.0f, nan,
                            1.0f, -1.0f, 88.0f, -88.0f, -87.5f, 10.0f, -10.0f,
                            0.5f, -0.5f};
-  std::vector<float> out = compiledExp(in);
+  std::vector<float> out = compiledExp(in, GetParam());
   // exp(-inf) and deep underflow are exactly 0: a masked score contributes
   // nothing to the softmax.
   EXPECT_EQ(out[0], 0.0f);
@@ -143,6 +157,17 @@ TEST(ApproximateExp, SpecialValues) {
   EXPECT_TRUE(std::isfinite(out[9]));
   EXPECT_GE(out[10], 0.0f);
   EXPECT_LT(out[10], 1e-37f);
+  std::vector<float> big = compiledExp(
+      {88.8f, 100.0f, 1e4f, std::numeric_limits<float>::infinity(), 0, 0, 0, 0,
+       0, 0, 0, 0, 0, 0, 0, 0},
+      GetParam());
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(big[i], std::numeric_limits<float>::infinity()) << "lane " << i;
 }
+
+INSTANTIATE_TEST_SUITE_P(Codegen, ApproximateExp, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool> &info) {
+                           return info.param ? "AVX512" : "Generic";
+                         });
 
 } // namespace

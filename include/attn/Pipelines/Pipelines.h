@@ -29,6 +29,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Q K^T of bf16 tiles with AVX512-BF16 dot products "
                      "(needs a CPU with avx512_bf16)"),
       llvm::cl::init(false)};
+  Option<bool> avx512{
+      *this, "avx512",
+      llvm::cl::desc("Use AVX-512 instructions the x86vector dialect names "
+                     "(vscalefps in the softmax's exp; needs avx512f)"),
+      llvm::cl::init(false)};
   Option<bool> amx{
       *this, "amx",
       llvm::cl::desc("Q K^T and P V of bf16 tiles on AMX tiles (needs a CPU "
