@@ -185,6 +185,14 @@ struct Lowering {
   Value fma(Value a, Value x, Value acc) {
     return vector::FMAOp::create(b, loc, a, x, acc);
   }
+  /// Running max step (s > acc ? s : acc): one vmaxps, where IEEE maximumf
+  /// needs five more instructions for NaN and signed zeros on x86 and
+  /// lengthens the loop-carried chain. A NaN score is skipped here but still
+  /// reaches the output, through exp(NaN - m) in the row sum and P V.
+  Value runningMax(Value acc, Value s) {
+    Value greater = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, s, acc);
+    return arith::SelectOp::create(b, loc, greater, s, acc);
+  }
   /// exp(x - safe(m)) where safe(-inf) = 0.
   Value safeMax(Value m, int64_t width) {
     Value isNegInf = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, m,
@@ -488,7 +496,7 @@ struct TileLowering : Lowering {
       s = maskScores(s, j, c, bIdx, h, qOff, kOff, applyBand).first;
     if (masked || amx)
       vector::StoreOp::create(b, loc, s, st, ValueRange{j, c});
-    Value r = arith::MaximumFOp::create(b, loc, loop.getRegionIterArgs()[0], s);
+    Value r = runningMax(loop.getRegionIterArgs()[0], s);
     scf::YieldOp::create(b, loc, r);
     return loop.getResult(0);
   }
@@ -936,10 +944,7 @@ struct TileLowering : Lowering {
       b.setInsertionPointToStart(maxLoop.getBody());
       Value sv = vector::LoadOp::create(b, loc, vecType(VL, f32), sr,
                                         ValueRange{m, maxLoop.getInductionVar()});
-      scf::YieldOp::create(
-          b, loc,
-          arith::MaximumFOp::create(b, loc, maxLoop.getRegionIterArgs()[0], sv)
-              .getResult());
+      scf::YieldOp::create(b, loc, runningMax(maxLoop.getRegionIterArgs()[0], sv));
     }
     Value rowMax = vector::ReductionOp::create(b, loc, vector::CombiningKind::MAXIMUMF,
                                                maxLoop.getResult(0));
