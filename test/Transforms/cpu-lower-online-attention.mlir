@@ -25,10 +25,12 @@
 // Row max, alpha, exp and row sum over the 16-query chunks.
 // CHECK:           scf.for %[[C:.+]] = %c0 to %c32 step %c16
 // CHECK:             vector.transfer_read %{{.+}}[%c0, %c0, %[[C]]]
-// The running max over the keys is one compare-and-select (vmaxps) per step.
-// CHECK:             scf.for {{.+}} iter_args(%[[RM:.+]] = %{{.+}}) -> (vector<16xf32>)
+// The running max over the keys is one compare-and-select (vmaxps) per
+// step, with two maxima over pairs of keys.
+// CHECK:             scf.for {{.+}} step %c2 iter_args(%[[RM:.+]] = %{{.+}}, %[[RM1:.+]] = %{{.+}}) -> (vector<16xf32>, vector<16xf32>)
 // CHECK:               %[[GT:.+]] = arith.cmpf ogt, %[[S:.+]], %[[RM]] : vector<16xf32>
 // CHECK:               arith.select %[[GT]], %[[S]], %[[RM]]
+// CHECK:               arith.cmpf ogt, %{{.+}}, %[[RM1]] : vector<16xf32>
 // CHECK:             arith.maximumf {{.+}} : vector<16xf32>
 // CHECK:             math.exp {{.+}} : vector<16xf32>
 // CHECK:             math.exp {{.+}} : vector<16xf32>

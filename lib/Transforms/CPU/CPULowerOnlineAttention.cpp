@@ -481,24 +481,42 @@ struct TileLowering : Lowering {
     return {s, keep};
   }
 
-  /// Row max over [jLo, jHi) of chunk c, masking in place when asked.
+  /// Row max over [jLo, jHi) of chunk c, masking in place when asked. Keys
+  /// go in pairs with two running maxima (halving the loop-carried chain),
+  /// then the odd one.
   Value emitRowMax(Value st, Value c, Value jLo, Value jHi, bool masked,
                    bool applyBand, Value bIdx, Value h, Value qOff, Value kOff) {
-    auto loop = scf::ForOp::create(b, loc, jLo, jHi, idx(1),
-                                   ValueRange{splat(kNegInf, VL)});
-    OpBuilder::InsertionGuard g(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value j = loop.getInductionVar();
-    Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), st, ValueRange{j, c});
-    if (amx)
-      s = arith::MulFOp::create(b, loc, s, splat(static_cast<float>(detail.scale()), VL));
-    if (masked)
-      s = maskScores(s, j, c, bIdx, h, qOff, kOff, applyBand).first;
-    if (masked || amx)
-      vector::StoreOp::create(b, loc, s, st, ValueRange{j, c});
-    Value r = runningMax(loop.getRegionIterArgs()[0], s);
-    scf::YieldOp::create(b, loc, r);
-    return loop.getResult(0);
+    auto score = [&](Value j) {
+      Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), st, ValueRange{j, c});
+      if (amx)
+        s = arith::MulFOp::create(b, loc, s, splat(static_cast<float>(detail.scale()), VL));
+      if (masked)
+        s = maskScores(s, j, c, bIdx, h, qOff, kOff, applyBand).first;
+      if (masked || amx)
+        vector::StoreOp::create(b, loc, s, st, ValueRange{j, c});
+      return s;
+    };
+    Value pairsEnd = add(jLo, arith::AndIOp::create(b, loc, sub(jHi, jLo), idx(-2)));
+    Value negInf = splat(kNegInf, VL);
+    auto pairs = scf::ForOp::create(b, loc, jLo, pairsEnd, idx(2),
+                                    ValueRange{negInf, negInf});
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(pairs.getBody());
+      Value j = pairs.getInductionVar();
+      Value r0 = runningMax(pairs.getRegionIterArgs()[0], score(j));
+      Value r1 = runningMax(pairs.getRegionIterArgs()[1], score(add(j, idx(1))));
+      scf::YieldOp::create(b, loc, ValueRange{r0, r1});
+    }
+    auto rest = scf::ForOp::create(b, loc, pairsEnd, jHi, idx(1),
+                                   ValueRange{pairs.getResult(0)});
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(rest.getBody());
+      scf::YieldOp::create(
+          b, loc, runningMax(rest.getRegionIterArgs()[0], score(rest.getInductionVar())));
+    }
+    return runningMax(rest.getResult(0), pairs.getResult(1));
   }
 
   /// acc[b][h][m][e] = alpha[m] * acc + sum_j st[j][m] * value[j][e] over
