@@ -87,20 +87,23 @@ def median_ms(fn, repeat):
     return statistics.median(times)
 
 
-def interleaved_median_ms(fns, repeat):
-    """Medians of `fns` timed round-robin (after one warm-up each), so that
-    a slower or faster period of a shared machine falls on every peer alike
-    and the ratios stay fair. A short pause before each call lets the
-    spinning OpenMP threads of the previous peer go idle first."""
-    for fn in fns.values():
-        fn()
+def interleaved_median_ms(fns, repeat, settle=()):
+    """Medians of `fns` timed round-robin, so that a slower or faster period
+    of a shared machine falls on every peer alike and the ratios stay fair.
+    In each round every peer runs twice back to back and the second call is
+    timed (warm caches and clocks, as in a model's loop). After each peer
+    named in `settle` (PyTorch: libgomp's threads spin for a while after a
+    parallel region) the next waits 30 ms, so that those threads are asleep
+    before it runs; attn-mlir's pool threads block at once."""
     times = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            time.sleep(0.02)
+            fn()
             start = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - start) * 1e3)
+            if name in settle:
+                time.sleep(0.03)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -209,7 +212,7 @@ def main():
                     tq, tk, tv, is_causal=causal and sq == sk,
                     enable_gqa=hq != hkv)
             timed["torch sdpa"] = sdpa
-        fast = interleaved_median_ms(timed, args.repeat)
+        fast = interleaved_median_ms(timed, args.repeat, settle=("torch sdpa",))
         results = {"attn-mlir": fast["attn-mlir"], "attn-mlir dyn": fast["attn-mlir dyn"]}
         if 4.0 * b * hq * sq * sk < 2**30 and fl < 20e9:
             ref = attn_mlir.compile(spec, context=ctx, reference=True)

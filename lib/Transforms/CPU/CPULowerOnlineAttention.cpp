@@ -1082,6 +1082,18 @@ struct TileLowering : Lowering {
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(chunkLoop.getBody()->getTerminator());
       Value c = chunkLoop.getInductionVar();
+      // The keys some row of this chunk keeps: a band hides the others from
+      // every row of the chunk, so their scores are neither reduced nor
+      // exponentiated (P V reads them only under its per-row band guard).
+      // The AMX path transposes all of [jLo, jHi), so it keeps the range.
+      Value cLo = jLo, cHi = jHi;
+      if (!band.isUnbounded() && !amx) {
+        if (band.upper)
+          cHi = minI(cHi, sub(add(qOff, add(c, idx(VL - 1 + *band.upper + 1))), kOff));
+        if (band.lower)
+          cLo = maxI(cLo, sub(add(add(qOff, c), idx(*band.lower)), kOff));
+        cHi = maxI(cHi, cLo);
+      }
       auto readRow = [&](Value memref, float pad) {
         AffineMap map = AffineMap::get(3, 0, {b.getAffineDimExpr(2)}, b.getContext());
         return vector::TransferReadOp::create(
@@ -1099,7 +1111,7 @@ struct TileLowering : Lowering {
       Value lOld = readRow(sum, 0.0f);
       Value rowMax;
       auto emitMax = [&](bool applyBand) {
-        return emitRowMax(scratch.st, c, jLo, jHi, elementMasks || applyBand,
+        return emitRowMax(scratch.st, c, cLo, cHi, elementMasks || applyBand,
                           applyBand, bIdx, h, qOff, kOff);
       };
       if (straddle) {
@@ -1120,7 +1132,7 @@ struct TileLowering : Lowering {
       Value mSafe = safeMax(mNew, VL);
       Value alpha = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, mOld, mSafe));
       Value lInit = arith::MulFOp::create(b, loc, lOld, alpha);
-      auto sumLoop = scf::ForOp::create(b, loc, jLo, jHi, idx(1), ValueRange{lInit});
+      auto sumLoop = scf::ForOp::create(b, loc, cLo, cHi, idx(1), ValueRange{lInit});
       {
         OpBuilder::InsertionGuard g2(b);
         b.setInsertionPointToStart(sumLoop.getBody());
