@@ -6,7 +6,8 @@
 
 For each shape of the CPU issue it runs, on the same inputs and in the same
 process: attn-mlir's flash kernel, the same spec compiled with dynamic
-lengths (batch, q_len, kv_len = null), attn-mlir's unfused reference
+lengths (batch, q_len, kv_len = null; for decoding also with only batch and
+kv_len null, as a serving loop compiles its decode step), attn-mlir's unfused reference
 lowering (when its score matrix fits), a naive numpy/BLAS attention, and
 PyTorch's scaled_dot_product_attention (when torch is importable), and prints
 ms (median of the repeats; attn-mlir, its dynamic kernel and PyTorch are
@@ -165,7 +166,7 @@ def main():
           f"{peak:.1f} GFLOP/s, memory read bandwidth {bandwidth:.1f} GB/s")
     print(f"peers: numpy {np.__version__} (BLAS), PyTorch "
           f"{torch.__version__ if torch else 'not installed'}\n")
-    header = (f"{'shape':32} {'impl':14} {'ms':>9} {'GFLOP/s':>9} {'%peak':>6} "
+    header = (f"{'shape':32} {'impl':16} {'ms':>9} {'GFLOP/s':>9} {'%peak':>6} "
               f"{'attn-mlir x':>11}")
     print(header)
     print("-" * len(header))
@@ -179,7 +180,7 @@ def main():
         if role == "long":
             ms, rss = long_context_rss(spec, args.threads)
             gf = fl / ms / 1e6
-            print(f"{name:32} {'attn-mlir':14} {ms:9.1f} {gf:9.1f} "
+            print(f"{name:32} {'attn-mlir':16} {ms:9.1f} {gf:9.1f} "
                   f"{100 * gf / peak:5.1f}% {'':>11}  peak RSS {rss:.0f} MiB "
                   f"(< 1024: {'yes' if rss < 1024 else 'NO'})")
             rows.append({"shape": name, "impl": "attn-mlir", "ms": ms,
@@ -205,6 +206,13 @@ def main():
         # slow peers (seconds per call) after them with fewer repeats.
         timed = {"attn-mlir": lambda: kernel(q, k, v, out=out),
                  "attn-mlir dyn": lambda: dyn(q, k, v, out=out)}
+        if role == "decode":
+            # A decode step as a serving loop compiles it: q_len fixed, the
+            # cache length (and batch) dynamic. (With q_len dynamic too, the
+            # kernel is the prefill one, whose 64-row query tiles a single
+            # row mostly wastes.)
+            dyn_kv = attn_mlir.compile(dict(spec, batch=None, kv_len=None), context=ctx)
+            timed["attn-mlir dyn kv"] = lambda: dyn_kv(q, k, v, out=out)
         if torch is not None and (not causal or sq == sk):
             tq, tk, tv = (q, k, v) if bf16 else (torch.from_numpy(x) for x in (q32, k32, v32))
             def sdpa():
@@ -213,7 +221,7 @@ def main():
                     enable_gqa=hq != hkv)
             timed["torch sdpa"] = sdpa
         fast = interleaved_median_ms(timed, args.repeat, settle=("torch sdpa",))
-        results = {"attn-mlir": fast["attn-mlir"], "attn-mlir dyn": fast["attn-mlir dyn"]}
+        results = {name: ms for name, ms in fast.items() if name.startswith("attn-mlir")}
         if 4.0 * b * hq * sq * sk < 2**30 and fl < 20e9:
             ref = attn_mlir.compile(spec, context=ctx, reference=True)
             results["unfused (ours)"] = median_ms(lambda: ref(q, k, v, out=out), 2)
@@ -229,7 +237,7 @@ def main():
             if role == "decode" and impl.startswith("attn-mlir"):
                 gbs = 2 * 4 * b * hkv * sk * d / ms / 1e6
                 extra = f"  {gbs:.1f} GB/s = {100 * gbs / bandwidth:.0f}% of bandwidth"
-            print(f"{name:32} {impl:14} {ms:9.2f} {gf:9.1f} {100 * gf / peak:5.1f}% "
+            print(f"{name:32} {impl:16} {ms:9.2f} {gf:9.1f} {100 * gf / peak:5.1f}% "
                   f"{ratio:>11}{extra}")
             rows.append({"shape": name, "impl": impl, "ms": ms, "gflops": gf})
         print()
