@@ -88,6 +88,34 @@ func.func @causal(%q: memref<1x1x16x16xf32>, %k: memref<1x1x16x16xf32>, %v: memr
 
 // -----
 
+// Causal, 32 queries x 64 keys: each 16-query chunk reduces (max, exp, sum)
+// only the keys its last row can see, qOff + c + 16 - kOff, clipped to the
+// tile's range; keys right of that are hidden from every row of the chunk.
+// CHECK-LABEL: func.func @causal_chunks
+// CHECK-SAME:    %{{[a-zA-Z0-9]+}}: memref<1x1x32xf32>, %[[Q0:[a-zA-Z0-9]+]]: index, %[[K0:[a-zA-Z0-9]+]]: index
+// CHECK:         scf.for %[[C:.+]] = %c0 to %c32 step %c16 {
+// CHECK:           %[[END:.+]] = arith.addi %[[C]], %c16 : index
+// CHECK:           %[[ROW:.+]] = arith.addi %[[Q0]], %[[END]] : index
+// CHECK:           %[[KEY:.+]] = arith.subi %[[ROW]], %[[K0]] : index
+// CHECK:           %[[HI:.+]] = arith.minsi %{{.+}}, %[[KEY]] : index
+// CHECK:           %[[CHI:.+]] = arith.maxsi %[[HI]], %c0 : index
+// CHECK:           arith.andi %[[CHI]], %c-2 : index
+// CHECK:           scf.for %{{.+}} = %c0 to %{{.+}} step %c2 iter_args
+// CHECK:           scf.for %{{.+}} = %{{.+}} to %[[CHI]] step %c1 iter_args
+// CHECK:           math.exp
+// CHECK:           scf.for %{{.+}} = %c0 to %[[CHI]] step %c1 iter_args
+func.func @causal_chunks(%q: memref<1x1x32x16xf32>, %k: memref<1x1x64x16xf32>, %v: memref<1x1x64x16xf32>,
+                         %acc: memref<1x1x32x16xf32>, %m: memref<1x1x32xf32>, %l: memref<1x1x32xf32>,
+                         %q0: index, %k0: index) {
+  attn.online_attention {mask_kind = #attn.causal, scale = 0.25 : f32}
+      ins(%q, %k, %v : memref<1x1x32x16xf32>, memref<1x1x64x16xf32>, memref<1x1x64x16xf32>)
+      offsets(%q0, %k0)
+      outs(%acc, %m, %l : memref<1x1x32x16xf32>, memref<1x1x32xf32>, memref<1x1x32xf32>)
+  return
+}
+
+// -----
+
 // A boolean tensor mask broadcast over rows: one scalar per key, broadcast;
 // P V guarded by p != 0 so that a value hidden by the mask never reaches a
 // row.
