@@ -252,36 +252,12 @@ struct TileLowering : Lowering {
     bias = op.getBias();
   }
 
-  /// qt[b][h][d][m] = scale * query[b][h][m][d], 0 for padded rows m >= M.
+  /// A loop nest over (b, h, m, d) of the query block with its rows padded
+  /// to Mp: calls store(iv, q) with q = convert(query[b][h][m][d]) (the
+  /// element as stored when `convert` is null), 0 for padded rows m >= M.
   /// Returns the outermost loop.
-  Operation *emitQueryTranspose(Value qt) {
-    Value scale = fconst(static_cast<float>(detail.scale()));
-    scf::LoopNest nest = scf::buildLoopNest(
-        b, loc, ValueRange{idx(0), idx(0), idx(0), idx(0)},
-        ValueRange{idx(B), idx(Hq), idx(Mp), idx(D)},
-        ValueRange{idx(1), idx(1), idx(1), idx(1)},
-        [&](OpBuilder &nb, Location, ValueRange iv) {
-          OpBuilder::InsertionGuard g(b);
-          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          Value row = minI(iv[2], idx(M - 1));
-          Value q = loadScalar(query, {iv[0], iv[1], row, iv[3]});
-          q = arith::MulFOp::create(b, loc, q, scale);
-          if (Mp != M) {
-            Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
-                                                 iv[2], idx(M));
-            q = arith::SelectOp::create(b, loc, inside, q, fconst(0.0f));
-          }
-          memref::StoreOp::create(b, loc, q, qt, ValueRange{iv[0], iv[1], iv[3], iv[2]});
-        });
-    return nest.loops.front();
-  }
-
-  /// For bf16 dot products: qt[b][h][d / 2][2 m + d % 2] = query[b][h][m][d]
-  /// (bf16, unscaled; 0 for padded rows), i.e. for each pair of head_dim
-  /// entries the queries on the lanes with their two values side by side.
-  /// Returns the outermost loop.
-  Operation *emitQueryPairs(Value qt) {
-    Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getBF16Type()));
+  Operation *emitQueryCopy(function_ref<Value(Value)> convert,
+                           function_ref<void(ValueRange, Value)> store) {
     scf::LoopNest nest = scf::buildLoopNest(
         b, loc, ValueRange{idx(0), idx(0), idx(0), idx(0)},
         ValueRange{idx(B), idx(Hq), idx(Mp), idx(D)},
@@ -292,17 +268,41 @@ struct TileLowering : Lowering {
           Value row = minI(iv[2], idx(M - 1));
           Value q = memref::LoadOp::create(b, loc, query,
                                            ValueRange{iv[0], iv[1], row, iv[3]});
+          if (convert)
+            q = convert(q);
           if (Mp != M) {
             Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
                                                  iv[2], idx(M));
+            Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(q.getType()));
             q = arith::SelectOp::create(b, loc, inside, q, zero);
           }
-          Value pair = arith::DivUIOp::create(b, loc, iv[3], idx(2));
-          Value col = add(arith::MulIOp::create(b, loc, iv[2], idx(2)),
-                          arith::RemUIOp::create(b, loc, iv[3], idx(2)));
-          memref::StoreOp::create(b, loc, q, qt, ValueRange{iv[0], iv[1], pair, col});
+          store(iv, q);
         });
     return nest.loops.front();
+  }
+
+  /// qt[b][h][d][m] = scale * query[b][h][m][d], 0 for padded rows m >= M.
+  /// Returns the outermost loop.
+  Operation *emitQueryTranspose(Value qt) {
+    Value scale = fconst(static_cast<float>(detail.scale()));
+    return emitQueryCopy(
+        [&](Value q) { return arith::MulFOp::create(b, loc, toF32(q), scale); },
+        [&](ValueRange iv, Value q) {
+          memref::StoreOp::create(b, loc, q, qt, ValueRange{iv[0], iv[1], iv[3], iv[2]});
+        });
+  }
+
+  /// For bf16 dot products and AMX tiles: qt[b][h][d / 2][2 m + d % 2] =
+  /// query[b][h][m][d] (bf16, unscaled; 0 for padded rows), i.e. for each
+  /// pair of head_dim entries the queries on the lanes with their two values
+  /// side by side. Returns the outermost loop.
+  Operation *emitQueryPairs(Value qt) {
+    return emitQueryCopy(nullptr, [&](ValueRange iv, Value q) {
+      Value pair = arith::DivUIOp::create(b, loc, iv[3], idx(2));
+      Value col = add(arith::MulIOp::create(b, loc, iv[2], idx(2)),
+                      arith::RemUIOp::create(b, loc, iv[3], idx(2)));
+      memref::StoreOp::create(b, loc, q, qt, ValueRange{iv[0], iv[1], pair, col});
+    });
   }
 
   /// st[j][m] = scale * sum_d key[j][d] * query[m][d] with vdpbf16ps: each
@@ -637,6 +637,13 @@ struct TileLowering : Lowering {
            d.vHeadDim % kTileRows == 0;
   }
 
+  /// i1: jLo <= j < jHi.
+  Value keyInRange(Value j, Value jLo, Value jHi) {
+    return arith::AndIOp::create(
+        b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, j, jLo),
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j, jHi));
+  }
+
   amx::TileType tileType(int64_t cols, Type elt) {
     return amx::TileType::get({kTileRows, cols}, elt);
   }
@@ -717,13 +724,8 @@ struct TileLowering : Lowering {
     b.setInsertionPoint(loop.getBody()->getTerminator());
     Value j0 = loop.getInductionVar();
     SmallVector<Value> keep;
-    for (int64_t i = 0; i < VL; ++i) {
-      Value j = add(j0, idx(i));
-      keep.push_back(arith::AndIOp::create(
-          b, loc,
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, j, jLo),
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j, jHi)));
-    }
+    for (int64_t i = 0; i < VL; ++i)
+      keep.push_back(keyInRange(add(j0, idx(i)), jLo, jHi));
     auto chunkLoop = scf::ForOp::create(b, loc, idx(0), idx(M), idx(VL));
     b.setInsertionPoint(chunkLoop.getBody()->getTerminator());
     Value c = chunkLoop.getInductionVar();
@@ -757,13 +759,8 @@ struct TileLowering : Lowering {
     b.setInsertionPoint(loop.getBody()->getTerminator());
     Value j = loop.getInductionVar();
     Value pair = arith::DivUIOp::create(b, loc, j, idx(2));
-    auto kept = [&](Value key) {
-      return arith::AndIOp::create(
-          b, loc,
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, key, jLo),
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, key, jHi));
-    };
-    Value keep0 = kept(j), keep1 = kept(add(j, idx(1)));
+    Value keep0 = keyInRange(j, jLo, jHi);
+    Value keep1 = keyInRange(add(j, idx(1)), jLo, jHi);
     for (int64_t e0 = 0; e0 < Dv; e0 += VL) {
       Value v0 = vector::LoadOp::create(b, loc, vecType(VL, bf16), value,
                                         ValueRange{bIdx, hk, j, idx(e0)});
