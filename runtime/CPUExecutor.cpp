@@ -382,9 +382,9 @@ detail::compileCPUObject(const AttentionSpec &spec,
   options.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
   options.reference = compileOptions.unfusedReference;
   // AVX512-BF16 dot products for bf16 kernels when the host has them.
-  options.bf16Dot = spec.dtype == DType::BF16 &&
-                    llvm::sys::getHostCPUFeatures().lookup("avx512bf16");
-  options.avx512 = llvm::sys::getHostCPUFeatures().lookup("avx512f");
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  options.bf16Dot = spec.dtype == DType::BF16 && features.lookup("avx512bf16");
+  options.avx512 = features.lookup("avx512f");
   // Both contractions on AMX tiles where the host allows it.
   options.amx = spec.dtype == DType::BF16 && hostAMXUsable();
   mlir::PassManager pm(&context);

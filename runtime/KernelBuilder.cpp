@@ -382,26 +382,19 @@ mlir::attn::AttentionTileSizes
 attn::selectCPUTileSizes(const AttentionSpec &spec, bool amxTiles) {
   mlir::attn::AttentionTileSizes sizes;
   auto roundUp = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
-  if (amxTiles) {
-    sizes.query = 128;
-    sizes.key = 128;
-    if (spec.qLen)
-      sizes.query = *spec.qLen <= 4
-                        ? *spec.qLen
-                        : std::min<int64_t>(128, roundUp(*spec.qLen, 16));
-    if (spec.kvLen)
-      sizes.key = std::min<int64_t>(128, roundUp(*spec.kvLen, 32));
-    sizes.heads = spec.qHeads / spec.kvHeads;
-    return sizes;
-  }
-  // Query rows sit on the 16 f32 lanes of AVX-512: tiles of 64 rows, or the
-  // (rounded) sequence when it is shorter; decoding (up to 4 rows) uses the
-  // exact row count, which the CPU lowering handles with keys on the lanes.
+  // Query rows sit on the 16 f32 lanes of AVX-512: tiles of 64 rows (128 on
+  // AMX, keys in whole 32-key reductions), or the (rounded) sequence when it
+  // is shorter, and the same for dynamic lengths; decoding (up to 4 rows)
+  // uses the exact row count, which the CPU lowering handles with keys on
+  // the lanes.
+  const int64_t maxTile = amxTiles ? 128 : 64, keyAlign = amxTiles ? 32 : 8;
+  sizes.query = sizes.key = maxTile;
   if (spec.qLen)
-    sizes.query = *spec.qLen <= 4 ? *spec.qLen
-                                  : std::min<int64_t>(64, roundUp(*spec.qLen, 16));
+    sizes.query = *spec.qLen <= 4
+                      ? *spec.qLen
+                      : std::min<int64_t>(maxTile, roundUp(*spec.qLen, 16));
   if (spec.kvLen)
-    sizes.key = std::min<int64_t>(64, roundUp(*spec.kvLen, 8));
+    sizes.key = std::min<int64_t>(maxTile, roundUp(*spec.kvLen, keyAlign));
   // GQA/MQA: one workgroup takes a whole group of query heads, so that each
   // key/value block is loaded once for the group.
   sizes.heads = spec.qHeads / spec.kvHeads;
