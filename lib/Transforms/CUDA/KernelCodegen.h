@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Builders.h"
 
+#include <limits>
 #include <memory>
 
 namespace mlir {
@@ -127,6 +128,14 @@ ElementMask getElementMask(Emitter &e, const MaskInfo &mask,
 Value keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,
                   Value row, Value col);
 
+/// Epilogue: when `writer` holds, stores the log-sum-exp of local row `row`,
+/// ln(sum_j exp(scale s_j)) = (m * expFactor + log2 l) * ln 2 for the
+/// running max `m` (in score units) and the row sum `l` of exp2 terms, or
+/// -inf for a row with no visible key (`empty`). No-op without an LSE
+/// output.
+void storeLogSumExp(Emitter &e, const KernelInputs &in, Value writer, Value row,
+                    Value m, Value l, Value empty, double expFactor);
+
 /// The per-block code of one kind of kernel.
 class TileCodegen {
 public:
@@ -161,9 +170,10 @@ FailureOr<std::unique_ptr<TileCodegen>>
 createSIMTCodegen(const TileShape &shape, const MaskInfo &mask, double scale,
                   std::string &why);
 
-/// log2(e) and ln(2).
+/// log2(e), ln(2), and the initial running max.
 constexpr double kLog2E = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 } // namespace cuda
 } // namespace attn

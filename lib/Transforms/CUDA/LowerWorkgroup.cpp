@@ -157,6 +157,28 @@ ElementMask cuda::getElementMask(Emitter &e, const MaskInfo &mask,
   return em;
 }
 
+void cuda::storeLogSumExp(Emitter &e, const KernelInputs &in, Value writer,
+                          Value row, Value m, Value l, Value empty,
+                          double expFactor) {
+  if (!in.lse)
+    return;
+  OpBuilder &b = e.b;
+  Location loc = e.loc;
+  OpBuilder::InsertionGuard guard(b);
+  auto lseIf = scf::IfOp::create(b, loc, writer, /*withElseRegion=*/false);
+  b.setInsertionPointToStart(lseIf.thenBlock());
+  Value lse = arith::MulFOp::create(
+      b, loc,
+      arith::AddFOp::create(
+          b, loc, arith::MulFOp::create(b, loc, m, e.f32(expFactor)),
+          e.log2(l)),
+      e.f32(kLn2));
+  lse = e.select(empty, e.f32(kNegInf), lse);
+  memref::StoreOp::create(b, loc, lse, in.lse,
+                          ValueRange{in.lseOffsets[0], in.lseOffsets[1],
+                                     e.add(in.lseOffsets[2], row)});
+}
+
 Value cuda::keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,
                         Value row, Value col) {
   using P = arith::CmpIPredicate;

@@ -41,7 +41,6 @@ using namespace mlir::attn::cuda;
 
 namespace {
 
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr int64_t kRows = kSimtRowsPerThread;
 
 class SIMTCodegen final : public TileCodegen {
@@ -367,21 +366,7 @@ void SIMTCodegen::epilogue(Emitter &e, const KernelInputs &in,
                      e.add(in.outputOffsets[3], outCols[y])},
           /*nontemporal=*/false, llvm::MaybeAlign(4 * outBytes));
     }
-    if (in.lse) {
-      auto lseIf = scf::IfOp::create(b, loc, groupLead,
-                                     /*withElseRegion=*/false);
-      b.setInsertionPointToStart(lseIf.thenBlock());
-      Value lse = arith::MulFOp::create(
-          b, loc,
-          arith::AddFOp::create(
-              b, loc, arith::MulFOp::create(b, loc, m, e.f32(expFactor())),
-              e.log2(l)),
-          e.f32(kLn2));
-      lse = e.select(empty, e.f32(kNegInf), lse);
-      memref::StoreOp::create(b, loc, lse, in.lse,
-                              ValueRange{in.lseOffsets[0], in.lseOffsets[1],
-                                         e.add(in.lseOffsets[2], row)});
-    }
+    storeLogSumExp(e, in, groupLead, row, m, l, empty, expFactor());
   }
 }
 
