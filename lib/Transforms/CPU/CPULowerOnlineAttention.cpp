@@ -648,6 +648,34 @@ struct TileLowering : Lowering {
     return amx::TileType::get({kTileRows, cols}, elt);
   }
 
+  /// Output tiles at most kTileGroup at a time, so that their C tiles, one
+  /// A and one B tile fit the 8 AMX tile registers.
+  static constexpr int64_t kTileGroup = 4;
+
+  /// For each output tile t < `outputs`: c = init(t) + sum over the `steps`
+  /// reduction steps s of loadA(s) * loadB(s, t) (amx.tile_mulf), then
+  /// store(t, c); each A tile is loaded once per group of output tiles.
+  void emitTileProducts(int64_t outputs, int64_t steps,
+                        function_ref<Value(int64_t)> init,
+                        function_ref<Value(int64_t)> loadA,
+                        function_ref<Value(int64_t, int64_t)> loadB,
+                        function_ref<void(int64_t, Value)> store) {
+    for (int64_t t0 = 0; t0 < outputs; t0 += kTileGroup) {
+      int64_t n = std::min(kTileGroup, outputs - t0);
+      SmallVector<Value> c;
+      for (int64_t i = 0; i < n; ++i)
+        c.push_back(init(t0 + i));
+      for (int64_t step = 0; step < steps; ++step) {
+        Value a = loadA(step);
+        for (int64_t i = 0; i < n; ++i)
+          c[i] = amx::TileMulFOp::create(b, loc, c[i].getType(), a,
+                                         loadB(step, t0 + i), c[i]);
+      }
+      for (int64_t i = 0; i < n; ++i)
+        store(t0 + i, c[i]);
+    }
+  }
+
   /// Keys [from, to) rounded out to multiples of `align` (within [0, N)).
   std::pair<Value, Value> alignKeys(Value from, Value to, int64_t align) {
     Value lo = arith::MulIOp::create(
@@ -673,26 +701,21 @@ struct TileLowering : Lowering {
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(loop.getBody()->getTerminator());
     Value j0 = loop.getInductionVar();
-    constexpr int64_t kGroup = 4;
-    for (int64_t m0 = 0; m0 < Mp; m0 += kGroup * kTileRows) {
-      int64_t n = std::min<int64_t>(kGroup, (Mp - m0) / kTileRows);
-      SmallVector<Value> c;
-      for (int64_t i = 0; i < n; ++i)
-        c.push_back(amx::TileZeroOp::create(b, loc, scores));
-      for (int64_t d0 = 0; d0 < D; d0 += kPairCols) {
-        Value a = amx::TileLoadOp::create(b, loc, pairs, key,
-                                          ValueRange{bIdx, hk, j0, idx(d0)});
-        for (int64_t i = 0; i < n; ++i) {
-          Value q = amx::TileLoadOp::create(
+    emitTileProducts(
+        Mp / kTileRows, D / kPairCols,
+        [&](int64_t) { return amx::TileZeroOp::create(b, loc, scores); },
+        [&](int64_t step) {
+          return amx::TileLoadOp::create(b, loc, pairs, key,
+                                         ValueRange{bIdx, hk, j0, idx(step * kPairCols)});
+        },
+        [&](int64_t step, int64_t t) {
+          return amx::TileLoadOp::create(
               b, loc, pairs, qp,
-              ValueRange{bIdx, h, idx(d0 / 2), idx(2 * (m0 + i * kTileRows))});
-          c[i] = amx::TileMulFOp::create(b, loc, scores, a, q, c[i]);
-        }
-      }
-      for (int64_t i = 0; i < n; ++i)
-        amx::TileStoreOp::create(b, loc, st,
-                                 ValueRange{j0, idx(m0 + i * kTileRows)}, c[i]);
-    }
+              ValueRange{bIdx, h, idx(step * kPairCols / 2), idx(2 * t * kTileRows)});
+        },
+        [&](int64_t t, Value c) {
+          amx::TileStoreOp::create(b, loc, st, ValueRange{j0, idx(t * kTileRows)}, c);
+        });
   }
 
   /// 16 x 16 transposition of the rows `r` (16 vectors of 16 lanes) by four
@@ -795,31 +818,28 @@ struct TileLowering : Lowering {
     }
     Type bf16 = b.getBF16Type();
     amx::TileType pairs = tileType(kPairCols, bf16), out = tileType(kTileRows, f32);
-    constexpr int64_t kGroup = 4;
     auto mLoop = scf::ForOp::create(b, loc, idx(0), idx(M), idx(kTileRows));
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(mLoop.getBody()->getTerminator());
     Value m0 = mLoop.getInductionVar();
-    for (int64_t e0 = 0; e0 < Dv; e0 += kGroup * kTileRows) {
-      int64_t n = std::min<int64_t>(kGroup, (Dv - e0) / kTileRows);
-      SmallVector<Value> c;
-      for (int64_t i = 0; i < n; ++i)
-        c.push_back(amx::TileLoadOp::create(
-            b, loc, out, acc, ValueRange{bIdx, h, m0, idx(e0 + i * kTileRows)}));
-      for (int64_t j0 = 0; j0 < N; j0 += kPairCols) {
-        Value p = amx::TileLoadOp::create(b, loc, pairs, probs,
-                                          ValueRange{m0, idx(j0)});
-        for (int64_t i = 0; i < n; ++i) {
-          Value v = amx::TileLoadOp::create(
+    auto accAt = [&](int64_t t) {
+      return SmallVector<Value, 4>{bIdx, h, m0, idx(t * kTileRows)};
+    };
+    emitTileProducts(
+        Dv / kTileRows, N / kPairCols,
+        [&](int64_t t) {
+          return amx::TileLoadOp::create(b, loc, out, acc, accAt(t));
+        },
+        [&](int64_t step) {
+          return amx::TileLoadOp::create(b, loc, pairs, probs,
+                                         ValueRange{m0, idx(step * kPairCols)});
+        },
+        [&](int64_t step, int64_t t) {
+          return amx::TileLoadOp::create(
               b, loc, pairs, vp,
-              ValueRange{idx(j0 / 2), idx(2 * (e0 + i * kTileRows))});
-          c[i] = amx::TileMulFOp::create(b, loc, out, p, v, c[i]);
-        }
-      }
-      for (int64_t i = 0; i < n; ++i)
-        amx::TileStoreOp::create(
-            b, loc, acc, ValueRange{bIdx, h, m0, idx(e0 + i * kTileRows)}, c[i]);
-    }
+              ValueRange{idx(step * kPairCols / 2), idx(2 * t * kTileRows)});
+        },
+        [&](int64_t t, Value c) { amx::TileStoreOp::create(b, loc, acc, accAt(t), c); });
   }
 
   //===--------------------------------------------------------------------===//
