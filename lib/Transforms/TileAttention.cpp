@@ -370,13 +370,27 @@ FailureOr<scf::ForallOp> tileParallel(RewriterBase &rewriter, OpTy op,
                  ? padDim(rewriter, loc, v, kSeqDim, ts.query)
                  : v;
     };
+    // An attention op computes into fresh outs. An online_attention's outs
+    // are its running state, which the padded tile must start from: a fill
+    // is repeated on the padded shape, any other state is padded (the
+    // padding rows are dropped, so their values do not matter).
     SmallVector<Value> freshOuts;
     for (Value out : tileOuts) {
       auto type = cast<RankedTensorType>(out.getType());
       SmallVector<int64_t> shape(type.getShape());
       shape[kSeqDim] = ts.query;
-      freshOuts.push_back(tensor::EmptyOp::create(rewriter, loc, shape,
-                                                  type.getElementType()));
+      auto fill = out.getDefiningOp<linalg::FillOp>();
+      if (isOnline && !fill) {
+        freshOuts.push_back(padDim(rewriter, loc, out, kSeqDim, ts.query));
+        continue;
+      }
+      Value empty = tensor::EmptyOp::create(rewriter, loc, shape,
+                                            type.getElementType());
+      freshOuts.push_back(
+          isOnline ? linalg::FillOp::create(rewriter, loc, fill.getInputs(),
+                                            ValueRange{empty})
+                         .getResult(0)
+                   : empty);
     }
     // Rows at or past q_offset + qSize are padding: q_bound says so (in
     // the coordinates of q_offset, which include a bottom-right shift).

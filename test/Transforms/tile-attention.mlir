@@ -171,3 +171,52 @@ func.func @online(%q: tensor<1x1x64x16xf32>, %k: tensor<1x1x128x16xf32>, %v: ten
       -> tensor<1x1x64x16xf32>, tensor<1x1x64xf32>, tensor<1x1x64xf32>
   return %a, %b, %c : tensor<1x1x64x16xf32>, tensor<1x1x64xf32>, tensor<1x1x64xf32>
 }
+
+// -----
+
+// A padded query tile of a stand-alone online_attention (split-KV partials:
+// q_len 5 in a 32-row tile) starts from its running state: the fills of the
+// state are repeated on the padded shape, never a bare tensor.empty (whose
+// rows the merge would read uninitialised).
+// CHECK-LABEL: func.func @online_padded_fill
+// CHECK-DAG:     %[[NEGINF:.+]] = arith.constant 0xFF800000 : f32
+// CHECK:         scf.forall
+// CHECK-DAG:       %[[ACC0:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<1x1x32x16xf32>)
+// CHECK-DAG:       %[[MAX0:.+]] = linalg.fill ins(%[[NEGINF]] : f32) outs(%{{.+}} : tensor<1x1x32xf32>)
+// CHECK-DAG:       %[[SUM0:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<1x1x32xf32>)
+// CHECK:           scf.for {{.+}} iter_args(%{{.+}} = %[[ACC0]], %{{.+}} = %[[MAX0]], %{{.+}} = %[[SUM0]])
+// CHECK:             attn.online_attention {{.+}} q_bound(
+func.func @online_padded_fill(%q: tensor<1x1x5x16xf32>, %k: tensor<1x1x128x16xf32>, %v: tensor<1x1x128x16xf32>)
+    -> (tensor<1x1x5x16xf32>, tensor<1x1x5xf32>, tensor<1x1x5xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %neginf = arith.constant 0xFF800000 : f32
+  %e4 = tensor.empty() : tensor<1x1x5x16xf32>
+  %e3 = tensor.empty() : tensor<1x1x5xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e4 : tensor<1x1x5x16xf32>) -> tensor<1x1x5x16xf32>
+  %m = linalg.fill ins(%neginf : f32) outs(%e3 : tensor<1x1x5xf32>) -> tensor<1x1x5xf32>
+  %l = linalg.fill ins(%zero : f32) outs(%e3 : tensor<1x1x5xf32>) -> tensor<1x1x5xf32>
+  %a, %b, %c = attn.online_attention
+      ins(%q, %k, %v : tensor<1x1x5x16xf32>, tensor<1x1x128x16xf32>, tensor<1x1x128x16xf32>)
+      outs(%acc, %m, %l : tensor<1x1x5x16xf32>, tensor<1x1x5xf32>, tensor<1x1x5xf32>)
+      -> tensor<1x1x5x16xf32>, tensor<1x1x5xf32>, tensor<1x1x5xf32>
+  return %a, %b, %c : tensor<1x1x5x16xf32>, tensor<1x1x5xf32>, tensor<1x1x5xf32>
+}
+
+// -----
+
+// A running state passed in (not a fill) is padded, so the padded tile
+// continues from it.
+// CHECK-LABEL: func.func @online_padded_state
+// CHECK-SAME:    tensor<1x1x128x16xf32>, %[[ACC:[a-zA-Z0-9]+]]: tensor<1x1x5x16xf32>
+// CHECK:         scf.forall {{.+}} shared_outs(%[[SACC:[a-zA-Z0-9]+]] = %[[ACC]],
+// CHECK:           %[[PACC:.+]] = tensor.pad %[[SACC]] low[0, 0, 0, 0] high[0, 0, %{{.+}}, 0]
+// CHECK:           scf.for {{.+}} iter_args(%{{.+}} = %[[PACC]],
+func.func @online_padded_state(%q: tensor<1x1x5x16xf32>, %k: tensor<1x1x128x16xf32>, %v: tensor<1x1x128x16xf32>,
+                  %acc: tensor<1x1x5x16xf32>, %m: tensor<1x1x5xf32>, %l: tensor<1x1x5xf32>)
+    -> (tensor<1x1x5x16xf32>, tensor<1x1x5xf32>, tensor<1x1x5xf32>) {
+  %a, %b, %c = attn.online_attention
+      ins(%q, %k, %v : tensor<1x1x5x16xf32>, tensor<1x1x128x16xf32>, tensor<1x1x128x16xf32>)
+      outs(%acc, %m, %l : tensor<1x1x5x16xf32>, tensor<1x1x5xf32>, tensor<1x1x5xf32>)
+      -> tensor<1x1x5x16xf32>, tensor<1x1x5xf32>, tensor<1x1x5xf32>
+  return %a, %b, %c : tensor<1x1x5x16xf32>, tensor<1x1x5xf32>, tensor<1x1x5xf32>
+}

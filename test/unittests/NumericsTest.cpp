@@ -411,6 +411,15 @@ std::vector<DecodeCase> splitCases() {
       {"Sq16_Sk513_D64_tensorBool", 1, 2, 2, 16, 513, 64,
        {tensorMask(DType::Bool, false, true, false)}},
       {"Sq2_Sk64_D128_causalBR_lse", 1, 8, 2, 2, 64, 128, {causalBR}},
+      // Padded query tiles (q_len not a multiple of the 16-row tile) with
+      // split-KV: the partial states of the padding rows once came from an
+      // uninitialised workspace (issue: ~1e28 / NaN outputs).
+      {"Sq5_Sk1100_D16_paddedTile", 1, 2, 2, 5, 1100, 16, {}},
+      {"Sq7_Sk1024_D64_paddedTile_causalBR", 1, 4, 2, 7, 1024, 64, {causalBR}},
+      {"Sq15_Sk1101_D32_paddedTile_keyPadding", 2, 2, 1, 15, 1101, 32,
+       {keyPaddingMask()}},
+      {"Sq9_Sk1500_D80_paddedTile_windowBR", 1, 2, 2, 9, 1500, 80,
+       {windowMask(300, 0, true)}},
   };
 }
 
@@ -419,6 +428,26 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<DecodeCase> &info) {
       return info.param.name;
     });
+
+TEST(SplitKV, ChosenForPaddedQueryTile) {
+  // The reproducer of the padded-tile defect: q [1, 2, 5, 16] against 1100
+  // keys takes the compiler's split-KV choice, with a 16-row query tile.
+  AttentionSpec spec = dynamicSpec(2, 2, 16, 16);
+  spec.batch = 1;
+  spec.qLen = 5;
+  spec.kvLen = 1100;
+  for (int64_t kvLen : {1100, 2048}) {
+    spec.kvLen = kvLen;
+    ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+    EXPECT_GT(kernel->info().kvSplits, 1);
+    EXPECT_EQ(kernel->info().tileSizes[2], 16);
+    Problem p(spec, 1, 5, kvLen);
+    p.randomize(11);
+    SCOPED_TRACE(shapeTrace(p));
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    EXPECT_TRUE(matchesReference(p, p.reference()));
+  }
+}
 
 TEST(SplitKV, ChosenForFewWorkgroups) {
   // One query row, one key/value head: a single workgroup, so the compiler
