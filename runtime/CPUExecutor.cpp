@@ -353,7 +353,8 @@ CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
       int64_t wanted = 4 * static_cast<int64_t>(threads);
       if (workgroups < wanted)
         resolved.kvSplits = std::clamp<int64_t>(
-            (wanted + workgroups - 1) / workgroups, 1, *spec.kvLen / 512);
+            (wanted + workgroups - 1) / workgroups, 1,
+            std::max<int64_t>(1, *spec.kvLen / 512));
     }
   }
   if (options.unfusedReference)

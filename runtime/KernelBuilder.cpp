@@ -396,8 +396,19 @@ attn::selectCPUTileSizes(const AttentionSpec &spec, bool amxTiles) {
   if (spec.kvLen)
     sizes.key = std::min<int64_t>(maxTile, roundUp(*spec.kvLen, keyAlign));
   // GQA/MQA: one workgroup takes a whole group of query heads, so that each
-  // key/value block is loaded once for the group.
-  sizes.heads = spec.qHeads / spec.kvHeads;
+  // key/value block is loaded once for the group, or the largest divisor of
+  // the group whose tile fits the CPU code generator's stack scratch.
+  int64_t group = spec.qHeads / spec.kvHeads;
+  sizes.heads = 1;
+  for (int64_t h = group; h >= 1; --h)
+    if (group % h == 0 &&
+        mlir::attn::getCPUTileScratchBytes(1, h, sizes.query, sizes.key,
+                                           spec.headDim, spec.vHeadDim, 16,
+                                           amxTiles) <=
+            mlir::attn::kMaxCPUTileScratchBytes) {
+      sizes.heads = h;
+      break;
+    }
   return sizes;
 }
 

@@ -3,11 +3,17 @@
 #include "attn/Runtime/Npy.h"
 
 #include "llvm/Support/FileSystem.h"
-#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <optional>
 #include <regex>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace attn;
 
@@ -41,33 +47,114 @@ static const char *descrOf(DType dtype) {
   return nullptr;
 }
 
-llvm::Expected<NpyArray> attn::readNpy(const std::string &path) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
-  if (!buffer)
-    return npyError(path, "cannot read: " + buffer.getError().message());
-  llvm::StringRef bytes = (*buffer)->getBuffer();
-  if (bytes.size() < 10 || !bytes.starts_with("\x93NUMPY"))
+namespace {
+/// Reads up to `n` bytes of `fd` into `buf`; returns how many were read
+/// (fewer at end of file) or -1 with errno set.
+int64_t readFully(int fd, char *buf, int64_t n) {
+  int64_t done = 0;
+  while (done < n) {
+    ssize_t got = ::read(fd, buf + done, static_cast<size_t>(std::min<int64_t>(
+                                             n - done, int64_t(1) << 30)));
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0)
+      return -1;
+    if (got == 0)
+      break;
+    done += got;
+  }
+  return done;
+}
+
+/// Closes a file descriptor on scope exit.
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+/// Parses the shape tuple of a .npy header, e.g. "(1, 2, 16, 8)", "(5,)" or
+/// "()": non-negative decimal integers separated by commas, an optional
+/// trailing comma, nothing else.
+std::optional<std::vector<int64_t>> parseShapeTuple(llvm::StringRef text) {
+  text = text.trim();
+  if (!text.consume_front("(") || !text.consume_back(")"))
+    return std::nullopt;
+  std::vector<int64_t> shape;
+  text = text.trim();
+  if (text.empty())
+    return shape;
+  llvm::SmallVector<llvm::StringRef> items;
+  text.split(items, ',');
+  if (items.back().trim().empty() && items.size() > 1)
+    items.pop_back(); // (5,) and (2, 3,)
+  for (llvm::StringRef item : items) {
+    item = item.trim();
+    // At most 12 digits: larger sizes overflow every product below.
+    if (item.empty() || item.size() > 12 ||
+        !llvm::all_of(item, [](char c) { return c >= '0' && c <= '9'; }))
+      return std::nullopt;
+    int64_t v = 0;
+    for (char c : item)
+      v = v * 10 + (c - '0');
+    shape.push_back(v);
+  }
+  return shape;
+}
+} // namespace
+
+llvm::Expected<NpyArray> attn::readNpy(const std::string &path,
+                                       int64_t maxBytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return npyError(path, llvm::Twine("cannot read: ") + std::strerror(errno));
+  FdCloser closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    return npyError(path, llvm::Twine("cannot read: ") + std::strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    return npyError(path, "cannot read: Is a directory");
+  auto readError = [&]() {
+    return npyError(path, llvm::Twine("cannot read: ") + std::strerror(errno));
+  };
+
+  char prefix[12];
+  int64_t got = readFully(fd, prefix, 10);
+  if (got < 0)
+    return readError();
+  if (got < 10 || std::memcmp(prefix, "\x93NUMPY", 6) != 0)
     return npyError(path, "not a .npy file");
-  unsigned major = static_cast<unsigned char>(bytes[6]);
+  unsigned major = static_cast<unsigned char>(prefix[6]);
   size_t headerLen, headerStart;
   if (major == 1) {
-    headerLen = static_cast<unsigned char>(bytes[8]) |
-                (static_cast<unsigned char>(bytes[9]) << 8);
+    headerLen = static_cast<unsigned char>(prefix[8]) |
+                (static_cast<unsigned char>(prefix[9]) << 8);
     headerStart = 10;
   } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12)
+    got = readFully(fd, prefix + 10, 2);
+    if (got < 0)
+      return readError();
+    if (got < 2)
       return npyError(path, "truncated header");
     headerLen = 0;
     for (int i = 0; i < 4; ++i)
-      headerLen |= size_t(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+      headerLen |= size_t(static_cast<unsigned char>(prefix[8 + i])) << (8 * i);
     headerStart = 12;
   } else {
     return npyError(path, "unsupported .npy version " + llvm::Twine(major));
   }
-  if (headerStart + headerLen > bytes.size())
+  // numpy writes headers of a few hundred bytes.
+  if (headerLen > (1u << 20))
+    return npyError(path, "header of " + llvm::Twine(headerLen) +
+                              " bytes is longer than 1 MiB");
+  std::string header(headerLen, '\0');
+  got = readFully(fd, header.data(), static_cast<int64_t>(headerLen));
+  if (got < 0)
+    return readError();
+  if (static_cast<size_t>(got) < headerLen)
     return npyError(path, "truncated header");
-  std::string header = bytes.substr(headerStart, headerLen).str();
 
   std::smatch match;
   if (!std::regex_search(header, match,
@@ -81,18 +168,16 @@ llvm::Expected<NpyArray> attn::readNpy(const std::string &path) {
     return npyError(path, "Fortran-ordered arrays are not supported; save "
                           "with numpy.ascontiguousarray");
   if (!std::regex_search(header, match,
-                         std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)")))
+                         std::regex("'shape'\\s*:\\s*(\\([^)]*\\))")))
     return npyError(path, "header has no 'shape'");
   NpyArray array;
-  std::string dims = match[1];
-  std::regex number("\\d+");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number);
-       it != std::sregex_iterator(); ++it) {
-    std::string digits = it->str();
-    if (digits.size() > 12)
-      return npyError(path, "dimension too large");
-    array.shape.push_back(std::stoll(digits));
-  }
+  std::string tuple = match[1];
+  std::optional<std::vector<int64_t>> shape = parseShapeTuple(tuple);
+  if (!shape)
+    return npyError(path, "malformed shape " +
+                              llvm::Twine(tuple.substr(0, 64)) +
+                              " (expected a tuple of non-negative integers)");
+  array.shape = std::move(*shape);
 
   bool fromF64 = false;
   if (descr == "<f8") {
@@ -107,7 +192,7 @@ llvm::Expected<NpyArray> attn::readNpy(const std::string &path) {
         found = true;
       }
     if (!found)
-      return npyError(path, "unsupported dtype '" + descr +
+      return npyError(path, "unsupported dtype '" + descr.substr(0, 16) +
                                 "' (expected <f4, <f2, <f8, |b1, <i4 or <i8, "
                                 "little-endian)");
   }
@@ -119,31 +204,52 @@ llvm::Expected<NpyArray> attn::readNpy(const std::string &path) {
   int64_t payload;
   if (__builtin_mul_overflow(count, srcSize, &payload))
     return npyError(path, "shape overflows");
-  size_t dataStart = headerStart + headerLen;
-  if (bytes.size() - dataStart != static_cast<uint64_t>(payload))
-    return npyError(path, "data size " + llvm::Twine(bytes.size() - dataStart) +
+  if (payload > maxBytes)
+    return npyError(path, "data of " + llvm::Twine(payload) +
+                              " bytes is more than the " +
+                              llvm::Twine(maxBytes) + " bytes expected at most");
+  int64_t dataStart = static_cast<int64_t>(headerStart + headerLen);
+  // A regular file's size is known: check it before allocating.
+  if (S_ISREG(st.st_mode) && st.st_size - dataStart != payload)
+    return npyError(path, "data size " + llvm::Twine(st.st_size - dataStart) +
                               " bytes does not match the header (" +
                               llvm::Twine(payload) + " bytes expected)");
-  const char *src = bytes.data() + dataStart;
+  std::vector<char> raw(static_cast<size_t>(payload));
+  got = readFully(fd, raw.data(), payload);
+  if (got < 0)
+    return readError();
+  char extra;
+  int64_t more = got == payload ? readFully(fd, &extra, 1) : 0;
+  if (more < 0)
+    return readError();
+  if (got != payload || more != 0)
+    return npyError(path, got != payload
+                              ? "data size " + llvm::Twine(got) +
+                                    " bytes does not match the header (" +
+                                    llvm::Twine(payload) + " bytes expected)"
+                              : llvm::Twine("data continues past the ") +
+                                    llvm::Twine(payload) +
+                                    " bytes the header announces");
   if (fromF64) {
     array.data.resize(count * 4);
     float *dst = array.as<float>();
     for (int64_t i = 0; i < count; ++i) {
       double v;
-      std::memcpy(&v, src + 8 * i, 8);
+      std::memcpy(&v, raw.data() + 8 * i, 8);
       dst[i] = static_cast<float>(v);
     }
   } else {
-    array.data.assign(src, src + payload);
+    array.data = std::move(raw);
   }
   return array;
 }
 
-llvm::Error attn::writeNpy(const std::string &path, const NpyArray &array) {
+llvm::Expected<std::string> attn::npyBytes(const NpyArray &array) {
   const char *descr = descrOf(array.dtype);
   if (!descr)
-    return npyError(path, llvm::Twine("cannot write dtype ") +
-                              dtypeName(array.dtype) + " to .npy");
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   llvm::Twine("cannot write dtype ") +
+                                       dtypeName(array.dtype) + " to .npy");
   std::string shape;
   for (int64_t d : array.shape)
     shape += std::to_string(d) + ", ";
@@ -156,54 +262,102 @@ llvm::Error attn::writeNpy(const std::string &path, const NpyArray &array) {
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
+  std::string bytes = "\x93NUMPY";
+  bytes += char(1);
+  bytes += char(0);
+  bytes += char(header.size() & 0xff);
+  bytes += char((header.size() >> 8) & 0xff);
+  bytes += header;
+  bytes.append(array.data.data(), array.data.size());
+  return bytes;
+}
 
-  llvm::SmallString<256> tmp;
-  int fd;
-  if (auto ec = llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%", fd, tmp))
-    return npyError(path, "cannot create: " + ec.message());
-  {
-    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    os << "\x93NUMPY" << char(1) << char(0);
-    os << char(header.size() & 0xff) << char((header.size() >> 8) & 0xff);
-    os << header;
-    os.write(array.data.data(), array.data.size());
-    os.close();
-    if (os.has_error()) {
-      os.clear_error();
-      llvm::sys::fs::remove(tmp);
-      return npyError(path, "write failed");
-    }
+//===----------------------------------------------------------------------===//
+// OutputFile
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<OutputFile> OutputFile::open(const std::string &path) {
+  OutputFile file;
+  file.path_ = path;
+  struct stat st;
+  if (path.empty())
+    return npyError(path, "cannot write: empty path");
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    struct stat target;
+    if (S_ISDIR(st.st_mode) ||
+        (::stat(path.c_str(), &target) == 0 && S_ISDIR(target.st_mode)))
+      return npyError(path, "cannot write: Is a directory");
+    // A device, FIFO, socket or symlink: written in place at the end.
+    if (::access(path.c_str(), W_OK) != 0)
+      return npyError(path,
+                      llvm::Twine("cannot write: ") + std::strerror(errno));
+    return std::move(file);
   }
-  if (auto ec = llvm::sys::fs::rename(tmp, path)) {
-    llvm::sys::fs::remove(tmp);
-    return npyError(path, "cannot write: " + ec.message());
+  llvm::SmallString<256> tmp;
+  if (auto ec = llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%",
+                                                file.fd_, tmp))
+    return npyError(path, "cannot create: " + ec.message());
+  file.temp_ = tmp.str().str();
+  return std::move(file);
+}
+
+OutputFile::OutputFile(OutputFile &&other)
+    : path_(std::move(other.path_)), temp_(std::move(other.temp_)),
+      fd_(other.fd_) {
+  other.temp_.clear();
+  other.fd_ = -1;
+}
+
+OutputFile::~OutputFile() {
+  if (fd_ >= 0)
+    ::close(fd_);
+  if (!temp_.empty())
+    llvm::sys::fs::remove(temp_);
+}
+
+llvm::Error OutputFile::write(llvm::StringRef bytes) {
+  auto fail = [&](const llvm::Twine &msg) { return npyError(path_, msg); };
+  bool inPlace = temp_.empty();
+  if (inPlace && fd_ < 0) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd_ < 0)
+      return fail(llvm::Twine("cannot write: ") + std::strerror(errno));
+  }
+  if (fd_ < 0)
+    return fail("already written");
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd_, bytes.data() + done,
+                        std::min<size_t>(bytes.size() - done, size_t(1) << 30));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return fail(llvm::Twine("write failed: ") + std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0)
+    return fail(llvm::Twine("write failed: ") + std::strerror(errno));
+  if (!inPlace) {
+    if (auto ec = llvm::sys::fs::rename(temp_, path_))
+      return fail("cannot write: " + ec.message());
+    temp_.clear();
   }
   return llvm::Error::success();
 }
 
-llvm::Error attn::writeFileAtomically(const std::string &path,
-                                      llvm::StringRef bytes) {
-  auto fail = [&](const llvm::Twine &msg) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   path + ": " + msg);
-  };
-  llvm::SmallString<256> tmp;
-  int fd;
-  if (auto ec = llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%", fd, tmp))
-    return fail("cannot create: " + ec.message());
-  {
-    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    os << bytes;
-    os.close();
-    if (os.has_error()) {
-      os.clear_error();
-      llvm::sys::fs::remove(tmp);
-      return fail("write failed");
-    }
-  }
-  if (auto ec = llvm::sys::fs::rename(tmp, path)) {
-    llvm::sys::fs::remove(tmp);
-    return fail("cannot write: " + ec.message());
-  }
-  return llvm::Error::success();
+llvm::Error attn::writeNpy(const std::string &path, const NpyArray &array) {
+  llvm::Expected<std::string> bytes = npyBytes(array);
+  if (!bytes)
+    return npyError(path, llvm::toString(bytes.takeError()));
+  return writeOutputFile(path, *bytes);
+}
+
+llvm::Error attn::writeOutputFile(const std::string &path,
+                                  llvm::StringRef bytes) {
+  llvm::Expected<OutputFile> file = OutputFile::open(path);
+  if (!file)
+    return file.takeError();
+  return file->write(bytes);
 }

@@ -5,9 +5,12 @@
 #include "KernelBuilder.h"
 #include "RuntimeInternal.h"
 
+#include "attn/Transforms/Transforms.h"
+
 #include "mlir/InitAllPasses.h"
 
 #include "llvm/ADT/SmallVector.h"
+#include "llvm/Support/Threading.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -73,14 +76,36 @@ struct Expect {
 } // namespace
 
 llvm::Error Kernel::validate(const AttentionArgs &args) const {
-  const AttentionSpec &s = spec();
+  return validateArguments(spec(), args);
+}
+
+llvm::Error attn::validateArguments(const AttentionSpec &s,
+                                    const AttentionArgs &args, bool outputs) {
   // Resolve dynamic sizes from query and key.
   if (args.query.empty() || args.key.empty() || args.value.empty() ||
-      args.output.empty())
-    return argError("query, key, value and output must be given");
+      (outputs && args.output.empty()))
+    return argError(outputs ? "query, key, value and output must be given"
+                            : "query, key and value must be given");
   if (args.query.rank != 4 || args.key.rank != 4)
     return argError(args.query.rank != 4 ? "query: expected rank 4"
                                          : "key: expected rank 4");
+  // Every size of every operand: 0 <= size < 2^31, as in the spec.
+  for (auto [name, t] :
+       {std::pair{"query", &args.query}, {"key", &args.key},
+        {"value", &args.value}, {"mask", &args.mask},
+        {"kv_lens", &args.kvLens}, {"output", &args.output},
+        {"lse", &args.lse}}) {
+    if (t->empty())
+      continue;
+    if (t->rank < 1 || t->rank > 4)
+      return argError(llvm::Twine(name) + ": rank " + llvm::Twine(t->rank) +
+                      " is outside 1..4");
+    for (int i = 0; i < t->rank; ++i)
+      if (t->shape[i] < 0 || t->shape[i] > INT32_MAX)
+        return argError(llvm::Twine(name) + ": shape " +
+                        shapeString(t->shape.data(), t->rank) +
+                        " has a size outside 0..2^31-1");
+  }
   int64_t batch = s.batch.value_or(args.query.shape[0]);
   int64_t qLen = s.qLen.value_or(args.query.shape[2]);
   int64_t kvLen = s.kvLen.value_or(args.key.shape[2]);
@@ -89,8 +114,10 @@ llvm::Error Kernel::validate(const AttentionArgs &args) const {
       {"query", &args.query, s.dtype, {batch, s.qHeads, qLen, s.headDim}},
       {"key", &args.key, s.dtype, {batch, s.kvHeads, kvLen, s.headDim}},
       {"value", &args.value, s.dtype, {batch, s.kvHeads, kvLen, s.vHeadDim}},
-      {"output", &args.output, s.dtype, {batch, s.qHeads, qLen, s.vHeadDim}},
   };
+  if (outputs)
+    expects.push_back(
+        {"output", &args.output, s.dtype, {batch, s.qHeads, qLen, s.vHeadDim}});
   const MaskSpec *tensorMask = s.findMask(MaskSpec::Kind::Tensor);
   if (tensorMask)
     expects.push_back({"mask",
@@ -106,9 +133,9 @@ llvm::Error Kernel::validate(const AttentionArgs &args) const {
     expects.push_back({"kv_lens", &args.kvLens, padding->dtype, {batch}});
   else if (!args.kvLens.empty())
     return argError("kv_lens: given, but the spec has no key_padding mask");
-  if (s.returnLse)
+  if (s.returnLse && outputs)
     expects.push_back({"lse", &args.lse, DType::F32, {batch, s.qHeads, qLen}});
-  else if (!args.lse.empty())
+  else if (!s.returnLse && !args.lse.empty())
     return argError("lse: given, but the spec does not return the "
                     "log-sum-exp");
 
@@ -138,6 +165,43 @@ llvm::Error Kernel::validate(const AttentionArgs &args) const {
       if (t.strides[i] < 0)
         return argError(llvm::Twine(e.name) + ": negative strides are not "
                                               "supported");
+    // The last element's offset (in bytes) must be addressable.
+    int64_t extent = 0, term;
+    for (int i = 0; i < rank; ++i)
+      if (t.shape[i] > 0 &&
+          (__builtin_mul_overflow(t.shape[i] - 1, t.strides[i], &term) ||
+           __builtin_add_overflow(extent, term, &extent)))
+        return argError(llvm::Twine(e.name) + ": strides overflow");
+    if (__builtin_mul_overflow(extent, dtypeSize(t.dtype), &term))
+      return argError(llvm::Twine(e.name) + ": strides overflow");
+  }
+  // The outputs are written while the inputs are read: no output may share
+  // memory with any other operand (e.g. out= aliasing key or value).
+  if (outputs) {
+    auto span = [](const TensorRef &t) {
+      int64_t last = 0;
+      for (int i = 0; i < t.rank; ++i)
+        if (t.shape[i] == 0)
+          return std::pair<uintptr_t, uintptr_t>{0, 0}; // empty: no memory
+        else
+          last += (t.shape[i] - 1) * t.strides[i];
+      auto begin = reinterpret_cast<uintptr_t>(t.data);
+      return std::pair<uintptr_t, uintptr_t>{
+          begin, begin + uintptr_t(last + 1) * uintptr_t(dtypeSize(t.dtype))};
+    };
+    for (const Expect &w : expects) {
+      if (w.ref != &args.output && w.ref != &args.lse)
+        continue;
+      auto [wb, we] = span(*w.ref);
+      for (const Expect &o : expects) {
+        if (o.ref == w.ref)
+          continue;
+        auto [ob, oe] = span(*o.ref);
+        if (wb < we && ob < oe && wb < oe && ob < we)
+          return argError(llvm::Twine(w.name) + ": shares memory with " +
+                          o.name + " (outputs must not alias any operand)");
+      }
+    }
   }
   return llvm::Error::success();
 }
@@ -165,7 +229,18 @@ struct CacheEntry {
 class Runtime::Impl {
 public:
   explicit Impl(const RuntimeOptions &options)
-      : pool(std::make_shared<detail::WorkerPool>(options.numThreads)) {
+      : pool(std::make_shared<detail::WorkerPool>(
+            options.numThreads <= maxRuntimeThreads() ? options.numThreads
+                                                      : 1)) {
+    if (options.numThreads > maxRuntimeThreads()) {
+      // Refused (a pool of 2^31 threads never starts): reported by create()
+      // and by every getKernel.
+      optionsError = "threads: " + std::to_string(options.numThreads) +
+                     " is more than " + std::to_string(kMaxThreadsPerCore) +
+                     " per core of this machine (at most " +
+                     std::to_string(maxRuntimeThreads()) + ")";
+      return;
+    }
     if (!options.diskCache)
       return;
     std::string dir = options.cacheDir;
@@ -189,6 +264,8 @@ public:
   std::unique_ptr<detail::DiskCache> disk;
   /// Why the disk cache directory was refused ("" when it was not).
   std::string diskError;
+  /// Why the options were refused ("" when they were not).
+  std::string optionsError;
   mutable std::mutex mutex;
   std::map<std::string, std::shared_future<CacheEntry>> cache;
   RuntimeStats stats; // guarded by mutex
@@ -256,6 +333,48 @@ Runtime::Impl::getCPUKernel(const AttentionSpec &spec,
   return detail::loadCPUKernel(spec, *object, ms, pool);
 }
 
+llvm::Error attn::validateCompileOptions(const AttentionSpec &spec,
+                                         Target target,
+                                         const CompileOptions &options) {
+  auto optionsError = [](const llvm::Twine &msg) {
+    return runtimeError("options: " + msg);
+  };
+  const std::array<int64_t, 4> &t = options.tileSizes;
+  bool chosen = llvm::all_of(t, [](int64_t v) { return v == 0; });
+  if (!chosen) {
+    if (llvm::any_of(t, [](int64_t v) { return v <= 0; }))
+      return optionsError("tile sizes must be 4 positive integers (batch, "
+                          "heads, query, key), or all 0 for the compiler's "
+                          "choice");
+    if (t[2] > kMaxTileRows || t[3] > kMaxTileRows || t[0] > INT32_MAX ||
+        t[1] > INT32_MAX)
+      return optionsError("query and key tile sizes must be at most " +
+                          llvm::Twine(kMaxTileRows) + ", got " +
+                          llvm::Twine(t[2]) + "," + llvm::Twine(t[3]));
+    if (target == Target::CPU && !options.unfusedReference) {
+      int64_t bytes = mlir::attn::getCPUTileScratchBytes(
+          t[0], t[1], t[2], t[3], spec.headDim, spec.vHeadDim, 16,
+          spec.dtype == DType::BF16);
+      if (bytes > mlir::attn::kMaxCPUTileScratchBytes)
+        return optionsError(
+            "tile sizes " + llvm::Twine(t[0]) + "," + llvm::Twine(t[1]) +
+            "," + llvm::Twine(t[2]) + "," + llvm::Twine(t[3]) + " need " +
+            llvm::Twine(bytes) + " bytes of stack scratch per workgroup, " +
+            "more than the " + llvm::Twine(mlir::attn::kMaxCPUTileScratchBytes) +
+            " the CPU code generator allows");
+    }
+  }
+  if (options.kvSplits < 0 || options.kvSplits > kMaxKvSplits)
+    return optionsError("kv_splits must be in 0.." + llvm::Twine(kMaxKvSplits) +
+                        ", got " + llvm::Twine(options.kvSplits));
+  return llvm::Error::success();
+}
+
+unsigned attn::maxRuntimeThreads() {
+  return kMaxThreadsPerCore *
+         std::max(1u, llvm::hardware_concurrency().compute_thread_count());
+}
+
 Runtime::Runtime(RuntimeOptions options)
     : impl(std::make_unique<Impl>(options)) {
   // The pipelines parse upstream pass names: register them once.
@@ -268,6 +387,8 @@ Runtime::~Runtime() = default;
 llvm::Expected<std::unique_ptr<Runtime>>
 Runtime::create(RuntimeOptions options) {
   auto runtime = std::make_unique<Runtime>(std::move(options));
+  if (!runtime->impl->optionsError.empty())
+    return runtimeError(runtime->impl->optionsError);
   if (!runtime->impl->diskError.empty())
     return runtimeError(runtime->impl->diskError);
   return runtime;
@@ -324,6 +445,10 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
         -> llvm::Expected<std::shared_ptr<Kernel>> {
       if (auto err = spec.validate())
         return std::move(err);
+      if (auto err = validateCompileOptions(spec, target, requested))
+        return std::move(err);
+      if (!impl->optionsError.empty())
+        return runtimeError(impl->optionsError);
       if (!impl->diskError.empty())
         return runtimeError(impl->diskError);
       if (target == Target::CPU)

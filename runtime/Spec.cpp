@@ -88,6 +88,30 @@ static llvm::Error specError(const llvm::Twine &msg) {
                                  "spec: " + msg);
 }
 
+/// The largest value of a size, a window extent or a dynamic length: sizes
+/// are int32 in the C API and in kv_lens (2^31 - 1).
+static constexpr int64_t kMaxSize = INT32_MAX;
+/// Limits of the spec text: a spec is a few hundred bytes; these bound what
+/// a hostile one costs before it is rejected.
+static constexpr size_t kMaxSpecBytes = 1 << 20;
+static constexpr int kMaxSpecDepth = 16;
+/// At most this many characters of an offending value are shown in an
+/// error.
+static constexpr size_t kMaxShown = 64;
+
+/// `text` cut to kMaxShown characters ("..." marks a cut).
+static std::string shown(std::string text) {
+  if (text.size() > kMaxShown)
+    text = text.substr(0, kMaxShown) + "...";
+  return text;
+}
+static std::string shown(const json &value) {
+  // Long strings and deep arrays are cut before they are dumped whole.
+  if (value.is_string())
+    return "\"" + shown(value.get_ref<const std::string &>()) + "\"";
+  return shown(value.dump());
+}
+
 //===----------------------------------------------------------------------===//
 // JSON
 //===----------------------------------------------------------------------===//
@@ -102,7 +126,7 @@ struct ObjectReader {
   llvm::Error unknownKeys() {
     for (auto it = obj.begin(); it != obj.end(); ++it)
       if (!seen.count(it.key()))
-        return specError("unknown key '" + prefix + it.key() + "'");
+        return specError("unknown key '" + prefix + shown(it.key()) + "'");
     return llvm::Error::success();
   }
   const json *find(const std::string &key) {
@@ -124,10 +148,10 @@ struct ObjectReader {
       return llvm::Error::success();
     }
     if (!v->is_number_integer() || v->get<int64_t>() <= 0 ||
-        v->get<int64_t>() > INT32_MAX)
+        v->get<int64_t>() > kMaxSize)
       return specError("'" + prefix + key + "' must be a positive integer " +
                        (nullable ? "(or null for a dynamic size) " : "") +
-                       "below 2^31, got " + v->dump());
+                       "below 2^31, got " + shown(*v));
     out = v->get<int64_t>();
     return llvm::Error::success();
   }
@@ -136,9 +160,9 @@ struct ObjectReader {
     if (!v)
       return specError("missing required key '" + prefix + key + "'");
     if (!v->is_number_integer() || v->get<int64_t>() < 0 ||
-        v->get<int64_t>() > INT32_MAX)
+        v->get<int64_t>() > kMaxSize)
       return specError("'" + prefix + key +
-                       "' must be a non-negative integer, got " + v->dump());
+                       "' must be a non-negative integer, got " + shown(*v));
     out = v->get<int64_t>();
     return llvm::Error::success();
   }
@@ -148,7 +172,7 @@ struct ObjectReader {
       return llvm::Error::success();
     if (!v->is_boolean())
       return specError("'" + prefix + key + "' must be true or false, got " +
-                       v->dump());
+                       shown(*v));
     out = v->get<bool>();
     return llvm::Error::success();
   }
@@ -158,7 +182,7 @@ struct ObjectReader {
       return llvm::Error::success();
     if (!v->is_string())
       return specError("'" + prefix + key + "' must be a string, got " +
-                       v->dump());
+                       shown(*v));
     out = v->get<std::string>();
     return llvm::Error::success();
   }
@@ -174,7 +198,7 @@ llvm::Error parseAlign(ObjectReader &r, MaskSpec &mask) {
     mask.bottomRight = true;
   else
     return specError("'mask.align' must be \"top_left\" or \"bottom_right\", "
-                     "got \"" + *align + "\"");
+                     "got " + shown(json(*align)));
   return llvm::Error::success();
 }
 
@@ -182,7 +206,7 @@ llvm::Error parseAlign(ObjectReader &r, MaskSpec &mask) {
 llvm::Expected<std::optional<MaskSpec>> parseMask(const json &obj) {
   if (!obj.is_object())
     return specError("'mask' must be an object or a list of objects, got " +
-                     obj.dump());
+                     shown(obj));
   ObjectReader r{obj, "mask.", {}};
   std::optional<std::string> kind;
   if (auto err = r.string("kind", kind))
@@ -216,8 +240,8 @@ llvm::Expected<std::optional<MaskSpec>> parseMask(const json &obj) {
     if (!d || !(*d == DType::Bool || *d == DType::F32 || *d == DType::F16 ||
                 *d == DType::BF16))
       return specError("'mask.dtype' must be \"bool\" (true keeps the key) or "
-                       "\"f32\", \"f16\", \"bf16\" (additive bias), got \"" +
-                       dtype.value_or("") + "\"");
+                       "\"f32\", \"f16\", \"bf16\" (additive bias), got " +
+                       shown(json(dtype.value_or(""))));
     mask.dtype = *d;
     if (auto err = r.boolean("batch_broadcast", mask.batchBroadcast))
       return std::move(err);
@@ -233,12 +257,12 @@ llvm::Expected<std::optional<MaskSpec>> parseMask(const json &obj) {
     std::optional<DType> d = parseDType(dtype.value_or("i32"));
     if (!d || !(*d == DType::I32 || *d == DType::I64))
       return specError("'mask.dtype' of key_padding must be \"i32\" or "
-                       "\"i64\", got \"" + dtype.value_or("") + "\"");
+                       "\"i64\", got " + shown(json(dtype.value_or(""))));
     mask.dtype = *d;
   } else {
     return specError("'mask.kind' must be one of none, causal, "
-                     "sliding_window, tensor, key_padding; got \"" + *kind +
-                     "\"");
+                     "sliding_window, tensor, key_padding; got " +
+                     shown(json(*kind)));
   }
   if (auto err = r.unknownKeys())
     return std::move(err);
@@ -246,10 +270,62 @@ llvm::Expected<std::optional<MaskSpec>> parseMask(const json &obj) {
 }
 } // namespace
 
+/// Rejects what the JSON parser should never see: text over kMaxSpecBytes
+/// and nesting deeper than kMaxSpecDepth (a deep document costs the parser
+/// and the recursive destructor of nlohmann::json one stack frame a level).
+/// A scan that skips strings; the parser checks the rest.
+static llvm::Error checkSpecText(const std::string &text) {
+  if (text.size() > kMaxSpecBytes)
+    return specError("the spec text is " + llvm::Twine(text.size()) +
+                     " bytes, more than the limit of " +
+                     llvm::Twine(kMaxSpecBytes));
+  int depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxSpecDepth)
+        return specError("JSON nested deeper than " +
+                         llvm::Twine(kMaxSpecDepth) + " levels");
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return llvm::Error::success();
+}
+
 llvm::Expected<AttentionSpec> AttentionSpec::fromJSON(const std::string &text) {
-  json root = json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (auto err = checkSpecText(text))
+    return std::move(err);
+  // Duplicate keys are an error (nlohmann keeps the last one silently): the
+  // parser callback sees every key of every object.
+  std::vector<std::set<std::string>> keys;
+  std::optional<std::string> duplicate;
+  json root = json::parse(
+      text,
+      [&](int, json::parse_event_t event, json &parsed) {
+        if (event == json::parse_event_t::object_start)
+          keys.emplace_back();
+        else if (event == json::parse_event_t::object_end && !keys.empty())
+          keys.pop_back();
+        else if (event == json::parse_event_t::key && !keys.empty() &&
+                 !keys.back().insert(parsed.get<std::string>()).second &&
+                 !duplicate)
+          duplicate = parsed.get<std::string>();
+        return true;
+      },
+      /*allow_exceptions=*/false);
   if (root.is_discarded())
     return specError("not valid JSON");
+  if (duplicate)
+    return specError("duplicate key '" + shown(*duplicate) + "'");
   if (!root.is_object())
     return specError("the top level must be a JSON object");
   AttentionSpec spec;
@@ -279,15 +355,15 @@ llvm::Expected<AttentionSpec> AttentionSpec::fromJSON(const std::string &text) {
     return std::move(err);
   std::optional<DType> d = parseDType(dtype.value_or("f32"));
   if (!d || !(*d == DType::F32 || *d == DType::F16 || *d == DType::BF16))
-    return specError("'dtype' must be \"f32\", \"f16\" or \"bf16\", got \"" +
-                     dtype.value_or("") + "\"");
+    return specError("'dtype' must be \"f32\", \"f16\" or \"bf16\", got " +
+                     shown(json(dtype.value_or(""))));
   spec.dtype = *d;
 
   if (const json *s = r.find("scale")) {
     if (!s->is_number() || !std::isfinite(s->get<double>()) ||
         s->get<double>() == 0.0)
       return specError("'scale' must be a finite non-zero number, got " +
-                       s->dump());
+                       shown(*s));
     spec.scale = s->get<double>();
   }
   if (auto err = r.boolean("lse", spec.returnLse))
@@ -319,6 +395,13 @@ llvm::Error AttentionSpec::validate() const {
   if (!positive(batch) || !positive(qLen) || !positive(kvLen) || qHeads <= 0 ||
       kvHeads <= 0 || headDim <= 0 || vHeadDim <= 0)
     return specError("sizes must be positive");
+  // The limits of the JSON form hold for every way in (C structs, C++).
+  auto small = [](std::optional<int64_t> v) { return !v || *v <= kMaxSize; };
+  if (!small(batch) || !small(qLen) || !small(kvLen) || qHeads > kMaxSize ||
+      kvHeads > kMaxSize || headDim > kMaxSize || vHeadDim > kMaxSize)
+    return specError("sizes must be below 2^31");
+  if (scale && (!std::isfinite(*scale) || *scale == 0.0))
+    return specError("'scale' must be a finite non-zero number");
   if (qHeads % kvHeads != 0)
     return specError("'q_heads' (" + llvm::Twine(qHeads) +
                      ") must be a multiple of 'kv_heads' (" +
@@ -363,8 +446,9 @@ llvm::Error AttentionSpec::validate() const {
         m.dtype != DType::I64)
       return specError("'mask.dtype' of key_padding must be i32 or i64");
     if (m.kind == MaskSpec::Kind::SlidingWindow &&
-        (m.left < 0 || m.right < 0))
-      return specError("sliding_window 'left' and 'right' must be >= 0");
+        (m.left < 0 || m.right < 0 || m.left > kMaxSize || m.right > kMaxSize))
+      return specError("sliding_window 'left' and 'right' must be >= 0 and "
+                       "below 2^31");
   }
   int bands = 0;
   for (const MaskSpec &m : masks)

@@ -119,7 +119,8 @@ typedef struct attn_context_options {
   /* sizeof(attn_context_options); set by attn_context_options_init. */
   uint32_t struct_size;
   attn_target target;
-  /* CPU worker threads; 0 = every core. */
+  /* CPU worker threads; 0 = every core. More than 4 per core is refused
+     (INVALID_ARGUMENT). */
   uint32_t num_threads;
   /* On-disk kernel cache directory. NULL: the directory named by the
      environment variable ATTN_MLIR_CACHE_DIR if set, else none. "": no disk
@@ -132,7 +133,8 @@ typedef struct attn_context_options {
 ATTN_C_EXPORT void attn_context_options_init(attn_context_options *options);
 
 /* Creates a context. `options` may be NULL (defaults). Errors:
-   INVALID_ARGUMENT (NULL `out`, bad struct_size or target), CACHE. */
+   INVALID_ARGUMENT (NULL `out`, bad struct_size or target, num_threads
+   over 4 per core), CACHE. */
 ATTN_C_EXPORT attn_status
 attn_context_create(const attn_context_options *options, attn_context **out);
 /* Destroys a context (NULL is ignored). Kernels created from it remain

@@ -42,6 +42,8 @@ attn_status statusOfCompileError(const std::string &msg) {
   auto starts = [&](const char *p) { return msg.rfind(p, 0) == 0; };
   if (starts("spec: "))
     return ATTN_ERROR_INVALID_SPEC;
+  if (starts("options: "))
+    return ATTN_ERROR_INVALID_ARGUMENT;
   if (starts("cuda: ") || starts("no CUDA device: "))
     return ATTN_ERROR_UNAVAILABLE;
   if (starts("cache: "))
@@ -341,8 +343,12 @@ attn_status attn_context_create(const attn_context_options *options,
         ro.cacheDir = options->cache_dir;
     }
     auto runtime = Runtime::create(ro);
-    if (!runtime)
-      return fail(ATTN_ERROR_CACHE, llvm::toString(runtime.takeError()));
+    if (!runtime) {
+      std::string msg = llvm::toString(runtime.takeError());
+      return fail(msg.rfind("threads: ", 0) == 0 ? ATTN_ERROR_INVALID_ARGUMENT
+                                                 : ATTN_ERROR_CACHE,
+                  msg);
+    }
     auto *ctx = new attn_context;
     ctx->runtime = std::move(*runtime);
     ctx->cacheDir = ctx->runtime->cacheDirectory();

@@ -479,6 +479,18 @@ public:
     checkDevice(blens, "kv_lens");
 
     const attn_operand_info &oo = operands[ATTN_OPERAND_OUTPUT];
+    // The outputs are sized from the spec: the query must match it first
+    // (a spec of 2^31 heads never allocates for a small query).
+    const attn_operand_info &qo = operands[ATTN_OPERAND_QUERY];
+    for (int i = 0; i < 4; ++i)
+      if ((qo.shape[i] >= 0 && bq.tensor.shape[i] != qo.shape[i]) ||
+          bq.tensor.shape[i] < 0)
+        throw py::value_error(
+            "query: shape [" + std::to_string(bq.tensor.shape[0]) + ", " +
+            std::to_string(bq.tensor.shape[1]) + ", " +
+            std::to_string(bq.tensor.shape[2]) + ", " +
+            std::to_string(bq.tensor.shape[3]) +
+            "] does not match the kernel's spec");
     int64_t batch = oo.shape[0] >= 0 ? oo.shape[0] : bq.tensor.shape[0];
     int64_t qLen = oo.shape[2] >= 0 ? oo.shape[2] : bq.tensor.shape[2];
     py::object outObj = py::reinterpret_borrow<py::object>(out);

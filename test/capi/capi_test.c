@@ -294,6 +294,16 @@ static void testStridedDynamicMasked(attn_context *ctx) {
         maxError(&p, strides, strides, strides, os, 0, lens, mask, NULL);
     CHECK(err <= 2e-5, "strided dynamic B=%lld S=%lld: max abs error %g",
           (long long)B, (long long)S, err);
+    /* Negative dynamic sizes once returned ATTN_OK and wrote nothing. */
+    attn_args negative = args;
+    for (int t = 0; t < 3; ++t)
+      ((attn_tensor *[]){&negative.query, &negative.key,
+                         &negative.value})[t]->shape[0] = -B;
+    negative.output.shape[0] = -B;
+    negative.mask.shape[0] = -B;
+    negative.kv_lens.shape[0] = -B;
+    EXPECT_STATUS(attn_kernel_run(k, &negative), ATTN_ERROR_SHAPE_MISMATCH,
+                  "has a size outside 0..2^31-1");
     free(qkv), free(p.out), free(mask);
   }
   attn_kernel_destroy(k);
@@ -388,7 +398,8 @@ static void testCompileErrors(attn_context *ctx) {
   co.tile_sizes[2] = -4;
   co.tile_sizes[3] = 16;
   EXPECT_STATUS(attn_kernel_compile_json(ctx, kSmallSpec, &co, &k),
-                ATTN_ERROR_COMPILE, "compile: tile sizes must be 4 positive");
+                ATTN_ERROR_INVALID_ARGUMENT,
+                "options: tile sizes must be 4 positive");
   co.struct_size = 1;
   EXPECT_STATUS(attn_kernel_compile_json(ctx, kSmallSpec, &co, &k),
                 ATTN_ERROR_INVALID_ARGUMENT, "options->struct_size is 1");
@@ -439,6 +450,19 @@ static void testCompileErrors(attn_context *ctx) {
   m.left = -2;
   EXPECT_STATUS(attn_kernel_compile(ctx, &spec, NULL, &k),
                 ATTN_ERROR_INVALID_SPEC, "left");
+  /* The JSON limits hold for structs too (a window of 2^32 once gave a
+     wrong mask through this path). */
+  m.left = (int64_t)1 << 32;
+  EXPECT_STATUS(attn_kernel_compile(ctx, &spec, NULL, &k),
+                ATTN_ERROR_INVALID_SPEC, "below 2^31");
+  spec.num_masks = 0;
+  spec.q_heads = spec.kv_heads = (int64_t)1 << 31;
+  EXPECT_STATUS(attn_kernel_compile(ctx, &spec, NULL, &k),
+                ATTN_ERROR_INVALID_SPEC, "sizes must be below 2^31");
+  attn_spec_init(&spec);
+  spec.scale = 1.0 / 0.0;
+  EXPECT_STATUS(attn_kernel_compile(ctx, &spec, NULL, &k),
+                ATTN_ERROR_INVALID_SPEC, "'scale' must be a finite");
   CHECK(k == NULL, "kernel written on failure");
 
   /* The CUDA target: unavailable without the CUDA path or a device. */
@@ -533,6 +557,10 @@ static void testRunErrors(attn_context *ctx) {
   a.key.strides[1] = -16;
   EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_SHAPE_MISMATCH,
                 "key: negative strides are not supported");
+  a = good;
+  a.output.data = kv;
+  EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_SHAPE_MISMATCH,
+                "output: shares memory with");
 
   attn_operand_info oi;
   EXPECT_STATUS(attn_kernel_operand_info(k, (attn_operand)12, &oi),

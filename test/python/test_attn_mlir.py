@@ -228,7 +228,7 @@ def test_errors(rng, tmp_path):
     with pytest.raises(ValueError, match="not valid JSON"):
         attn_mlir.compile("{")
     # Compilation and targets.
-    with pytest.raises(RuntimeError, match="tile sizes must be 4 positive integers"):
+    with pytest.raises(ValueError, match="tile sizes must be 4 positive integers"):
         attn_mlir.compile({"batch": 1, "q_heads": 2, "q_len": 4, "kv_len": 6,
                            "head_dim": 16}, tile_sizes=(1, 1, -8, 16))
     with pytest.raises(ValueError, match="target: expected 'cpu' or 'cuda'"):
@@ -316,3 +316,65 @@ def test_kernels_work_after_fork():
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "child 0" in r.stdout, r.stdout + r.stderr
+
+
+# Regressions of the hostile-input probe (each failed before its fix).
+
+def _reference(q, k, v):
+    s = np.einsum("bhqd,bhkd->bhqk", q.astype(np.float64), k.astype(np.float64))
+    s /= np.sqrt(q.shape[-1])
+    s -= s.max(-1, keepdims=True)
+    p = np.exp(s)
+    p /= p.sum(-1, keepdims=True)
+    return np.einsum("bhqk,bhkd->bhqd", p, v.astype(np.float64))
+
+
+def test_split_kv_with_padded_query_tile(rng):
+    # q_len 5..15 against >= 1024 keys: split-KV with a padded 16-row query
+    # tile once read an uninitialised workspace (max |out| ~ 8e28 or NaN).
+    for sq in (5, 7, 15):
+        q = rand(rng, 1, 2, sq, 16)
+        k = rand(rng, 1, 2, 1100, 16)
+        out = attn_mlir.attention(q, k, k)
+        ref = _reference(q, k, k)
+        assert np.abs(out - ref).max() <= 2e-5 * (1 + np.abs(ref).max()), sq
+
+
+def test_thread_count_is_bounded():
+    with pytest.raises(ValueError, match="threads: 3000000000 is more than 4 per core"):
+        attn_mlir.Context(threads=3_000_000_000)
+
+
+def test_output_must_not_alias_an_input(rng):
+    kernel = attn_mlir.compile({"batch": 1, "q_heads": 2, "q_len": 6, "kv_len": 6,
+                                "head_dim": 16})
+    q, k, v = rand(rng, 1, 2, 6, 16), rand(rng, 1, 2, 6, 16), rand(rng, 1, 2, 6, 16)
+    for name, alias in (("key", k), ("value", v), ("query", q)):
+        before = alias.copy()
+        with pytest.raises(ValueError, match="output: shares memory with " + name):
+            kernel(q, k, v, out=alias)
+        assert np.array_equal(alias, before)
+
+
+def test_spec_limits_hold_for_every_path(rng):
+    q = rand(rng, 1, 2, 4, 16)
+    # A huge static q_heads with small arrays: an error, no allocation.
+    huge = attn_mlir.compile({"batch": 1, "q_heads": 2**31 - 1, "q_len": 4,
+                              "kv_len": 4, "head_dim": 16})
+    with pytest.raises(ValueError, match="query: shape"):
+        huge(q, q, q)
+    with pytest.raises(ValueError, match="nested deeper than 16 levels"):
+        attn_mlir.compile("[" * 100000 + "]" * 100000)
+    with pytest.raises(ValueError, match="duplicate key 'q_len'"):
+        attn_mlir.compile('{"batch": 1, "q_heads": 2, "q_len": 4, "q_len": 5, '
+                          '"kv_len": 4, "head_dim": 16}')
+    with pytest.raises(ValueError, match=r"got \"x{64}\.\.\."):
+        attn_mlir.compile({"batch": 1, "q_heads": 2, "q_len": 4, "kv_len": 4,
+                           "head_dim": 16, "dtype": "x" * 100000})
+    with pytest.raises(ValueError, match="'mask.left' must be a non-negative integer"):
+        attn_mlir.compile({"batch": 1, "q_heads": 2, "q_len": 4, "kv_len": 4,
+                           "head_dim": 16, "mask": {"kind": "sliding_window",
+                                                    "left": 2**32, "right": 0}})
+    with pytest.raises(ValueError, match="query and key tile sizes must be at most 1024"):
+        attn_mlir.compile({"batch": 1, "q_heads": 2, "q_len": 4, "kv_len": 4,
+                           "head_dim": 16}, tile_sizes=(1, 1, 100000, 100000))

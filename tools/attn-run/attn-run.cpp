@@ -20,7 +20,10 @@
 // arrays are copied to device 0 and back. Exit codes: 0 success; 2 bad input
 // (one line on stderr naming the problem, nothing written); 1 an internal
 // failure (compilation, no CUDA device, writing); 3 max_abs_err above
-// --atol.
+// --atol (by default 2e-5 * (1 + max|expected|)). Output paths are checked
+// before anything runs and written at the end, all or none: regular files
+// atomically (a temporary file renamed over them), devices, FIFOs and
+// symlinks in place.
 //
 //===----------------------------------------------------------------------===//
 
@@ -143,6 +146,12 @@ std::string readText(const std::string &path) {
 /// cubin; prints the launch configuration.
 int emitCUDA(const AttentionSpec &spec, const std::string &chip,
              const std::string &ptxPath, const std::string &cubinPath) {
+  // Both outputs are checked before the compiler runs.
+  std::optional<OutputFile> ptxFile, cubinFile;
+  if (!ptxPath.empty())
+    ptxFile.emplace(check(OutputFile::open(ptxPath)));
+  if (!cubinPath.empty())
+    cubinFile.emplace(check(OutputFile::open(cubinPath)));
   CompileOptions options;
   options.chip = chip;
   auto start = std::chrono::steady_clock::now();
@@ -175,12 +184,12 @@ int emitCUDA(const AttentionSpec &spec, const std::string &chip,
     result["static_shared_bytes"] = ptxas.staticSharedBytes;
     result["stack_bytes"] = ptxas.stackBytes;
   }
-  if (!ptxPath.empty()) {
-    check(writeFileAtomically(ptxPath, image.ptx), 1);
+  if (ptxFile) {
+    check(ptxFile->write(image.ptx), 1);
     result["ptx"] = ptxPath;
   }
-  if (!cubinPath.empty()) {
-    check(writeFileAtomically(cubinPath, ptxas.cubin), 1);
+  if (cubinFile) {
+    check(cubinFile->write(ptxas.cubin), 1);
     result["cubin"] = cubinPath;
   }
   std::printf("%s\n", result.dump().c_str());
@@ -241,7 +250,9 @@ int run(int argc, char **argv) {
   app.add_option("--expect", expectPath,
                  "reference output .npy: report max_abs_err against it");
   app.add_option("--atol", atol,
-                 "with --expect: fail (exit 3) when max_abs_err exceeds this");
+                 "with --expect: fail (exit 3) when max_abs_err exceeds this "
+                 "(default: 2e-5 * (1 + max|expected|), the f32 tolerance of "
+                 "the numerics tests)");
   app.add_option("--target", targetName, "cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--chip", chip,
@@ -272,6 +283,7 @@ int run(int argc, char **argv) {
   }
 
   AttentionSpec spec = check(AttentionSpec::fromJSON(readText(specPath)));
+  CompileOptions compileOptions;
   if (!lsePath.empty())
     spec.returnLse = true;
   Target target = targetName == "cuda" ? Target::CUDA : Target::CPU;
@@ -279,20 +291,64 @@ int run(int argc, char **argv) {
     fail(2, "chip: '" + chip + "' is not supported (expected sm_80 or sm_90)");
   if (!chip.empty() && target != Target::CUDA)
     fail(2, "chip: --chip needs --target cuda");
+  // Distinct outputs: two outputs written to one path would lose one.
+  {
+    std::vector<std::string> paths;
+    for (const std::string *p : {&outPath, &lsePath, &emitPtx, &emitCubin})
+      if (!p->empty()) {
+        if (std::find(paths.begin(), paths.end(), *p) != paths.end())
+          fail(2, *p + ": named as two outputs");
+        paths.push_back(*p);
+      }
+  }
+  if (std::isnan(atol) || (atol < 0 && atol != -1))
+    fail(2, "--atol must be a non-negative number");
+  if (atol >= 0 && expectPath.empty())
+    fail(2, "--atol needs --expect");
+  if (!tileSizes.empty())
+    std::copy(tileSizes.begin(), tileSizes.end(),
+              compileOptions.tileSizes.begin());
+  compileOptions.chip = chip;
+  check(validateCompileOptions(spec, target, compileOptions));
   if (!emitPtx.empty() || !emitCubin.empty()) {
     if (target != Target::CUDA)
       fail(2, "--emit-ptx and --emit-cubin need --target cuda");
     return emitCUDA(spec, chip.empty() ? "sm_90" : chip, emitPtx, emitCubin);
   }
+  // Every output path is checked before anything is read or run; the
+  // files are written at the end, all or none.
+  std::optional<OutputFile> outFile, lseFile;
+  if (!outPath.empty())
+    outFile.emplace(check(OutputFile::open(outPath)));
+  if (!lsePath.empty())
+    lseFile.emplace(check(OutputFile::open(lsePath)));
   for (auto [path, name] : {std::pair{&qPath, "--q"}, {&kPath, "--k"},
                             {&vPath, "--v"}})
     if (path->empty())
       fail(2, std::string(name) + " is required");
 
   // Inputs, converted to the spec's element types.
-  NpyArray q = toFloat(check(readNpy(qPath)), spec.dtype, "query");
-  NpyArray k = toFloat(check(readNpy(kPath)), spec.dtype, "key");
-  NpyArray v = toFloat(check(readNpy(vPath)), spec.dtype, "value");
+  // No input is read past what the spec implies (8 bytes an element: f64
+  // arrays are accepted and converted).
+  auto maxBytes = [&](std::initializer_list<std::optional<int64_t>> dims) {
+    int64_t bytes = 8;
+    for (std::optional<int64_t> d : dims)
+      if (!d || __builtin_mul_overflow(bytes, *d, &bytes) ||
+          bytes > kMaxNpyBytes)
+        return kMaxNpyBytes;
+    return bytes;
+  };
+  std::optional<int64_t> qh = spec.qHeads, kvh = spec.kvHeads,
+                         d = spec.headDim, dv = spec.vHeadDim;
+  NpyArray q = toFloat(
+      check(readNpy(qPath, maxBytes({spec.batch, qh, spec.qLen, d}))),
+      spec.dtype, "query");
+  NpyArray k = toFloat(
+      check(readNpy(kPath, maxBytes({spec.batch, kvh, spec.kvLen, d}))),
+      spec.dtype, "key");
+  NpyArray v = toFloat(
+      check(readNpy(vPath, maxBytes({spec.batch, kvh, spec.kvLen, dv}))),
+      spec.dtype, "value");
   AttentionArgs args;
   args.query = refTo(q, "query", 4);
   args.key = refTo(k, "key", 4);
@@ -301,7 +357,10 @@ int run(int argc, char **argv) {
   if (const MaskSpec *m = spec.findMask(MaskSpec::Kind::Tensor)) {
     if (maskPath.empty())
       fail(2, "mask: the spec has a tensor mask: pass --mask");
-    mask = check(readNpy(maskPath));
+    mask = check(readNpy(
+        maskPath, maxBytes({m->batchBroadcast ? 1 : spec.batch,
+                            m->headBroadcast ? 1 : qh,
+                            m->queryBroadcast ? 1 : spec.qLen, spec.kvLen})));
     if (m->dtype != DType::Bool)
       mask = toFloat(std::move(mask), m->dtype, "mask");
     else if (mask.dtype != DType::Bool)
@@ -314,7 +373,7 @@ int run(int argc, char **argv) {
   if (const MaskSpec *m = spec.findMask(MaskSpec::Kind::KeyPadding)) {
     if (lensPath.empty())
       fail(2, "kv_lens: the spec has a key_padding mask: pass --kv-lens");
-    lens = check(readNpy(lensPath));
+    lens = check(readNpy(lensPath, maxBytes({spec.batch})));
     if (lens.dtype != DType::I32 && lens.dtype != DType::I64)
       fail(2, "kv_lens: expected an int32 or int64 array, got " +
                   std::string(dtypeName(lens.dtype)));
@@ -339,6 +398,8 @@ int run(int argc, char **argv) {
     fail(2, "kv_lens: --kv-lens given, but the spec has no key_padding mask");
   }
 
+  // The inputs must match the spec before the outputs are sized from it.
+  check(validateArguments(spec, args, /*outputs=*/false));
   // Outputs (sizes from the inputs where the spec leaves them dynamic).
   int64_t batch = q.shape[0], qLen = q.shape[2], kvLen = k.shape[2];
   NpyArray out, lse;
@@ -365,11 +426,6 @@ int run(int argc, char **argv) {
   options.cacheDir = cacheDir;
   std::unique_ptr<Runtime> runtimePtr = check(Runtime::create(options));
   Runtime &runtime = *runtimePtr;
-  CompileOptions compileOptions;
-  compileOptions.chip = chip;
-  if (!tileSizes.empty())
-    std::copy(tileSizes.begin(), tileSizes.end(),
-              compileOptions.tileSizes.begin());
   auto compileStart = std::chrono::steady_clock::now();
   std::shared_ptr<Kernel> kernel =
       check(runtime.getKernel(spec, target, compileOptions), 1);
@@ -424,7 +480,8 @@ int run(int argc, char **argv) {
                         : (kernel->info().fromDiskCache ? "hit" : "miss");
 
   if (!expectPath.empty()) {
-    NpyArray ref = check(readNpy(expectPath));
+    NpyArray ref = check(readNpy(
+        expectPath, 8 * static_cast<int64_t>(out.numElements())));
     if (ref.shape != out.shape)
       fail(2, "expect: shape does not match the output");
     std::vector<float> got = asFloats(out), want = asFloats(ref);
@@ -440,9 +497,13 @@ int run(int argc, char **argv) {
     result["max_abs_err"] = nan ? nlohmann::json("nan mismatch")
                                 : nlohmann::json(maxErr);
     result["max_abs_ref"] = maxRef;
-    if (atol >= 0 && (nan || maxErr > atol))
+    // Without --atol: the f32 tolerance of the numerics tests.
+    double tolerance = atol >= 0 ? atol : 2e-5 * (1 + maxRef);
+    result["atol"] = tolerance;
+    if (nan || maxErr > tolerance)
       mismatch = "max_abs_err " + result["max_abs_err"].dump() +
-                 " exceeds --atol " + std::to_string(atol);
+                 " exceeds " + (atol >= 0 ? "--atol " : "the default atol ") +
+                 std::to_string(tolerance);
   }
 
   // Writes happen last, each atomically.
@@ -454,10 +515,10 @@ int run(int argc, char **argv) {
                       reinterpret_cast<const char *>(values.data() +
                                                      values.size()));
     }
-    check(writeNpy(outPath, out), 1);
+    check(outFile->write(check(npyBytes(out), 1)), 1);
   }
-  if (!lsePath.empty())
-    check(writeNpy(lsePath, lse), 1);
+  if (lseFile)
+    check(lseFile->write(check(npyBytes(lse), 1)), 1);
   std::printf("%s\n", result.dump().c_str());
   if (!mismatch.empty())
     fail(3, mismatch);
@@ -468,8 +529,13 @@ int run(int argc, char **argv) {
 int main(int argc, char **argv) {
   try {
     return run(argc, argv);
+  } catch (const std::bad_alloc &) {
+    std::fprintf(stderr, "attn-run: error: out of memory\n");
+    return 1;
   } catch (const Failure &f) {
     std::string msg = f.message;
+    if (msg.size() > 1000) // one readable line, whatever was echoed
+      msg = msg.substr(0, 1000) + "...";
     std::replace(msg.begin(), msg.end(), '\n', ' ');
     std::fprintf(stderr, "attn-run: error: %s\n", msg.c_str());
     return f.code;

@@ -29,18 +29,56 @@ struct NpyArray {
   }
 };
 
-/// Reads `path`. Errors name the file and the problem (not .npy, Fortran
-/// order, big-endian, unsupported dtype, truncated data).
-llvm::Expected<NpyArray> readNpy(const std::string &path);
+/// The largest .npy payload readNpy accepts by default: 2^46 bytes, the
+/// spec's limit on one tensor.
+constexpr int64_t kMaxNpyBytes = int64_t(1) << 46;
 
-/// Writes `array` to `path` atomically: to a temporary file in the same
-/// directory, renamed over `path` once complete, so a failure never leaves a
-/// partial file.
+/// Reads `path` (a regular file, a FIFO or a device: it is read as a stream
+/// and never past the header's payload). Errors name the file and the
+/// problem: not .npy, a malformed header (the shape must be a tuple of
+/// non-negative integers), Fortran order, big-endian, unsupported dtype,
+/// truncated or trailing data, a payload over `maxBytes` (in bytes of the
+/// file's own dtype).
+llvm::Expected<NpyArray> readNpy(const std::string &path,
+                                 int64_t maxBytes = kMaxNpyBytes);
+
+/// The bytes of `array` as a .npy file (version 1.0, data on a 64-byte
+/// boundary). Errors: bf16, which .npy has no descr for.
+llvm::Expected<std::string> npyBytes(const NpyArray &array);
+
+/// An output file checked before anything runs and written at the end, so
+/// that a program writes all its outputs or none. A regular file (or a path
+/// that does not exist yet) is written atomically: open() creates the
+/// temporary file beside it, write() fills it and renames it over the path,
+/// and a destroyed OutputFile that was never written removes it. Anything
+/// else (a device such as /dev/null or /dev/stdout, a FIFO, a symlink) is
+/// written in place through the path, never replaced: open() checks it can
+/// be written (access W_OK), write() opens it for writing then. Errors name
+/// the file.
+class OutputFile {
+public:
+  static llvm::Expected<OutputFile> open(const std::string &path);
+  OutputFile(OutputFile &&other);
+  OutputFile &operator=(OutputFile &&other) = delete;
+  ~OutputFile();
+
+  /// Writes `bytes` (once).
+  llvm::Error write(llvm::StringRef bytes);
+  const std::string &path() const { return path_; }
+
+private:
+  OutputFile() = default;
+  std::string path_;
+  /// The temporary file of an atomic write ("" for an in-place write).
+  std::string temp_;
+  int fd_ = -1;
+};
+
+/// Writes `array` to `path` through an OutputFile.
 llvm::Error writeNpy(const std::string &path, const NpyArray &array);
 
-/// Writes `bytes` to `path` atomically, like writeNpy (used for PTX and cubin
-/// files). Errors name the file.
-llvm::Error writeFileAtomically(const std::string &path, llvm::StringRef bytes);
+/// Writes `bytes` to `path` through an OutputFile (PTX and cubin files).
+llvm::Error writeOutputFile(const std::string &path, llvm::StringRef bytes);
 
 } // namespace attn
 

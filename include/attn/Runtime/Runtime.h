@@ -74,6 +74,15 @@ public:
       : ErrorInfo(msg, llvm::inconvertibleErrorCode()) {}
 };
 
+/// Checks `args` against `spec` as Kernel::validate does: presence, dtypes,
+/// ranks, shapes (every size in 0..2^31-1; dynamic sizes must agree between
+/// operands), innermost strides, addressable extents. With `outputs` false
+/// only the inputs (query, key, value, mask, kv_lens) are checked, so that a
+/// caller can reject its inputs before it sizes the outputs from the spec.
+/// Errors are ArgumentErrors naming the operand.
+llvm::Error validateArguments(const AttentionSpec &spec,
+                              const AttentionArgs &args, bool outputs = true);
+
 /// What the compiler chose for a kernel.
 struct KernelInfo {
   Target target = Target::CPU;
@@ -146,12 +155,34 @@ struct CompileOptions {
   std::string chip;
 };
 
+/// The largest query or key tile size a CompileOptions may ask for.
+constexpr int64_t kMaxTileRows = 1024;
+/// The most key splits a CompileOptions may ask for.
+constexpr int64_t kMaxKvSplits = 256;
+
+/// Checks `options` for `spec` and `target` before anything is compiled:
+/// tile sizes all 0 or 4 positive integers with query and key tiles of at
+/// most kMaxTileRows, within the CPU code generator's stack scratch
+/// (mlir::attn::kMaxCPUTileScratchBytes) on Target::CPU, and kv_splits in
+/// 0..kMaxKvSplits. Errors start with "options: " and name the option.
+/// Runtime::getKernel calls it.
+llvm::Error validateCompileOptions(const AttentionSpec &spec, Target target,
+                                   const CompileOptions &options);
+
 /// The environment variable that names the on-disk kernel cache directory
 /// when RuntimeOptions::cacheDir is empty.
 constexpr const char *kCacheDirEnvVar = "ATTN_MLIR_CACHE_DIR";
 
+/// Worker threads a Runtime accepts per core of the machine.
+constexpr unsigned kMaxThreadsPerCore = 4;
+/// The most worker threads a Runtime accepts: kMaxThreadsPerCore per core.
+unsigned maxRuntimeThreads();
+
 struct RuntimeOptions {
-  /// Worker threads for CPU kernels; 0 means every core of the machine.
+  /// Worker threads for CPU kernels; 0 means every core of the machine. More
+  /// than maxRuntimeThreads() is refused: Runtime::create returns
+  /// "threads: N is more than 4 per core of this machine (at most M)", and
+  /// so does every getKernel of a Runtime constructed directly.
   unsigned numThreads = 0;
   /// Directory of the on-disk kernel cache (CPU kernels). Empty means the
   /// directory named by ATTN_MLIR_CACHE_DIR when that is set and non-empty,

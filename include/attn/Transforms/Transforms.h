@@ -78,6 +78,21 @@ LogicalResult distributeWorkgroups(RewriterBase &rewriter,
                                    scf::ForallOp forall, Value begin,
                                    Value end);
 
+/// Bytes of stack scratch (memref.alloca at the function entry) that
+/// lowerOnlineAttentionToVectors allocates for one tile of the given sizes
+/// (batch x heads query heads, `query` rows, `key` keys) with `vectorWidth`
+/// f32 lanes; with `amx` the AMX buffers too. Saturates instead of
+/// overflowing. The single owner of this rule: the lowering refuses tiles
+/// over kMaxCPUTileScratchBytes, the runtime checks requested tile sizes
+/// with it before compiling.
+int64_t getCPUTileScratchBytes(int64_t batch, int64_t heads, int64_t query,
+                               int64_t key, int64_t headDim, int64_t vHeadDim,
+                               int64_t vectorWidth, bool amx);
+/// The most stack scratch a CPU tile may use: the kernels run on worker
+/// threads with the platform's default stack (8 MiB on Linux), which also
+/// holds the frames around them.
+constexpr int64_t kMaxCPUTileScratchBytes = int64_t(4) << 20;
+
 /// Lowers the bufferized tile `op` (memref operands, static sizes) to
 /// register-blocked vector code with `vectorWidth` f32 lanes (see the
 /// attn-cpu-lower-online-attention pass) and erases it.

@@ -1181,10 +1181,45 @@ struct TileLowering : Lowering {
 
 } // namespace
 
+int64_t mlir::attn::getCPUTileScratchBytes(int64_t batch, int64_t heads,
+                                            int64_t query, int64_t key,
+                                            int64_t headDim, int64_t vHeadDim,
+                                            int64_t vectorWidth, bool amx) {
+  // Products of non-negative sizes, saturated at INT64_MAX.
+  auto mul = [](std::initializer_list<int64_t> factors) {
+    int64_t r = 1;
+    for (int64_t f : factors)
+      if (f < 0 || __builtin_mul_overflow(r, f, &r))
+        return std::numeric_limits<int64_t>::max();
+    return r;
+  };
+  auto add = [](int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max()
+                                            : r;
+  };
+  int64_t vl = std::max<int64_t>(1, vectorWidth);
+  int64_t mp = mul({(query + vl - 1) / vl, vl});
+  int64_t kp = mul({(key + vl - 1) / vl, vl});
+  // The transposed query (f32, or bf16 pairs of the same size in bytes
+  // halved, counted as f32), the scores (keys x rows, or rows x keys for
+  // row-major decode tiles) and the correction factors.
+  int64_t bytes = mul({batch, heads, headDim, mp, 4});
+  bytes = add(bytes, std::max(mul({key, mp, 4}), mul({query, kp, 4})));
+  bytes = add(bytes, mul({mp, 4}));
+  if (amx)
+    bytes = add(add(bytes, mul({query, key, 2})), mul({key, vHeadDim, 2}));
+  return bytes;
+}
+
 LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
     RewriterBase &rewriter, OnlineAttentionOp op, int64_t vectorWidth,
     DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries,
     bool useBF16Dot, bool useAMX) {
+  if (vectorWidth != 8 && vectorWidth != 16)
+    return op.emitOpError() << "CPU lowering supports vector widths of 8 "
+                               "(AVX2) and 16 (AVX-512) f32 lanes, got "
+                            << vectorWidth;
   if (!op.hasPureBufferSemantics())
     return op.emitOpError("CPU lowering expects a bufferized op (memref "
                           "operands)");
@@ -1193,6 +1228,16 @@ LogicalResult mlir::attn::lowerOnlineAttentionToVectors(
                     d.vHeadDim})
     if (ShapedType::isDynamic(s))
       return op.emitOpError("CPU lowering needs a tile with static sizes");
+  int64_t scratchBytes =
+      getCPUTileScratchBytes(d.batch, d.qHeads, d.qLen, d.kvLen, d.headDim,
+                             d.vHeadDim, vectorWidth, useAMX);
+  if (scratchBytes > kMaxCPUTileScratchBytes)
+    return op.emitOpError()
+           << "CPU lowering: a tile of " << d.batch << "x" << d.qHeads << "x"
+           << d.qLen << " queries and " << d.kvLen << " keys needs "
+           << scratchBytes
+           << " bytes of stack scratch, more than the "
+           << kMaxCPUTileScratchBytes << " allowed; use smaller tile sizes";
   if (op->getParentOfType<scf::ForallOp>() ||
       op->getParentOfType<scf::ParallelOp>())
     return op.emitOpError("CPU lowering does not support tiles inside "
