@@ -79,7 +79,7 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
       addLowerToLLVM(pm, options);
     return;
   }
-  bool vectorCodegen = options.codegen != "linalg";
+  bool vectorCodegen = options.codegen == CPUPipelineOptions::Codegen::Vector;
   pm.addPass(createTileAttentionPass(tileOptions));
   if (!vectorCodegen)
     pm.addPass(createDecomposeOnlineAttentionPass());

@@ -33,6 +33,10 @@ using namespace mlir::attn::builders;
 FailureOr<SmallVector<Value>>
 mlir::attn::decomposeOnlineAttention(RewriterBase &rewriter,
                                      OnlineAttentionOp op) {
+  // The decomposition builds linalg on tensors from the op's operands.
+  if (!op.hasPureTensorSemantics())
+    return op.emitOpError("decomposition needs tensor operands (run it "
+                          "before bufferization)");
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
   Location loc = op.getLoc();

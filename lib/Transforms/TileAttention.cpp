@@ -260,6 +260,17 @@ LogicalResult checkTileSizes(Operation *op, const AttentionTileSizes &ts) {
     return op->emitOpError("tiling needs static q_heads and kv_heads");
   if (ShapedType::isDynamic(d.headDim) || ShapedType::isDynamic(d.vHeadDim))
     return op->emitOpError("tiling needs static head_dim and v_head_dim");
+  // Empty operands leave nothing to tile (and a zero-size head or feature
+  // dimension no tile to build).
+  for (int64_t size : {d.batch, d.qHeads, d.kvHeads, d.qLen, d.kvLen,
+                       d.headDim, d.vHeadDim})
+    if (size == 0)
+      return op->emitOpError("tiling needs non-empty operands (a static "
+                             "size is 0)");
+  if (auto tensorOp = dyn_cast<DestinationStyleOpInterface>(op);
+      tensorOp && !tensorOp.hasPureTensorSemantics())
+    return op->emitOpError("tiling needs tensor operands (run it before "
+                           "bufferization)");
   if (d.qHeads % ts.heads != 0)
     return op->emitOpError() << "head tile size " << ts.heads
                              << " does not divide q_heads " << d.qHeads;

@@ -31,3 +31,18 @@ func.func @parallel(%q: memref<1x1x16x16xf32>, %acc: memref<1x1x16x16xf32>, %m: 
   }
   return
 }
+
+// -----
+
+// vector-width=0 raised SIGFPE and -16 exhausted memory.
+// RUN: not attn-opt %s -split-input-file --attn-cpu-lower-online-attention=vector-width=0 2>&1 | FileCheck %s --check-prefix=WIDTH
+// WIDTH: CPU lowering supports vector widths of 8 (AVX2) and 16 (AVX-512) f32 lanes, got 0
+// RUN: not attn-opt %s -split-input-file --attn-cpu-lower-online-attention=vector-width=-16 2>&1 | FileCheck %s --check-prefix=NEGWIDTH
+// NEGWIDTH: CPU lowering supports vector widths of 8 (AVX2) and 16 (AVX-512) f32 lanes, got -16
+func.func @scratch(%q: memref<1x1x1024x16xf32>, %k: memref<1x1x1024x16xf32>, %acc: memref<1x1x1024x16xf32>, %m: memref<1x1x1024xf32>) {
+  // expected-error @+1 {{CPU lowering: a tile of 1x1x1024 queries and 1024 keys needs 4263936 bytes of stack scratch, more than the 4194304 allowed; use smaller tile sizes}}
+  attn.online_attention
+      ins(%q, %k, %k : memref<1x1x1024x16xf32>, memref<1x1x1024x16xf32>, memref<1x1x1024x16xf32>)
+      outs(%acc, %m, %m : memref<1x1x1024x16xf32>, memref<1x1x1024xf32>, memref<1x1x1024xf32>)
+  return
+}

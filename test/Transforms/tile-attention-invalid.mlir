@@ -45,3 +45,24 @@ func.func @dynamic_head_dim(%q: tensor<2x6x64x?xf32>, %o: tensor<2x6x64x?xf32>) 
          outs(%o : tensor<2x6x64x?xf32>) -> tensor<2x6x64x?xf32>
   return %r : tensor<2x6x64x?xf32>
 }
+
+// -----
+
+// A zero-size sequence once produced invalid IR (a zero-trip forall of
+// zero-size tiles): diagnosed instead.
+func.func @empty(%q: tensor<2x6x0x16xf32>, %k: tensor<2x6x8x16xf32>, %o: tensor<2x6x0x16xf32>) -> tensor<2x6x0x16xf32> {
+  // expected-error @+1 {{tiling needs non-empty operands (a static size is 0)}}
+  %r = attn.attention ins(%q, %k, %k : tensor<2x6x0x16xf32>, tensor<2x6x8x16xf32>, tensor<2x6x8x16xf32>)
+         outs(%o : tensor<2x6x0x16xf32>) -> tensor<2x6x0x16xf32>
+  return %r : tensor<2x6x0x16xf32>
+}
+
+// -----
+
+func.func @bufferized(%q: memref<2x6x64x16xf32>, %acc: memref<2x6x64x16xf32>, %m: memref<2x6x64xf32>) {
+  // expected-error @+1 {{tiling needs tensor operands (run it before bufferization)}}
+  attn.online_attention
+      ins(%q, %q, %q : memref<2x6x64x16xf32>, memref<2x6x64x16xf32>, memref<2x6x64x16xf32>)
+      outs(%acc, %m, %m : memref<2x6x64x16xf32>, memref<2x6x64xf32>, memref<2x6x64xf32>)
+  return
+}

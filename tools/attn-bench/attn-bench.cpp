@@ -13,6 +13,7 @@
 
 #include "attn/Runtime/Bench.h"
 #include "attn/Runtime/Float16.h"
+#include "attn/Runtime/Npy.h"
 #include "attn/Runtime/Runtime.h"
 
 #include <CLI/CLI.hpp>
@@ -128,14 +129,47 @@ int main(int argc, char **argv) {
   int repeat = 10;
   std::string only, jsonPath;
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
-  app.add_option("--repeat", repeat, "timed runs per kernel (median)");
+  app.add_option("--repeat", repeat, "timed runs per kernel (median)")
+      ->check(CLI::Range(1, 100000));
   app.add_option("--only", only, "run only shapes whose name contains this");
   app.add_option("--json", jsonPath, "also write the results as JSON");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError &e) {
+    std::fprintf(stderr, "attn-bench: error: %s\n", e.what());
+    return 2;
+  }
+  if (!only.empty() &&
+      llvm::none_of(shapes(), [&](const Shape &shape) {
+        return shape.name.find(only) != std::string::npos;
+      })) {
+    std::fprintf(stderr, "attn-bench: error: --only '%s' matches no shape\n",
+                 only.c_str());
+    return 2;
+  }
+  // The JSON output is checked before the benchmarks run.
+  std::optional<OutputFile> jsonFile;
+  if (!jsonPath.empty()) {
+    auto file = OutputFile::open(jsonPath);
+    if (!file) {
+      std::fprintf(stderr, "attn-bench: error: %s\n",
+                   llvm::toString(file.takeError()).c_str());
+      return 2;
+    }
+    jsonFile.emplace(std::move(*file));
+  }
 
   RuntimeOptions options;
   options.numThreads = threads;
-  Runtime runtime(options);
+  auto created = Runtime::create(options);
+  if (!created) {
+    std::fprintf(stderr, "attn-bench: error: %s\n",
+                 llvm::toString(created.takeError()).c_str());
+    return 2;
+  }
+  Runtime &runtime = **created;
   unsigned n = runtime.numThreads();
   double peak = measureFmaPeakGflops(n), peak1 = measureFmaPeakGflops(1);
   double bandwidth = measureMemoryBandwidthGBs(n);
@@ -220,7 +254,11 @@ int main(int argc, char **argv) {
                           {"fma_peak_gflops_1thread", peak1},
                           {"memory_gbs", bandwidth}, {"cache_hit_us", hitUs},
                           {"results", results}};
-    std::ofstream(jsonPath) << doc.dump(2) << "\n";
+    if (auto err = jsonFile->write(doc.dump(2) + "\n")) {
+      std::fprintf(stderr, "attn-bench: error: %s\n",
+                   llvm::toString(std::move(err)).c_str());
+      return 1;
+    }
   }
   return 0;
 }

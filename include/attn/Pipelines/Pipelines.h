@@ -13,13 +13,19 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
   ListOption<int64_t> tileSizes{
       *this, "tile-sizes",
       llvm::cl::desc("Tile sizes (batch, heads, query, key); default 1,1,64,64")};
-  Option<std::string> codegen{
+  /// Tile code generation of attn-cpu-pipeline.
+  enum class Codegen { Vector, Linalg };
+  Option<Codegen> codegen{
       *this, "codegen",
       llvm::cl::desc("Tile code generation: 'vector' (default: bufferize the "
                      "online-attention tiles and lower them to register-blocked "
                      "vector code) or 'linalg' (the target-neutral "
                      "decomposition into linalg.generic, lowered to loops)"),
-      llvm::cl::init("vector")};
+      llvm::cl::init(Codegen::Vector),
+      llvm::cl::values(clEnumValN(Codegen::Vector, "vector",
+                                  "register-blocked vector code"),
+                       clEnumValN(Codegen::Linalg, "linalg",
+                                  "linalg.generic lowered to loops"))};
   Option<int64_t> vectorWidth{
       *this, "vector-width",
       llvm::cl::desc("f32 lanes of a vector register (16: AVX-512)"),
