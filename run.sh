@@ -7,6 +7,11 @@
 #                   output (prints the per-layer max abs error)
 #   ./run.sh test   install what is missing, build, and run every test
 #   ./run.sh build  install what is missing and build only
+#   ./run.sh sanitize   build with AddressSanitizer + UBSan (build-asan) and
+#                   run the C++ tests, the C API test and the lit suite there
+#   ./run.sh fuzz [SECONDS]  build the libFuzzer targets (build-asan) and run
+#                   each (spec parser, .npy reader, attn-opt) for SECONDS
+#                   (default 60) from the corpora in test/fuzz/corpus
 #
 # Environment: BUILD_DIR (default build), JOBS (default: number of cores).
 set -euo pipefail
@@ -57,9 +62,55 @@ tests() {
   ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
 }
 
+ASAN_DIR=${ASAN_DIR:-$ROOT/build-asan}
+# Leaks are not checked: runtimes of the tests are deliberately never
+# destroyed (static kernels at exit), and MLIR's statics live to the end.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+build_asan() {
+  install_deps
+  if [ ! -f "$ASAN_DIR/build.ninja" ]; then
+    cmake -G Ninja -S "$ROOT" -B "$ASAN_DIR" \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
+      -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+      -DPython3_EXECUTABLE=/usr/bin/python3 \
+      -DATTN_ENABLE_PYTHON=OFF -DATTN_SANITIZE=ON -DATTN_FUZZERS=ON
+  fi
+  cmake --build "$ASAN_DIR" -j "$JOBS"
+}
+
+sanitize() {
+  build_asan
+  # The Python extension is not built here (an instrumented extension needs
+  # the ASan runtime preloaded into python).
+  ctest --test-dir "$ASAN_DIR" --output-on-failure -j "$JOBS" -E '^python'
+}
+
+fuzz() {
+  local seconds=${1:-60}
+  build_asan
+  local out="$ASAN_DIR/fuzz"
+  for target in spec npy opt; do
+    local corpus=mlir
+    [ "$target" = spec ] && corpus=spec
+    [ "$target" = npy ] && corpus=npy
+    mkdir -p "$out/$target"
+    cp -n "$ROOT/test/fuzz/corpus/$corpus/"* "$out/$target/"
+    echo "== attn-fuzz-$target for ${seconds}s"
+    (cd "$out" && "$ASAN_DIR/bin/attn-fuzz-$target" -max_total_time="$seconds" \
+       -max_len=65536 -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 \
+       "$out/$target")
+  done
+}
+
 case "${1:-}" in
   demo) demo ;;
   test) tests ;;
   build) build ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  sanitize) sanitize ;;
+  fuzz) fuzz "${2:-60}" ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac
