@@ -39,17 +39,23 @@ install_deps() {
   fi
 }
 
-build() {
+# configure_and_build DIR [CMAKE_ARGS...]: configures DIR once, then builds.
+configure_and_build() {
+  local dir=$1
+  shift
   install_deps
-  if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-    cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
-      -DCMAKE_BUILD_TYPE=Release \
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake -G Ninja -S "$ROOT" -B "$dir" \
       -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
       -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
       -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
-      -DPython3_EXECUTABLE=/usr/bin/python3
+      -DPython3_EXECUTABLE=/usr/bin/python3 "$@"
   fi
-  cmake --build "$BUILD_DIR" -j "$JOBS"
+  cmake --build "$dir" -j "$JOBS"
+}
+
+build() {
+  configure_and_build "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release
 }
 
 demo() {
@@ -69,17 +75,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 build_asan() {
-  install_deps
-  if [ ! -f "$ASAN_DIR/build.ninja" ]; then
-    cmake -G Ninja -S "$ROOT" -B "$ASAN_DIR" \
-      -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
-      -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
-      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
-      -DPython3_EXECUTABLE=/usr/bin/python3 \
-      -DATTN_ENABLE_PYTHON=OFF -DATTN_SANITIZE=ON -DATTN_FUZZERS=ON
-  fi
-  cmake --build "$ASAN_DIR" -j "$JOBS"
+  configure_and_build "$ASAN_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DATTN_ENABLE_PYTHON=OFF -DATTN_SANITIZE=ON -DATTN_FUZZERS=ON
 }
 
 sanitize() {
