@@ -75,6 +75,25 @@ struct Expect {
 };
 } // namespace
 
+/// Bytes from the first to one past the last element of `t` (0 when it has
+/// no element), or nullopt when that overflows int64.
+static std::optional<int64_t> byteExtent(const TensorRef &t) {
+  int64_t last = 0, term;
+  bool empty = false;
+  for (int i = 0; i < t.rank; ++i) {
+    empty |= t.shape[i] == 0;
+    if (t.shape[i] > 0 &&
+        (__builtin_mul_overflow(t.shape[i] - 1, t.strides[i], &term) ||
+         __builtin_add_overflow(last, term, &last)))
+      return std::nullopt;
+  }
+  int64_t bytes;
+  if (__builtin_add_overflow(last, 1, &last) ||
+      __builtin_mul_overflow(last, dtypeSize(t.dtype), &bytes))
+    return std::nullopt;
+  return empty ? 0 : bytes;
+}
+
 llvm::Error Kernel::validate(const AttentionArgs &args) const {
   return validateArguments(spec(), args);
 }
@@ -166,28 +185,16 @@ llvm::Error attn::validateArguments(const AttentionSpec &s,
         return argError(llvm::Twine(e.name) + ": negative strides are not "
                                               "supported");
     // The last element's offset (in bytes) must be addressable.
-    int64_t extent = 0, term;
-    for (int i = 0; i < rank; ++i)
-      if (t.shape[i] > 0 &&
-          (__builtin_mul_overflow(t.shape[i] - 1, t.strides[i], &term) ||
-           __builtin_add_overflow(extent, term, &extent)))
-        return argError(llvm::Twine(e.name) + ": strides overflow");
-    if (__builtin_mul_overflow(extent, dtypeSize(t.dtype), &term))
+    if (!byteExtent(t))
       return argError(llvm::Twine(e.name) + ": strides overflow");
   }
   // The outputs are written while the inputs are read: no output may share
   // memory with any other operand (e.g. out= aliasing key or value).
   if (outputs) {
     auto span = [](const TensorRef &t) {
-      int64_t last = 0;
-      for (int i = 0; i < t.rank; ++i)
-        if (t.shape[i] == 0)
-          return std::pair<uintptr_t, uintptr_t>{0, 0}; // empty: no memory
-        else
-          last += (t.shape[i] - 1) * t.strides[i];
       auto begin = reinterpret_cast<uintptr_t>(t.data);
       return std::pair<uintptr_t, uintptr_t>{
-          begin, begin + uintptr_t(last + 1) * uintptr_t(dtypeSize(t.dtype))};
+          begin, begin + static_cast<uintptr_t>(*byteExtent(t))};
     };
     for (const Expect &w : expects) {
       if (w.ref != &args.output && w.ref != &args.lse)

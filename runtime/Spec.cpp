@@ -1,6 +1,7 @@
 //===- Spec.cpp - attention problem specification -------------------------===//
 
 #include "attn/Runtime/Spec.h"
+#include "attn/Support/NestingDepth.h"
 
 #include <nlohmann/json.hpp>
 
@@ -94,7 +95,7 @@ static constexpr int64_t kMaxSize = INT32_MAX;
 /// Limits of the spec text: a spec is a few hundred bytes; these bound what
 /// a hostile one costs before it is rejected.
 static constexpr size_t kMaxSpecBytes = 1 << 20;
-static constexpr int kMaxSpecDepth = 16;
+static constexpr unsigned kMaxSpecDepth = 16;
 /// At most this many characters of an offending value are shown in an
 /// error.
 static constexpr size_t kMaxShown = 64;
@@ -273,31 +274,16 @@ llvm::Expected<std::optional<MaskSpec>> parseMask(const json &obj) {
 /// Rejects what the JSON parser should never see: text over kMaxSpecBytes
 /// and nesting deeper than kMaxSpecDepth (a deep document costs the parser
 /// and the recursive destructor of nlohmann::json one stack frame a level).
-/// A scan that skips strings; the parser checks the rest.
+/// The nesting scan is the one attn-opt uses for MLIR (it skips strings);
+/// the parser checks the rest.
 static llvm::Error checkSpecText(const std::string &text) {
   if (text.size() > kMaxSpecBytes)
     return specError("the spec text is " + llvm::Twine(text.size()) +
                      " bytes, more than the limit of " +
                      llvm::Twine(kMaxSpecBytes));
-  int depth = 0;
-  bool inString = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (inString) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        inString = false;
-    } else if (c == '"') {
-      inString = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > kMaxSpecDepth)
-        return specError("JSON nested deeper than " +
-                         llvm::Twine(kMaxSpecDepth) + " levels");
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
+  if (mlir::attn::findNestingOverflow(text, kMaxSpecDepth))
+    return specError("JSON nested deeper than " + llvm::Twine(kMaxSpecDepth) +
+                     " levels");
   return llvm::Error::success();
 }
 
