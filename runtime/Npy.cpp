@@ -209,11 +209,14 @@ llvm::Expected<NpyArray> attn::readNpy(const std::string &path,
                               " bytes is more than the " +
                               llvm::Twine(maxBytes) + " bytes expected at most");
   int64_t dataStart = static_cast<int64_t>(headerStart + headerLen);
-  // A regular file's size is known: check it before allocating.
-  if (S_ISREG(st.st_mode) && st.st_size - dataStart != payload)
-    return npyError(path, "data size " + llvm::Twine(st.st_size - dataStart) +
+  auto sizeMismatch = [&](int64_t bytes) {
+    return npyError(path, "data size " + llvm::Twine(bytes) +
                               " bytes does not match the header (" +
                               llvm::Twine(payload) + " bytes expected)");
+  };
+  // A regular file's size is known: check it before allocating.
+  if (S_ISREG(st.st_mode) && st.st_size - dataStart != payload)
+    return sizeMismatch(st.st_size - dataStart);
   std::vector<char> raw(static_cast<size_t>(payload));
   got = readFully(fd, raw.data(), payload);
   if (got < 0)
@@ -222,14 +225,11 @@ llvm::Expected<NpyArray> attn::readNpy(const std::string &path,
   int64_t more = got == payload ? readFully(fd, &extra, 1) : 0;
   if (more < 0)
     return readError();
-  if (got != payload || more != 0)
-    return npyError(path, got != payload
-                              ? "data size " + llvm::Twine(got) +
-                                    " bytes does not match the header (" +
-                                    llvm::Twine(payload) + " bytes expected)"
-                              : llvm::Twine("data continues past the ") +
-                                    llvm::Twine(payload) +
-                                    " bytes the header announces");
+  if (got != payload)
+    return sizeMismatch(got);
+  if (more != 0)
+    return npyError(path, "data continues past the " + llvm::Twine(payload) +
+                              " bytes the header announces");
   if (fromF64) {
     array.data.resize(count * 4);
     float *dst = array.as<float>();
