@@ -25,7 +25,9 @@ cached (see set_dynamic_shapes).
 Differences from PyTorch: a query row whose keys are all masked gives 0
 (PyTorch's math backend gives 0 as well since 2.5; older versions NaN).
 Raises ValueError for unsupported arguments (dropout, dtypes, shapes that do
-not broadcast, a mask together with is_causal).
+not broadcast, a mask together with is_causal), and RuntimeError when grad
+mode is on and an input requires grad: there is no backward pass yet, so run
+inference under torch.no_grad() or torch.inference_mode().
 """
 
 import threading
@@ -150,9 +152,26 @@ def _compile(cache_key, q, k, v, mask, flags, is_causal, scale, enable_gqa):
     return kernel
 
 
+_NO_BACKWARD = ("attn_mlir::sdpa has no backward pass yet, so inputs that "
+                "require grad would silently get no gradient; run it under "
+                "torch.no_grad() or torch.inference_mode(), or detach() the "
+                "inputs (training: use torch.nn.functional."
+                "scaled_dot_product_attention)")
+
+
+def _check_no_grad(*tensors):
+    """Raises RuntimeError when autograd would record a call of the operator
+    (grad mode on and an input requiring grad): the operator has no backward
+    yet, and a result without a gradient is a silent wrong answer."""
+    if torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in tensors):
+        raise RuntimeError(_NO_BACKWARD)
+
+
 def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
                is_causal=False, scale=None, enable_gqa=False):
     global _calls
+    _check_no_grad(query, key, value, attn_mask)
     if dropout_p != 0.0:
         raise ValueError("attn_mlir::sdpa: dropout_p must be 0.0 "
                          f"(got {dropout_p}); use it for inference")
@@ -202,6 +221,7 @@ _lib.impl("sdpa", _sdpa_impl, "CUDA")
 @torch.library.register_fake("attn_mlir::sdpa")
 def _sdpa_fake(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
                scale=None, enable_gqa=False):
+    _check_no_grad(query, key, value, attn_mask)
     return query.new_empty((*query.shape[:-1], value.shape[-1]))
 
 

@@ -85,10 +85,12 @@ std::vector<PyTypeObject *> &legacyDLPackTypes() {
 struct TorchTypes {
   PyTypeObject *tensor = nullptr, *parameter = nullptr;
   py::object f32, f16, bf16, boolean, i32, i64;
+  /// torch.is_grad_enabled.
+  py::object isGradEnabled;
   /// Interned attribute names.
   py::str sDtype{"dtype"}, sIsNeg{"is_neg"}, sIsCpu{"is_cpu"},
       sIsCuda{"is_cuda"}, sShape{"shape"}, sStride{"stride"},
-      sDataPtr{"data_ptr"};
+      sDataPtr{"data_ptr"}, sRequiresGrad{"requires_grad"};
 };
 
 const TorchTypes *torchTypes() {
@@ -113,6 +115,7 @@ const TorchTypes *torchTypes() {
   t->boolean = mod.attr("bool");
   t->i32 = mod.attr("int32");
   t->i64 = mod.attr("int64");
+  t->isGradEnabled = mod.attr("is_grad_enabled");
   types = t;
   return types;
 }
@@ -365,6 +368,14 @@ private:
       valueError(name, "unsupported dtype " + std::string(py::str(dt)) +
                            ": use float32, float16, bfloat16, bool, int32 or "
                            "int64");
+    // The kernels have no backward pass yet: a result computed from tensors
+    // autograd tracks would silently get no gradient.
+    if (getAttr(obj, torch.sRequiresGrad.ptr()).ptr() == Py_True &&
+        torch.isGradEnabled().ptr() == Py_True)
+      valueError(name, "requires grad, and attn-mlir has no backward pass yet "
+                       "(the result would get no gradient): call it under "
+                       "torch.no_grad() or torch.inference_mode(), or pass "
+                       "detach()ed tensors");
     // Sparse and other non-strided layouts have no data_ptr (it raises).
     if (callMethod(obj, torch.sIsNeg.ptr()).ptr() == Py_True)
       valueError(name, "tensors with the negative bit set are not supported");
