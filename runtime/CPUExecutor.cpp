@@ -205,11 +205,11 @@ protected:
         descPtrs.push_back(&d);
       for (MemRefDescriptor &d : outputs)
         descPtrs.push_back(&d);
-      // Workgroups go from the last id down: the query block varies fastest,
-      // and under a causal mask the last blocks see the most keys, so the
-      // longest run first and the threads finish together.
+      // Workgroups run in id order: attn-tile-attention owns the order (under
+      // a causal mask it numbers each head's query blocks longest first), so
+      // the threads finish together.
       pool->parallelFor(workgroups, [&](int64_t wg) {
-        int64_t begin = workgroups - 1 - wg, end = begin + 1;
+        int64_t begin = wg, end = wg + 1;
         SmallVector<void *, 10> packed;
         for (void *&p : descPtrs)
           packed.push_back(&p);
