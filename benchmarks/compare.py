@@ -19,7 +19,7 @@ The long-context shape runs attn-run in a child process and reports its peak
 RSS (the O(S) memory check: the unfused score matrix alone would be 32 GiB).
 
 FLOPs: 4 * B * Hq * Sq * Sk * D for unmasked attention, the count of visible
-score entries for masked kinds (DESIGN.md section 8).
+score entries for masked kinds (docs/design.md section 8).
 Needs numpy; PyTorch from PyPI is optional (the benchmark may use PyPI, the
 tests do not).
 """

@@ -85,7 +85,7 @@ def occupancy(fig, hw=H100):
 
 
 def useful_flops(shape):
-    """DESIGN.md section 8: 4 B Hq D x (visible score entries)."""
+    """docs/design.md section 8: 4 B Hq D x (visible score entries)."""
     _, b, hq, _, sq, sk, d, _, causal = shape
     if causal:  # top-left: row i sees min(i + 1, sk) keys
         visible = sum(min(i + 1, sk) for i in range(sq))

@@ -39,7 +39,7 @@
  *   A kernel stays valid after its context is destroyed (it shares the
  *   worker threads), until attn_kernel_destroy.
  *
- * The spec (JSON) is described in DESIGN.md section 6 / README.md.
+ * The spec (JSON) is described in docs/design.md section 6 / README.md.
  *===----------------------------------------------------------------------===*/
 
 #ifndef ATTN_C_ATTN_H
@@ -294,7 +294,8 @@ ATTN_C_EXPORT attn_status attn_kernel_spec_json(const attn_kernel *kernel,
                                                 char *buf, size_t capacity,
                                                 size_t *needed);
 
-/* Floating-point operations of one run at these sizes (DESIGN.md s. 8). */
+/* Floating-point operations of one run at these sizes (docs/design.md
+   section 8). */
 ATTN_C_EXPORT attn_status attn_kernel_flops(const attn_kernel *kernel,
                                             int64_t batch, int64_t q_len,
                                             int64_t kv_len, double *out);

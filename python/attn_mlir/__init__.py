@@ -10,7 +10,7 @@ DLPack tensors.
                                 "mask": {"kind": "causal"}})
     out = kernel(q, q, q)
 
-Layouts (DESIGN.md section 3): query [B, Hq, Sq, D], key [B, Hkv, Sk, D],
+Layouts (docs/design.md section 3): query [B, Hq, Sq, D], key [B, Hkv, Sk, D],
 value [B, Hkv, Sk, Dv], output [B, Hq, Sq, Dv]; GQA/MQA when Hq % Hkv == 0.
 Element types float32, float16, bfloat16 (DLPack only: numpy has none);
 softmax and accumulation in float32. Inputs are read in place with their
@@ -85,7 +85,7 @@ def compile(spec, target="cpu", tile_sizes=None, context=None, kv_splits=0,
             reference=False):
     """Compiles an attention spec into a Kernel (or returns the cached one).
 
-    spec: a dict or JSON text (DESIGN.md section 6), e.g. {"batch": 1,
+    spec: a dict or JSON text (docs/design.md section 6), e.g. {"batch": 1,
     "q_heads": 8, "kv_heads": 8, "q_len": 1024, "kv_len": 1024, "head_dim": 64,
     "dtype": "f32", "mask": {"kind": "causal"}}; null batch/q_len/kv_len make
     one kernel serve every size. tile_sizes: (batch, heads, query, key) or

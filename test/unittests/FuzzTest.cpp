@@ -15,9 +15,9 @@
 //   ATTN_FUZZ_CASES=2000 ATTN_FUZZ_SEED=$RANDOM build/bin/AttnFuzzTests
 // prints each failing case as a spec JSON, sizes and options to reproduce it.
 //
-// Tolerances: f32 kernels within 2e-5 * (1 + max|ref|) (DESIGN.md section 7);
-// f16 / bf16 within twice the error of the same-precision reference plus
-// 1e-6, with no NaN where the reference has none.
+// Tolerances: f32 kernels within 2e-5 * (1 + max|ref|) (docs/design.md
+// section 7); f16 / bf16 within twice the error of the same-precision
+// reference plus 1e-6, with no NaN where the reference has none.
 //
 //===----------------------------------------------------------------------===//
 

@@ -993,7 +993,7 @@ TEST_P(KernelEmulation, MatchesReference) {
   } else {
     // f16 / bf16: P is rounded to the input type before P V, as in
     // FlashAttention-2; within twice the same-precision reference's error
-    // (DESIGN.md section 7), plus the output's own rounding.
+    // (docs/design.md section 7), plus the output's own rounding.
     std::vector<double> same = reference::samePrecisionAttention(c.spec, p.in);
     double bound = 2 * maxAbsError(same, ref.output) +
                    (c.spec.dtype == DType::BF16 ? 1.6e-2 : 2e-3);

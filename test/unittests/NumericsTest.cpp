@@ -1,6 +1,6 @@
 //===- NumericsTest.cpp - compiled kernels against the f64 reference ------===//
 //
-// DESIGN.md section 7 through the public runtime API: one kernel with
+// docs/design.md section 7 through the public runtime API: one kernel with
 // dynamic sizes per configuration, run over many (q_len, kv_len) pairs and
 // compared with reference::attention (output and log-sum-exp).
 //
@@ -808,7 +808,7 @@ TEST(KeptNaN, PropagatesToRowsThatKeepIt) {
 }
 
 TEST(MaskedNaN, ValueOfKeyMaskedForSomeRows) {
-  // DESIGN.md section 4: NaN in masked-out values does not reach the
+  // docs/design.md section 4: NaN in masked-out values does not reach the
   // output. Key 4 is masked for rows 0..3 (but kept by rows 4..8).
   AttentionSpec spec = dynamicSpec(1, 1, 16, 16, {causalMask(false)});
   ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));

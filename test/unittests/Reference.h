@@ -1,7 +1,7 @@
 //===- Reference.h - f64 reference attention for the unit tests -*- C++ -*-===//
 //
 // Plain-loop attention written independently of the compiler: the oracle of
-// the numerical tests. Semantics follow DESIGN.md sections 3 and 4:
+// the numerical tests. Semantics follow docs/design.md sections 3 and 4:
 //
 //   O = softmax(scale * Q K^T + bias, masked) V,  LSE = log sum exp(...)
 //

@@ -237,7 +237,7 @@ int run(int argc, char **argv) {
   unsigned threads = 0;
   double atol = -1;
   std::vector<int64_t> tileSizes;
-  app.add_option("spec", specPath, "JSON spec (DESIGN.md section 6)")
+  app.add_option("spec", specPath, "JSON spec (docs/design.md section 6)")
       ->required();
   app.add_option("--q", qPath, "query [B, Hq, Sq, D] .npy");
   app.add_option("--k", kPath, "key [B, Hkv, Sk, D] .npy");

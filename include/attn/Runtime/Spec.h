@@ -2,7 +2,7 @@
 //
 // The attention problem a kernel is compiled for: sizes, element type,
 // scale and masks. It is what the JSON spec of attn-run describes
-// (DESIGN.md section 6) and the key of the kernel cache.
+// (docs/design.md section 6) and the key of the kernel cache.
 //
 //===----------------------------------------------------------------------===//
 
@@ -68,8 +68,8 @@ struct AttentionSpec {
   /// Also return the log-sum-exp [B, Hq, Sq] (f32, natural log).
   bool returnLse = false;
 
-  /// Parses the JSON text of DESIGN.md section 6. Errors name the offending
-  /// key, e.g. "spec: 'head_dim' must be a positive integer".
+  /// Parses the JSON text of docs/design.md section 6. Errors name the
+  /// offending key, e.g. "spec: 'head_dim' must be a positive integer".
   static llvm::Expected<AttentionSpec> fromJSON(const std::string &text);
   /// The JSON form (canonical: stable key order, every field explicit).
   std::string toJSON() const;
@@ -86,8 +86,8 @@ struct AttentionSpec {
 
 /// Floating-point operations of one run of `spec` at the given sizes:
 /// 2 * B * Hq * (D + Dv) * (number of visible score entries), i.e.
-/// 4 * B * Hq * Sq * Sk * D without masks when Dv = D (DESIGN.md section 8).
-/// Tensor and key-padding masks count as unmasked.
+/// 4 * B * Hq * Sq * Sk * D without masks when Dv = D (docs/design.md
+/// section 8). Tensor and key-padding masks count as unmasked.
 double attentionFlops(const AttentionSpec &spec, int64_t batch, int64_t qLen,
                       int64_t kvLen);
 

@@ -1,9 +1,9 @@
 //===- SIMTTile.cpp - f32 key blocks with FMA -----------------------------===//
 //
 // The per-block code of the f32 kernel (no tensor cores: TF32 would lose the
-// f32 accuracy DESIGN.md section 7 asks for). 2 * block_q threads; thread t
-// belongs to row group t / 8 and owns query rows 4 (t / 8) + i (i < 4), score
-// columns t % 8 + 8 j (j < block_k / 8) and output columns
+// f32 accuracy docs/design.md section 7 asks for). 2 * block_q threads;
+// thread t belongs to row group t / 8 and owns query rows 4 (t / 8) + i
+// (i < 4), score columns t % 8 + 8 j (j < block_k / 8) and output columns
 // 4 (t % 8) + 32 y + z (z < 4). A row group is 8 consecutive lanes of one
 // warp, so row reductions are three butterflies (xor 1, 2, 4), and a warp
 // owns 16 consecutive rows.
