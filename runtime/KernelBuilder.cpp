@@ -186,15 +186,6 @@ struct EntryBuilder {
     }
     return kind;
   }
-
-  bool bottomRight() {
-    for (const MaskSpec &m : spec.masks)
-      if ((m.kind == MaskSpec::Kind::Causal ||
-           m.kind == MaskSpec::Kind::SlidingWindow) &&
-          m.bottomRight)
-        return true;
-    return false;
-  }
 };
 
 /// The inputs of the attention, as tensors.
@@ -314,11 +305,12 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
       return tensor::ExtractSliceOp::create(b, loc, t, offsets, sizes, strides);
     };
     // A bottom-right alignment refers to the whole key range: fold its
-    // shift (kv_len - q_len) into the query position.
+    // shift into the query position (the split tiles are top-left).
     Value qOff = idx(0);
-    if (e.bottomRight())
-      qOff = mlir::arith::SubIOp::create(
-          b, loc, sk, tensor::DimOp::create(b, loc, in.query, 2));
+    if (mlir::attn::MaskKindAttrInterface kind =
+            e.maskKind(/*forceTopLeft=*/false))
+      qOff = kind.buildDiagonalShift(
+          b, loc, tensor::DimOp::create(b, loc, in.query, 2), sk);
     // The running state starts in the workspace slot of this split: the
     // fills are moved into the workgroups by attn-tile-attention, so each
     // workgroup initialises and writes only its own tile of the slot.

@@ -121,7 +121,7 @@ FailureOr<GroupedOperands> builders::groupOperands(OpBuilder &b,
     if (!v)
       return v;
     bcastBatch = isBroadcastDim(v, kBatchDim) && d.batch != 1;
-    bcastHead = isBroadcastDim(v, kHeadDim);
+    bcastHead = isBroadcastDim(v, kHeadsDim);
     bcastQuery = isBroadcastDim(v, kSeqDim) && d.qLen != 1;
     return bcastHead ? v : expandHeads(b, loc, v, g.group);
   };
@@ -144,7 +144,7 @@ FailureOr<GroupedOperands> builders::groupOperands(OpBuilder &b,
   if (op.maskKind() && g.band.alignment == MaskAlignment::BottomRight) {
     Value sk = tensor::DimOp::create(b, loc, op.key(), kSeqDim);
     Value sq = tensor::DimOp::create(b, loc, op.query(), kSeqDim);
-    Value shift = arith::SubIOp::create(b, loc, sk, sq);
+    Value shift = op.maskKind().buildDiagonalShift(b, loc, sq, sk);
     g.rowPos = arith::AddIOp::create(b, loc, g.rowPos, shift);
     if (g.qBound)
       g.qBound = arith::AddIOp::create(b, loc, g.qBound, shift);
@@ -201,12 +201,8 @@ struct KeepBuilder {
   }
   /// Band condition lower <= rel <= upper on rel = kpos - qpos.
   void bandConditions(Value rel) {
-    if (ops.band.lower)
-      conj(cmp(arith::CmpIPredicate::sge, rel,
-               indexConst(b, loc, *ops.band.lower)));
-    if (ops.band.upper)
-      conj(cmp(arith::CmpIPredicate::sle, rel,
-               indexConst(b, loc, *ops.band.upper)));
+    if (Value kept = ops.band.buildKeeps(b, loc, rel))
+      conj(kept);
   }
 };
 

@@ -133,10 +133,9 @@ std::pair<Value, Value> rowRange(IndexMath &m, AttentionOpDetail &detail) {
   Value first = detail.queryOffset() ? detail.queryOffset() : m.c(0);
   Value sq = m.v(tensor::getMixedSize(m.b, m.loc, detail.query(), kSeqDim));
   Value sk = m.v(tensor::getMixedSize(m.b, m.loc, detail.key(), kSeqDim));
-  Value shift = m.c(0);
-  if (detail.maskKind() &&
-      detail.maskKind().getBandAlignment() == MaskAlignment::BottomRight)
-    shift = m.sub(sk, sq);
+  Value shift = detail.maskKind()
+                    ? detail.maskKind().buildDiagonalShift(m.b, m.loc, sq, sk)
+                    : m.c(0);
   first = m.add(first, shift);
   Value last = m.sub(m.add(first, sq), m.c(1));
   if (Value qBound = detail.qBound())
@@ -163,10 +162,7 @@ FailureOr<SmallVector<Value>> tileKeyLoop(RewriterBase &rewriter,
   KeyBand band = KeyBand::get(detail.maskKind());
   if (!band.isUnbounded()) {
     auto [firstRow, lastRow] = rowRange(m, detail);
-    if (band.upper)
-      hi = m.min(hi, m.sub(m.add(lastRow, m.c(*band.upper + 1)), keyPos));
-    if (band.lower)
-      lo = m.max(lo, m.sub(m.add(firstRow, m.c(*band.lower)), keyPos));
+    band.narrowToSomeRow(rewriter, loc, firstRow, lastRow, keyPos, lo, hi);
   }
   if (detail.kvBound())
     hi = m.min(hi, m.sub(detail.kvBound(), keyPos));
@@ -186,7 +182,7 @@ FailureOr<SmallVector<Value>> tileKeyLoop(RewriterBase &rewriter,
   SmallVector<OpFoldResult> offsets(kNumLoops, rewriter.getIndexAttr(0));
   SmallVector<OpFoldResult> sizes = {
       tensor::getMixedSize(rewriter, loc, op.getQuery(), kBatchDim),
-      tensor::getMixedSize(rewriter, loc, op.getQuery(), kHeadDim),
+      tensor::getMixedSize(rewriter, loc, op.getQuery(), kHeadsDim),
       tensor::getMixedSize(rewriter, loc, op.getQuery(), kSeqDim),
       rewriter.getIndexAttr(tk),
       tensor::getMixedSize(rewriter, loc, op.getValue(), kFeatureDim)};

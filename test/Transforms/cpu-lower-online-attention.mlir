@@ -63,17 +63,21 @@ func.func @tile(%q: memref<1x1x32x16xf32>, %k: memref<1x1x128x16xf32>, %v: memre
 // -----
 
 // Causal with kv_lens and a padded query tile (q_bound): the reduced key
-// range is clipped by the band, kv_lens and the last real row; the straddling
-// case masks per element; P V splits each row block's keys into the common
-// range and the per-row guarded edges.
+// range is clipped by the band, kv_lens and the last real row; a tile inside
+// the band skips the per-element test, one straddling it masks per element;
+// P V splits each row block's keys into the common range and the per-row
+// guarded edges.
 // CHECK-LABEL: func.func @causal
 // CHECK:         memref.load %{{.+}}[%c0] : memref<1xi32>
 // CHECK:         arith.index_cast
 // CHECK:         arith.minsi
-// CHECK:         scf.if %{{.+}} -> (vector<16xf32>)
+// CHECK:         %[[INSIDE:.+]] = arith.cmpi sle, %{{.+}}, %c0 : index
+// CHECK:         scf.if %[[INSIDE]] -> (vector<16xf32>)
+// CHECK-NOT:       vector<16xi32>
+// CHECK:         } else {
 // CHECK:           arith.cmpi sle, %{{.+}}, %{{.+}} : vector<16xi32>
 // CHECK:           arith.select {{.+}} : vector<16xi1>, vector<16xf32>
-// CHECK:         } else {
+// CHECK:         }
 // CHECK:         arith.cmpi sle, %{{.+}}, %c0 : index
 // CHECK:         arith.select %{{.+}}, %{{.+}}, %{{.+}} : vector<16xf32>
 func.func @causal(%q: memref<1x1x16x16xf32>, %k: memref<1x1x16x16xf32>, %v: memref<1x1x16x16xf32>,

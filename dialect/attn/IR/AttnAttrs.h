@@ -2,7 +2,9 @@
 #ifndef ATTN_DIALECT_ATTN_IR_ATTNATTRS_H
 #define ATTN_DIALECT_ATTN_IR_ATTNATTRS_H
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Attributes.h"
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectImplementation.h"
 #include <optional>

@@ -43,6 +43,30 @@ def Attn_MaskKindAttrInterface : AttrInterface<"MaskKindAttrInterface"> {
                     "std::optional<int64_t>", "getBandUpper">,
     InterfaceMethod<"Alignment of the diagonal.",
                     "::mlir::attn::MaskAlignment", "getBandAlignment">,
+    // The alignment is folded into row positions here and nowhere else:
+    // tiling, the decomposition, the CPU and CUDA lowerings and the
+    // runtime's split-KV kernels ask these two methods.
+    InterfaceMethod<[{
+        The diagonal shift of query rows for static lengths: 0 for top-left
+        alignment, `kvLen - qLen` for bottom-right alignment.
+      }], "int64_t", "getDiagonalShift",
+      (ins "int64_t":$qLen, "int64_t":$kvLen), [{}], [{
+        return $_attr.getBandAlignment() ==
+                       ::mlir::attn::MaskAlignment::BottomRight
+                   ? kvLen - qLen
+                   : 0;
+      }]>,
+    InterfaceMethod<[{
+        The diagonal shift as an index value built at `b` from the index
+        values `qLen` and `kvLen` (folded when they are constants).
+      }], "::mlir::Value", "buildDiagonalShift",
+      (ins "::mlir::OpBuilder &":$b, "::mlir::Location":$loc,
+           "::mlir::Value":$qLen, "::mlir::Value":$kvLen), [{}], [{
+        if ($_attr.getBandAlignment() ==
+            ::mlir::attn::MaskAlignment::BottomRight)
+          return b.createOrFold<::mlir::arith::SubIOp>(loc, kvLen, qLen);
+        return ::mlir::arith::ConstantIndexOp::create(b, loc, 0);
+      }]>,
   ];
 }
 

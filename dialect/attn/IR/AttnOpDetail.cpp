@@ -2,7 +2,9 @@
 
 #include "dialect/attn/IR/AttnOpDetail.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/TypeUtilities.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 #include <cmath>
@@ -22,8 +24,8 @@ AttentionDims mlir::attn::getAttentionDims(Value query, Value key,
   auto q = cast<ShapedType>(query.getType());
   auto k = cast<ShapedType>(key.getType());
   auto v = cast<ShapedType>(value.getType());
-  return AttentionDims{q.getDimSize(kBatchDim),  q.getDimSize(kHeadDim),
-                       k.getDimSize(kHeadDim),   q.getDimSize(kSeqDim),
+  return AttentionDims{q.getDimSize(kBatchDim),  q.getDimSize(kHeadsDim),
+                       k.getDimSize(kHeadsDim),   q.getDimSize(kSeqDim),
                        k.getDimSize(kSeqDim),    q.getDimSize(kFeatureDim),
                        v.getDimSize(kFeatureDim)};
 }
@@ -61,6 +63,81 @@ KeyBand KeyBand::get(MaskKindAttrInterface kind) {
   band.upper = kind.getBandUpper();
   band.alignment = kind.getBandAlignment();
   return band;
+}
+
+/// An index / integer constant of the type (or element type) of `like`.
+static Value constantLike(OpBuilder &b, Location loc, Value like, int64_t v) {
+  Type type = like.getType();
+  Type elt = getElementTypeOrSelf(type);
+  TypedAttr attr = elt.isIndex() ? TypedAttr(b.getIndexAttr(v))
+                                 : TypedAttr(b.getIntegerAttr(elt, v));
+  if (auto vec = dyn_cast<VectorType>(type))
+    attr = DenseElementsAttr::get(vec, attr);
+  return arith::ConstantOp::create(b, loc, type, attr);
+}
+
+void KeyBand::narrowToSomeRow(OpBuilder &b, Location loc, Value firstRow,
+                              Value lastRow, Value keyPos, Value &lo,
+                              Value &hi) const {
+  auto c = [&](int64_t v) { return constantLike(b, loc, keyPos, v); };
+  auto sub = [&](Value x, Value y) {
+    return b.createOrFold<arith::SubIOp>(loc, x, y);
+  };
+  auto add = [&](Value x, Value y) {
+    return b.createOrFold<arith::AddIOp>(loc, x, y);
+  };
+  if (lower)
+    lo = b.createOrFold<arith::MaxSIOp>(
+        loc, lo, sub(add(firstRow, c(*lower)), keyPos));
+  if (upper)
+    hi = b.createOrFold<arith::MinSIOp>(
+        loc, hi, sub(add(lastRow, c(*upper + 1)), keyPos));
+}
+
+void KeyBand::narrowToEveryRow(OpBuilder &b, Location loc, Value firstRow,
+                               Value lastRow, Value keyPos, Value &lo,
+                               Value &hi) const {
+  // Every row keeps j iff the last row's lower and the first row's upper
+  // bound admit it: the some-row range of the reversed pair.
+  narrowToSomeRow(b, loc, lastRow, firstRow, keyPos, lo, hi);
+}
+
+Value KeyBand::buildKeeps(OpBuilder &b, Location loc, Value rel) const {
+  Value keep;
+  auto conj = [&](Value x) {
+    keep = keep ? b.createOrFold<arith::AndIOp>(loc, keep, x) : x;
+  };
+  if (lower)
+    conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, rel,
+                               constantLike(b, loc, rel, *lower)));
+  if (upper)
+    conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, rel,
+                               constantLike(b, loc, rel, *upper)));
+  return keep;
+}
+
+std::pair<Value, Value> KeyBand::buildKeepsAnyAll(OpBuilder &b, Location loc,
+                                                  Value minRel,
+                                                  Value maxRel) const {
+  // Some rel in [minRel, maxRel] is in [lower, upper] iff the intervals
+  // overlap; all are iff [minRel, maxRel] lies inside.
+  Value any, all;
+  auto conj = [&](Value &acc, Value x) {
+    acc = acc ? b.createOrFold<arith::AndIOp>(loc, acc, x) : x;
+  };
+  auto cmp = [&](arith::CmpIPredicate p, Value x, int64_t bound) {
+    return arith::CmpIOp::create(b, loc, p, x, constantLike(b, loc, x, bound))
+        .getResult();
+  };
+  if (upper) {
+    conj(any, cmp(arith::CmpIPredicate::sle, minRel, *upper));
+    conj(all, cmp(arith::CmpIPredicate::sle, maxRel, *upper));
+  }
+  if (lower) {
+    conj(any, cmp(arith::CmpIPredicate::sge, maxRel, *lower));
+    conj(all, cmp(arith::CmpIPredicate::sge, minRel, *lower));
+  }
+  return {any, all};
 }
 
 bool mlir::attn::isBroadcastDim(Value operand, unsigned dim) {
@@ -161,7 +238,7 @@ struct Verifier {
         failed(checkDim(v, "value", kBatchDim, d.batch, "batch", "'query'")) ||
         failed(checkDim(k, "key", kFeatureDim, d.headDim, "head_dim",
                         "'query'")) ||
-        failed(checkDim(v, "value", kHeadDim, kShape.getDimSize(kHeadDim),
+        failed(checkDim(v, "value", kHeadsDim, kShape.getDimSize(kHeadsDim),
                         "kv_heads", "'key'")) ||
         failed(checkDim(v, "value", kSeqDim, kShape.getDimSize(kSeqDim),
                         "kv_len", "'key'")))

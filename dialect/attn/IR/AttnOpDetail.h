@@ -14,6 +14,7 @@
 #include "dialect/attn/IR/AttnOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpDefinition.h"
+#include <limits>
 #include <optional>
 
 namespace mlir {
@@ -23,7 +24,7 @@ namespace attn {
 /// ([batch, heads, sequence, feature]).
 enum AttnTensorDim : unsigned {
   kBatchDim = 0,
-  kHeadDim = 1,
+  kHeadsDim = 1,
   kSeqDim = 2,
   kFeatureDim = 3,
 };
@@ -86,7 +87,15 @@ private:
 /// The kept keys of a compile-time mask kind, relative to the diagonal:
 /// query row at absolute position `i` keeps key `j` iff
 /// `lower <= j - i - shift <= upper` (a missing bound is unbounded), where
-/// `shift` is 0 (top-left) or `kv_len - q_len` (bottom-right).
+/// `shift` is 0 (top-left) or `kv_len - q_len` (bottom-right), given by
+/// MaskKindAttrInterface::getDiagonalShift.
+///
+/// This is the one owner of "which keys a row or a block of rows sees" for
+/// the band: tiling (which key blocks a query block visits), the linalg
+/// decomposition (the score stage's predicate), the CPU lowering (key ranges
+/// and per-element tests) and the CUDA lowering (block classification and
+/// per-element tests) all ask these helpers. Row positions passed in are
+/// absolute positions on the diagonal, i.e. with the shift already added.
 struct KeyBand {
   std::optional<int64_t> lower; // as a negative offset, e.g. -left
   std::optional<int64_t> upper;
@@ -94,7 +103,34 @@ struct KeyBand {
 
   static KeyBand get(MaskKindAttrInterface kind);
   bool isUnbounded() const { return !lower && !upper; }
+
+  /// Narrows the local key range [lo, hi) (local key `j` sits at absolute
+  /// position `keyPos + j`) to the keys that at least one row at diagonal
+  /// positions [firstRow, lastRow] keeps:
+  /// `firstRow + lower <= keyPos + j <= lastRow + upper`. Index values;
+  /// an unbounded side leaves `lo` or `hi` as it is. The result may be empty
+  /// (hi <= lo).
+  void narrowToSomeRow(OpBuilder &b, Location loc, Value firstRow,
+                       Value lastRow, Value keyPos, Value &lo,
+                       Value &hi) const;
+  /// Same for the keys that every row of [firstRow, lastRow] keeps:
+  /// `lastRow + lower <= keyPos + j <= firstRow + upper`.
+  void narrowToEveryRow(OpBuilder &b, Location loc, Value firstRow,
+                        Value lastRow, Value keyPos, Value &lo,
+                        Value &hi) const;
+  /// The predicate `lower <= rel <= upper` for `rel` = key position minus
+  /// row position: `rel` is an index or integer scalar or vector (the
+  /// result is i1 or a vector of i1). Null when the band is unbounded.
+  Value buildKeeps(OpBuilder &b, Location loc, Value rel) const;
+  /// For every `rel` in [minRel, maxRel] (scalars): whether some is kept
+  /// (`any`) and whether all are (`all`); i1 values, null for an unbounded
+  /// band (everything kept).
+  std::pair<Value, Value> buildKeepsAnyAll(OpBuilder &b, Location loc,
+                                           Value minRel, Value maxRel) const;
 };
+
+/// The score of a hidden key (exp gives 0). One constant for every lowering.
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 /// Returns true when `operand` (a mask or bias) has size 1 in dimension `dim`
 /// while the attention has a larger one, i.e. the dimension is broadcast.

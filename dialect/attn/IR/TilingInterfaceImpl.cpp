@@ -72,6 +72,20 @@ kvHeadTile(TileBuilder &tb, OpFoldResult h0, OpFoldResult th) {
   return failure();
 }
 
+/// The whole op's diagonal shift (MaskKindAttrInterface owns the rule).
+OpFoldResult diagonalShift(OpBuilder &b, Location loc,
+                           AttentionOpDetail &detail) {
+  AttentionDims d = detail.dims();
+  if (!ShapedType::isDynamic(d.qLen) && !ShapedType::isDynamic(d.kvLen))
+    return b.getIndexAttr(
+        detail.maskKind().getDiagonalShift(d.qLen, d.kvLen));
+  Value sq = getValueOrCreateConstantIndexOp(
+      b, loc, tensor::getMixedSize(b, loc, detail.query(), kSeqDim));
+  Value sk = getValueOrCreateConstantIndexOp(
+      b, loc, tensor::getMixedSize(b, loc, detail.key(), kSeqDim));
+  return detail.maskKind().buildDiagonalShift(b, loc, sq, sk);
+}
+
 /// Same mask kind with top-left alignment.
 MaskKindAttrInterface topLeft(MaskKindAttrInterface kind) {
   if (!kind)
@@ -149,7 +163,7 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
       return v;
     OpFoldResult one = b.getIndexAttr(1);
     bool bcastB = isBroadcastDim(v, kBatchDim);
-    bool bcastH = isBroadcastDim(v, kHeadDim);
+    bool bcastH = isBroadcastDim(v, kHeadsDim);
     bool bcastQ = isBroadcastDim(v, kSeqDim);
     return slice(v, {bcastB ? zero : b0, bcastH ? zero : h0, bcastQ ? zero : m0, k0},
                  {bcastB ? one : bs, bcastH ? one : hs, bcastQ ? one : ms, ks});
@@ -162,8 +176,8 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
   MaskKindAttrInterface maskKind = detail.maskKind();
   SmallVector<Value> newOffsets;
   if (maskKind || detail.kvLens() || detail.kvBound() || detail.qBound()) {
-    AffineExpr s0, s1, s2;
-    bindSymbols(b.getContext(), s0, s1, s2);
+    AffineExpr s0, s1;
+    bindSymbols(b.getContext(), s0, s1);
     OpFoldResult qBase = detail.queryOffset() ? OpFoldResult(detail.queryOffset())
                                               : zero;
     OpFoldResult kBase = detail.keyOffset() ? OpFoldResult(detail.keyOffset())
@@ -171,9 +185,8 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
     OpFoldResult qOff = tb.apply(s0 + s1, {qBase, m0});
     if (maskKind &&
         maskKind.getBandAlignment() == MaskAlignment::BottomRight) {
-      // Bottom-right: row i sits at diagonal i + (Sk - Sq) of the whole op.
-      qOff = tb.apply(s0 + s1 - s2, {qOff, tb.dim(detail.key(), kSeqDim),
-                                     tb.dim(detail.query(), kSeqDim)});
+      // Bottom-right: row i sits at diagonal i + shift of the whole op.
+      qOff = tb.apply(s0 + s1, {qOff, diagonalShift(b, tb.loc, detail)});
       maskKind = topLeft(maskKind);
     }
     OpFoldResult kOff = tb.apply(s0 + s1, {kBase, k0});
@@ -201,12 +214,11 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
   Value qBound = detail.qBound();
   if (qBound && detail.maskKind() &&
       detail.maskKind().getBandAlignment() == MaskAlignment::BottomRight) {
-    AffineExpr s0, s1, s2;
-    bindSymbols(b.getContext(), s0, s1, s2);
+    AffineExpr s0, s1;
+    bindSymbols(b.getContext(), s0, s1);
     qBound = getValueOrCreateConstantIndexOp(
         b, tb.loc,
-        tb.apply(s0 + s1 - s2, {qBound, tb.dim(detail.key(), kSeqDim),
-                                tb.dim(detail.query(), kSeqDim)}));
+        tb.apply(s0 + s1, {qBound, diagonalShift(b, tb.loc, detail)}));
   }
   auto tiled = OpTy::create(b, tb.loc, resultTypes, query, key, value, mask,
                             bias, kvLens, newOffsets, detail.kvBound(), qBound,
@@ -242,7 +254,7 @@ SmallVector<Range> iterationDomain(Operation *op, OpBuilder &b) {
   auto dim = [&](Value v, int64_t d) {
     return Range{zero, tensor::getMixedSize(b, loc, v, d), one};
   };
-  return {dim(detail.query(), kBatchDim), dim(detail.query(), kHeadDim),
+  return {dim(detail.query(), kBatchDim), dim(detail.query(), kHeadsDim),
           dim(detail.query(), kSeqDim), dim(detail.key(), kSeqDim),
           dim(detail.value(), kFeatureDim)};
 }

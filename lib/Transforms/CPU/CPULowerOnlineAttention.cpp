@@ -57,7 +57,6 @@ using namespace mlir::attn;
 
 namespace {
 
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 /// Follows view-like ops to the allocation (or block argument) a memref
 /// value is a view of.
@@ -464,16 +463,7 @@ struct TileLowering : Lowering {
           b, loc, DenseElementsAttr::get(iv, ArrayRef<int32_t>(lanes)));
       Value diff = arith::SubIOp::create(
           b, loc, kpos, arith::AddIOp::create(b, loc, qbase, iota));
-      auto cst = [&](int64_t v) {
-        return arith::ConstantOp::create(
-            b, loc, DenseElementsAttr::get(iv, b.getI32IntegerAttr(v)));
-      };
-      if (band.lower)
-        conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, diff,
-                                   cst(*band.lower)));
-      if (band.upper)
-        conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, diff,
-                                   cst(*band.upper)));
+      conj(band.buildKeeps(b, loc, diff));
     }
     (void)bv;
     if (keep)
@@ -552,14 +542,8 @@ struct TileLowering : Lowering {
         Value lo = jLo, hi = jHi, cl = jLo, ch = jHi;
         if (!band.isUnbounded()) {
           Value first = add(qOff, m0), last = add(qOff, add(m0, idx(nm - 1)));
-          if (band.lower) {
-            lo = maxI(lo, sub(add(first, idx(*band.lower)), kOff));
-            cl = maxI(cl, sub(add(last, idx(*band.lower)), kOff));
-          }
-          if (band.upper) {
-            hi = minI(hi, sub(add(last, idx(*band.upper + 1)), kOff));
-            ch = minI(ch, sub(add(first, idx(*band.upper + 1)), kOff));
-          }
+          band.narrowToSomeRow(b, loc, first, last, kOff, lo, hi);
+          band.narrowToEveryRow(b, loc, first, last, kOff, cl, ch);
           hi = maxI(hi, lo);
           cl = minI(maxI(cl, lo), hi);
           ch = minI(maxI(ch, cl), hi);
@@ -580,14 +564,7 @@ struct TileLowering : Lowering {
             Value keep;
             if (guardBand) {
               Value rel = sub(add(kOff, j), add(qOff, add(m0, idx(i))));
-              if (band.lower)
-                keep = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
-                                             rel, idx(*band.lower));
-              if (band.upper) {
-                Value c = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
-                                                rel, idx(*band.upper));
-                keep = keep ? arith::AndIOp::create(b, loc, keep, c).getResult() : c;
-              }
+              keep = band.buildKeeps(b, loc, rel);
             }
             if (mask) {
               Value c = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE, p,
@@ -894,18 +871,7 @@ struct TileLowering : Lowering {
       Value rel = arith::SubIOp::create(
           b, loc, arith::AddIOp::create(b, loc, j, toI32(kOff)),
           toI32(add(qOff, m)));
-      auto cst = [&](int64_t v) {
-        return arith::ConstantOp::create(
-            b, loc, DenseElementsAttr::get(iv, b.getI32IntegerAttr(v)));
-      };
-      if (band.lower)
-        keep = arith::AndIOp::create(
-            b, loc, keep,
-            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, rel, cst(*band.lower)));
-      if (band.upper)
-        keep = arith::AndIOp::create(
-            b, loc, keep,
-            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, rel, cst(*band.upper)));
+      keep = arith::AndIOp::create(b, loc, keep, band.buildKeeps(b, loc, rel));
     }
     return keep;
   }
@@ -1017,8 +983,8 @@ struct TileLowering : Lowering {
   void emitTile(Value qt, const Scratch &scratch) {
     Value qOff = detail.queryOffset() ? detail.queryOffset() : idx(0);
     Value kOff = detail.keyOffset() ? detail.keyOffset() : idx(0);
-    if (detail.maskKind() && band.alignment == MaskAlignment::BottomRight)
-      qOff = add(qOff, idx(N - M));
+    if (detail.maskKind())
+      qOff = add(qOff, idx(detail.maskKind().getDiagonalShift(M, N)));
     scf::buildLoopNest(
         b, loc, ValueRange{idx(0), idx(0)}, ValueRange{idx(B), idx(Hq)},
         ValueRange{idx(1), idx(1)}, [&](OpBuilder &nb, Location, ValueRange iv) {
@@ -1036,8 +1002,8 @@ struct TileLowering : Lowering {
   /// shift), or null.
   Value shiftedQBound(Value qOff) {
     Value qBound = detail.qBound();
-    if (qBound && detail.maskKind() && band.alignment == MaskAlignment::BottomRight)
-      qBound = add(qBound, idx(N - M));
+    if (qBound && detail.maskKind())
+      qBound = add(qBound, idx(detail.maskKind().getDiagonalShift(M, N)));
     return qBound;
   }
 
@@ -1057,10 +1023,7 @@ struct TileLowering : Lowering {
     Value qLast = add(qOff, idx(M - 1));
     if (Value qBound = shiftedQBound(qOff))
       qLast = minI(qLast, sub(qBound, idx(1)));
-    if (band.upper)
-      jHi = minI(jHi, sub(add(qLast, idx(*band.upper + 1)), kOff));
-    if (band.lower)
-      jLo = maxI(jLo, sub(add(qOff, idx(*band.lower)), kOff));
+    band.narrowToSomeRow(b, loc, qOff, qLast, kOff, jLo, jHi);
     jLo = minI(jLo, idx(N));
     jHi = maxI(jHi, jLo);
 
@@ -1076,21 +1039,14 @@ struct TileLowering : Lowering {
     else
       emitScores(qt, scratch.st, bIdx, h, hk);
 
-    // Does the tile straddle the band (some kept row/key pair outside it)?
-    Value straddle;
+    // Is the tile inside the band (every pair of rows [qOff, qLast] x keys
+    // [jLo, jHi) kept)? If not, it straddles the band and masks per element.
+    Value insideBand;
     if (!band.isUnbounded()) {
-      Value cond;
-      auto orCond = [&](Value c) {
-        cond = cond ? arith::OrIOp::create(b, loc, cond, c).getResult() : c;
-      };
       Value hiKey = add(kOff, sub(jHi, idx(1))), loKey = add(kOff, jLo);
-      if (band.upper) // the last kept key is right of the first row's band
-        orCond(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt,
-                                     sub(hiKey, qOff), idx(*band.upper)));
-      if (band.lower) // the first kept key is left of the last row's band
-        orCond(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
-                                     sub(loKey, qLast), idx(*band.lower)));
-      straddle = cond;
+      insideBand = band.buildKeepsAnyAll(b, loc, sub(loKey, qLast),
+                                         sub(hiKey, qOff))
+                       .second;
     }
     bool elementMasks = mask || bias;
     // Softmax statistics, chunk by chunk of VL queries.
@@ -1131,15 +1087,15 @@ struct TileLowering : Lowering {
         return emitRowMax(scratch.st, c, cLo, cHi, elementMasks || applyBand,
                           applyBand, bIdx, h, qOff, kOff);
       };
-      if (straddle) {
-        auto ifOp = scf::IfOp::create(b, loc, TypeRange{vecType(VL, f32)}, straddle,
-                                      /*withElseRegion=*/true);
+      if (insideBand) {
+        auto ifOp = scf::IfOp::create(b, loc, TypeRange{vecType(VL, f32)},
+                                      insideBand, /*withElseRegion=*/true);
         {
           OpBuilder::InsertionGuard g2(b);
           b.setInsertionPointToStart(ifOp.thenBlock());
-          scf::YieldOp::create(b, loc, emitMax(true));
-          b.setInsertionPointToStart(ifOp.elseBlock());
           scf::YieldOp::create(b, loc, emitMax(false));
+          b.setInsertionPointToStart(ifOp.elseBlock());
+          scf::YieldOp::create(b, loc, emitMax(true));
         }
         rowMax = ifOp.getResult(0);
       } else {

@@ -170,10 +170,9 @@ FailureOr<std::unique_ptr<TileCodegen>>
 createSIMTCodegen(const TileShape &shape, const MaskInfo &mask, double scale,
                   std::string &why);
 
-/// log2(e), ln(2), and the initial running max.
+/// log2(e) and ln(2) (the running max starts at attn::kNegInf).
 constexpr double kLog2E = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 } // namespace cuda
 } // namespace attn

@@ -134,13 +134,10 @@ Visibility cuda::getVisibility(Emitter &e, const MaskInfo &mask, Value rowFirst,
     any = e.cmpI(P::slt, pos.keyPos, pos.keyLimit);
     all = e.cmpI(P::sle, e.add(pos.keyPos, e.idx(blockK)), pos.keyLimit);
   }
-  if (mask.band.upper) {
-    any = e.andI(any, e.cmpI(P::sle, minD, e.idx(*mask.band.upper)));
-    all = e.andI(all, e.cmpI(P::sle, maxD, e.idx(*mask.band.upper)));
-  }
-  if (mask.band.lower) {
-    any = e.andI(any, e.cmpI(P::sge, maxD, e.idx(*mask.band.lower)));
-    all = e.andI(all, e.cmpI(P::sge, minD, e.idx(*mask.band.lower)));
+  auto [bandAny, bandAll] = mask.band.buildKeepsAnyAll(e.b, e.loc, minD, maxD);
+  if (bandAny) {
+    any = e.andI(any, bandAny);
+    all = e.andI(all, bandAll);
   }
   return {any, all};
 }
@@ -184,13 +181,8 @@ Value cuda::keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,
   using P = arith::CmpIPredicate;
   Value keep;
   auto both = [&](Value c) { keep = keep ? e.andI(keep, c) : c; };
-  if (!mask.band.isUnbounded()) {
-    Value d = e.sub(e.add(em.relBase, col), row);
-    if (mask.band.upper)
-      both(e.cmpI(P::sle, d, e.i32(*mask.band.upper)));
-    if (mask.band.lower)
-      both(e.cmpI(P::sge, d, e.i32(*mask.band.lower)));
-  }
+  if (!mask.band.isUnbounded())
+    both(mask.band.buildKeeps(e.b, e.loc, e.sub(e.add(em.relBase, col), row)));
   if (mask.hasKeyLimit)
     both(e.cmpI(P::slt, col, em.colLimit));
   if (!keep)
@@ -507,8 +499,8 @@ FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall) {
   wg.shape.vHeadDim = d.vHeadDim;
   wg.scale = detail.scale();
   wg.mask.band = KeyBand::get(detail.maskKind());
-  if (wg.mask.band.alignment == MaskAlignment::BottomRight)
-    wg.mask.shift = d.kvLen - d.qLen;
+  if (detail.maskKind())
+    wg.mask.shift = detail.maskKind().getDiagonalShift(d.qLen, d.kvLen);
   wg.mask.hasKeyLimit = llvm::any_of(wg.sources, [](BlockSource &s) {
     return s.tile.getKvBound() || s.tile.getKvLens();
   });
@@ -568,9 +560,12 @@ struct BlockDesc {
   BlockPositions pos;
 };
 
-class KernelBuilder {
+/// Builds the body of the gpu.launch of one workgroup: prologue, pipelined
+/// key loop, epilogue (not to be confused with the runtime's KernelBuilder,
+/// which builds the whole kernel module from a spec).
+class LaunchBodyBuilder {
 public:
-  KernelBuilder(OpBuilder &b, Location loc, Workgroup &wg, TileCodegen &cg,
+  LaunchBodyBuilder(OpBuilder &b, Location loc, Workgroup &wg, TileCodegen &cg,
                 Materializer &top)
       : b(b), loc(loc), wg(wg), cg(cg), top(top) {}
 
@@ -597,7 +592,7 @@ private:
   SmallVector<Value> firstBlock, lowerBound, step;
 };
 
-FailureOr<BlockDesc> KernelBuilder::describeTile(Materializer &m,
+FailureOr<BlockDesc> LaunchBodyBuilder::describeTile(Materializer &m,
                                                  OnlineAttentionOp tile) {
   Emitter e = m.emitter();
   FailureOr<TileView> k = m.view(tile.getKey());
@@ -636,7 +631,7 @@ FailureOr<BlockDesc> KernelBuilder::describeTile(Materializer &m,
   return d;
 }
 
-FailureOr<BlockDesc> KernelBuilder::describeBlock(Value i) {
+FailureOr<BlockDesc> LaunchBodyBuilder::describeBlock(Value i) {
   Emitter e{b, loc};
   std::optional<BlockDesc> result;
   for (auto [s, source] : llvm::enumerate(wg.sources)) {
@@ -677,7 +672,7 @@ FailureOr<BlockDesc> KernelBuilder::describeBlock(Value i) {
 /// The copies are unconditional (their tokens feed the group): when the
 /// threads outnumber the chunks of the last round, the extra threads
 /// zero-fill the padding chunk of a row, which nothing reads.
-void KernelBuilder::copyTile(Value smemTile, Value stage, Value memref,
+void LaunchBodyBuilder::copyTile(Value smemTile, Value stage, Value memref,
                              ArrayRef<Value> offsets, Value rows,
                              Value copyRows, int64_t dim,
                              SmallVectorImpl<Value> &tokens) {
@@ -715,7 +710,7 @@ void KernelBuilder::copyTile(Value smemTile, Value stage, Value memref,
 
 /// Issues the copies of block `i` into `stage`; with `enabled` false
 /// (an i1, or null for true) every chunk is zero-filled instead.
-FailureOr<SmallVector<Value>> KernelBuilder::issueCopies(Value i, Value stage,
+FailureOr<SmallVector<Value>> LaunchBodyBuilder::issueCopies(Value i, Value stage,
                                                          Value enabled) {
   Emitter e{b, loc};
   FailureOr<BlockDesc> d = describeBlock(i);
@@ -734,7 +729,7 @@ FailureOr<SmallVector<Value>> KernelBuilder::issueCopies(Value i, Value stage,
   return tokens;
 }
 
-LogicalResult KernelBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
+LogicalResult LaunchBodyBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
                                    int64_t valueBytes) {
   Emitter e{b, loc};
   MLIRContext *ctx = b.getContext();
@@ -959,7 +954,7 @@ FailureOr<gpu::LaunchOp> mlir::attn::lowerWorkgroupToCUDAKernel(
   Block &body = launch.getBody().front();
   rewriter.setInsertionPointToStart(&body);
   Materializer top(rewriter, loc, forall);
-  KernelBuilder builder(rewriter, loc, *wg, **cg, top);
+  LaunchBodyBuilder builder(rewriter, loc, *wg, **cg, top);
   if (failed(builder.build(launch, keyBytes, valueBytes))) {
     rewriter.eraseOp(launch);
     return failure();
