@@ -1,6 +1,6 @@
 //===- ConvertToOnlineAttention.cpp - attention -> online form ------------===//
 
-#include "LinalgBuilders.h"
+#include "attn/Transforms/LinalgBuilders.h"
 #include "attn/Transforms/Passes.h"
 #include "attn/Transforms/Transforms.h"
 #include "dialect/attn/IR/AttnOpDetail.h"

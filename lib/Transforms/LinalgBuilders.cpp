@@ -1,6 +1,6 @@
 //===- LinalgBuilders.cpp - linalg building blocks of attention -----------===//
 
-#include "LinalgBuilders.h"
+#include "attn/Transforms/LinalgBuilders.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"

@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "../../Transforms/LinalgBuilders.h"
+#include "attn/Transforms/LinalgBuilders.h"
 #include "attn/Conversion/Passes.h"
 #include "attn/Transforms/Transforms.h"
 #include "dialect/attn/IR/AttnOpDetail.h"

@@ -1,4 +1,4 @@
-//===- Runtime.cpp - C API of the attn-mlir JIT runtime -------------------===//
+//===- CAPI.cpp - C API of the attn-mlir JIT runtime ----------------------===//
 //
 // include/attn-c/attn.h over attn::Runtime. Every entry point catches every
 // C++ exception, maps llvm::Error to a status and keeps the message in a

@@ -1,9 +1,9 @@
 //===- LinalgBuilders.h - linalg building blocks of attention ---*- C++ -*-===//
 //
-// Internal helpers shared by the online-attention decomposition and the
-// unfused reference lowering: both build the same Q K^T contraction, the
-// same masking of scores and the same P V contraction, in a "grouped"
-// iteration space where the q_heads dimension is split into
+// Helpers shared by the online-attention decomposition (lib/Transforms) and
+// the unfused reference lowering (lib/Conversion): both build the same Q K^T
+// contraction, the same masking of scores and the same P V contraction, in a
+// "grouped" iteration space where the q_heads dimension is split into
 // (kv_heads, group) so that GQA needs no gather:
 //
 //   query [B, Hk, G, M, D]   key [B, Hk, N, D]   value [B, Hk, N, Dv]
@@ -11,8 +11,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef ATTN_LIB_TRANSFORMS_LINALGBUILDERS_H
-#define ATTN_LIB_TRANSFORMS_LINALGBUILDERS_H
+#ifndef ATTN_TRANSFORMS_LINALGBUILDERS_H
+#define ATTN_TRANSFORMS_LINALGBUILDERS_H
 
 #include "dialect/attn/IR/AttnOpDetail.h"
 #include "mlir/IR/Builders.h"
@@ -112,4 +112,4 @@ SmallVector<Value> buildMergePartials(OpBuilder &b, Location loc, Value acc,
 } // namespace attn
 } // namespace mlir
 
-#endif // ATTN_LIB_TRANSFORMS_LINALGBUILDERS_H
+#endif // ATTN_TRANSFORMS_LINALGBUILDERS_H
