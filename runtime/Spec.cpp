@@ -65,7 +65,8 @@ bool MaskSpec::operator==(const MaskSpec &o) const {
 bool AttentionSpec::operator==(const AttentionSpec &o) const {
   return batch == o.batch && qHeads == o.qHeads && kvHeads == o.kvHeads &&
          qLen == o.qLen && kvLen == o.kvLen && headDim == o.headDim &&
-         vHeadDim == o.vHeadDim && dtype == o.dtype && scale == o.scale &&
+         vHeadDim == o.vHeadDim && dtype == o.dtype &&
+         scaleValue() == o.scaleValue() &&
          masks == o.masks && returnLse == o.returnLse;
 }
 

@@ -12,9 +12,10 @@
 #include "attn/Runtime/Runtime.h"
 
 #include <cstring>
-#include <thread>
 #include <new>
 #include <string>
+#include <thread>
+#include <type_traits>
 
 using namespace attn;
 
@@ -70,7 +71,21 @@ attn_status nullArgument(const char *function, const char *name) {
               std::string(function) + ": '" + name + "' is NULL");
 }
 
-bool toDType(attn_dtype d, DType &out) {
+/// The integer a C caller stored in an enum field or passed as an enum
+/// argument. C allows any int there, but in C++ loading an enum object whose
+/// value lies outside the enumeration's range is undefined behaviour
+/// (UBSan's -fsanitize=enum caught attn_context_options.target = 7): the
+/// bits are copied out as a C int (the enums of attn.h are int-sized) before
+/// any check, so that -1 reads as -1.
+template <typename E>
+int64_t cEnumValue(const E &v) {
+  static_assert(std::is_enum_v<E> && sizeof(E) == sizeof(int32_t));
+  int32_t raw;
+  std::memcpy(&raw, &v, sizeof(raw));
+  return raw;
+}
+
+bool toDType(int64_t d, DType &out) {
   switch (d) {
   case ATTN_DTYPE_F32:
     out = DType::F32;
@@ -129,10 +144,10 @@ bool toTensorRef(const attn_tensor &t, const char *name, TensorRef &out) {
                                           " is outside 0..4");
     return false;
   }
-  if (!toDType(t.dtype, out.dtype)) {
+  if (!toDType(cEnumValue(t.dtype), out.dtype)) {
     fail(ATTN_ERROR_INVALID_ARGUMENT,
          std::string(name) + ": unknown dtype value " +
-             std::to_string(static_cast<int>(t.dtype)));
+             std::to_string(cEnumValue(t.dtype)));
     return false;
   }
   out.data = t.data;
@@ -166,7 +181,7 @@ attn_status toArgs(const attn_args *args, AttentionArgs &out,
   return ATTN_OK;
 }
 
-bool validMaskKind(attn_mask_kind k) {
+bool validMaskKind(int64_t k) {
   return k == ATTN_MASK_CAUSAL || k == ATTN_MASK_SLIDING_WINDOW ||
          k == ATTN_MASK_TENSOR || k == ATTN_MASK_KEY_PADDING;
 }
@@ -189,10 +204,10 @@ attn_status toSpec(const attn_spec *in, AttentionSpec &spec) {
   spec.kvLen = dynamic(in->kv_len);
   spec.headDim = in->head_dim;
   spec.vHeadDim = in->v_head_dim;
-  if (!toDType(in->dtype, spec.dtype))
+  if (!toDType(cEnumValue(in->dtype), spec.dtype))
     return fail(ATTN_ERROR_INVALID_SPEC,
                 "spec: unknown dtype value " +
-                    std::to_string(static_cast<int>(in->dtype)));
+                    std::to_string(cEnumValue(in->dtype)));
   if (in->scale > 0)
     spec.scale = in->scale;
   else if (in->scale != 0 && !(in->scale < 0))
@@ -205,19 +220,19 @@ attn_status toSpec(const attn_spec *in, AttentionSpec &spec) {
   for (int32_t i = 0; i < in->num_masks; ++i) {
     const attn_mask &m = in->masks[i];
     std::string where = "spec: masks[" + std::to_string(i) + "]";
-    if (!validMaskKind(m.kind))
+    if (!validMaskKind(cEnumValue(m.kind)))
       return fail(ATTN_ERROR_INVALID_SPEC,
                   where + ": unknown kind value " +
-                      std::to_string(static_cast<int>(m.kind)));
+                      std::to_string(cEnumValue(m.kind)));
     MaskSpec ms;
-    ms.kind = static_cast<MaskSpec::Kind>(static_cast<int>(m.kind));
+    ms.kind = static_cast<MaskSpec::Kind>(cEnumValue(m.kind));
     ms.bottomRight = m.bottom_right != 0;
     ms.left = m.left;
     ms.right = m.right;
-    if (!toDType(m.dtype, ms.dtype))
+    if (!toDType(cEnumValue(m.dtype), ms.dtype))
       return fail(ATTN_ERROR_INVALID_SPEC,
                   where + ": unknown dtype value " +
-                      std::to_string(static_cast<int>(m.dtype)));
+                      std::to_string(cEnumValue(m.dtype)));
     ms.batchBroadcast = m.batch_broadcast != 0;
     ms.headBroadcast = m.head_broadcast != 0;
     ms.queryBroadcast = m.query_broadcast != 0;
@@ -303,7 +318,8 @@ const char *attn_version(void) { return compilerVersion(); }
 
 size_t attn_dtype_size(attn_dtype dtype) {
   DType d;
-  return toDType(dtype, d) ? static_cast<size_t>(dtypeSize(d)) : 0;
+  return toDType(cEnumValue(dtype), d) ? static_cast<size_t>(dtypeSize(d))
+                                       : 0;
 }
 
 void attn_context_options_init(attn_context_options *options) {
@@ -329,11 +345,11 @@ attn_status attn_context_create(const attn_context_options *options,
                       std::to_string(options->struct_size) + ", expected " +
                       std::to_string(sizeof(attn_context_options)) +
                       " (call attn_context_options_init)");
-    if (options->target != ATTN_TARGET_CPU &&
-        options->target != ATTN_TARGET_CUDA)
+    if (int64_t target = cEnumValue(options->target);
+        target != ATTN_TARGET_CPU && target != ATTN_TARGET_CUDA)
       return fail(ATTN_ERROR_INVALID_ARGUMENT,
                   "attn_context_create: unknown target value " +
-                      std::to_string(static_cast<int>(options->target)));
+                      std::to_string(target));
     RuntimeOptions ro;
     ro.numThreads = options->num_threads;
     if (options->cache_dir) {
@@ -416,9 +432,9 @@ void attn_mask_init(attn_mask *mask, attn_mask_kind kind) {
   if (!mask)
     return;
   std::memset(mask, 0, sizeof(*mask));
-  mask->kind = kind;
-  mask->dtype =
-      kind == ATTN_MASK_KEY_PADDING ? ATTN_DTYPE_I32 : ATTN_DTYPE_BOOL;
+  std::memcpy(&mask->kind, &kind, sizeof(kind)); // validated when compiled
+  mask->dtype = cEnumValue(kind) == ATTN_MASK_KEY_PADDING ? ATTN_DTYPE_I32
+                                                          : ATTN_DTYPE_BOOL;
   mask->head_broadcast = 1;
 }
 
@@ -480,10 +496,10 @@ attn_status attn_kernel_operand_info(const attn_kernel *kernel,
     return nullArgument("attn_kernel_operand_info", "kernel");
   if (!out)
     return nullArgument("attn_kernel_operand_info", "out");
-  if (static_cast<int>(operand) < 0 || static_cast<int>(operand) > 6)
+  if (cEnumValue(operand) < 0 || cEnumValue(operand) > 6)
     return fail(ATTN_ERROR_INVALID_ARGUMENT,
                 "attn_kernel_operand_info: unknown operand value " +
-                    std::to_string(static_cast<int>(operand)));
+                    std::to_string(cEnumValue(operand)));
   const AttentionSpec &s = kernel->kernel->spec();
   int64_t b = s.batch.value_or(-1), sq = s.qLen.value_or(-1),
           sk = s.kvLen.value_or(-1);
@@ -619,10 +635,10 @@ attn_status attn_tensor_contiguous(attn_tensor *t, void *data, attn_dtype dtype,
     return fail(ATTN_ERROR_INVALID_ARGUMENT, "attn_tensor_contiguous: rank " +
                                                  std::to_string(rank) +
                                                  " is outside 1..4");
-  if (attn_dtype_size(dtype) == 0)
+  if (DType d; !toDType(cEnumValue(dtype), d))
     return fail(ATTN_ERROR_INVALID_ARGUMENT,
                 "attn_tensor_contiguous: unknown dtype value " +
-                    std::to_string(static_cast<int>(dtype)));
+                    std::to_string(cEnumValue(dtype)));
   std::memset(t, 0, sizeof(*t));
   t->data = data;
   t->dtype = dtype;

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static mlir::DialectRegistry *registry = [] {
@@ -33,7 +34,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mlir::attn::registerAttnDialect(*r);
     return r;
   }();
-  llvm::StringRef text(reinterpret_cast<const char *>(data), size);
+  // MLIR's lexer reads the byte after the buffer (it expects the NUL that
+  // file buffers carry; the first libFuzzer run here read past a bare
+  // "cf.cond_br"): parse a NUL-terminated copy, as attn-opt's files are.
+  std::string owned(reinterpret_cast<const char *>(data), size);
+  llvm::StringRef text(owned);
   if (mlir::attn::findNestingOverflow(text, mlir::attn::kMaxTextNestingDepth))
     return 0;
   mlir::MLIRContext context(*registry, mlir::MLIRContext::Threading::DISABLED);

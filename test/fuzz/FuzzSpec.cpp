@@ -9,6 +9,7 @@
 #include "attn/Runtime/Spec.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -20,12 +21,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   if (llvm::Error err = spec->validate()) {
-    llvm::consumeError(std::move(err));
-    std::abort(); // fromJSON accepted what validate rejects
+    std::fprintf(stderr, "fuzz-spec: fromJSON accepted a spec that validate "
+                         "rejects: %s\n",
+                 llvm::toString(std::move(err)).c_str());
+    std::abort();
   }
+  std::string canonical = spec->toJSON();
   llvm::Expected<attn::AttentionSpec> again =
-      attn::AttentionSpec::fromJSON(spec->toJSON());
-  if (!again || !(*again == *spec))
-    std::abort(); // the canonical form does not round-trip
+      attn::AttentionSpec::fromJSON(canonical);
+  if (!again) {
+    std::fprintf(stderr, "fuzz-spec: the canonical form %s does not parse: %s\n",
+                 canonical.c_str(), llvm::toString(again.takeError()).c_str());
+    std::abort();
+  }
+  if (!(*again == *spec)) {
+    std::fprintf(stderr, "fuzz-spec: the canonical form %s parses to another "
+                         "spec (%s)\n",
+                 canonical.c_str(), again->toJSON().c_str());
+    std::abort();
+  }
   return 0;
 }

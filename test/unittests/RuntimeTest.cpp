@@ -274,6 +274,12 @@ TEST(SpecJSON, ToJSONRoundTrip) {
   AttentionSpec back = parseOrDie(s.toJSON());
   EXPECT_EQ(back.scaleValue(), s.scaleValue());
   EXPECT_EQ(back.toJSON(), s.toJSON());
+  // ... and equals the spec it came from (libFuzzer's attn-fuzz-spec found
+  // operator== comparing the optional scale: unset != 1/sqrt(D)).
+  EXPECT_TRUE(back == s);
+  AttentionSpec scaled = s;
+  scaled.scale = 0.5;
+  EXPECT_FALSE(scaled == s);
   // Different specs have different canonical forms.
   AttentionSpec other = s;
   other.masks.push_back(causalMask(true));

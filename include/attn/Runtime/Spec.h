@@ -81,6 +81,10 @@ struct AttentionSpec {
   const MaskSpec *findMask(MaskSpec::Kind kind) const;
   bool isCausalLike() const;
 
+  /// Same kernel: every field equal, the scale compared by value
+  /// (scaleValue), so that a spec and its canonical form (toJSON, which
+  /// writes the default 1/sqrt(head_dim) out) compare equal, as the kernel
+  /// caches keyed by toJSON treat them.
   bool operator==(const AttentionSpec &o) const;
 };
 

@@ -1,0 +1,1 @@
+cf.cond_br
