@@ -25,6 +25,7 @@ using mlir::ModuleOp;
 using mlir::OpBuilder;
 using mlir::OwningOpRef;
 using mlir::RankedTensorType;
+using llvm::cast;
 using mlir::ShapedType;
 using mlir::SmallVector;
 using mlir::StridedLayoutAttr;
