@@ -28,8 +28,6 @@ import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import shapes  # noqa: E402  (the one list of benchmark shapes)
 
 
 def run_ms(binary, spec_path, inputs, repeat, threads):
@@ -82,6 +80,12 @@ def main():
             print(f"ab_compare: --{side}: no executable {path}", file=sys.stderr)
             sys.exit(2)
         binaries[side] = path
+
+    # compare.py owns the list of benchmark shapes; it imports attn_mlir,
+    # which the new build provides.
+    sys.path.insert(0, os.path.join(args.new, "python"))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from compare import shapes
 
     rng = np.random.default_rng(0)
     rows = []
