@@ -280,26 +280,9 @@ std::array<int64_t, 3> CUDAKernelImage::grid(int64_t batch, int64_t qHeads,
 }
 
 std::array<int64_t, 4> attn::selectCUDATileSizes(const AttentionSpec &spec) {
-  auto roundUp = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
-  int64_t qLen = spec.qLen.value_or(int64_t(1) << 30);
-  if (spec.dtype == DType::F32) {
-    // 128 threads (4 rows x 4 keys each) for a 64 x 32 tile.
-    int64_t bq = qLen < 64 ? std::max<int64_t>(16, roundUp(qLen, 16)) : 64;
-    return {1, 1, bq, 32};
-  }
-  // Tensor cores: a warp per 16 query rows, 64 keys per block. With
-  // head_dim > 64, key blocks that need element masks besides the causal
-  // diagonal (a sliding window, key padding, a ragged or dynamic kv_len)
-  // take 32 keys: the extra masking state would otherwise push the kernel
-  // past 255 registers (ptxas spills), see docs/gpu-performance-model.md.
-  int64_t bq = qLen < 128 ? std::max<int64_t>(16, roundUp(qLen, 16)) : 128;
-  bool extraMasks = !spec.kvLen || *spec.kvLen % 64 != 0 || !spec.batch ||
-                    !spec.qLen ||
-                    spec.findMask(MaskSpec::Kind::SlidingWindow) ||
-                    spec.findMask(MaskSpec::Kind::KeyPadding);
-  return {1, 1, bq, std::max(spec.headDim, spec.vHeadDim) > 64 && extraMasks
-                        ? 32
-                        : 64};
+  mlir::attn::AttentionTileSizes t =
+      mlir::attn::selectCUDATileSizes(getAttentionProblem(spec));
+  return {t.batch, t.heads, t.query, t.key};
 }
 
 static llvm::Error compileError(const llvm::Twine &msg) {

@@ -371,38 +371,34 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
   return module;
 }
 
+mlir::attn::AttentionProblem
+attn::getAttentionProblem(const AttentionSpec &spec) {
+  using mlir::attn::AttentionProblem;
+  auto size = [](const std::optional<int64_t> &v) {
+    return v ? *v : ShapedType::kDynamic;
+  };
+  AttentionProblem p;
+  p.batch = size(spec.batch);
+  p.qHeads = spec.qHeads;
+  p.kvHeads = spec.kvHeads;
+  p.qLen = size(spec.qLen);
+  p.kvLen = size(spec.kvLen);
+  p.headDim = spec.headDim;
+  p.vHeadDim = spec.vHeadDim;
+  p.elementType = spec.dtype == DType::BF16 ? AttentionProblem::ElementType::BF16
+                  : spec.dtype == DType::F16
+                      ? AttentionProblem::ElementType::F16
+                      : AttentionProblem::ElementType::F32;
+  p.slidingWindow = spec.findMask(MaskSpec::Kind::SlidingWindow) != nullptr;
+  p.keyPadding = spec.findMask(MaskSpec::Kind::KeyPadding) != nullptr;
+  return p;
+}
+
 mlir::attn::AttentionTileSizes
 attn::selectCPUTileSizes(const AttentionSpec &spec, bool amxTiles) {
-  mlir::attn::AttentionTileSizes sizes;
-  auto roundUp = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
-  // Query rows sit on the 16 f32 lanes of AVX-512: tiles of 64 rows (128 on
-  // AMX, keys in whole 32-key reductions), or the (rounded) sequence when it
-  // is shorter, and the same for dynamic lengths; decoding (up to 4 rows)
-  // uses the exact row count, which the CPU lowering handles with keys on
-  // the lanes.
-  const int64_t maxTile = amxTiles ? 128 : 64, keyAlign = amxTiles ? 32 : 8;
-  sizes.query = sizes.key = maxTile;
-  if (spec.qLen)
-    sizes.query = *spec.qLen <= 4
-                      ? *spec.qLen
-                      : std::min<int64_t>(maxTile, roundUp(*spec.qLen, 16));
-  if (spec.kvLen)
-    sizes.key = std::min<int64_t>(maxTile, roundUp(*spec.kvLen, keyAlign));
-  // GQA/MQA: one workgroup takes a whole group of query heads, so that each
-  // key/value block is loaded once for the group, or the largest divisor of
-  // the group whose tile fits the CPU code generator's stack scratch.
-  int64_t group = spec.qHeads / spec.kvHeads;
-  sizes.heads = 1;
-  for (int64_t h = group; h >= 1; --h)
-    if (group % h == 0 &&
-        mlir::attn::getCPUTileScratchBytes(1, h, sizes.query, sizes.key,
-                                           spec.headDim, spec.vHeadDim, 16,
-                                           amxTiles) <=
-            mlir::attn::kMaxCPUTileScratchBytes) {
-      sizes.heads = h;
-      break;
-    }
-  return sizes;
+  mlir::attn::CPUTargetInfo target; // the CPU pipeline's 16 lanes
+  target.amxBf16 = amxTiles;
+  return mlir::attn::selectCPUTileSizes(getAttentionProblem(spec), target);
 }
 
 const DialectRegistry &attn::kernelDialectRegistry() {

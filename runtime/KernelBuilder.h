@@ -3,6 +3,7 @@
 #define ATTN_RUNTIME_KERNELBUILDER_H
 
 #include "attn/Runtime/Spec.h"
+#include "attn/Transforms/TileSelection.h"
 #include "attn/Transforms/Transforms.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -41,11 +42,18 @@ mlir::OwningOpRef<mlir::ModuleOp>
 buildKernelModule(mlir::MLIRContext &context, const AttentionSpec &spec,
                   bool workgroupRange, int64_t kvSplits = 1);
 
-/// Tile sizes the CPU pipeline uses for `spec`.
-/// With `amxTiles` (bf16 on a host with AMX), 128 x 128 tiles of whole
-/// 16-row / 32-key blocks: the tile unit makes the contractions cheap, and
-/// larger tiles halve the per-tile work around them (query pairs, value
-/// pairs, probability transposition) per FLOP.
+/// The tile-selection problem of the kernel module's attention for `spec`
+/// (the fields AttentionProblem::get reads off the op buildKernelModule
+/// builds), so that the compiler's selection gives the runtime and attn-opt
+/// the same tiles.
+mlir::attn::AttentionProblem getAttentionProblem(const AttentionSpec &spec);
+
+/// Tile sizes the CPU pipeline chooses for `spec`
+/// (mlir::attn::selectCPUTileSizes). With `amxTiles` (bf16 on a host with
+/// AMX), 128 x 128 tiles of whole 16-row / 32-key blocks: the tile unit
+/// makes the contractions cheap, and larger tiles halve the per-tile work
+/// around them (query pairs, value pairs, probability transposition) per
+/// FLOP.
 mlir::attn::AttentionTileSizes selectCPUTileSizes(const AttentionSpec &spec,
                                                   bool amxTiles = false);
 

@@ -69,6 +69,10 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
   TileAttentionPassOptions tileOptions;
   tileOptions.tileSizes.assign(options.tileSizes.begin(),
                                options.tileSizes.end());
+  // Without tile-sizes the compiler chooses them for this CPU target.
+  tileOptions.target = "cpu";
+  tileOptions.cpuAmx = options.amx;
+  tileOptions.cpuVectorWidth = options.vectorWidth;
   if (options.reference) {
     pm.addPass(createConvertAttnToLinalgPass());
     pm.addPass(createCanonicalizerPass());

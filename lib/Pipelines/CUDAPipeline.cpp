@@ -29,8 +29,8 @@ void mlir::attn::buildCUDAPipeline(OpPassManager &pm,
   TileAttentionPassOptions tileOptions;
   tileOptions.tileSizes.assign(options.tileSizes.begin(),
                                options.tileSizes.end());
-  if (tileOptions.tileSizes.empty())
-    tileOptions.tileSizes = {1, 1, 64, 64};
+  // Without tile-sizes the compiler chooses them for CUDA.
+  tileOptions.target = "cuda";
   pm.addPass(createTileAttentionPass(tileOptions));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attn/Transforms/Passes.h"
+#include "attn/Transforms/TileSelection.h"
 #include "attn/Transforms/Transforms.h"
 #include "dialect/attn/IR/AttnOpDetail.h"
 
@@ -492,6 +493,18 @@ struct TileAttentionPass
                 "(batch, heads, query, key)");
       return signalPassFailure();
     }
+    if (target != "" && target != "cpu" && target != "cuda") {
+      emitError(getOperation()->getLoc(),
+                "attn-tile-attention: target must be 'cpu' or 'cuda', got '")
+          << target << "'";
+      return signalPassFailure();
+    }
+    bool select = tileSizes.empty() && !target.empty();
+    // The CPU lowering owns which vector widths it supports (and says so);
+    // selection only rounds query tiles to the lanes.
+    CPUTargetInfo cpu;
+    cpu.vectorWidth = cpuVectorWidth;
+    cpu.amxBf16 = cpuAmx;
     // Only ops that are not already tiles (inside a forall made here).
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
@@ -501,10 +514,22 @@ struct TileAttentionPass
     });
     IRRewriter rewriter(&getContext());
     for (Operation *op : ops) {
+      AttentionTileSizes opSizes = *sizes;
+      if (select) {
+        FailureOr<AttentionProblem> problem = AttentionProblem::get(op);
+        if (failed(problem)) {
+          op->emitOpError("attn-tile-attention: cannot choose tile sizes "
+                          "(dynamic head counts or head_dim); give "
+                          "tile-sizes");
+          return signalPassFailure();
+        }
+        opSizes = target == "cpu" ? selectCPUTileSizes(*problem, cpu)
+                                  : selectCUDATileSizes(*problem);
+      }
       FailureOr<scf::ForallOp> result =
           isa<AttentionOp>(op)
-              ? tileAttention(rewriter, cast<AttentionOp>(op), *sizes)
-              : tileAttention(rewriter, cast<OnlineAttentionOp>(op), *sizes);
+              ? tileAttention(rewriter, cast<AttentionOp>(op), opSizes)
+              : tileAttention(rewriter, cast<OnlineAttentionOp>(op), opSizes);
       if (failed(result))
         return signalPassFailure();
     }

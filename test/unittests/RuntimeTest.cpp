@@ -8,7 +8,13 @@
 
 #include "TestUtil.h"
 
+#include "attn/Runtime/CUDA.h"
 #include "attn/Runtime/Npy.h"
+#include "attn/Transforms/TileSelection.h"
+#include "runtime/KernelBuilder.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
@@ -299,6 +305,59 @@ TEST(SpecJSON, DTypeNames) {
   EXPECT_EQ(dtypeSize(DType::BF16), 2);
   EXPECT_EQ(dtypeSize(DType::Bool), 1);
   EXPECT_EQ(dtypeSize(DType::I64), 8);
+}
+
+//===----------------------------------------------------------------------===//
+// Tile selection: the runtime and attn-opt choose the same tiles
+//===----------------------------------------------------------------------===//
+
+// The runtime selects tiles from the spec, attn-tile-attention{target=...}
+// from the op of the kernel module: both must see the same problem.
+TEST(TileSelection, SpecAndKernelModuleGiveTheSameTiles) {
+  std::vector<AttentionSpec> specs;
+  specs.push_back(parseOrDie(R"({"batch": 1, "q_heads": 8, "kv_heads": 2,
+      "q_len": 1000, "kv_len": 1000, "head_dim": 64})"));
+  specs.push_back(parseOrDie(R"({"batch": 2, "q_heads": 32, "kv_heads": 8,
+      "q_len": 1, "kv_len": 8192, "head_dim": 128})"));
+  specs.push_back(parseOrDie(R"({"batch": null, "q_heads": 4, "q_len": null,
+      "kv_len": null, "head_dim": 128, "dtype": "bf16"})"));
+  specs.push_back(parseOrDie(R"({"batch": 1, "q_heads": 4, "q_len": 256,
+      "kv_len": 200, "head_dim": 128, "v_head_dim": 64, "dtype": "f16",
+      "mask": [{"kind": "sliding_window", "left": 16, "right": 0},
+               {"kind": "key_padding"}]})"));
+  specs.push_back(parseOrDie(R"({"batch": 1, "q_heads": 16, "kv_heads": 1,
+      "q_len": 3, "kv_len": 77, "head_dim": 256, "dtype": "bf16"})"));
+  for (const AttentionSpec &spec : specs) {
+    SCOPED_TRACE(spec.toJSON());
+    mlir::MLIRContext context(kernelDialectRegistry());
+    mlir::OwningOpRef<mlir::ModuleOp> module =
+        buildKernelModule(context, spec, /*workgroupRange=*/false);
+    mlir::Operation *op = nullptr;
+    module->walk([&](mlir::attn::AttentionOp a) { op = a; });
+    ASSERT_TRUE(op);
+    mlir::FailureOr<mlir::attn::AttentionProblem> fromOp =
+        mlir::attn::AttentionProblem::get(op);
+    ASSERT_TRUE(mlir::succeeded(fromOp));
+    mlir::attn::AttentionProblem fromSpec = getAttentionProblem(spec);
+    EXPECT_EQ(fromOp->batch, fromSpec.batch);
+    EXPECT_EQ(fromOp->qLen, fromSpec.qLen);
+    EXPECT_EQ(fromOp->kvLen, fromSpec.kvLen);
+    EXPECT_EQ(fromOp->elementType, fromSpec.elementType);
+    EXPECT_EQ(fromOp->slidingWindow, fromSpec.slidingWindow);
+    EXPECT_EQ(fromOp->keyPadding, fromSpec.keyPadding);
+    for (bool amx : {false, true}) {
+      mlir::attn::CPUTargetInfo target;
+      target.amxBf16 = amx;
+      mlir::attn::AttentionTileSizes a =
+          mlir::attn::selectCPUTileSizes(*fromOp, target);
+      mlir::attn::AttentionTileSizes b = selectCPUTileSizes(spec, amx);
+      EXPECT_EQ(std::make_tuple(a.batch, a.heads, a.query, a.key),
+                std::make_tuple(b.batch, b.heads, b.query, b.key));
+    }
+    mlir::attn::AttentionTileSizes c = mlir::attn::selectCUDATileSizes(*fromOp);
+    EXPECT_EQ((std::array<int64_t, 4>{c.batch, c.heads, c.query, c.key}),
+              selectCUDATileSizes(spec));
+  }
 }
 
 //===----------------------------------------------------------------------===//

@@ -12,7 +12,9 @@ namespace attn {
 struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
   ListOption<int64_t> tileSizes{
       *this, "tile-sizes",
-      llvm::cl::desc("Tile sizes (batch, heads, query, key); default 1,1,64,64")};
+      llvm::cl::desc("Tile sizes (batch, heads, query, key); default: the "
+                     "compiler's choice for each op on this CPU target "
+                     "(TileSelection.h), as the runtime makes it")};
   /// Tile code generation of attn-cpu-pipeline.
   enum class Codegen { Vector, Linalg };
   Option<Codegen> codegen{
@@ -72,7 +74,8 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
   ListOption<int64_t> tileSizes{
       *this, "tile-sizes",
       llvm::cl::desc("Tile sizes (batch, heads, query, key); batch and heads "
-                     "must be 1; default 1,1,64,64")};
+                     "must be 1; default: the compiler's choice for each op "
+                     "(TileSelection.h), as the runtime makes it")};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("CUDA chip: sm_80 or sm_90"),
                            llvm::cl::init("sm_90")};

@@ -28,7 +28,14 @@ def TileAttentionPass : Pass<"attn-tile-attention"> {
     Tile sizes are (batch, heads, query, key); the head tile must divide
     q_heads and either divide or be a multiple of the GQA group size.
 
-    Example: `attn-opt --attn-tile-attention="tile-sizes=1,1,64,32"`.
+    Without `tile-sizes`, `target=cpu` or `target=cuda` chooses the tile
+    sizes of each op from its sizes, element type and masks with the
+    compiler's selection for that target (include/attn/Transforms/
+    TileSelection.h: the same function the runtime asks, so attn-opt and the
+    runtime produce the same kernel); with neither, 1,1,64,64.
+
+    Example: `attn-opt --attn-tile-attention="tile-sizes=1,1,64,32"`,
+    `attn-opt --attn-tile-attention="target=cpu cpu-amx=true"`.
   }];
   let dependentDialects = [
     "::mlir::affine::AffineDialect", "::mlir::arith::ArithDialect",
@@ -38,7 +45,15 @@ def TileAttentionPass : Pass<"attn-tile-attention"> {
   ];
   let options = [
     ListOption<"tileSizes", "tile-sizes", "int64_t",
-               "Tile sizes for (batch, heads, query, key); default 1,1,64,64">,
+               "Tile sizes for (batch, heads, query, key); default: chosen "
+               "for `target`, or 1,1,64,64">,
+    Option<"target", "target", "std::string", /*default=*/"\"\"",
+           "Choose tile sizes per op for this target when tile-sizes is "
+           "empty: 'cpu' or 'cuda'">,
+    Option<"cpuAmx", "cpu-amx", "bool", /*default=*/"false",
+           "target=cpu: bf16 tiles for AMX (128 x 128, 32-key steps)">,
+    Option<"cpuVectorWidth", "cpu-vector-width", "int64_t", /*default=*/"16",
+           "target=cpu: f32 lanes of a vector register">,
   ];
 }
 
