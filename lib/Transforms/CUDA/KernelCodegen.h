@@ -170,6 +170,9 @@ FailureOr<std::unique_ptr<TileCodegen>>
 createSIMTCodegen(const TileShape &shape, const MaskInfo &mask, double scale,
                   std::string &why);
 
+/// Keys at or past this absolute position when nothing limits them.
+constexpr int64_t kNoKeyLimit = int64_t(1) << 40;
+
 /// log2(e) and ln(2) (the running max starts at attn::kNegInf).
 constexpr double kLog2E = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;

@@ -1,0 +1,161 @@
+//===- KernelCodegen.cpp - the CUDA kernel emitter and mask helpers -------===//
+
+#include "KernelCodegen.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::cuda;
+
+//===----------------------------------------------------------------------===//
+// Emitter
+//===----------------------------------------------------------------------===//
+
+Value Emitter::idx(int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+Value Emitter::i32(int64_t v) {
+  return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
+}
+Value Emitter::f32(double v) {
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+}
+Value Emitter::add(Value x, Value y) {
+  return b.createOrFold<arith::AddIOp>(loc, x, y);
+}
+Value Emitter::sub(Value x, Value y) {
+  return b.createOrFold<arith::SubIOp>(loc, x, y);
+}
+Value Emitter::mul(Value x, Value y) {
+  return b.createOrFold<arith::MulIOp>(loc, x, y);
+}
+Value Emitter::minI(Value x, Value y) {
+  return b.createOrFold<arith::MinSIOp>(loc, x, y);
+}
+Value Emitter::maxI(Value x, Value y) {
+  return b.createOrFold<arith::MaxSIOp>(loc, x, y);
+}
+Value Emitter::cmpI(arith::CmpIPredicate pred, Value x, Value y) {
+  return b.createOrFold<arith::CmpIOp>(loc, pred, x, y);
+}
+Value Emitter::andI(Value x, Value y) {
+  return b.createOrFold<arith::AndIOp>(loc, x, y);
+}
+Value Emitter::select(Value cond, Value x, Value y) {
+  return b.createOrFold<arith::SelectOp>(loc, cond, x, y);
+}
+Value Emitter::apply(AffineMap map, unsigned result, ValueRange operands) {
+  return b.createOrFold<affine::AffineApplyOp>(loc, map.getSubMap({result}),
+                                               operands);
+}
+Value Emitter::toI32(Value v) {
+  return b.createOrFold<arith::IndexCastOp>(loc, b.getI32Type(), v);
+}
+Value Emitter::exp2(Value x) {
+  return LLVM::CallIntrinsicOp::create(
+             b, loc, b.getF32Type(),
+             b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"), ValueRange{x})
+      .getResult(0);
+}
+Value Emitter::log2(Value x) {
+  return LLVM::CallIntrinsicOp::create(
+             b, loc, b.getF32Type(),
+             b.getStringAttr("llvm.nvvm.lg2.approx.ftz.f"), ValueRange{x})
+      .getResult(0);
+}
+Value Emitter::shuffleXor(Value x, int32_t mask) {
+  return gpu::ShuffleOp::create(b, loc, x, mask, /*width=*/32,
+                                gpu::ShuffleMode::XOR)
+      .getShuffleResult();
+}
+
+TileCodegen::~TileCodegen() = default;
+
+//===----------------------------------------------------------------------===//
+// Masks
+//===----------------------------------------------------------------------===//
+
+
+Visibility cuda::getVisibility(Emitter &e, const MaskInfo &mask, Value rowFirst,
+                               Value rowLast, const BlockPositions &pos,
+                               int64_t blockK) {
+  using P = arith::CmpIPredicate;
+  Value keyLast = e.add(pos.keyPos, e.idx(blockK - 1));
+  Value shift = e.idx(mask.shift);
+  // d = key - row - shift over the block is [minD, maxD].
+  Value minD = e.sub(e.sub(pos.keyPos, rowLast), shift);
+  Value maxD = e.sub(e.sub(keyLast, rowFirst), shift);
+  Value any = arith::ConstantIntOp::create(e.b, e.loc, e.b.getI1Type(), 1);
+  Value all = any;
+  if (mask.hasKeyLimit) {
+    any = e.cmpI(P::slt, pos.keyPos, pos.keyLimit);
+    all = e.cmpI(P::sle, e.add(pos.keyPos, e.idx(blockK)), pos.keyLimit);
+  }
+  auto [bandAny, bandAll] = mask.band.buildKeepsAnyAll(e.b, e.loc, minD, maxD);
+  if (bandAny) {
+    any = e.andI(any, bandAny);
+    all = e.andI(all, bandAll);
+  }
+  return {any, all};
+}
+
+ElementMask cuda::getElementMask(Emitter &e, const MaskInfo &mask,
+                                 const KernelInputs &in,
+                                 const BlockPositions &pos, int64_t blockK) {
+  ElementMask em;
+  em.relBase =
+      e.toI32(e.sub(e.sub(pos.keyPos, in.queryPos), e.idx(mask.shift)));
+  Value limit = e.sub(pos.keyLimit, pos.keyPos);
+  limit = e.maxI(e.minI(limit, e.idx(blockK)), e.idx(0));
+  em.colLimit = e.toI32(limit);
+  return em;
+}
+
+void cuda::storeLogSumExp(Emitter &e, const KernelInputs &in, Value writer,
+                          Value row, Value m, Value l, Value empty,
+                          double expFactor) {
+  if (!in.lse)
+    return;
+  OpBuilder &b = e.b;
+  Location loc = e.loc;
+  OpBuilder::InsertionGuard guard(b);
+  auto lseIf = scf::IfOp::create(b, loc, writer, /*withElseRegion=*/false);
+  b.setInsertionPointToStart(lseIf.thenBlock());
+  Value lse = arith::MulFOp::create(
+      b, loc,
+      arith::AddFOp::create(
+          b, loc, arith::MulFOp::create(b, loc, m, e.f32(expFactor)),
+          e.log2(l)),
+      e.f32(kLn2));
+  lse = e.select(empty, e.f32(kNegInf), lse);
+  memref::StoreOp::create(b, loc, lse, in.lse,
+                          ValueRange{in.lseOffsets[0], in.lseOffsets[1],
+                                     e.add(in.lseOffsets[2], row)});
+}
+
+Value cuda::keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,
+                        Value row, Value col) {
+  using P = arith::CmpIPredicate;
+  Value keep;
+  auto both = [&](Value c) { keep = keep ? e.andI(keep, c) : c; };
+  if (!mask.band.isUnbounded())
+    both(mask.band.buildKeeps(e.b, e.loc, e.sub(e.add(em.relBase, col), row)));
+  if (mask.hasKeyLimit)
+    both(e.cmpI(P::slt, col, em.colLimit));
+  if (!keep)
+    keep = arith::ConstantIntOp::create(e.b, e.loc, e.b.getI1Type(), 1);
+  return keep;
+}
