@@ -35,7 +35,8 @@ from ._core import (Context, Kernel, fma_peak_gflops,  # noqa: F401
                     memory_bandwidth_gbs, version)
 from . import _core
 
-__all__ = ["Context", "Kernel", "attention", "compile", "default_context",
+__all__ = ["Context", "Kernel", "attention", "cache_stats", "compile",
+           "default_context",
            "fma_peak_gflops", "memory_bandwidth_gbs", "spec_for", "version"]
 
 _DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
@@ -117,19 +118,30 @@ def _dtype_of(x, name):
     return _DTYPES[dt]
 
 
+def _dynamic_dims(dynamic):
+    """(batch, q_len, kv_len) run-time flags of a `dynamic` argument."""
+    if dynamic == "kv":
+        return True, False, True
+    if dynamic is True or dynamic is False:
+        return dynamic, dynamic, dynamic
+    raise ValueError(f"dynamic: expected 'kv', True or False, got {dynamic!r}")
+
+
 def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None,
-             mask=None, kv_lens=None, return_lse=False, dynamic=False):
+             mask=None, kv_lens=None, return_lse=False, dynamic="kv"):
     """The spec dict that `attention` compiles for these arguments (see
-    there); shapes and dtypes come from q, k, v, mask and kv_lens."""
+    there); shapes and dtypes come from q, k, v, mask and kv_lens, and
+    `dynamic` ("kv", True or False) says which lengths are run-time values."""
+    dyn_b, dyn_q, dyn_k = _dynamic_dims(dynamic)
     qs, ks, vs = tuple(q.shape), tuple(k.shape), tuple(v.shape)
     for name, s in (("query", qs), ("key", ks), ("value", vs)):
         if len(s) != 4:
             raise ValueError(f"{name}: expected rank 4 [B, H, S, D], got shape "
                              f"{list(s)}")
     dtype = _dtype_of(q, "query")
-    spec = {"batch": None if dynamic else qs[0], "q_heads": qs[1],
-            "kv_heads": ks[1], "q_len": None if dynamic else qs[2],
-            "kv_len": None if dynamic else ks[2], "head_dim": qs[3],
+    spec = {"batch": None if dyn_b else qs[0], "q_heads": qs[1],
+            "kv_heads": ks[1], "q_len": None if dyn_q else qs[2],
+            "kv_len": None if dyn_k else ks[2], "head_dim": qs[3],
             "v_head_dim": vs[3], "dtype": dtype, "lse": bool(return_lse)}
     if scale is not None:
         spec["scale"] = float(scale)
@@ -156,11 +168,27 @@ def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None
 
 
 _attention_kernels = {}
+_attention_hits = 0
+
+
+def cache_stats(target="cpu"):
+    """Counters of the kernel caches behind `attention` and the torch
+    operators, for the default context of `target`: "compiles" (the compiler
+    ran), "hits" (calls of `attention` / attn_mlir::sdpa served by a kernel
+    already compiled in this process), "disk_hits" (kernels loaded from the
+    disk cache), and the context's other counters (Context.cache_stats)."""
+    stats = dict(default_context(target).cache_stats())
+    hits = _attention_hits
+    torch_ops = _sys.modules.get(__name__ + ".torch_ops")
+    if torch_ops is not None:
+        hits += torch_ops._hits
+    stats["hits"] = hits
+    return stats
 
 
 def attention(q, k, v, *, causal=False, align="top_left", window=None,
               scale=None, mask=None, kv_lens=None, return_lse=False, out=None,
-              dynamic=False, context=None):
+              dynamic="kv", context=None):
     """softmax(scale * q k^T [+ bias], masked) v, compiled on first use for
     these shapes and options, from the cache afterwards.
 
@@ -172,8 +200,12 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     mask: [B|1, Hq|1, Sq|1, Sk] bool (True keeps) or float additive bias.
     kv_lens: [B] int32/int64 key lengths (key padding). Masks intersect.
     return_lse: also return the [B, Hq, Sq] float32 log-sum-exp.
-    out: optional output to write. dynamic: compile one kernel for every
-    batch/q_len/kv_len (instead of one per shape).
+    out: optional output to write. dynamic: which lengths are run-time
+    values of the compiled kernel: "kv" (the default) batch and kv_len, so
+    that a generation loop (q_len fixed, the cache growing by a token a
+    step) compiles once; True also q_len (one kernel for every shape, slower
+    for decoding: its tiles are sized for prefill); False none (a kernel per
+    shape).
 
     q, k, v (and mask, kv_lens) need ``.shape`` and ``.dtype`` (numpy, torch,
     JAX...); compile() + Kernel take any DLPack tensor.
@@ -185,13 +217,28 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     """
     if isinstance(window, list):
         window = tuple(window)
-    # Shapes (tuples, torch.Size) and dtypes of numpy/torch are hashable.
-    key = (q.shape, k.shape, v.shape, q.dtype, causal, align, window, scale,
-           None if mask is None else (mask.shape, mask.dtype),
+    # The key holds what the spec depends on: the static sizes (run-time
+    # lengths as None), dtypes, and the mask's broadcast pattern.
+    dyn_b, dyn_q, dyn_k = _dynamic_dims(dynamic)
+    qs, ks, vs = q.shape, k.shape, v.shape
+    if len(qs) == 4 and len(ks) == 4 and len(vs) == 4:
+        b = None if dyn_b else qs[0]
+        sq, sk = None if dyn_q else qs[2], None if dyn_k else ks[2]
+        shape_key = (b, qs[1], sq, qs[3], ks[1], sk, ks[3], vs[1], vs[3])
+    else:  # spec_for reports the rank
+        shape_key = (qs, ks, vs)
+    mask_key = None
+    if mask is not None:
+        ms = mask.shape
+        mask_key = (mask.dtype, len(ms)) + tuple(d == 1 for d in ms[:3])
+    key = (shape_key, q.dtype, causal, align, window, scale, mask_key,
            None if kv_lens is None else kv_lens.dtype,
            return_lse, dynamic, context)
     kernel = _attention_kernels.get(key)
-    if kernel is None:
+    if kernel is not None:
+        global _attention_hits
+        _attention_hits += 1
+    else:
         spec = spec_for(q, k, v, causal=causal, align=align, window=window,
                         scale=scale, mask=mask, kv_lens=kv_lens,
                         return_lse=return_lse, dynamic=dynamic)

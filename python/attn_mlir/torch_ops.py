@@ -19,8 +19,10 @@ torch.compile / torch.export as one opaque node. CPU tensors run
 on the JIT's CPU kernels, read in place through DLPack (strided views such as
 BERT's transposed heads are not copied); CUDA tensors go to the CUDA target,
 which raises RuntimeError while this build has no CUDA path. Kernels are
-compiled per (shapes, dtype, mask layout, causal, scale) on first use and
-cached (see set_dynamic_shapes).
+compiled per (head counts, head dims, q_len, dtype, mask layout, causal,
+scale) on first use and cached: batch and kv_len are run-time values by
+default, so a generation loop compiles once (see set_dynamic_shapes;
+attn_mlir.cache_stats() counts compiles and hits).
 
 Differences from PyTorch: a query row whose keys are all masked gives 0
 (PyTorch's math backend gives 0 as well since 2.5; older versions NaN).
@@ -42,17 +44,23 @@ __all__ = ["sdpa", "call_count", "reset_call_count", "set_dynamic_shapes",
 _lock = threading.Lock()
 _kernels = {}
 _calls = 0
-_dynamic = False
+_hits = 0
+_dynamic = "kv"
 
 _TORCH_DTYPES = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 
 
 def set_dynamic_shapes(enabled):
-    """When enabled, kernels are compiled with dynamic batch / q_len / kv_len,
-    so one kernel serves every sequence length (fewer compilations, slightly
-    slower kernels). Default: one kernel per shape."""
+    """Which lengths the operator's kernels take at run time. "kv" (the
+    default): batch and kv_len, so that a generation loop (q_len 1, the KV
+    cache growing a token a step) compiles one kernel; True: q_len too (one
+    kernel for every shape; decoding then runs prefill-sized tiles, slower);
+    False: a kernel per shape. attn_mlir.cache_stats() counts compiles."""
     global _dynamic
-    _dynamic = bool(enabled)
+    if enabled not in ("kv", True, False):
+        raise ValueError(f"set_dynamic_shapes: expected 'kv', True or False, "
+                         f"got {enabled!r}")
+    _dynamic = enabled
 
 
 def call_count():
@@ -131,9 +139,10 @@ def _compile(cache_key, q, k, v, mask, flags, is_causal, scale, enable_gqa):
     if device not in ("cpu", "cuda"):
         raise ValueError(f"attn_mlir::sdpa: tensors on '{device}' are not "
                          "supported (cpu, cuda)")
-    dyn = _dynamic
-    spec = {"batch": None if dyn else b, "q_heads": hq, "kv_heads": hkv,
-            "q_len": None if dyn else lq, "kv_len": None if dyn else s,
+    dyn_q = _dynamic is True
+    dyn_bk = _dynamic is not False
+    spec = {"batch": None if dyn_bk else b, "q_heads": hq, "kv_heads": hkv,
+            "q_len": None if dyn_q else lq, "kv_len": None if dyn_bk else s,
             "head_dim": e, "v_head_dim": ev, "dtype": dtype, "mask": []}
     if scale is not None:
         spec["scale"] = float(scale)
@@ -194,10 +203,18 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
             m = m.unsqueeze(1)
         mask, flags = _mask_layout(m, qs[0], qs[1], qs[2], ks[2])
         mask_key = (mask.dtype, flags)
-    cache_key = (qs, ks, vs, q.dtype, q.is_cuda, mask_key, is_causal, scale,
-                 enable_gqa, _dynamic)
+    # Run-time lengths are not part of the key (see set_dynamic_shapes).
+    dyn_bk = _dynamic is not False
+    b = None if dyn_bk else qs[0]
+    lq = qs[2] if _dynamic is not True else None
+    s = None if dyn_bk else ks[2]
+    cache_key = (b, qs[1], lq, qs[3], ks[1], s, ks[3], vs[3], q.dtype,
+                 q.is_cuda, mask_key, is_causal, scale, enable_gqa, _dynamic)
     kernel = _kernels.get(cache_key)
-    if kernel is None:
+    if kernel is not None:
+        global _hits
+        _hits += 1
+    else:
         kernel = _compile(cache_key, q, k, v, mask, flags, is_causal, scale,
                           enable_gqa)
     out = q.new_empty((qs[0], qs[1], qs[2], vs[3]))

@@ -131,6 +131,33 @@ def test_dynamic_sizes(rng):
         assert_close(kernel(q, k, v), reference_attention(q, k, v, causal=True)[0])
 
 
+def test_generation_loop_compiles_once(rng):
+    # Issue: a new kernel (~400 ms) at every decode step, as kv_len grows.
+    # By default batch and kv_len are run-time values: after the first step
+    # nothing compiles, and every step matches the reference.
+    q = rand(rng, 1, 4, 1, 32)
+    before = attn_mlir.cache_stats()
+    for kv in range(7, 27):
+        k, v = rand(rng, 1, 2, kv, 32), rand(rng, 1, 2, kv, 32)
+        out = attn_mlir.attention(q, k, v, causal=True, align="bottom_right")
+        assert_close(out, reference_attention(q, k, v, causal=True,
+                                              align="bottom_right")[0])
+    after = attn_mlir.cache_stats()
+    assert after["compiles"] - before["compiles"] <= 1
+    assert after["hits"] - before["hits"] >= 19
+    # A new batch size reuses the kernel too; dynamic=False specialises.
+    k = rand(rng, 3, 2, 9, 32)
+    attn_mlir.attention(rand(rng, 3, 4, 1, 32), k, k, causal=True,
+                        align="bottom_right")
+    assert attn_mlir.cache_stats()["compiles"] == after["compiles"]
+    attn_mlir.attention(q, k[:1], k[:1], dynamic=False)
+    assert attn_mlir.cache_stats()["compiles"] == after["compiles"] + 1
+    assert attn_mlir.spec_for(q, k, k)["kv_len"] is None
+    assert attn_mlir.spec_for(q, k, k, dynamic=False)["kv_len"] == 9
+    with pytest.raises(ValueError, match="dynamic: expected"):
+        attn_mlir.attention(q, k, k, dynamic="yes")
+
+
 def test_float16(rng):
     q, k, v = (rand(rng, 1, 2, 33, 64, dtype=np.float16) for _ in range(3))
     out = attn_mlir.attention(q, k, v)

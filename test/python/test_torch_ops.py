@@ -161,6 +161,22 @@ def test_call_count_and_kernel_cache():
     assert torch_ops.call_count() == 3
 
 
+def test_generation_loop_compiles_once():
+    # Default: batch and kv_len are run-time values (one compile for a
+    # decode loop whose KV cache grows by a token a step).
+    import attn_mlir
+    q = torch.randn(1, 4, 1, 32)
+    before = attn_mlir.cache_stats()
+    for kv in range(5, 25):
+        k = torch.randn(1, 4, kv, 32)
+        check_f32(sdpa(q, k, k), reference(q, k, k))
+    after = attn_mlir.cache_stats()
+    assert after["compiles"] - before["compiles"] <= 1
+    assert after["hits"] - before["hits"] >= 19
+    with pytest.raises(ValueError, match="expected 'kv', True or False"):
+        torch_ops.set_dynamic_shapes("sometimes")
+
+
 def test_dynamic_shapes_mode():
     torch_ops.set_dynamic_shapes(True)
     try:
@@ -168,7 +184,7 @@ def test_dynamic_shapes_mode():
             q = torch.randn(1, 2, n, 16)
             check_f32(sdpa(q, q, q, is_causal=True), reference(q, q, q, is_causal=True))
     finally:
-        torch_ops.set_dynamic_shapes(False)
+        torch_ops.set_dynamic_shapes("kv")
 
 
 def test_opcheck():
