@@ -189,6 +189,14 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
         q, k, v = query, key, value
     else:
         q, k, v = _to4d(query, "query"), _to4d(key, "key"), _to4d(value, "value")
+    # The kernels read rows with unit stride: copy an operand whose last
+    # dimension is strided (PyTorch's SDPA accepts any layout).
+    if q.stride(3) != 1 and q.shape[3] != 1:
+        q = q.contiguous()
+    if k.stride(3) != 1 and k.shape[3] != 1:
+        k = k.contiguous()
+    if v.stride(3) != 1 and v.shape[3] != 1:
+        v = v.contiguous()
     qs, ks, vs = q.shape, k.shape, v.shape
     mask = flags = mask_key = None
     if attn_mask is not None:

@@ -100,6 +100,13 @@ def test_scale_strided_and_rank3():
     check_f32(got, reference(q3, k3, v3, is_causal=True))
 
 
+def test_strided_last_dimension_is_copied():
+    # SDPA accepts any layout; the kernels need unit-stride rows.
+    q = torch.randn(1, 2, 16, 8).transpose(2, 3)
+    assert q.stride(3) != 1
+    check_f32(sdpa(q, q, q, is_causal=True), reference(q, q, q, is_causal=True))
+
+
 def test_fully_masked_rows_give_zero():
     q, k, v = (torch.randn(1, 2, 4, 16) for _ in range(3))
     mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
