@@ -231,6 +231,31 @@ struct CacheEntry {
   std::shared_ptr<Kernel> kernel;
   std::string error;
 };
+
+/// A CPU kernel for a spec whose q_len is a run-time value: one compiled
+/// kernel with the compiler's (prefill) tiles and one with the tiles it
+/// chooses for a single query row (the decode scheme: keys on the lanes,
+/// a whole GQA group per workgroup), picked per call by q_len. Without it a
+/// decode step of a q_len-dynamic kernel runs 64-row tiles on one row.
+class PrefillDecodeKernel final : public Kernel {
+public:
+  /// Calls with q_len up to this run the decode kernel.
+  static constexpr int64_t kMaxDecodeRows = 4;
+
+  PrefillDecodeKernel(std::shared_ptr<Kernel> prefill,
+                      std::shared_ptr<Kernel> decode)
+      : Kernel(prefill->spec(), prefill->info()), prefill(std::move(prefill)),
+        decode(std::move(decode)) {}
+
+protected:
+  llvm::Error launch(const AttentionArgs &args, int64_t, int64_t qLen,
+                     int64_t) const override {
+    return (qLen <= kMaxDecodeRows ? decode : prefill)->run(args);
+  }
+
+private:
+  std::shared_ptr<Kernel> prefill, decode;
+};
 } // namespace
 
 class Runtime::Impl {
@@ -424,7 +449,15 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
       target == Target::CPU
           ? detail::resolveCPUCompileOptions(spec, requested, numThreads())
           : requested;
+  // A run-time q_len with every choice left to the compiler: prefill and
+  // decode kernels behind one handle (PrefillDecodeKernel).
+  bool prefillDecode =
+      target == Target::CPU && !spec.qLen && !requested.unfusedReference &&
+      requested.kvSplits == 0 &&
+      llvm::all_of(requested.tileSizes, [](int64_t t) { return t == 0; });
   std::string key = std::string(targetName(target)) + ":" + spec.toJSON();
+  if (prefillDecode)
+    key += ":prefill-decode";
   for (int64_t t : options.tileSizes)
     key += ":" + std::to_string(t);
   key += ":splits=" + std::to_string(options.kvSplits);
@@ -458,6 +491,26 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
         return runtimeError(impl->optionsError);
       if (!impl->diskError.empty())
         return runtimeError(impl->diskError);
+      if (prefillDecode) {
+        // The two kernels are cached (and counted) on their own.
+        CompileOptions prefillOptions = options;
+        auto prefill = getKernel(spec, target, prefillOptions);
+        if (!prefill)
+          return prefill.takeError();
+        AttentionSpec oneRow = spec;
+        oneRow.qLen = 1;
+        CompileOptions decodeOptions = requested;
+        mlir::attn::AttentionTileSizes tiles =
+            detail::chooseCPUTileSizes(oneRow, requested);
+        decodeOptions.tileSizes = {tiles.batch, tiles.heads, tiles.query,
+                                   tiles.key};
+        decodeOptions.kvSplits = 1;
+        auto decode = getKernel(spec, target, decodeOptions);
+        if (!decode)
+          return decode.takeError();
+        return std::shared_ptr<Kernel>(
+            std::make_shared<PrefillDecodeKernel>(*prefill, *decode));
+      }
       if (target == Target::CPU)
         return impl->getCPUKernel(spec, options);
       return detail::compileCUDAKernel(spec, options);

@@ -203,9 +203,9 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     out: optional output to write. dynamic: which lengths are run-time
     values of the compiled kernel: "kv" (the default) batch and kv_len, so
     that a generation loop (q_len fixed, the cache growing by a token a
-    step) compiles once; True also q_len (one kernel for every shape, slower
-    for decoding: its tiles are sized for prefill); False none (a kernel per
-    shape).
+    step) compiles once; True also q_len (one kernel for every shape: the
+    runtime compiles prefill and one-row decode tiles behind it and picks by
+    q_len); False none (a kernel per shape).
 
     q, k, v (and mask, kv_lens) need ``.shape`` and ``.dtype`` (numpy, torch,
     JAX...); compile() + Kernel take any DLPack tensor.

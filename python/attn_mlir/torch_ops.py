@@ -54,7 +54,7 @@ def set_dynamic_shapes(enabled):
     """Which lengths the operator's kernels take at run time. "kv" (the
     default): batch and kv_len, so that a generation loop (q_len 1, the KV
     cache growing a token a step) compiles one kernel; True: q_len too (one
-    kernel for every shape; decoding then runs prefill-sized tiles, slower);
+    kernel for every shape, with prefill and one-row decode tiles behind it);
     False: a kernel per shape. attn_mlir.cache_stats() counts compiles."""
     global _dynamic
     if enabled not in ("kv", True, False):

@@ -734,12 +734,17 @@ TEST(Strided, HeadSlicedViewsMatchContiguous) {
 // The kernel cache and threads
 //===----------------------------------------------------------------------===//
 
+// A spec with a run-time q_len holds three cache entries: its handle and
+// the prefill and decode kernels behind it.
+constexpr size_t kEntriesPerDynamicQLen = 3;
+
 TEST(KernelCache, SameSpecSameKernel) {
   Runtime rt;
   EXPECT_EQ(rt.cacheSize(), 0u);
   AttentionSpec spec = dynamicSpec(2, 1, 16, 16, {causalMask(true)});
   ASSERT_EXPECTED(k1, rt.getKernel(spec));
-  EXPECT_EQ(rt.cacheSize(), 1u);
+  const size_t one = kEntriesPerDynamicQLen;
+  EXPECT_EQ(rt.cacheSize(), one);
   EXPECT_EQ(k1->info().target, Target::CPU);
   EXPECT_FALSE(k1->info().entry.empty());
   EXPECT_GT(k1->info().compileMs, 0.0);
@@ -748,7 +753,7 @@ TEST(KernelCache, SameSpecSameKernel) {
   EXPECT_TRUE(k1->spec() == spec);
   ASSERT_EXPECTED(k2, rt.getKernel(spec));
   EXPECT_EQ(k1.get(), k2.get());
-  EXPECT_EQ(rt.cacheSize(), 1u);
+  EXPECT_EQ(rt.cacheSize(), one);
   // An equal spec built from JSON hits the same entry.
   AttentionSpec fromText = parseOrDie(
       R"({"batch": null, "q_heads": 2, "kv_heads": 1, "q_len": null,
@@ -756,20 +761,20 @@ TEST(KernelCache, SameSpecSameKernel) {
           "mask": {"kind": "causal", "align": "bottom_right"}})");
   ASSERT_EXPECTED(k3, rt.getKernel(fromText));
   EXPECT_EQ(k1.get(), k3.get());
-  EXPECT_EQ(rt.cacheSize(), 1u);
+  EXPECT_EQ(rt.cacheSize(), one);
   // A different spec adds one.
   AttentionSpec other = spec;
   other.masks[0].bottomRight = false;
   ASSERT_EXPECTED(k4, rt.getKernel(other));
   EXPECT_NE(k1.get(), k4.get());
-  EXPECT_EQ(rt.cacheSize(), 2u);
+  EXPECT_EQ(rt.cacheSize(), 2 * one);
   // So do other tile sizes.
   CompileOptions tiles;
   tiles.tileSizes = {1, 1, 16, 32};
   ASSERT_EXPECTED(k5, rt.getKernel(spec, Target::CPU, tiles));
   EXPECT_NE(k1.get(), k5.get());
   EXPECT_EQ(k5->info().tileSizes, tiles.tileSizes);
-  EXPECT_EQ(rt.cacheSize(), 3u);
+  EXPECT_EQ(rt.cacheSize(), 2 * one + 1);
   // A second runtime has its own cache.
   Runtime rt2;
   EXPECT_EQ(rt2.cacheSize(), 0u);
@@ -865,7 +870,37 @@ TEST(RuntimeThreads, ConcurrentGetKernelAndRun) {
     EXPECT_EQ(sharedKernels[t], sharedKernels[0])
         << "the shared spec was compiled more than once";
   }
-  EXPECT_EQ(rt.cacheSize(), 1u + kThreads);
+  EXPECT_EQ(rt.cacheSize(), kEntriesPerDynamicQLen * (1 + kThreads));
+}
+
+// One handle for prefill and decode: with q_len a run-time value, calls of
+// up to 4 rows run the kernel with one-row tiles (keys on the lanes), the
+// others the prefill tiles; both match the reference.
+TEST(KernelCache, RunTimeQLenPicksDecodeOrPrefillTiles) {
+  Runtime rt;
+  AttentionSpec spec = dynamicSpec(8, 2, 64, 64, {causalMask(true)});
+  ASSERT_EXPECTED(kernel, rt.getKernel(spec));
+  EXPECT_EQ(rt.cacheSize(), kEntriesPerDynamicQLen);
+  // The decode kernel is the one the compiler chooses for a single row.
+  AttentionSpec oneRow = spec;
+  oneRow.qLen = 1;
+  mlir::attn::AttentionTileSizes t = selectCPUTileSizes(oneRow);
+  EXPECT_EQ(t.query, 1);
+  EXPECT_EQ(t.heads, 4);
+  CompileOptions decode;
+  decode.tileSizes = {t.batch, t.heads, t.query, t.key};
+  decode.kvSplits = 1;
+  ASSERT_EXPECTED(decodeKernel, rt.getKernel(spec, Target::CPU, decode));
+  EXPECT_EQ(rt.cacheSize(), kEntriesPerDynamicQLen) << "not the cached one";
+  EXPECT_NE(decodeKernel.get(), kernel.get());
+  for (int64_t qLen : {1, 3, 4, 5, 70}) {
+    SCOPED_TRACE(qLen);
+    Problem p(spec, 2, qLen, 300);
+    p.randomize(7 + qLen);
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    auto res = matchesReference(p, p.reference());
+    EXPECT_TRUE(res) << res.message();
+  }
 }
 
 //===----------------------------------------------------------------------===//
