@@ -23,7 +23,7 @@ JOBS=${JOBS:-$(nproc)}
 APT_PACKAGES=(libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22
               cmake ninja-build ccache libgtest-dev nlohmann-json3-dev
               libcli11-dev python3-dev python3-numpy python3-pytest
-              pybind11-dev)
+              pybind11-dev python3-venv)
 
 install_deps() {
   local missing=()
