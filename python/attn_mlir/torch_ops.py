@@ -16,9 +16,10 @@ Returns [..., Hq, L, Ev] in q's dtype.
 Registered through ``torch.library`` (a schema, CPU and CUDA kernels, and a
 fake kernel with ``torch.library.register_fake``), so it traces under
 torch.compile / torch.export as one opaque node. CPU tensors run
-on the JIT's CPU kernels, read in place through DLPack (strided views such as
-BERT's transposed heads are not copied); CUDA tensors go to the CUDA target,
-which raises RuntimeError while this build has no CUDA path. Kernels are
+on the JIT's CPU kernels, read in place (strided views such as BERT's
+transposed heads are not copied; an operand whose last dimension is strided
+is); CUDA tensors run on the CUDA target (PTX from attn-cuda-pipeline,
+launched through libcuda; RuntimeError without a driver or device). Kernels are
 compiled per (head counts, head dims, q_len, dtype, mask layout, causal,
 scale) on first use and cached: batch and kv_len are run-time values by
 default, so a generation loop compiles once (see set_dynamic_shapes;
