@@ -239,9 +239,6 @@ struct CacheEntry {
 /// decode step of a q_len-dynamic kernel runs 64-row tiles on one row.
 class PrefillDecodeKernel final : public Kernel {
 public:
-  /// Calls with q_len up to this run the decode kernel.
-  static constexpr int64_t kMaxDecodeRows = 4;
-
   PrefillDecodeKernel(std::shared_ptr<Kernel> prefill,
                       std::shared_ptr<Kernel> decode)
       : Kernel(prefill->spec(), prefill->info()), prefill(std::move(prefill)),
@@ -250,7 +247,8 @@ public:
 protected:
   llvm::Error launch(const AttentionArgs &args, int64_t, int64_t qLen,
                      int64_t) const override {
-    return (qLen <= kMaxDecodeRows ? decode : prefill)->run(args);
+    return (qLen <= mlir::attn::kMaxCPUDecodeTileRows ? decode : prefill)
+        ->run(args);
   }
 
 private:

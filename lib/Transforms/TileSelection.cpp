@@ -66,7 +66,8 @@ AttentionTileSizes mlir::attn::selectCPUTileSizes(const AttentionProblem &p,
   const int64_t lanes = std::max<int64_t>(1, target.vectorWidth);
   sizes.query = sizes.key = maxTile;
   if (!ShapedType::isDynamic(p.qLen))
-    sizes.query = p.qLen <= 4 ? std::max<int64_t>(1, p.qLen)
+    sizes.query = p.qLen <= kMaxCPUDecodeTileRows
+                      ? std::max<int64_t>(1, p.qLen)
                               : std::min(maxTile, roundUp(p.qLen, lanes));
   if (!ShapedType::isDynamic(p.kvLen))
     sizes.key = std::min(maxTile, roundUp(std::max<int64_t>(1, p.kvLen),

@@ -192,12 +192,8 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
         q, k, v = _to4d(query, "query"), _to4d(key, "key"), _to4d(value, "value")
     # The kernels read rows with unit stride: copy an operand whose last
     # dimension is strided (PyTorch's SDPA accepts any layout).
-    if q.stride(3) != 1 and q.shape[3] != 1:
-        q = q.contiguous()
-    if k.stride(3) != 1 and k.shape[3] != 1:
-        k = k.contiguous()
-    if v.stride(3) != 1 and v.shape[3] != 1:
-        v = v.contiguous()
+    q, k, v = (t if t.stride(3) == 1 or t.shape[3] == 1 else t.contiguous()
+               for t in (q, k, v))
     qs, ks, vs = q.shape, k.shape, v.shape
     mask = flags = mask_key = None
     if attn_mask is not None:

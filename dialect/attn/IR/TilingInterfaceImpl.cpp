@@ -174,7 +174,12 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
 
   // Positions: needed whenever something depends on absolute positions.
   MaskKindAttrInterface maskKind = detail.maskKind();
+  // Bottom-right: row i sits at diagonal i + shift of the whole op; the
+  // shift goes into q_offset (and q_bound) and the tile is top-left.
+  bool bottomRight =
+      maskKind && maskKind.getBandAlignment() == MaskAlignment::BottomRight;
   SmallVector<Value> newOffsets;
+  OpFoldResult shift;
   if (maskKind || detail.kvLens() || detail.kvBound() || detail.qBound()) {
     AffineExpr s0, s1;
     bindSymbols(b.getContext(), s0, s1);
@@ -183,10 +188,9 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
     OpFoldResult kBase = detail.keyOffset() ? OpFoldResult(detail.keyOffset())
                                             : zero;
     OpFoldResult qOff = tb.apply(s0 + s1, {qBase, m0});
-    if (maskKind &&
-        maskKind.getBandAlignment() == MaskAlignment::BottomRight) {
-      // Bottom-right: row i sits at diagonal i + shift of the whole op.
-      qOff = tb.apply(s0 + s1, {qOff, diagonalShift(b, tb.loc, detail)});
+    if (bottomRight) {
+      shift = diagonalShift(b, tb.loc, detail);
+      qOff = tb.apply(s0 + s1, {qOff, shift});
       maskKind = topLeft(maskKind);
     }
     OpFoldResult kOff = tb.apply(s0 + s1, {kBase, k0});
@@ -212,13 +216,11 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
   // q_bound is in the coordinates of q_offset, which absorbed the
   // bottom-right shift: shift it the same way.
   Value qBound = detail.qBound();
-  if (qBound && detail.maskKind() &&
-      detail.maskKind().getBandAlignment() == MaskAlignment::BottomRight) {
+  if (qBound && bottomRight) {
     AffineExpr s0, s1;
     bindSymbols(b.getContext(), s0, s1);
     qBound = getValueOrCreateConstantIndexOp(
-        b, tb.loc,
-        tb.apply(s0 + s1, {qBound, diagonalShift(b, tb.loc, detail)}));
+        b, tb.loc, tb.apply(s0 + s1, {qBound, shift}));
   }
   auto tiled = OpTy::create(b, tb.loc, resultTypes, query, key, value, mask,
                             bias, kvLens, newOffsets, detail.kvBound(), qBound,

@@ -88,6 +88,11 @@ LogicalResult distributeWorkgroups(RewriterBase &rewriter,
 int64_t getCPUTileScratchBytes(int64_t batch, int64_t heads, int64_t query,
                                int64_t key, int64_t headDim, int64_t vHeadDim,
                                int64_t vectorWidth, bool amx);
+/// CPU tiles of at most this many query rows are lowered with keys on the
+/// vector lanes (the decode scheme); tile selection gives a q_len this
+/// short its exact row count, and the runtime sends calls of a q_len-dynamic
+/// kernel with at most this many rows to its one-row (decode) kernel.
+constexpr int64_t kMaxCPUDecodeTileRows = 4;
 /// The most stack scratch a CPU tile may use: the kernels run on worker
 /// threads with the platform's default stack (8 MiB on Linux), which also
 /// holds the frames around them.

@@ -322,9 +322,10 @@ struct TileLowering : Lowering {
   /// The whole tile, given the transposed query and scratch buffers.
   void emitTile(Value qt, const Scratch &scratch);
 
-  /// Keys on the lanes (S as [rows][keys]) for tiles of at most 4 query
-  /// rows, where queries on the lanes would leave most lanes idle.
-  bool rowMajor() const { return M <= 4 && D % VL == 0; }
+  /// Keys on the lanes (S as [rows][keys]) for tiles of at most
+  /// kMaxCPUDecodeTileRows query rows, where queries on the lanes would
+  /// leave most lanes idle.
+  bool rowMajor() const { return M <= kMaxCPUDecodeTileRows && D % VL == 0; }
 
   /// q_bound in the coordinates of qOff (which includes a bottom-right
   /// shift), or null.
