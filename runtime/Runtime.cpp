@@ -274,14 +274,24 @@ public:
     if (!options.diskCache)
       return;
     std::string dir = options.cacheDir;
-    if (dir.empty())
-      if (const char *env = std::getenv(kCacheDirEnvVar))
-        dir = env;
+    bool perUserDefault = false;
+    if (dir.empty()) {
+      if (const char *env = std::getenv(kCacheDirEnvVar)) {
+        dir = env; // set but empty: no disk cache
+      } else {
+        dir = defaultCacheDirectory();
+        perUserDefault = true;
+      }
+    }
     if (dir.empty())
       return;
     auto cache = detail::DiskCache::open(dir);
     if (cache)
       disk = std::move(*cache);
+    else if (perUserDefault)
+      // The default is a convenience: a home without a usable cache folder
+      // (read-only, foreign owner) compiles in every process instead.
+      llvm::consumeError(cache.takeError());
     else
       diskError = llvm::toString(cache.takeError());
   }
@@ -422,6 +432,17 @@ Runtime::create(RuntimeOptions options) {
   if (!runtime->impl->diskError.empty())
     return runtimeError(runtime->impl->diskError);
   return runtime;
+}
+
+std::string attn::defaultCacheDirectory() {
+  auto absolute = [](const char *v) { return v && v[0] == '/'; };
+  const char *xdg = std::getenv("XDG_CACHE_HOME");
+  if (absolute(xdg))
+    return std::string(xdg) + "/attn-mlir";
+  const char *home = std::getenv("HOME");
+  if (absolute(home))
+    return std::string(home) + "/.cache/attn-mlir";
+  return "";
 }
 
 std::string Runtime::cacheDirectory() const {

@@ -347,10 +347,8 @@ llvm::Expected<AttentionSpec> AttentionSpec::fromJSON(const std::string &text) {
   spec.dtype = *d;
 
   if (const json *s = r.find("scale")) {
-    if (!s->is_number() || !std::isfinite(s->get<double>()) ||
-        s->get<double>() == 0.0)
-      return specError("'scale' must be a finite non-zero number, got " +
-                       shown(*s));
+    if (!s->is_number() || !std::isfinite(s->get<double>()))
+      return specError("'scale' must be a finite number, got " + shown(*s));
     spec.scale = s->get<double>();
   }
   if (auto err = r.boolean("lse", spec.returnLse))
@@ -387,8 +385,9 @@ llvm::Error AttentionSpec::validate() const {
   if (!small(batch) || !small(qLen) || !small(kvLen) || qHeads > kMaxSize ||
       kvHeads > kMaxSize || headDim > kMaxSize || vHeadDim > kMaxSize)
     return specError("sizes must be below 2^31");
-  if (scale && (!std::isfinite(*scale) || *scale == 0.0))
-    return specError("'scale' must be a finite non-zero number");
+  // Any finite scale, as PyTorch's SDPA: 0 weighs the visible keys equally.
+  if (scale && !std::isfinite(*scale))
+    return specError("'scale' must be a finite number");
   if (qHeads % kvHeads != 0)
     return specError("'q_heads' (" + llvm::Twine(qHeads) +
                      ") must be a multiple of 'kv_heads' (" +

@@ -19,6 +19,8 @@ config.substitutions.append(("%attn_src_root", config.attn_src_root))
 config.substitutions.append(("%testdata", os.path.join(config.attn_src_root, "test", "data")))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+# No per-user disk cache in tests (see test/CMakeLists.txt).
+config.environment["ATTN_MLIR_CACHE_DIR"] = ""
 llvm_config.use_default_substitutions()
 # FileCheck, not, count and split-file come from LLVM's tools directory.
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

@@ -123,7 +123,9 @@ typedef struct attn_context_options {
      (INVALID_ARGUMENT). */
   uint32_t num_threads;
   /* On-disk kernel cache directory. NULL: the directory named by the
-     environment variable ATTN_MLIR_CACHE_DIR if set, else none. "": no disk
+     environment variable ATTN_MLIR_CACHE_DIR if set (none when it is set to
+     ""), else the per-user $XDG_CACHE_HOME/attn-mlir or
+     $HOME/.cache/attn-mlir (none when that cannot be used). "": no disk
      cache. It is created with mode 0700; a directory owned by another user
      or world-writable is refused (ATTN_ERROR_CACHE). Copied. */
   const char *cache_dir;

@@ -20,11 +20,15 @@ Errors: ValueError for shapes, dtypes, strides, devices and invalid specs
 (the message names the operand or the spec key); RuntimeError when
 compilation fails, the target is unavailable or the kernel cache directory
 is refused. Kernels are cached in memory per context, and on disk across
-processes when $ATTN_MLIR_CACHE_DIR (or Context(cache_dir=...)) names a
-directory.
+processes: in the per-user ~/.cache/attn-mlir ($XDG_CACHE_HOME/attn-mlir)
+by default, in $ATTN_MLIR_CACHE_DIR or Context(cache_dir=...) when given;
+ATTN_MLIR_CACHE_DIR="" (or cache_dir="") turns the disk cache off.
 
-The PyTorch operator ``torch.ops.attn_mlir.sdpa`` lives in
-``attn_mlir.torch_ops`` (imported on demand, needs torch).
+The PyTorch operators ``torch.ops.attn_mlir.sdpa`` and
+``torch.ops.attn_mlir.flash_attn`` live in ``attn_mlir.torch_ops``;
+``import attn_mlir`` registers them when torch is imported (at once when
+torch already is, otherwise when the program imports it), without importing
+torch itself.
 """
 
 import json as _json
@@ -69,16 +73,18 @@ _contexts = {}
 _contexts_lock = _threading.Lock()
 
 
-def default_context(target="cpu"):
-    """The process-wide Context of a target ("cpu" or "cuda"), created on
-    first use with every core and the disk cache of $ATTN_MLIR_CACHE_DIR."""
-    ctx = _contexts.get(target)
+def default_context(target="cpu", threads=0):
+    """The process-wide Context of a target ("cpu" or "cuda") and CPU thread
+    count (0: every core), created on first use with the default disk cache
+    (see the module docstring)."""
+    key = (target, threads)
+    ctx = _contexts.get(key)
     if ctx is None:
         with _contexts_lock:
-            ctx = _contexts.get(target)
+            ctx = _contexts.get(key)
             if ctx is None:
-                ctx = Context(target)
-                _contexts[target] = ctx
+                ctx = Context(target, threads)
+                _contexts[key] = ctx
     return ctx
 
 
@@ -173,11 +179,18 @@ _attention_hits = 0
 
 def cache_stats(target="cpu"):
     """Counters of the kernel caches behind `attention` and the torch
-    operators, for the default context of `target`: "compiles" (the compiler
+    operators, summed over the default contexts of `target` (one per thread
+    count): "compiles" (the compiler
     ran), "hits" (calls of `attention` / attn_mlir::sdpa served by a kernel
     already compiled in this process), "disk_hits" (kernels loaded from the
     disk cache), and the context's other counters (Context.cache_stats)."""
-    stats = dict(default_context(target).cache_stats())
+    default_context(target)
+    stats = {}
+    with _contexts_lock:
+        contexts = [c for (t, _), c in _contexts.items() if t == target]
+    for ctx in contexts:
+        for name, count in ctx.cache_stats().items():
+            stats[name] = stats.get(name, 0) + count
     hits = _attention_hits
     torch_ops = _sys.modules.get(__name__ + ".torch_ops")
     if torch_ops is not None:
@@ -245,3 +258,46 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
         kernel = compile(spec, context=context)
         _attention_kernels[key] = kernel
     return kernel(q, k, v, mask, kv_lens, out, None, bool(return_lse))
+
+
+def _register_torch_ops():
+    """Imports attn_mlir.torch_ops (which registers the operators) once torch
+    is imported: now if it already is, else right after `import torch`
+    finishes, through a one-shot import hook (torch is never imported on
+    attn_mlir's behalf: numpy users do not pay for it)."""
+    import importlib
+    import importlib.abc
+    import importlib.util
+    import warnings
+
+    def register():
+        try:
+            importlib.import_module(__name__ + ".torch_ops")
+        except Exception as e:  # an unsupported torch must not break torch
+            warnings.warn(f"attn_mlir: the torch operators are not registered: "
+                          f"{e}", RuntimeWarning, stacklevel=3)
+
+    if "torch" in _sys.modules:
+        register()
+        return
+
+    class _AfterTorchImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name != "torch":
+                return None
+            _sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.loader is None:
+                return spec
+            exec_module = spec.loader.exec_module
+
+            def exec_and_register(module):
+                exec_module(module)
+                register()
+            spec.loader.exec_module = exec_and_register
+            return spec
+
+    _sys.meta_path.insert(0, _AfterTorchImport())
+
+
+_register_torch_ops()

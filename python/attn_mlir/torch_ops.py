@@ -25,13 +25,28 @@ scale) on first use and cached: batch and kv_len are run-time values by
 default, so a generation loop compiles once (see set_dynamic_shapes;
 attn_mlir.cache_stats() counts compiles and hits).
 
+CPU kernels run on ``torch.get_num_threads()`` threads (read at each call)
+unless set_num_threads fixes a count. scale may be any finite number (0:
+equal weights over the visible keys). float64 inputs are computed in
+float32 (the kernels' precision, softmax and accumulation included) and the
+result cast back, with a UserWarning.
+
 Differences from PyTorch: a query row whose keys are all masked gives 0
 (PyTorch's math backend gives 0 as well since 2.5; older versions NaN).
 Raises ValueError for unsupported arguments (dropout, dtypes, shapes that do
 not broadcast, a mask together with is_causal), and RuntimeError when grad
 mode is on and an input requires grad: there is no backward pass yet, so run
 inference under torch.no_grad() or torch.inference_mode().
+
+``flash_attn_func`` (``torch.ops.attn_mlir.flash_attn``) is the same kernels
+with FlashAttention's layout and keyword names: q [B, Sq, Hq, D], k/v
+[B, Sk, Hkv, D|Dv], ``softmax_scale``, ``causal`` and ``window_size`` (aligned
+bottom-right, as FlashAttention >= 2.1), ``cache_seqlens`` (key padding, as
+flash_attn_with_kvcache) and ``return_softmax_lse``.
 """
+
+import json
+import warnings
 
 import threading
 
@@ -39,14 +54,15 @@ import torch
 
 import attn_mlir
 
-__all__ = ["sdpa", "call_count", "reset_call_count", "set_dynamic_shapes",
-           "clear_cache"]
+__all__ = ["sdpa", "flash_attn_func", "call_count", "reset_call_count",
+           "set_dynamic_shapes", "set_num_threads", "clear_cache"]
 
 _lock = threading.Lock()
 _kernels = {}
 _calls = 0
 _hits = 0
 _dynamic = "kv"
+_num_threads = None  # None: torch.get_num_threads() at each call
 
 _TORCH_DTYPES = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 
@@ -62,6 +78,61 @@ def set_dynamic_shapes(enabled):
         raise ValueError(f"set_dynamic_shapes: expected 'kv', True or False, "
                          f"got {enabled!r}")
     _dynamic = enabled
+
+
+def set_num_threads(threads):
+    """CPU worker threads of the operators' kernels: None (the default)
+    follows torch.get_num_threads() at each call; a positive int fixes the
+    count. Each count has its own attn_mlir Context (kernels of another
+    count are compiled again, or loaded from the disk cache)."""
+    global _num_threads
+    if threads is not None and (not isinstance(threads, int) or threads <= 0):
+        raise ValueError(f"set_num_threads: expected None or a positive int, "
+                         f"got {threads!r}")
+    _num_threads = threads
+
+
+def _context(device):
+    """The attn_mlir Context a call on `device` runs on."""
+    if device == "cuda":
+        return attn_mlir.default_context("cuda")
+    threads = _num_threads if _num_threads is not None else torch.get_num_threads()
+    return attn_mlir.default_context("cpu", threads=threads)
+
+
+def _threads_key(device):
+    if device != "cpu":
+        return 0
+    return _num_threads if _num_threads is not None else torch.get_num_threads()
+
+
+_F64_WARNING = ("attn_mlir: float64 inputs are computed in float32 (the "
+                "kernels' precision) and the result is cast back to float64")
+
+
+def _from_float64(tensors):
+    """float64 tensors (None passes) as float32, with the warning once per
+    call site."""
+    warnings.warn(_F64_WARNING, UserWarning, stacklevel=4)
+    return [None if t is None else t.float() if t.dtype == torch.float64 else t
+            for t in tensors]
+
+
+def _kernel(cache_key, device, make_spec):
+    """The cached kernel of `cache_key`, or the kernel of make_spec()
+    compiled for `device` and cached."""
+    kernel = _kernels.get(cache_key)
+    if kernel is not None:
+        global _hits
+        _hits += 1
+        return kernel
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"attn_mlir: tensors on '{device}' are not "
+                         "supported (cpu, cuda)")
+    kernel = _context(device).compile(json.dumps(make_spec()))
+    with _lock:
+        _kernels[cache_key] = kernel
+    return kernel
 
 
 def call_count():
@@ -120,8 +191,8 @@ def _to4d(t, name):
                      f"{list(t.shape)}")
 
 
-def _compile(cache_key, q, k, v, mask, flags, is_causal, scale, enable_gqa):
-    """Checks the arguments of a new kernel shape and compiles it."""
+def _sdpa_spec(q, k, v, mask, flags, is_causal, scale, enable_gqa):
+    """Checks the arguments of a new kernel shape and returns its spec."""
     dtype = _TORCH_DTYPES.get(q.dtype)
     if dtype is None or k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError("attn_mlir::sdpa: query, key and value must share one "
@@ -136,10 +207,6 @@ def _compile(cache_key, q, k, v, mask, flags, is_causal, scale, enable_gqa):
     if hq != hkv and not (hkv == 1 or (enable_gqa and hq % hkv == 0)):
         raise ValueError(f"attn_mlir::sdpa: {hq} query heads and {hkv} key/value "
                          "heads need enable_gqa=True and a multiple")
-    device = q.device.type
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"attn_mlir::sdpa: tensors on '{device}' are not "
-                         "supported (cpu, cuda)")
     dyn_q = _dynamic is True
     dyn_bk = _dynamic is not False
     spec = {"batch": None if dyn_bk else b, "q_heads": hq, "kv_heads": hkv,
@@ -156,10 +223,7 @@ def _compile(cache_key, q, k, v, mask, flags, is_causal, scale, enable_gqa):
                              else _TORCH_DTYPES[mask.dtype],
                              "batch_broadcast": bb, "head_broadcast": hb,
                              "query_broadcast": qb})
-    kernel = attn_mlir.compile(spec, target=device)
-    with _lock:
-        _kernels[cache_key] = kernel
-    return kernel
+    return spec
 
 
 _NO_BACKWARD = ("attn_mlir::sdpa has no backward pass yet, so inputs that "
@@ -185,6 +249,11 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
     if dropout_p != 0.0:
         raise ValueError("attn_mlir::sdpa: dropout_p must be 0.0 "
                          f"(got {dropout_p}); use it for inference")
+    if query.dtype == key.dtype == value.dtype == torch.float64:
+        query, key, value, attn_mask = _from_float64(
+            (query, key, value, attn_mask))
+        return _sdpa_impl(query, key, value, attn_mask, dropout_p, is_causal,
+                          scale, enable_gqa).double()
     rank = query.dim()
     if rank == 4 and key.dim() == 4 and value.dim() == 4:
         q, k, v = query, key, value
@@ -213,15 +282,12 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
     b = None if dyn_bk else qs[0]
     lq = qs[2] if _dynamic is not True else None
     s = None if dyn_bk else ks[2]
-    cache_key = (b, qs[1], lq, qs[3], ks[1], s, ks[3], vs[3], q.dtype,
-                 q.is_cuda, mask_key, is_causal, scale, enable_gqa, _dynamic)
-    kernel = _kernels.get(cache_key)
-    if kernel is not None:
-        global _hits
-        _hits += 1
-    else:
-        kernel = _compile(cache_key, q, k, v, mask, flags, is_causal, scale,
-                          enable_gqa)
+    device = q.device.type
+    cache_key = ("sdpa", b, qs[1], lq, qs[3], ks[1], s, ks[3], vs[3], q.dtype,
+                 device, _threads_key(device), mask_key, is_causal, scale,
+                 enable_gqa, _dynamic)
+    kernel = _kernel(cache_key, device, lambda: _sdpa_spec(
+        q, k, v, mask, flags, is_causal, scale, enable_gqa))
     out = q.new_empty((qs[0], qs[1], qs[2], vs[3]))
     kernel(q, k, v, mask, None, out)
     _calls += 1
@@ -254,3 +320,175 @@ def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     the module docstring): torch.ops.attn_mlir.sdpa."""
     return torch.ops.attn_mlir.sdpa(query, key, value, attn_mask, dropout_p,
                                     is_causal, scale, enable_gqa)
+
+
+# FlashAttention's int32 bound for "no limit" on a window side.
+_NO_WINDOW_LIMIT = 2**31 - 1
+
+
+def _band_masks(causal, window_left, window_right):
+    """The spec's band mask for FlashAttention's (causal, window_size):
+    -1 is no limit on that side, causal caps the right side at 0; both
+    aligned bottom-right (the query rows are the last Sq of the keys)."""
+    left = None if window_left < 0 else window_left
+    right = None if window_right < 0 else window_right
+    if causal:
+        right = 0 if right is None else min(right, 0)
+    if left is None and right is None:
+        return []
+    if left is None and right == 0:
+        return [{"kind": "causal", "align": "bottom_right"}]
+    return [{"kind": "sliding_window",
+             "left": _NO_WINDOW_LIMIT if left is None else int(left),
+             "right": _NO_WINDOW_LIMIT if right is None else int(right),
+             "align": "bottom_right"}]
+
+
+def _flash_attn_impl(q, k, v, softmax_scale=None, causal=False, window_left=-1,
+                     window_right=-1, cache_seqlens=None,
+                     return_softmax_lse=False):
+    global _calls
+    _check_no_grad(q, k, v)
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != 4:
+            raise ValueError(f"attn_mlir::flash_attn: {name}: expected rank 4 "
+                             "[batch, seqlen, nheads, headdim], got shape "
+                             f"{list(t.shape)}")
+    if q.dtype == k.dtype == v.dtype == torch.float64:
+        q, k, v = _from_float64((q, k, v))
+        out, lse = _flash_attn_impl(q, k, v, softmax_scale, causal,
+                                    window_left, window_right, cache_seqlens,
+                                    return_softmax_lse)
+        return out.double(), lse
+    b, sq, hq, d = q.shape
+    sk, hkv, dv = k.shape[1], k.shape[2], v.shape[3]
+    if k.shape[0] != b or v.shape[0] != b or v.shape[1] != sk or v.shape[2] != hkv:
+        raise ValueError("attn_mlir::flash_attn: q, k, v must share batch and "
+                         "k, v seqlen and nheads; got "
+                         f"{list(q.shape)}, {list(k.shape)}, {list(v.shape)}")
+    if k.shape[3] != d:
+        raise ValueError(f"attn_mlir::flash_attn: k headdim {k.shape[3]} != q "
+                         f"headdim {d}")
+    if hq % hkv != 0:
+        raise ValueError(f"attn_mlir::flash_attn: {hq} query heads are not a "
+                         f"multiple of {hkv} key/value heads")
+    dtype = _TORCH_DTYPES.get(q.dtype)
+    if dtype is None or k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError("attn_mlir::flash_attn: q, k and v must share one "
+                         "dtype among float32, float16, bfloat16; got "
+                         f"{q.dtype}, {k.dtype}, {v.dtype}")
+    if cache_seqlens is not None and (cache_seqlens.dtype not in (
+            torch.int32, torch.int64) or tuple(cache_seqlens.shape) != (b,)):
+        raise ValueError("attn_mlir::flash_attn: cache_seqlens must be an "
+                         f"int32/int64 [{b}] tensor, got {cache_seqlens.dtype} "
+                         f"{list(cache_seqlens.shape)}")
+    if cache_seqlens is not None and cache_seqlens.device != q.device:
+        raise ValueError("attn_mlir::flash_attn: cache_seqlens must be on "
+                         f"{q.device}")
+    bands = _band_masks(causal, window_left, window_right)
+    if cache_seqlens is not None and bands and (sq > 1 or window_left >= 0):
+        # FlashAttention aligns the band to each sequence's cache_seqlens[b];
+        # these kernels align it to the padded key length Sk. The two agree
+        # for one query row without a left window limit (causal decoding),
+        # the case this supports.
+        raise ValueError("attn_mlir::flash_attn: causal / window_size with "
+                         "cache_seqlens needs seqlen_q == 1 and no left "
+                         "window limit (the band would be aligned to the "
+                         "padded key length, not to each cache_seqlens[b] "
+                         "as FlashAttention does)")
+    # [B, S, H, D] -> [B, H, S, D] views: the kernels read strides.
+    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
+    qh, kh, vh = (t if t.stride(3) == 1 or t.shape[3] == 1 else t.contiguous()
+                  for t in (qh, kh, vh))
+    device = q.device.type
+    dyn_bk = _dynamic is not False
+    lq = sq if _dynamic is not True else None
+    lens_dtype = None if cache_seqlens is None else cache_seqlens.dtype
+    cache_key = ("flash_attn", None if dyn_bk else b, hq, lq, d, hkv,
+                 None if dyn_bk else sk, dv, q.dtype, device,
+                 _threads_key(device), json.dumps(bands), lens_dtype,
+                 softmax_scale, bool(return_softmax_lse), _dynamic)
+
+    def make_spec():
+        spec = {"batch": None if dyn_bk else b, "q_heads": hq,
+                "kv_heads": hkv, "q_len": lq, "kv_len": None if dyn_bk else sk,
+                "head_dim": d, "v_head_dim": dv, "dtype": dtype,
+                "lse": bool(return_softmax_lse), "mask": list(bands)}
+        if softmax_scale is not None:
+            spec["scale"] = float(softmax_scale)
+        if cache_seqlens is not None:
+            spec["mask"].append({"kind": "key_padding",
+                                 "dtype": "i32" if lens_dtype == torch.int32
+                                 else "i64"})
+        return spec
+
+    kernel = _kernel(cache_key, device, make_spec)
+    out = q.new_empty((b, sq, hq, dv))
+    if return_softmax_lse:
+        lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device)
+        kernel(qh, kh, vh, None, cache_seqlens, out.transpose(1, 2), lse, True)
+    else:
+        lse = q.new_empty((0,), dtype=torch.float32)
+        kernel(qh, kh, vh, None, cache_seqlens, out.transpose(1, 2))
+    _calls += 1
+    return out, lse
+
+
+_lib.define("flash_attn(Tensor q, Tensor k, Tensor v, float? softmax_scale=None, "
+            "bool causal=False, int window_left=-1, int window_right=-1, "
+            "Tensor? cache_seqlens=None, bool return_softmax_lse=False) "
+            "-> (Tensor, Tensor)")
+_lib.impl("flash_attn", _flash_attn_impl, "CPU")
+_lib.impl("flash_attn", _flash_attn_impl, "CUDA")
+
+
+@torch.library.register_fake("attn_mlir::flash_attn")
+def _flash_attn_fake(q, k, v, softmax_scale=None, causal=False, window_left=-1,
+                     window_right=-1, cache_seqlens=None,
+                     return_softmax_lse=False):
+    _check_no_grad(q, k, v)
+    b, sq, hq = q.shape[0], q.shape[1], q.shape[2]
+    out = q.new_empty((b, sq, hq, v.shape[-1]))
+    lse = (q.new_empty((b, hq, sq), dtype=torch.float32) if return_softmax_lse
+           else q.new_empty((0,), dtype=torch.float32))
+    return out, lse
+
+
+def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
+                    window_size=(-1, -1), *, cache_seqlens=None,
+                    return_softmax_lse=False):
+    """FlashAttention's ``flash_attn_func`` on attn-mlir kernels
+    (torch.ops.attn_mlir.flash_attn).
+
+    q: [B, Sq, Hq, D], k: [B, Sk, Hkv, D], v: [B, Sk, Hkv, Dv] (any strides
+    with unit-stride rows; Hq % Hkv == 0 for GQA/MQA), float32, float16 or
+    bfloat16 (float64: computed in float32, with a warning).
+    softmax_scale: default 1/sqrt(D). causal: key j is visible to query i
+    when j <= i + Sk - Sq (bottom-right, FlashAttention >= 2.1).
+    window_size: (left, right), -1 for no limit: keys in
+    [i + Sk - Sq - left, i + Sk - Sq + right]; with causal, right is at
+    most 0. cache_seqlens: int32/int64 [B] keys per sequence (keys
+    j >= cache_seqlens[b] are hidden, as flash_attn_with_kvcache; together
+    with causal or window_size only for Sq == 1 and left == -1, where
+    aligning to the padded Sk is the same as FlashAttention's alignment to
+    each cache_seqlens[b]).
+    return_softmax_lse: also return the [B, Hq, Sq] float32 log-sum-exp
+    (natural log; -inf for a row with no visible key, whose output is 0).
+    dropout_p must be 0 (no dropout yet).
+
+    Returns out [B, Sq, Hq, Dv] in q's dtype, or (out, softmax_lse).
+    Raises ValueError for shapes, dtypes, devices or dropout, RuntimeError
+    when an input requires grad under grad mode (no backward pass yet).
+    """
+    if dropout_p != 0.0:
+        raise ValueError(f"flash_attn_func: dropout_p must be 0.0 (got "
+                         f"{dropout_p}); use it for inference")
+    try:
+        left, right = (int(w) for w in window_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"flash_attn_func: window_size must be a pair of "
+                         f"ints, got {window_size!r}") from None
+    out, lse = torch.ops.attn_mlir.flash_attn(
+        q, k, v, softmax_scale, bool(causal), left, right, cache_seqlens,
+        bool(return_softmax_lse))
+    return (out, lse) if return_softmax_lse else out

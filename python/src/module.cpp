@@ -782,7 +782,9 @@ A compiler and runtime instance: target, worker threads and kernel caches.
 
 Context(target="cpu", threads=0, cache_dir=None): threads=0 uses every core;
 cache_dir=None takes the on-disk cache directory from $ATTN_MLIR_CACHE_DIR
-(no disk cache when unset), "" disables it. Raises RuntimeError when the
+(set to "": none), else the per-user $XDG_CACHE_HOME/attn-mlir or
+~/.cache/attn-mlir (created 0700; none when it cannot be used); "" disables
+it. Raises RuntimeError when the
 cache directory is refused (owned by another user or world-writable) or
 cannot be created, ValueError for an unknown target.
 )doc")

@@ -1,8 +1,13 @@
 """Shared helpers of the attn_mlir pytest suite."""
 import math
+import os
 
 import numpy as np
 import pytest
+
+# No per-user disk cache in tests (a kernel an earlier run left there would
+# turn a counted compile into a disk hit); tests of the cache name a folder.
+os.environ.setdefault("ATTN_MLIR_CACHE_DIR", "")
 
 
 def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",

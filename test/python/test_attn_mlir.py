@@ -70,6 +70,8 @@ def test_attention_compiles_once(rng):
     dict(window=3),
     dict(window=(2, 1), align="bottom_right"),
     dict(scale=0.3),
+    dict(scale=0.0),  # PyTorch accepts it: equal weights over visible keys
+    dict(scale=-0.5, causal=True),
 ])
 def test_attention_mask_kinds(rng, options):
     q, k, v = rand(rng, 2, 3, 11, 16), rand(rng, 2, 3, 19, 16), rand(rng, 2, 3, 19, 24)

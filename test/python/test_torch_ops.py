@@ -153,7 +153,7 @@ def test_errors():
     with pytest.raises(ValueError, match="cannot be combined with is_causal"):
         sdpa(q, q, q, attn_mask=torch.ones(4, 4, dtype=torch.bool), is_causal=True)
     with pytest.raises(ValueError, match="float32, float16, bfloat16"):
-        sdpa(q.double(), q.double(), q.double())
+        sdpa(q.half(), q, q)
     with pytest.raises(ValueError, match="need enable_gqa=True"):
         sdpa(torch.randn(1, 4, 4, 16), torch.randn(1, 2, 4, 16), torch.randn(1, 2, 4, 16))
     with pytest.raises(ValueError, match="does not broadcast"):
@@ -310,3 +310,131 @@ def test_attention_on_torch_tensors_returns_torch():
     if torch.cuda.is_available():
         with pytest.raises(ValueError, match="the tensor is on a device"):
             attn_mlir.attention(q.cuda(), q.cuda(), q.cuda())
+
+
+def test_scale_zero_and_float64():
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(2, 3, 9, 16, generator=g) for _ in range(3))
+    # scale=0: equal weights over the visible keys (PyTorch accepts it).
+    check_f32(sdpa(q, k, v, scale=0.0), reference(q, k, v, scale=0.0))
+    check_f32(sdpa(q, k, v, scale=0.0, is_causal=True),
+              reference(q, k, v, scale=0.0, is_causal=True))
+    # float64: computed in float32, cast back, with a warning.
+    qd, kd, vd = q.double(), k.double(), v.double()
+    with pytest.warns(UserWarning, match="computed in float32"):
+        got = sdpa(qd, kd, vd, is_causal=True)
+    assert got.dtype == torch.float64
+    check_f32(got, reference(q, k, v, is_causal=True))
+    bias = torch.randn(9, 9, dtype=torch.float64, generator=g)
+    with pytest.warns(UserWarning, match="computed in float32"):
+        got = sdpa(qd, kd, vd, attn_mask=bias)
+    check_f32(got, reference(q, k, v, attn_mask=bias))
+    with pytest.raises(ValueError, match="share one dtype"):
+        sdpa(qd, k, v)
+
+
+def test_threads_follow_torch_get_num_threads():
+    old = torch.get_num_threads()
+    q = torch.randn(1, 2, 33, 16)
+    try:
+        torch.set_num_threads(1)
+        check_f32(sdpa(q, q, q, is_causal=True), reference(q, q, q, is_causal=True))
+        assert torch_ops._context("cpu").num_threads == 1
+        torch_ops.set_num_threads(2)
+        assert torch_ops._context("cpu").num_threads == 2
+        check_f32(sdpa(q, q, q, is_causal=True), reference(q, q, q, is_causal=True))
+        with pytest.raises(ValueError, match="positive int"):
+            torch_ops.set_num_threads(0)
+    finally:
+        torch.set_num_threads(old)
+        torch_ops.set_num_threads(None)
+
+
+def _fa_reference(q, k, v, causal, window_size, cache_seqlens, scale):
+    """float64 FlashAttention semantics through the numpy oracle: layouts
+    [B, S, H, D], band aligned bottom-right, -1 = no window limit."""
+    from conftest import reference_attention
+    left, right = window_size
+    big = q.shape[1] + k.shape[1]
+    window = None
+    if left >= 0 or right >= 0:
+        window = (big if left < 0 else left, big if right < 0 else right)
+    out, lse = reference_attention(
+        q.transpose(1, 2).double().numpy(), k.transpose(1, 2).double().numpy(),
+        v.transpose(1, 2).double().numpy(), scale=scale, causal=causal,
+        align="bottom_right", window=window,
+        kv_lens=None if cache_seqlens is None else cache_seqlens.numpy())
+    return torch.from_numpy(out).transpose(1, 2), torch.from_numpy(lse)
+
+
+@pytest.mark.parametrize("sq,case", [
+    (7, dict()), (7, dict(causal=True)), (7, dict(window_size=(5, 0))),
+    (7, dict(causal=True, window_size=(3, 2))), (7, dict(window_size=(-1, 2))),
+    (7, dict(window_size=(4, -1))), (7, dict(lens=True)),
+    (1, dict(causal=True, lens=True)), (19, dict(causal=True)),
+    (25, dict(causal=True)),  # Sq > Sk: the first rows see no key
+])
+def test_flash_attn_func_matches_reference(sq, case):
+    case = dict(case)
+    g = torch.Generator().manual_seed(sq + 13 * len(case))
+    b, sk, hq, hkv, d, dv = 2, 19, 4, 2, 32, 24
+    q = torch.randn(b, sq, hq, d, generator=g)
+    k = torch.randn(b, sk, hkv, d, generator=g)
+    v = torch.randn(b, sk, hkv, dv, generator=g)
+    lens = torch.tensor([19, 11], dtype=torch.int32) if case.pop("lens", False) else None
+    out, lse = torch_ops.flash_attn_func(q, k, v, softmax_scale=0.3,
+                                         cache_seqlens=lens,
+                                         return_softmax_lse=True, **case)
+    want, want_lse = _fa_reference(q, k, v, case.get("causal", False),
+                                   case.get("window_size", (-1, -1)), lens, 0.3)
+    assert out.shape == (b, sq, hq, dv) and lse.shape == (b, hq, sq)
+    check_f32(out, want)
+    finite = torch.isfinite(want_lse)
+    assert torch.equal(torch.isfinite(lse), finite)
+    assert (lse[finite].double() - want_lse[finite]).abs().max() <= 1e-4
+    assert torch.all(out.transpose(1, 2)[~finite] == 0)
+    # Without the LSE: the output alone.
+    alone = torch_ops.flash_attn_func(q, k, v, softmax_scale=0.3,
+                                      cache_seqlens=lens, **case)
+    torch.testing.assert_close(alone, out, rtol=0, atol=0)
+
+
+def test_flash_attn_func_errors_and_tracing():
+    q = torch.randn(1, 5, 2, 16)
+    lens = torch.tensor([3], dtype=torch.int32)
+    with pytest.raises(ValueError, match="seqlen_q == 1"):
+        torch_ops.flash_attn_func(q, q, q, causal=True, cache_seqlens=lens)
+    with pytest.raises(ValueError, match="dropout_p must be 0.0"):
+        torch_ops.flash_attn_func(q, q, q, 0.1)
+    with pytest.raises(ValueError, match="rank 4"):
+        torch_ops.flash_attn_func(q[0], q[0], q[0])
+    with pytest.raises(ValueError, match="not a multiple"):
+        torch_ops.flash_attn_func(torch.randn(1, 5, 3, 16), q, q)
+    with pytest.raises(ValueError, match="cache_seqlens must be"):
+        torch_ops.flash_attn_func(q, q, q, cache_seqlens=torch.ones(2))
+    torch.library.opcheck(torch.ops.attn_mlir.flash_attn.default,
+                          (q, q, q, 0.25, True, 2, 0, None, True),
+                          test_utils=("test_schema", "test_faketensor",
+                                      "test_aot_dispatch_static"))
+    compiled = torch.compile(lambda a: torch_ops.flash_attn_func(a, a, a, causal=True),
+                             backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(q), torch_ops.flash_attn_func(q, q, q, causal=True))
+
+
+@pytest.mark.parametrize("order", ["attn_mlir_first", "torch_first"])
+def test_import_attn_mlir_registers_the_operators(order):
+    import subprocess
+    import sys
+    imports = ("import attn_mlir, torch" if order == "attn_mlir_first"
+               else "import torch, attn_mlir")
+    code = (f"{imports}; q = torch.randn(1, 2, 3, 8); "
+            "print(torch.ops.attn_mlir.sdpa(q, q, q).shape, "
+            "torch.ops.attn_mlir.flash_attn(q, q, q)[0].shape)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "torch.Size([1, 2, 3, 8]) torch.Size([1, 2, 3, 8])" in r.stdout
+    # Without torch attn_mlir does not import it.
+    r = subprocess.run([sys.executable, "-c", "import attn_mlir, sys; "
+                        "print('torch' in sys.modules)"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <functional>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -316,12 +317,64 @@ TEST_F(DiskCache, EnvironmentVariableAndOptOut) {
     Runtime explicitDir(optionsFor(root + "/other"));
     EXPECT_EQ(explicitDir.cacheDirectory(), root + "/other");
   }
-  ASSERT_EQ(unsetenv(kCacheDirEnvVar), 0);
+  // Set to "": no disk cache, not even the per-user default.
+  ASSERT_EQ(setenv(kCacheDirEnvVar, "", 1), 0);
   Runtime none;
   EXPECT_EQ(none.cacheDirectory(), "");
   ASSERT_EXPECTED(kernel, none.getKernel(cacheSpec()));
   EXPECT_FALSE(kernel->info().fromDiskCache);
   EXPECT_EQ(none.stats().diskMisses, 0u);
+  ASSERT_EQ(unsetenv(kCacheDirEnvVar), 0);
+}
+
+/// Sets (or with nullptr unsets) an environment variable for a scope.
+struct ScopedEnv {
+  std::string name;
+  std::optional<std::string> old;
+  ScopedEnv(const char *name, const char *value) : name(name) {
+    if (const char *v = std::getenv(name))
+      old = v;
+    if (value)
+      setenv(name, value, 1);
+    else
+      unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old)
+      setenv(name.c_str(), old->c_str(), 1);
+    else
+      unsetenv(name.c_str());
+  }
+};
+
+TEST_F(DiskCache, PerUserDefaultDirectory) {
+  ScopedEnv noDir(kCacheDirEnvVar, nullptr);
+  {
+    // $XDG_CACHE_HOME/attn-mlir, created private.
+    ScopedEnv xdg("XDG_CACHE_HOME", (root + "/xdg").c_str());
+    EXPECT_EQ(defaultCacheDirectory(), root + "/xdg/attn-mlir");
+    Runtime runtime;
+    EXPECT_EQ(runtime.cacheDirectory(), root + "/xdg/attn-mlir");
+    struct stat st;
+    ASSERT_EQ(stat((root + "/xdg/attn-mlir").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+  }
+  {
+    // A relative XDG_CACHE_HOME is ignored (the XDG spec): $HOME/.cache.
+    ScopedEnv xdg("XDG_CACHE_HOME", "relative/cache");
+    ScopedEnv home("HOME", (root + "/home").c_str());
+    EXPECT_EQ(defaultCacheDirectory(), root + "/home/.cache/attn-mlir");
+  }
+  {
+    // An unusable default is no disk cache, not an error.
+    ASSERT_FALSE(llvm::sys::fs::create_directories(root));
+    std::ofstream(root + "/file") << "x";
+    ScopedEnv xdg("XDG_CACHE_HOME", (root + "/file").c_str());
+    Runtime runtime;
+    EXPECT_EQ(runtime.cacheDirectory(), "");
+    ASSERT_EXPECTED(kernel, runtime.getKernel(cacheSpec()));
+    EXPECT_FALSE(kernel->info().fromDiskCache);
+  }
 }
 
 TEST_F(DiskCache, ConcurrentWritersLeaveOneCompleteEntry) {

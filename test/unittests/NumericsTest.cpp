@@ -598,6 +598,36 @@ INSTANTIATE_TEST_SUITE_P(Numerics, LargeLogits, ::testing::Bool(),
                          });
 
 //===----------------------------------------------------------------------===//
+// scale = 0 (PyTorch's SDPA accepts it): every visible key weighs the same
+//===----------------------------------------------------------------------===//
+
+class ZeroScale : public ::testing::TestWithParam<DType> {};
+
+TEST_P(ZeroScale, EqualWeightsOverVisibleKeys) {
+  // Decode rows (keys on the lanes), split-KV, padded tiles, causal.
+  AttentionSpec spec =
+      dynamicSpec(4, 2, 32, 32, {causalMask(true)}, GetParam());
+  spec.scale = 0.0;
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  for (auto [sq, sk] : Shapes{{1, 1}, {1, 700}, {3, 3000}, {17, 64}, {70, 130}}) {
+    Problem p(spec, 2, sq, sk);
+    p.randomize(seedFor(sq, sk, 7));
+    SCOPED_TRACE(shapeTrace(p));
+    ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
+    // bf16: the output is rounded to 8 significant bits (and P to bf16 for
+    // P V); f32: the flash path's usual bound.
+    EXPECT_TRUE(matchesReference(p, p.reference(),
+                                 GetParam() == DType::BF16 ? 8e-3 : 2e-5));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Numerics, ZeroScale,
+                         ::testing::Values(DType::F32, DType::BF16),
+                         [](const ::testing::TestParamInfo<DType> &info) {
+                           return info.param == DType::F32 ? "f32" : "bf16";
+                         });
+
+//===----------------------------------------------------------------------===//
 // NaN / Inf in masked keys never reaches the output; in kept keys it does
 //===----------------------------------------------------------------------===//
 

@@ -188,7 +188,7 @@ const std::vector<RejectCase> kRejects = {
      R"({"batch": 1, "q_heads": 8, "q_len": 1, "kv_len": 1, "head_dim": null})",
      {"'head_dim'"}},
     {"ScaleString", smallSpec(R"(, "scale": "x")"), {"'scale'"}},
-    {"ScaleZero", smallSpec(R"(, "scale": 0)"), {"'scale'"}},
+    {"ScaleNull", smallSpec(R"(, "scale": null)"), {"'scale'"}},
     {"DTypeNumber", smallSpec(R"(, "dtype": 32)"), {"'dtype'"}},
     {"LseString", smallSpec(R"(, "lse": "yes")"), {"'lse'"}},
     {"MaskNumber", smallSpec(R"(, "mask": 5)"), {"'mask'"}},

@@ -163,6 +163,8 @@ int main(int argc, char **argv) {
 
   RuntimeOptions options;
   options.numThreads = threads;
+  // compile_ms times the compiler: never a kernel from the disk cache.
+  options.diskCache = false;
   auto created = Runtime::create(options);
   if (!created) {
     std::fprintf(stderr, "attn-bench: error: %s\n",

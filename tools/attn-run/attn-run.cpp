@@ -9,9 +9,9 @@
 //            [--emit-ptx K.ptx] [--emit-cubin K.cubin]
 //
 // Prints one JSON line: compile_ms, run_ms (median of the repeats), gflops,
-// cache ("hit" when the kernel came from the on-disk cache of --cache-dir
-// or $ATTN_MLIR_CACHE_DIR, "miss" when it was compiled and stored there,
-// "off" without a cache directory), peak_rss_mib (the process's peak resident
+// cache ("hit" when the kernel came from the on-disk cache of --cache-dir,
+// $ATTN_MLIR_CACHE_DIR or the per-user ~/.cache/attn-mlir, "miss" when it
+// was compiled and stored there, "off" without a cache directory), peak_rss_mib (the process's peak resident
 // memory, VmHWM of /proc/self/status, where Linux provides it) and
 // max_abs_err when --expect is given.
 // With --emit-ptx / --emit-cubin it only compiles (no device and no input
@@ -273,7 +273,8 @@ int run(int argc, char **argv) {
       ->expected(4);
   app.add_option("--cache-dir", cacheDir,
                  "on-disk kernel cache directory (default: "
-                 "$ATTN_MLIR_CACHE_DIR; none when unset)");
+                 "$ATTN_MLIR_CACHE_DIR, else ~/.cache/attn-mlir; "
+                 "ATTN_MLIR_CACHE_DIR= turns it off)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {

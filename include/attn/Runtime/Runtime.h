@@ -13,9 +13,11 @@
 //
 // Thread-safe: any number of threads may compile and run at once.
 //
-// With a cache directory (RuntimeOptions::cacheDir or the environment
-// variable ATTN_MLIR_CACHE_DIR), compiled CPU kernels are also stored on
-// disk, so a later process loads them without running the compiler.
+// Compiled CPU kernels are also stored on disk (RuntimeOptions::cacheDir,
+// the environment variable ATTN_MLIR_CACHE_DIR, or by default the per-user
+// ~/.cache/attn-mlir), so a later process loads them without running the
+// compiler. ATTN_MLIR_CACHE_DIR="" or RuntimeOptions::diskCache = false
+// turns that off.
 //
 //===----------------------------------------------------------------------===//
 
@@ -170,8 +172,14 @@ llvm::Error validateCompileOptions(const AttentionSpec &spec, Target target,
                                    const CompileOptions &options);
 
 /// The environment variable that names the on-disk kernel cache directory
-/// when RuntimeOptions::cacheDir is empty.
+/// when RuntimeOptions::cacheDir is empty; set to the empty string, it turns
+/// the default disk cache off.
 constexpr const char *kCacheDirEnvVar = "ATTN_MLIR_CACHE_DIR";
+
+/// The per-user default of the disk cache directory (XDG Base Directory
+/// spec): $XDG_CACHE_HOME/attn-mlir when XDG_CACHE_HOME is an absolute path,
+/// else $HOME/.cache/attn-mlir; "" when neither is known.
+std::string defaultCacheDirectory();
 
 /// Worker threads a Runtime accepts per core of the machine.
 constexpr unsigned kMaxThreadsPerCore = 4;
@@ -185,8 +193,9 @@ struct RuntimeOptions {
   /// so does every getKernel of a Runtime constructed directly.
   unsigned numThreads = 0;
   /// Directory of the on-disk kernel cache (CPU kernels). Empty means the
-  /// directory named by ATTN_MLIR_CACHE_DIR when that is set and non-empty,
-  /// and no disk cache otherwise. The directory is created with mode 0700
+  /// directory named by ATTN_MLIR_CACHE_DIR when that is set (no disk cache
+  /// when it is set to ""), else defaultCacheDirectory() (silently none
+  /// when that cannot be used). The directory is created with mode 0700
   /// (and missing parents likewise); an existing one must be owned by the
   /// effective user and not be world-writable, or it is refused.
   std::string cacheDir;
