@@ -1,6 +1,8 @@
 //===- CUDAPipeline.cpp - attn-cuda-pipeline ------------------------------===//
 //
-// attn.attention -> attn-tile-attention -> attn-cuda-lower-attention
+// attn.attention (in a function on tensors or on the kernel memrefs) ->
+// attn-memref-kernel-interface -> attn-tile-attention ->
+// attn-cuda-lower-attention
 // (gpu.launch with cp.async double buffering and mma.sync) -> upstream:
 // gpu-kernel-outlining, nvvm-attach-target, the gpu.module lowering to the
 // NVVM / LLVM dialects, and gpu-module-to-binary with format=isa (PTX text
@@ -26,6 +28,9 @@ using namespace mlir::attn;
 
 void mlir::attn::buildCUDAPipeline(OpPassManager &pm,
                                    const CUDAPipelineOptions &options) {
+  // Tensor-form functions (as the CPU pipeline takes them) get the kernel
+  // modules' memref interface; memref-form ones are left alone.
+  pm.addPass(createMemRefKernelInterfacePass());
   TileAttentionPassOptions tileOptions;
   tileOptions.tileSizes.assign(options.tileSizes.begin(),
                                options.tileSizes.end());

@@ -220,6 +220,38 @@ def CPUApproximateMathPass
 // CUDA code generation
 //===----------------------------------------------------------------------===//
 
+def MemRefKernelInterfacePass
+    : Pass<"attn-memref-kernel-interface", "::mlir::ModuleOp"> {
+  let summary = "Give functions on tensors the runtime's memref kernel "
+                "interface";
+  let description = [{
+    Rewrites every public function with a body whose arguments or results
+    are ranked tensors into the interface of the runtime's kernel modules,
+    which `attn-cuda-lower-attention` expects:
+
+    * each tensor argument becomes a memref of the same shape and element
+      type with dynamic strides and unit innermost stride
+      (`strided<[?, ..., ?, 1]>`), read through `bufferization.to_tensor
+      restrict`;
+    * each tensor result becomes a trailing memref argument of that layout,
+      written at every return by `bufferization.materialize_in_destination
+      restrict writable`; the function then returns its other results.
+
+    Functions without tensors in their signature (the runtime's own kernel
+    modules) are left alone. Errors: a function that is called within the
+    module (its callers would need rewriting), unranked tensors, or a
+    returned value that is also a function argument (the output would alias
+    an input).
+
+    Example: `attn-opt --attn-memref-kernel-interface` on
+    `func.func @f(%q: tensor<1x2x64x32xf16>, ...) -> tensor<1x2x64x32xf16>`
+    gives `func.func @f(%q: memref<1x2x64x32xf16, strided<[?, ?, ?, 1]>>,
+    ..., %out0: memref<1x2x64x32xf16, strided<[?, ?, ?, 1]>>)`.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def CUDALowerAttentionPass
     : Pass<"attn-cuda-lower-attention", "::mlir::func::FuncOp"> {
   let summary = "Lower tiled attention workgroups to pipelined CUDA kernels";
