@@ -89,6 +89,8 @@ def main():
 
     rng = np.random.default_rng(0)
     rows = []
+    if args.only and not any(args.only in name for name, _, _ in shapes()):
+        sys.exit(f"ab_compare.py: error: --only '{args.only}' matches no shape")
     with tempfile.TemporaryDirectory(prefix="attn-ab-") as tmp:
         for i, (name, spec, role) in enumerate(shapes()):
             if args.only and args.only not in name:

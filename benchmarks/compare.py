@@ -174,6 +174,8 @@ def main():
     print("-" * len(header))
     rows = []
     rng = np.random.default_rng(0)
+    if args.only and not any(args.only in name for name, _, _ in shapes()):
+        sys.exit(f"compare.py: error: --only '{args.only}' matches no shape")
     for name, spec, role in shapes():
         if args.only and args.only not in name:
             continue

@@ -18,7 +18,7 @@ int main(void) {
   }
   attn_context *ctx = NULL;
   attn_kernel *kernel = NULL;
-  if (attn_context_create(NULL, &ctx) != ATTN_OK ||
+  if (attn_context_create(NULL, &ctx) != ATTN_OK ||   /* CPU, all cores, default disk cache */
       attn_kernel_compile_json(ctx,
                                "{\"batch\": 1, \"q_heads\": 1, \"q_len\": 8, "
                                "\"kv_len\": 8, \"head_dim\": 16, "
@@ -27,14 +27,14 @@ int main(void) {
     fprintf(stderr, "attn-capi-example: %s\n", attn_last_error());
     return 1;
   }
-  const int64_t shape[4] = {1, 1, S, D};
+  const int64_t shape[4] = {1, 1, S, D};                /* [B, H, S, D]; strides may be set freely */
   attn_args args;
   attn_args_init(&args);
   attn_tensor_contiguous(&args.query, q, ATTN_DTYPE_F32, 4, shape);
   attn_tensor_contiguous(&args.key, k, ATTN_DTYPE_F32, 4, shape);
   attn_tensor_contiguous(&args.value, v, ATTN_DTYPE_F32, 4, shape);
   attn_tensor_contiguous(&args.output, out, ATTN_DTYPE_F32, 4, shape);
-  if (attn_kernel_run(kernel, &args) != ATTN_OK) {
+  if (attn_kernel_run(kernel, &args) != ATTN_OK) {      /* ATTN_OK, or a status and attn_last_error() */
     fprintf(stderr, "attn-capi-example: %s\n", attn_last_error());
     return 1;
   }

@@ -6,7 +6,7 @@
 // CUDA pipeline: the kernel interface first (memref arguments, the two
 // results as trailing memrefs), then the usual kernel.
 // KERNEL-LABEL: func.func @attention
-// KERNEL-SAME:    (%{{.+}}: memref<1x8x256x64xbf16, strided<[?, ?, ?, 1]>>, %{{.+}}: memref<1x2x256x64xbf16, strided<[?, ?, ?, 1]>>, %{{.+}}: memref<1x2x256x64xbf16, strided<[?, ?, ?, 1]>>, %{{.+}}: memref<1x8x256x64xbf16, strided<[?, ?, ?, 1]>>, %{{.+}}: memref<1x8x256xf32, strided<[?, ?, 1]>>)
+// KERNEL-SAME:    (%{{.+}}: memref<1x32x128x128xbf16, strided<[?, ?, ?, 1]>>, %{{.+}}: memref<1x8x4096x128xbf16, strided<[?, ?, ?, 1]>>, %{{.+}}: memref<1x8x4096x128xbf16, strided<[?, ?, ?, 1]>>, %{{.+}}: memref<1xi32, strided<[1]>>, %{{.+}}: memref<1x32x128x128xbf16, strided<[?, ?, ?, 1]>>, %{{.+}}: memref<1x32x128xf32, strided<[?, ?, 1]>>)
 // KERNEL:         gpu.launch
 // KERNEL:           nvvm.mma.sync
 // KERNEL-NOT:     attn.
