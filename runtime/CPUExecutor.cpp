@@ -190,13 +190,11 @@ protected:
       }
     }
     const KernelInfo &ki = info();
-    mlir::attn::AttentionTileSizes tiles{ki.tileSizes[0], ki.tileSizes[1],
-                                         ki.tileSizes[2], ki.tileSizes[3]};
-    // The unfused reference (tile sizes 0) is a single workgroup.
+    // The unfused reference (no tile sizes) is a single workgroup.
     int64_t workgroups =
-        tiles.batch == 0
-            ? 1
-            : mlir::attn::getWorkgroupCount(batch, spec().qHeads, qLen, tiles);
+        !ki.tileSizes ? 1
+                      : mlir::attn::getWorkgroupCount(batch, spec().qHeads,
+                                                      qLen, *ki.tileSizes);
     (void)kvLen;
 
     if (kvSplits <= 1) {
@@ -325,12 +323,7 @@ detail::chooseCPUTileSizes(const AttentionSpec &spec,
   mlir::attn::AttentionTileSizes tiles = selectCPUTileSizes(
       spec, spec.dtype == DType::BF16 && !options.unfusedReference &&
                 hostAMXUsable());
-  if (auto chosen =
-          mlir::attn::AttentionTileSizes::fromList(options.tileSizes);
-      llvm::any_of(options.tileSizes, [](int64_t t) { return t; }) &&
-      mlir::succeeded(chosen))
-    tiles = *chosen;
-  return tiles;
+  return options.tileSizes ? *options.tileSizes : tiles;
 }
 
 CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
@@ -338,9 +331,7 @@ CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
                                                 unsigned threads) {
   CompileOptions resolved = options;
   mlir::attn::AttentionTileSizes tiles = chooseCPUTileSizes(spec, options);
-  // Invalid tile sizes stay as given, for compileCPUObject to report.
-  if (llvm::none_of(options.tileSizes, [](int64_t t) { return t; }))
-    resolved.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
+  resolved.tileSizes = tiles;
   if (resolved.kvSplits == 0) {
     // Split-KV (flash-decoding) for a few query rows over many keys, when
     // the (batch, head, query-block) workgroups are too few to keep every
@@ -365,10 +356,7 @@ CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
 llvm::Expected<CPUObject>
 detail::compileCPUObject(const AttentionSpec &spec,
                          const CompileOptions &compileOptions) {
-  if (llvm::any_of(compileOptions.tileSizes, [](int64_t t) { return t; }) &&
-      mlir::failed(mlir::attn::AttentionTileSizes::fromList(
-          compileOptions.tileSizes)))
-    return compileError("tile sizes must be 4 positive integers");
+  // The options passed validateCompileOptions (Runtime::getKernel).
   mlir::attn::AttentionTileSizes tiles = chooseCPUTileSizes(spec, compileOptions);
 
   // MLIR: the kernel module through attn-cpu-pipeline.
@@ -380,7 +368,7 @@ detail::compileCPUObject(const AttentionSpec &spec,
   mlir::OwningOpRef<mlir::ModuleOp> module =
       buildKernelModule(context, spec, /*workgroupRange=*/true, kvSplits);
   mlir::attn::CPUPipelineOptions options;
-  options.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
+  options.tileSizes = llvm::ArrayRef<int64_t>(tiles.toArray());
   options.reference = compileOptions.unfusedReference;
   // AVX512-BF16 dot products for bf16 kernels when the host has them.
   llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
@@ -439,9 +427,9 @@ detail::compileCPUObject(const AttentionSpec &spec,
       return compileError("the host target cannot emit object files");
     codegen.run(*llvmModule);
   }
-  object.tileSizes = {tiles.batch, tiles.heads, tiles.query, tiles.key};
+  object.tileSizes = tiles;
   if (compileOptions.unfusedReference)
-    object.tileSizes = {0, 0, 0, 0};
+    object.tileSizes = std::nullopt;
   object.kvSplits = kvSplits;
   return object;
 }

@@ -275,14 +275,13 @@ llvm::Error cuda::DeviceBuffer::copyToHost(void *dst, size_t n) const {
 std::array<int64_t, 3> CUDAKernelImage::grid(int64_t batch, int64_t qHeads,
                                              int64_t qLen) const {
   auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  return {qHeads / tileSizes[1], ceilDiv(batch, tileSizes[0]),
-          ceilDiv(qLen, tileSizes[2])};
+  return {qHeads / tileSizes.heads, ceilDiv(batch, tileSizes.batch),
+          ceilDiv(qLen, tileSizes.query)};
 }
 
-std::array<int64_t, 4> attn::selectCUDATileSizes(const AttentionSpec &spec) {
-  mlir::attn::AttentionTileSizes t =
-      mlir::attn::selectCUDATileSizes(getAttentionProblem(spec));
-  return {t.batch, t.heads, t.query, t.key};
+mlir::attn::AttentionTileSizes
+attn::selectCUDATileSizes(const AttentionSpec &spec) {
+  return mlir::attn::selectCUDATileSizes(getAttentionProblem(spec));
 }
 
 static llvm::Error compileError(const llvm::Twine &msg) {
@@ -300,20 +299,17 @@ attn::compileCUDAKernelImage(const AttentionSpec &spec,
   if (!target)
     return error("chip: '" + chip + "' is not supported (expected " +
                  mlir::attn::CUDATarget::supportedChipsString() + ")");
-  std::array<int64_t, 4> tiles = selectCUDATileSizes(spec);
-  if (llvm::any_of(options.tileSizes, [](int64_t t) { return t; })) {
-    if (mlir::failed(
-            mlir::attn::AttentionTileSizes::fromList(options.tileSizes)))
-      return compileError("tile sizes must be 4 positive integers");
-    tiles = options.tileSizes;
-  }
+  if (auto err = validateCompileOptions(spec, Target::CUDA, options))
+    return std::move(err);
+  mlir::attn::AttentionTileSizes tiles =
+      options.tileSizes ? *options.tileSizes : selectCUDATileSizes(spec);
 
   mlir::MLIRContext context(kernelDialectRegistry(),
                             mlir::MLIRContext::Threading::DISABLED);
   mlir::OwningOpRef<mlir::ModuleOp> module =
       buildKernelModule(context, spec, /*workgroupRange=*/false);
   mlir::attn::CUDAPipelineOptions pipeline;
-  pipeline.tileSizes = {tiles[0], tiles[1], tiles[2], tiles[3]};
+  pipeline.tileSizes = llvm::ArrayRef<int64_t>(tiles.toArray());
   pipeline.chip = chip;
   mlir::PassManager pm(&context);
   mlir::attn::buildCUDAPipeline(pm, pipeline);

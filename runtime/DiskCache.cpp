@@ -180,8 +180,9 @@ std::optional<CPUObject> DiskCache::load(const std::string &key,
 
   CPUObject object;
   object.bytes = entry.substr(sizeof(EntryHeader) + key.size());
-  std::copy(std::begin(header.tileSizes), std::end(header.tileSizes),
-            object.tileSizes.begin());
+  object.tileSizes = mlir::attn::AttentionTileSizes{
+      header.tileSizes[0], header.tileSizes[1], header.tileSizes[2],
+      header.tileSizes[3]};
   object.kvSplits = header.kvSplits;
   status = LoadStatus::Hit;
   return object;
@@ -195,7 +196,12 @@ llvm::Error DiskCache::store(const std::string &key,
   header.headerSize = sizeof(EntryHeader);
   header.keySize = key.size();
   header.objectSize = object.bytes.size();
-  std::copy(object.tileSizes.begin(), object.tileSizes.end(), header.tileSizes);
+  // Entries are flash-path kernels (the unfused reference is never stored).
+  if (!object.tileSizes)
+    return llvm::createStringError("cache: an object without tile sizes "
+                                   "(the unfused reference) is not stored");
+  std::array<int64_t, 4> tiles = object.tileSizes->toArray();
+  std::copy(tiles.begin(), tiles.end(), header.tileSizes);
   header.kvSplits = object.kvSplits;
   std::string entry(reinterpret_cast<const char *>(&header), sizeof(header));
   entry += key;
@@ -243,8 +249,11 @@ llvm::Expected<std::string> detail::cpuCacheKey(const AttentionSpec &spec,
   key += "\nspec: ";
   key += spec.toJSON();
   key += "\ntile_sizes:";
-  for (int64_t t : options.tileSizes)
-    key += " " + std::to_string(t);
+  if (options.tileSizes)
+    for (int64_t t : options.tileSizes->toArray())
+      key += " " + std::to_string(t);
+  else
+    key += " compiler";
   key += "\nkv_splits: " + std::to_string(options.kvSplits);
   key += "\n";
   return key;

@@ -379,30 +379,17 @@ llvm::Error attn::validateCompileOptions(const AttentionSpec &spec,
   auto optionsError = [](const llvm::Twine &msg) {
     return runtimeError("options: " + msg);
   };
-  const std::array<int64_t, 4> &t = options.tileSizes;
-  bool chosen = llvm::all_of(t, [](int64_t v) { return v == 0; });
-  if (!chosen) {
-    if (llvm::any_of(t, [](int64_t v) { return v <= 0; }))
-      return optionsError("tile sizes must be 4 positive integers (batch, "
-                          "heads, query, key), or all 0 for the compiler's "
-                          "choice");
-    if (t[2] > kMaxTileRows || t[3] > kMaxTileRows || t[0] > INT32_MAX ||
-        t[1] > INT32_MAX)
-      return optionsError("query and key tile sizes must be at most " +
-                          llvm::Twine(kMaxTileRows) + ", got " +
-                          llvm::Twine(t[2]) + "," + llvm::Twine(t[3]));
-    if (target == Target::CPU && !options.unfusedReference) {
-      int64_t bytes = mlir::attn::getCPUTileScratchBytes(
-          t[0], t[1], t[2], t[3], spec.headDim, spec.vHeadDim, 16,
-          spec.dtype == DType::BF16);
-      if (bytes > mlir::attn::kMaxCPUTileScratchBytes)
-        return optionsError(
-            "tile sizes " + llvm::Twine(t[0]) + "," + llvm::Twine(t[1]) +
-            "," + llvm::Twine(t[2]) + "," + llvm::Twine(t[3]) + " need " +
-            llvm::Twine(bytes) + " bytes of stack scratch per workgroup, " +
-            "more than the " + llvm::Twine(mlir::attn::kMaxCPUTileScratchBytes) +
-            " the CPU code generator allows");
-    }
+  if (options.tileSizes) {
+    // The check attn-tile-attention makes of its tile-sizes (one owner).
+    mlir::attn::TileTarget tileTarget =
+        target == Target::CUDA ? mlir::attn::TileTarget::CUDA
+        : options.unfusedReference ? mlir::attn::TileTarget::Generic
+                                   : mlir::attn::TileTarget::CPU;
+    std::string error = mlir::attn::verifyTileSizes(
+        *options.tileSizes, tileTarget, spec.headDim, spec.vHeadDim,
+        spec.dtype == DType::BF16);
+    if (!error.empty())
+      return optionsError(error);
   }
   if (options.kvSplits < 0 || options.kvSplits > kMaxKvSplits)
     return optionsError("kv_splits must be in 0.." + llvm::Twine(kMaxKvSplits) +
@@ -464,6 +451,11 @@ unsigned Runtime::numThreads() const { return impl->pool->numThreads(); }
 llvm::Expected<std::shared_ptr<Kernel>>
 Runtime::getKernel(const AttentionSpec &spec, Target target,
                    const CompileOptions &requested) {
+  // Checked once, before the compiler's choices are filled in from them.
+  if (auto err = spec.validate())
+    return std::move(err);
+  if (auto err = validateCompileOptions(spec, target, requested))
+    return std::move(err);
   CompileOptions options =
       target == Target::CPU
           ? detail::resolveCPUCompileOptions(spec, requested, numThreads())
@@ -472,13 +464,13 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
   // decode kernels behind one handle (PrefillDecodeKernel).
   bool prefillDecode =
       target == Target::CPU && !spec.qLen && !requested.unfusedReference &&
-      requested.kvSplits == 0 &&
-      llvm::all_of(requested.tileSizes, [](int64_t t) { return t == 0; });
+      requested.kvSplits == 0 && !requested.tileSizes;
   std::string key = std::string(targetName(target)) + ":" + spec.toJSON();
   if (prefillDecode)
     key += ":prefill-decode";
-  for (int64_t t : options.tileSizes)
-    key += ":" + std::to_string(t);
+  if (options.tileSizes)
+    for (int64_t t : options.tileSizes->toArray())
+      key += ":" + std::to_string(t);
   key += ":splits=" + std::to_string(options.kvSplits);
   if (options.unfusedReference)
     key += ":reference";
@@ -502,10 +494,6 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
     CacheEntry entry;
     llvm::Expected<std::shared_ptr<Kernel>> kernel = [&]()
         -> llvm::Expected<std::shared_ptr<Kernel>> {
-      if (auto err = spec.validate())
-        return std::move(err);
-      if (auto err = validateCompileOptions(spec, target, requested))
-        return std::move(err);
       if (!impl->optionsError.empty())
         return runtimeError(impl->optionsError);
       if (!impl->diskError.empty())
@@ -521,8 +509,7 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
         CompileOptions decodeOptions = requested;
         mlir::attn::AttentionTileSizes tiles =
             detail::chooseCPUTileSizes(oneRow, requested);
-        decodeOptions.tileSizes = {tiles.batch, tiles.heads, tiles.query,
-                                   tiles.key};
+        decodeOptions.tileSizes = tiles;
         decodeOptions.kvSplits = 1;
         auto decode = getKernel(spec, target, decodeOptions);
         if (!decode)

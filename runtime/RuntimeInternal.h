@@ -39,7 +39,8 @@ private:
 /// A compiled CPU kernel as a relocatable object file for the host.
 struct CPUObject {
   std::string bytes;
-  std::array<int64_t, 4> tileSizes{};
+  /// None for the unfused reference (one workgroup).
+  std::optional<mlir::attn::AttentionTileSizes> tileSizes;
   int64_t kvSplits = 1;
 };
 

@@ -38,20 +38,6 @@ namespace attn {
 using namespace mlir;
 using namespace mlir::attn;
 
-FailureOr<AttentionTileSizes>
-AttentionTileSizes::fromList(ArrayRef<int64_t> sizes) {
-  AttentionTileSizes result;
-  if (sizes.empty())
-    return result;
-  if (sizes.size() != 4 || llvm::any_of(sizes, [](int64_t s) { return s <= 0; }))
-    return failure();
-  result.batch = sizes[0];
-  result.heads = sizes[1];
-  result.query = sizes[2];
-  result.key = sizes[3];
-  return result;
-}
-
 namespace {
 
 /// Index arithmetic that folds constants.
@@ -525,6 +511,23 @@ struct TileAttentionPass
         }
         opSizes = target == "cpu" ? selectCPUTileSizes(*problem, cpu)
                                   : selectCUDATileSizes(*problem);
+      } else {
+        // Given sizes get the runtime's check (verifyTileSizes) for the
+        // target, against the op's head dims where they are known.
+        FailureOr<AttentionProblem> problem = AttentionProblem::get(op);
+        bool known = succeeded(problem);
+        std::string error = verifyTileSizes(
+            opSizes,
+            target == "cpu"    ? TileTarget::CPU
+            : target == "cuda" ? TileTarget::CUDA
+                               : TileTarget::Generic,
+            known ? problem->headDim : 1, known ? problem->vHeadDim : 1,
+            cpuAmx && known &&
+                problem->elementType == AttentionProblem::ElementType::BF16);
+        if (!error.empty()) {
+          op->emitOpError("attn-tile-attention: ") << error;
+          return signalPassFailure();
+        }
       }
       FailureOr<scf::ForallOp> result =
           isa<AttentionOp>(op)

@@ -107,3 +107,44 @@ AttentionTileSizes mlir::attn::selectCUDATileSizes(const AttentionProblem &p) {
   sizes.key = std::max(p.headDim, p.vHeadDim) > 64 && extraMasks ? 32 : 64;
   return sizes;
 }
+
+FailureOr<AttentionTileSizes>
+AttentionTileSizes::fromList(ArrayRef<int64_t> sizes) {
+  AttentionTileSizes result;
+  if (sizes.empty())
+    return result;
+  if (sizes.size() != 4 || llvm::any_of(sizes, [](int64_t s) { return s <= 0; }))
+    return failure();
+  result.batch = sizes[0];
+  result.heads = sizes[1];
+  result.query = sizes[2];
+  result.key = sizes[3];
+  return result;
+}
+
+std::string mlir::attn::verifyTileSizes(const AttentionTileSizes &t,
+                                        TileTarget target, int64_t headDim,
+                                        int64_t vHeadDim, bool amx) {
+  std::string shown = std::to_string(t.batch) + "," + std::to_string(t.heads) +
+                      "," + std::to_string(t.query) + "," +
+                      std::to_string(t.key);
+  if (llvm::any_of(t.toArray(), [](int64_t v) { return v <= 0; }))
+    return "tile sizes must be 4 positive integers (batch, heads, query, "
+           "key), got " + shown;
+  if (t.query > kMaxTileRows || t.key > kMaxTileRows || t.batch > INT32_MAX ||
+      t.heads > INT32_MAX)
+    return "query and key tile sizes must be at most " +
+           std::to_string(kMaxTileRows) + " (batch and heads below 2^31), "
+           "got " + shown;
+  if (target == TileTarget::CPU) {
+    // The widest vector (16 f32 lanes) pads the most.
+    int64_t bytes = getCPUTileScratchBytes(t.batch, t.heads, t.query, t.key,
+                                           headDim, vHeadDim, 16, amx);
+    if (bytes > kMaxCPUTileScratchBytes)
+      return "tile sizes " + shown + " need " + std::to_string(bytes) +
+             " bytes of stack scratch per workgroup, more than the " +
+             std::to_string(kMaxCPUTileScratchBytes) +
+             " the CPU code generator allows";
+  }
+  return "";
+}

@@ -263,8 +263,11 @@ attn_status toCompileOptions(const attn_compile_options *in,
                     std::to_string(in->struct_size) + ", expected " +
                     std::to_string(sizeof(attn_compile_options)) +
                     " (call attn_compile_options_init)");
-  for (int i = 0; i < 4; ++i)
-    out.tileSizes[i] = in->tile_sizes[i];
+  // All 0: the compiler's choice; anything else is checked by
+  // validateCompileOptions when the kernel is compiled.
+  const int64_t *t = in->tile_sizes;
+  if (t[0] || t[1] || t[2] || t[3])
+    out.tileSizes = mlir::attn::AttentionTileSizes{t[0], t[1], t[2], t[3]};
   if (in->kv_splits < 0)
     return fail(ATTN_ERROR_INVALID_ARGUMENT,
                 std::string(function) + ": options->kv_splits must be >= 0");
@@ -566,8 +569,9 @@ attn_status attn_kernel_get_info(const attn_kernel *kernel,
   attn_kernel_info info;
   std::memset(&info, 0, sizeof(info));
   info.target = ki.target == Target::CUDA ? ATTN_TARGET_CUDA : ATTN_TARGET_CPU;
-  for (int i = 0; i < 4; ++i)
-    info.tile_sizes[i] = ki.tileSizes[i];
+  if (ki.tileSizes) // all 0 for the unfused reference
+    for (int i = 0; i < 4; ++i)
+      info.tile_sizes[i] = ki.tileSizes->toArray()[i];
   info.kv_splits = ki.kvSplits;
   info.compile_ms = ki.compileMs;
   info.load_ms = ki.loadMs;

@@ -94,7 +94,7 @@ TEST_P(CUDAImage, CompilesWithoutDevice) {
   if (c.dtype == DType::F32) {
     EXPECT_FALSE(contains(image.ptx, "mma.sync"));
     EXPECT_TRUE(contains(image.ptx, "fma.rn.f32"));
-    EXPECT_EQ(image.tileSizes, (std::array<int64_t, 4>{1, 1, 64, 32}));
+    EXPECT_EQ(image.tileSizes, (mlir::attn::AttentionTileSizes{1, 1, 64, 32}));
     EXPECT_EQ(image.block, (std::array<int64_t, 3>{128, 1, 1}));
   } else {
     std::string t = c.dtype == DType::F16 ? "f16" : "bf16";
@@ -104,7 +104,7 @@ TEST_P(CUDAImage, CompilesWithoutDevice) {
         contains(image.ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
     EXPECT_TRUE(
         contains(image.ptx, "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"));
-    EXPECT_EQ(image.tileSizes, (std::array<int64_t, 4>{1, 1, 128, 64}));
+    EXPECT_EQ(image.tileSizes, (mlir::attn::AttentionTileSizes{1, 1, 128, 64}));
     EXPECT_EQ(image.block, (std::array<int64_t, 3>{256, 1, 1}));
     // Two stages of a 64-key tile of keys and values, rows padded by 8.
     EXPECT_EQ(image.sharedBytes, 2 * 2 * 64 * (c.headDim + 8) * 2);
@@ -115,7 +115,7 @@ TEST_P(CUDAImage, CompilesWithoutDevice) {
   EXPECT_EQ(params, (std::vector<int>{0, 1, 2, 3}));
   // Grid (heads, batch, query blocks).
   EXPECT_EQ(image.grid(1, 8, 1024),
-            (std::array<int64_t, 3>{8, 1, 1024 / image.tileSizes[2]}));
+            (std::array<int64_t, 3>{8, 1, 1024 / image.tileSizes.query}));
 }
 
 TEST_P(CUDAImage, AssemblesWithoutSpills) {
@@ -187,7 +187,7 @@ TEST(CUDAImageOptions, LseKvLensDynamicSizesAndTileSizes) {
       dynamicSpec(8, 2, 64, 64, {causalMask(true), keyPaddingMask()},
                   DType::BF16, /*returnLse=*/true);
   CompileOptions options;
-  options.tileSizes = {1, 1, 64, 64};
+  options.tileSizes = mlir::attn::AttentionTileSizes{1, 1, 64, 64};
   ASSERT_EXPECTED(image, compileCUDAKernelImage(spec, options));
   EXPECT_EQ(image.chip, "sm_90");
   EXPECT_EQ(image.block, (std::array<int64_t, 3>{128, 1, 1}));

@@ -133,11 +133,11 @@ TEST_F(DiskCache, HitAcrossRuntimesWithoutCompiling) {
   auto runtime = Runtime::create(optionsFor(dir));
   ASSERT_TRUE(static_cast<bool>(runtime));
   CompileOptions tiles;
-  tiles.tileSizes = {1, 1, 16, 16};
+  tiles.tileSizes = mlir::attn::AttentionTileSizes{1, 1, 16, 16};
   ASSERT_EXPECTED(tiled,
                   (*runtime)->getKernel(cacheSpec(), Target::CPU, tiles));
   EXPECT_FALSE(tiled->info().fromDiskCache);
-  EXPECT_EQ(tiled->info().tileSizes, (std::array<int64_t, 4>{1, 1, 16, 16}));
+  EXPECT_EQ(tiled->info().tileSizes, tiles.tileSizes);
   EXPECT_EQ(entries().size(), 3u);
 }
 

@@ -72,10 +72,13 @@ struct Case {
     std::ostringstream os;
     os << "spec " << spec.toJSON() << " B=" << batch << " Sq=" << qLen
        << " Sk=" << kvLen << " threads=" << threads
-       << " kv_splits=" << options.kvSplits << " tile_sizes="
-       << options.tileSizes[0] << "," << options.tileSizes[1] << ","
-       << options.tileSizes[2] << "," << options.tileSizes[3]
-       << " data_seed=" << dataSeed;
+       << " kv_splits=" << options.kvSplits << " tile_sizes=";
+    if (options.tileSizes)
+      os << options.tileSizes->batch << "," << options.tileSizes->heads << ","
+         << options.tileSizes->query << "," << options.tileSizes->key;
+    else
+      os << "compiler";
+    os << " data_seed=" << dataSeed;
     return os.str();
   }
 };
@@ -141,8 +144,9 @@ Case randomCase(std::mt19937_64 &rng) {
   c.options.kvSplits = chance(0.6) ? 0 : uniform(1, 8);
   if (chance(0.3)) {
     int64_t group = s.qHeads / s.kvHeads;
-    c.options.tileSizes = {1, chance(0.5) ? group : 1, pick(16, 32, 64),
-                           pick(16, 32, 64)};
+    c.options.tileSizes = mlir::attn::AttentionTileSizes{1, chance(0.5) ? group : 1,
+                                                  pick(16, 32, 64),
+                                                  pick(16, 32, 64)};
   }
   c.dataSeed = static_cast<uint32_t>(rng());
   return c;

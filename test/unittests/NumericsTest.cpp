@@ -440,7 +440,8 @@ TEST(SplitKV, ChosenForPaddedQueryTile) {
     spec.kvLen = kvLen;
     ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
     EXPECT_GT(kernel->info().kvSplits, 1);
-    EXPECT_EQ(kernel->info().tileSizes[2], 16);
+    ASSERT_TRUE(kernel->info().tileSizes.has_value());
+    EXPECT_EQ(kernel->info().tileSizes->query, 16);
     Problem p(spec, 1, 5, kvLen);
     p.randomize(11);
     SCOPED_TRACE(shapeTrace(p));
@@ -878,9 +879,10 @@ TEST_P(TileSizes, MatchReference) {
   // The batch tile stays 1: a dynamic batch needs it.
   AttentionSpec spec = dynamicSpec(4, 2, 32, 32, {causalMask(true)});
   CompileOptions options;
-  options.tileSizes = GetParam();
+  auto [b, h, q, k] = GetParam();
+  options.tileSizes = mlir::attn::AttentionTileSizes{b, h, q, k};
   ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec, Target::CPU, options));
-  EXPECT_EQ(kernel->info().tileSizes, GetParam());
+  EXPECT_EQ(kernel->info().tileSizes, options.tileSizes);
   for (auto [sq, sk] :
        Shapes{{1, 1}, {17, 113}, {113, 17}, {127, 257}, {64, 64}, {3, 1000}}) {
     Problem p(spec, 3, sq, sk);

@@ -351,12 +351,10 @@ TEST(TileSelection, SpecAndKernelModuleGiveTheSameTiles) {
       mlir::attn::AttentionTileSizes a =
           mlir::attn::selectCPUTileSizes(*fromOp, target);
       mlir::attn::AttentionTileSizes b = selectCPUTileSizes(spec, amx);
-      EXPECT_EQ(std::make_tuple(a.batch, a.heads, a.query, a.key),
-                std::make_tuple(b.batch, b.heads, b.query, b.key));
+      EXPECT_EQ(a, b);
     }
     mlir::attn::AttentionTileSizes c = mlir::attn::selectCUDATileSizes(*fromOp);
-    EXPECT_EQ((std::array<int64_t, 4>{c.batch, c.heads, c.query, c.key}),
-              selectCUDATileSizes(spec));
+    EXPECT_EQ(c, selectCUDATileSizes(spec));
   }
 }
 
@@ -748,7 +746,8 @@ TEST(KernelCache, SameSpecSameKernel) {
   EXPECT_EQ(k1->info().target, Target::CPU);
   EXPECT_FALSE(k1->info().entry.empty());
   EXPECT_GT(k1->info().compileMs, 0.0);
-  for (int64_t t : k1->info().tileSizes)
+  ASSERT_TRUE(k1->info().tileSizes.has_value());
+  for (int64_t t : k1->info().tileSizes->toArray())
     EXPECT_GT(t, 0);
   EXPECT_TRUE(k1->spec() == spec);
   ASSERT_EXPECTED(k2, rt.getKernel(spec));
@@ -770,7 +769,7 @@ TEST(KernelCache, SameSpecSameKernel) {
   EXPECT_EQ(rt.cacheSize(), 2 * one);
   // So do other tile sizes.
   CompileOptions tiles;
-  tiles.tileSizes = {1, 1, 16, 32};
+  tiles.tileSizes = mlir::attn::AttentionTileSizes{1, 1, 16, 32};
   ASSERT_EXPECTED(k5, rt.getKernel(spec, Target::CPU, tiles));
   EXPECT_NE(k1.get(), k5.get());
   EXPECT_EQ(k5->info().tileSizes, tiles.tileSizes);
@@ -803,13 +802,13 @@ TEST(KernelCache, ErrorsAreReportedAndNotCached) {
 
   // Bad tile sizes: a negative size, a head tile that splits GQA groups.
   CompileOptions negative;
-  negative.tileSizes = {1, 1, -16, 16};
+  negative.tileSizes = mlir::attn::AttentionTileSizes{1, 1, -16, 16};
   auto neg = rt.getKernel(spec, Target::CPU, negative);
   ASSERT_FALSE(static_cast<bool>(neg));
   msg = llvm::toString(neg.takeError());
   EXPECT_NE(msg.find("tile"), std::string::npos) << msg;
   CompileOptions uneven;
-  uneven.tileSizes = {1, 3, 16, 16};
+  uneven.tileSizes = mlir::attn::AttentionTileSizes{1, 3, 16, 16};
   auto unevenK = rt.getKernel(spec, Target::CPU, uneven);
   ASSERT_FALSE(static_cast<bool>(unevenK));
   msg = llvm::toString(unevenK.takeError());
@@ -888,7 +887,7 @@ TEST(KernelCache, RunTimeQLenPicksDecodeOrPrefillTiles) {
   EXPECT_EQ(t.query, 1);
   EXPECT_EQ(t.heads, 4);
   CompileOptions decode;
-  decode.tileSizes = {t.batch, t.heads, t.query, t.key};
+  decode.tileSizes = t;
   decode.kvSplits = 1;
   ASSERT_EXPECTED(decodeKernel, rt.getKernel(spec, Target::CPU, decode));
   EXPECT_EQ(rt.cacheSize(), kEntriesPerDynamicQLen) << "not the cached one";

@@ -121,4 +121,13 @@ MaskSpec keyPaddingMask(DType dtype = DType::I32);
 } // namespace test
 } // namespace attn
 
+namespace mlir {
+namespace attn {
+/// gtest's printer for tile sizes in failure messages.
+inline void PrintTo(const AttentionTileSizes &t, std::ostream *os) {
+  *os << t.batch << "," << t.heads << "," << t.query << "," << t.key;
+}
+} // namespace attn
+} // namespace mlir
+
 #endif // ATTN_TEST_UNITTESTS_TESTUTIL_H

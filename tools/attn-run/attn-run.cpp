@@ -173,7 +173,7 @@ int emitCUDA(const AttentionSpec &spec, const std::string &chip,
   result["grid"] = grid;
   result["block"] = image.block;
   result["shared_bytes"] = image.sharedBytes;
-  result["tile_sizes"] = image.tileSizes;
+  result["tile_sizes"] = image.tileSizes.toArray();
   result["compile_ms"] = compileMs;
   PtxasResult ptxas;
   if (!cubinPath.empty()) {
@@ -306,9 +306,9 @@ int run(int argc, char **argv) {
     fail(2, "--atol must be a non-negative number");
   if (atol >= 0 && expectPath.empty())
     fail(2, "--atol needs --expect");
-  if (!tileSizes.empty())
-    std::copy(tileSizes.begin(), tileSizes.end(),
-              compileOptions.tileSizes.begin());
+  if (!tileSizes.empty()) // CLI11 takes exactly 4
+    compileOptions.tileSizes = mlir::attn::AttentionTileSizes{
+        tileSizes[0], tileSizes[1], tileSizes[2], tileSizes[3]};
   compileOptions.chip = chip;
   check(validateCompileOptions(spec, target, compileOptions));
   if (!emitPtx.empty() || !emitCubin.empty()) {
@@ -473,7 +473,10 @@ int run(int argc, char **argv) {
   result["run_ms"] = runMs;
   result["gflops"] =
       attentionFlops(spec, batch, qLen, kvLen) / (runMs * 1e-3) / 1e9;
-  result["tile_sizes"] = kernel->info().tileSizes;
+  if (kernel->info().tileSizes)
+    result["tile_sizes"] = kernel->info().tileSizes->toArray();
+  else
+    result["tile_sizes"] = nullptr; // the unfused reference
   if (std::optional<double> rss = peakResidentMiB())
     result["peak_rss_mib"] = *rss;
   result["cache"] = runtime.cacheDirectory().empty()

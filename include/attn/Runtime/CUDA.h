@@ -40,7 +40,7 @@ struct CUDAKernelImage {
   /// Dynamic shared memory per block, in bytes.
   int64_t sharedBytes = 0;
   /// Tile sizes (batch, heads, query, key).
-  std::array<int64_t, 4> tileSizes{};
+  mlir::attn::AttentionTileSizes tileSizes;
   /// The kernel's memref parameters in order, as positions in
   /// kernelOperands(spec) (query, key, value, [mask], [kv_lens], output,
   /// [lse]); each is passed as its expanded memref descriptor (allocated
@@ -56,7 +56,7 @@ struct CUDAKernelImage {
 
 /// Tile sizes the CUDA kernels use for `spec` when CompileOptions leaves them
 /// to the compiler.
-std::array<int64_t, 4> selectCUDATileSizes(const AttentionSpec &spec);
+mlir::attn::AttentionTileSizes selectCUDATileSizes(const AttentionSpec &spec);
 
 /// Compiles `spec` for `options.chip` (sm_80 or sm_90; empty means sm_90)
 /// through attn-cuda-pipeline to PTX. Touches no driver. Errors: an invalid

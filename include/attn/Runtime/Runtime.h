@@ -25,9 +25,11 @@
 #define ATTN_RUNTIME_RUNTIME_H
 
 #include "attn/Runtime/Spec.h"
+#include "attn/Transforms/TileSizes.h"
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace attn {
@@ -88,9 +90,9 @@ llvm::Error validateArguments(const AttentionSpec &spec,
 /// What the compiler chose for a kernel.
 struct KernelInfo {
   Target target = Target::CPU;
-  /// Tile sizes (batch, heads, query, key); all 0 for the unfused
+  /// Tile sizes (batch, heads, query, key); none for the unfused
   /// reference, which runs as one workgroup.
-  std::array<int64_t, 4> tileSizes{};
+  std::optional<mlir::attn::AttentionTileSizes> tileSizes;
   /// Time spent compiling it, in ms (0 when it came from a cache).
   double compileMs = 0;
   /// Time spent loading the object code into the JIT, in ms.
@@ -140,9 +142,10 @@ private:
 
 /// Per-kernel compiler choices; the defaults let the compiler decide.
 struct CompileOptions {
-  /// Tile sizes (batch, heads, query, key) for attn-tile-attention; all
-  /// zero means the compiler's choice for the spec.
-  std::array<int64_t, 4> tileSizes{};
+  /// Tile sizes (batch, heads, query, key) for attn-tile-attention; none
+  /// means the compiler's choice for the spec and target (TileSelection.h).
+  /// Checked by validateCompileOptions (mlir::attn::verifyTileSizes).
+  std::optional<mlir::attn::AttentionTileSizes> tileSizes;
   /// Compile the unfused reference lowering (convert-attn-to-linalg: the
   /// whole score matrix in memory, one thread) instead of the flash path.
   /// For benchmarks and cross-checks only.
@@ -158,14 +161,15 @@ struct CompileOptions {
 };
 
 /// The largest query or key tile size a CompileOptions may ask for.
-constexpr int64_t kMaxTileRows = 1024;
+constexpr int64_t kMaxTileRows = mlir::attn::kMaxTileRows;
 /// The most key splits a CompileOptions may ask for.
 constexpr int64_t kMaxKvSplits = 256;
 
 /// Checks `options` for `spec` and `target` before anything is compiled:
-/// tile sizes all 0 or 4 positive integers with query and key tiles of at
-/// most kMaxTileRows, within the CPU code generator's stack scratch
-/// (mlir::attn::kMaxCPUTileScratchBytes) on Target::CPU, and kv_splits in
+/// tile sizes as mlir::attn::verifyTileSizes checks them for the target (the
+/// check attn-tile-attention makes: positive, query and key tiles of at most
+/// kMaxTileRows, within the CPU code generator's stack scratch on
+/// Target::CPU), and kv_splits in
 /// 0..kMaxKvSplits. Errors start with "options: " and name the option.
 /// Runtime::getKernel calls it.
 llvm::Error validateCompileOptions(const AttentionSpec &spec, Target target,

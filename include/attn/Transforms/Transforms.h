@@ -8,6 +8,7 @@
 #ifndef ATTN_TRANSFORMS_TRANSFORMS_H
 #define ATTN_TRANSFORMS_TRANSFORMS_H
 
+#include "attn/Transforms/TileSizes.h"
 #include "dialect/attn/IR/AttnOps.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -41,14 +42,6 @@ FailureOr<SmallVector<Value>> convertToOnlineAttention(RewriterBase &rewriter,
 SmallVector<Value> mergeOnlineAttentionPartials(OpBuilder &b, Location loc,
                                                 Value acc, Value max,
                                                 Value sum, ValueRange outInits);
-
-/// Tile sizes of attn-tile-attention, in elements: (batch, heads, query,
-/// key). The head tile must divide q_heads and either divide or be a
-/// multiple of the GQA group size.
-struct AttentionTileSizes {
-  int64_t batch = 1, heads = 1, query = 64, key = 64;
-  static FailureOr<AttentionTileSizes> fromList(ArrayRef<int64_t> sizes);
-};
 
 /// Tiles `op` (see the attn-tile-attention pass description): an
 /// scf.forall over (batch, head, query-block) tiles, mapped to
