@@ -370,11 +370,8 @@ detail::compileCPUObject(const AttentionSpec &spec,
   mlir::attn::CPUPipelineOptions options;
   options.tileSizes = llvm::ArrayRef<int64_t>(tiles.toArray());
   options.reference = compileOptions.unfusedReference;
-  // AVX512-BF16 dot products for bf16 kernels when the host has them.
-  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-  options.bf16Dot = spec.dtype == DType::BF16 && features.lookup("avx512bf16");
-  options.avx512 = features.lookup("avx512f");
-  // Both contractions on AMX tiles where the host allows it.
+  // The host's target description (the pipeline's default, cpu=host, the
+  // one attn-opt uses too); AMX tiles only where the OS grants the state.
   options.amx = spec.dtype == DType::BF16 && hostAMXUsable();
   mlir::PassManager pm(&context);
   mlir::attn::buildCPUPipeline(pm, options);

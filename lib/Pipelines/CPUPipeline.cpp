@@ -3,6 +3,7 @@
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Conversion/Passes.h"
 #include "attn/Transforms/Passes.h"
+#include "attn/Transforms/TileSelection.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/Transforms/Passes.h"
@@ -35,13 +36,29 @@ static void addBufferization(OpPassManager &pm) {
   bufferization::buildBufferDeallocationPipeline(pm);
 }
 
+/// The target the pipeline compiles for: the `cpu` description, then each
+/// of vector-width, avx512, bf16-dot and amx that was given explicitly.
+static CPUTargetInfo resolveCPUTarget(const CPUPipelineOptions &options) {
+  CPUTargetInfo target = options.cpu == CPUPipelineOptions::CPU::Host
+                             ? CPUTargetInfo::host()
+                             : CPUTargetInfo();
+  if (options.vectorWidth.hasValue())
+    target.vectorWidth = options.vectorWidth;
+  if (options.avx512.hasValue())
+    target.avx512f = options.avx512;
+  if (options.bf16Dot.hasValue())
+    target.avx512bf16 = options.bf16Dot;
+  if (options.amx.hasValue())
+    target.amxBf16 = options.amx;
+  return target;
+}
+
 /// The standard lowering to the LLVM dialect.
-static void addLowerToLLVM(OpPassManager &pm,
-                           const CPUPipelineOptions &options) {
+static void addLowerToLLVM(OpPassManager &pm, const CPUTargetInfo &target) {
   pm.addNestedPass<func::FuncOp>(createCPULowerCopiesPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   CPUApproximateMathPassOptions mathOptions;
-  mathOptions.avx512 = options.avx512;
+  mathOptions.avx512 = target.avx512f;
   pm.addNestedPass<func::FuncOp>(createCPUApproximateMathPass(mathOptions));
   pm.addPass(affine::createAffineExpandIndexOpsPass());
   pm.addPass(createLowerAffinePass());
@@ -53,7 +70,7 @@ static void addLowerToLLVM(OpPassManager &pm,
   ConvertVectorToLLVMPassOptions vectorOptions;
   vectorOptions.reassociateFPReductions = true;
   vectorOptions.x86Vector = true;
-  vectorOptions.amx = options.amx;
+  vectorOptions.amx = target.amxBf16;
   pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
@@ -66,13 +83,14 @@ static void addLowerToLLVM(OpPassManager &pm,
 
 void mlir::attn::buildCPUPipeline(OpPassManager &pm,
                                   const CPUPipelineOptions &options) {
+  CPUTargetInfo target = resolveCPUTarget(options);
   TileAttentionPassOptions tileOptions;
   tileOptions.tileSizes.assign(options.tileSizes.begin(),
                                options.tileSizes.end());
   // Without tile-sizes the compiler chooses them for this CPU target.
   tileOptions.target = "cpu";
-  tileOptions.cpuAmx = options.amx;
-  tileOptions.cpuVectorWidth = options.vectorWidth;
+  tileOptions.cpuAmx = target.amxBf16;
+  tileOptions.cpuVectorWidth = target.vectorWidth;
   if (options.reference) {
     pm.addPass(createConvertAttnToLinalgPass());
     pm.addPass(createCanonicalizerPass());
@@ -80,7 +98,7 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
     pm.addNestedPass<func::FuncOp>(createCPUDistributeWorkgroupsPass());
     addBufferization(pm);
     if (options.lowerToLLVM)
-      addLowerToLLVM(pm, options);
+      addLowerToLLVM(pm, target);
     return;
   }
   bool vectorCodegen = options.codegen == CPUPipelineOptions::Codegen::Vector;
@@ -93,16 +111,16 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
   addBufferization(pm);
   if (vectorCodegen) {
     CPULowerOnlineAttentionPassOptions lowerOptions;
-    lowerOptions.vectorWidth = options.vectorWidth;
-    lowerOptions.bf16Dot = options.bf16Dot;
-    lowerOptions.amx = options.amx;
+    lowerOptions.vectorWidth = target.vectorWidth;
+    lowerOptions.bf16Dot = target.avx512bf16;
+    lowerOptions.amx = target.amxBf16;
     pm.addNestedPass<func::FuncOp>(
         createCPULowerOnlineAttentionPass(lowerOptions));
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createCSEPass());
   }
   if (options.lowerToLLVM)
-    addLowerToLLVM(pm, options);
+    addLowerToLLVM(pm, target);
 }
 
 void mlir::attn::registerAttnPipelines() {

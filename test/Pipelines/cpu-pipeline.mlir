@@ -1,6 +1,14 @@
-// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 lower-to-llvm=0" | FileCheck %s --check-prefix=VEC
-// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 lower-to-llvm=0 codegen=linalg" | FileCheck %s --check-prefix=LINALG
-// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64" | FileCheck %s --check-prefix=LLVM
+// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 lower-to-llvm=0 cpu=generic" | FileCheck %s --check-prefix=VEC
+// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 lower-to-llvm=0 codegen=linalg cpu=generic" | FileCheck %s --check-prefix=LINALG
+// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 cpu=generic" | FileCheck %s --check-prefix=LLVM
+// The target description: generic has no AVX-512 code; an explicit option
+// overrides the description (cpu=host, the default, reads the running CPU).
+// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 cpu=generic" | FileCheck %s --check-prefix=GENERIC
+// RUN: attn-opt %s --attn-cpu-pipeline="tile-sizes=1,1,64,64 cpu=generic avx512=1" | FileCheck %s --check-prefix=AVX512
+// RUN: not attn-opt %s --attn-cpu-pipeline="cpu=pentium" 2>&1 | FileCheck %s --check-prefix=BADCPU
+// GENERIC-NOT: scalef
+// AVX512: llvm.x86.avx512.mask.scalef.ps.512
+// BADCPU: for the --cpu option: Cannot find option named 'pentium'!
 
 // A kernel entry as the runtime builds it. The only buffers are 64 x 64
 // tiles on the stack, allocated once at the entry: the 512 x 512 score

@@ -28,6 +28,19 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
                                   "register-blocked vector code"),
                        clEnumValN(Codegen::Linalg, "linalg",
                                   "linalg.generic lowered to loops"))};
+  /// The CPU target description the pipeline starts from.
+  enum class CPU { Host, Generic };
+  Option<CPU> cpu{
+      *this, "cpu",
+      llvm::cl::desc("CPU target description: 'host' (default: the features "
+                     "of the CPU this runs on, CPUTargetInfo::host(), as the "
+                     "runtime compiles) or 'generic' (16 f32 lanes, no "
+                     "avx512f / avx512bf16 / amx-bf16 code); vector-width, "
+                     "avx512, bf16-dot and amx given explicitly override it"),
+      llvm::cl::init(CPU::Host),
+      llvm::cl::values(clEnumValN(CPU::Host, "host", "the running CPU"),
+                       clEnumValN(CPU::Generic, "generic",
+                                  "no optional x86 features"))};
   Option<int64_t> vectorWidth{
       *this, "vector-width",
       llvm::cl::desc("f32 lanes of a vector register (16: AVX-512)"),
