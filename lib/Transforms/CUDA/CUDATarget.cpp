@@ -7,6 +7,11 @@ using namespace mlir::attn;
 std::optional<CUDATarget> CUDATarget::get(llvm::StringRef chip) {
   CUDATarget t;
   t.chip = chip;
+  t.subgroupSize = 32;
+  t.hasAsyncCopy = true;
+  t.hasMatrixMultiply = true;
+  t.exp2Intrinsic = "llvm.nvvm.ex2.approx.ftz.f32";
+  t.log2Intrinsic = "llvm.nvvm.lg2.approx.ftz.f";
   if (chip == "sm_80") {
     t.chip = "sm_80";
     t.smVersion = 80;

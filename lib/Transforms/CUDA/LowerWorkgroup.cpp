@@ -22,14 +22,14 @@
 // that skip masked blocks, positions, kv_bound, kv_lens) are not re-derived:
 // they are cloned into the kernel with the forall's induction variables
 // mapped to block ids, and tensor slices traced back to the memrefs they
-// read. That analysis lives in WorkgroupAnalysis.cpp, the emitter and the
-// mask helpers the tile codegens share in KernelCodegen.cpp; this file
-// builds the launch.
+// read. That analysis, the emitter and the mask helpers are target-neutral
+// (lib/Transforms/GPU: WorkgroupAnalysis.cpp, WorkgroupCodegen.cpp, behind
+// the GPUTargetInfo of CUDATarget); this file builds the NVIDIA launch.
 //
 //===----------------------------------------------------------------------===//
 
+#include "../GPU/WorkgroupAnalysis.h"
 #include "KernelCodegen.h"
-#include "WorkgroupAnalysis.h"
 
 #include "attn/Transforms/Transforms.h"
 
@@ -51,6 +51,8 @@ using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::cuda;
 
+TileCodegen::~TileCodegen() = default;
+
 //===----------------------------------------------------------------------===//
 // The kernel
 //===----------------------------------------------------------------------===//
@@ -71,8 +73,8 @@ struct BlockDesc {
 class LaunchBodyBuilder {
 public:
   LaunchBodyBuilder(OpBuilder &b, Location loc, Workgroup &wg, TileCodegen &cg,
-                Materializer &top)
-      : b(b), loc(loc), wg(wg), cg(cg), top(top) {}
+                    Materializer &top, const GPUTargetInfo &target)
+      : b(b), loc(loc), wg(wg), cg(cg), top(top), target(target) {}
 
   LogicalResult build(gpu::LaunchOp launch, int64_t keyBytes,
                       int64_t valueBytes);
@@ -91,6 +93,7 @@ private:
   Workgroup &wg;
   TileCodegen &cg;
   Materializer &top;
+  const GPUTargetInfo &target;
   Value threadId;
   SharedTiles smem;
   // Per source: its first block's index and, for loops, lower bound / step.
@@ -100,6 +103,7 @@ private:
 FailureOr<BlockDesc> LaunchBodyBuilder::describeTile(Materializer &m,
                                                  OnlineAttentionOp tile) {
   Emitter e = m.emitter();
+  e.target = &target;
   FailureOr<TileView> k = m.view(tile.getKey());
   FailureOr<TileView> v = m.view(tile.getValue());
   if (failed(k) || failed(v))
@@ -137,7 +141,7 @@ FailureOr<BlockDesc> LaunchBodyBuilder::describeTile(Materializer &m,
 }
 
 FailureOr<BlockDesc> LaunchBodyBuilder::describeBlock(Value i) {
-  Emitter e{b, loc};
+  Emitter e{b, loc, &target};
   std::optional<BlockDesc> result;
   for (auto [s, source] : llvm::enumerate(wg.sources)) {
     Materializer m = top;
@@ -181,7 +185,7 @@ void LaunchBodyBuilder::copyTile(Value smemTile, Value stage, Value memref,
                              ArrayRef<Value> offsets, Value rows,
                              Value copyRows, int64_t dim,
                              SmallVectorImpl<Value> &tokens) {
-  Emitter e{b, loc};
+  Emitter e{b, loc, &target};
   Type elt = cast<MemRefType>(memref.getType()).getElementType();
   int64_t chunk = 128 / elt.getIntOrFloatBitWidth();
   int64_t perRow = dim / chunk;
@@ -217,7 +221,7 @@ void LaunchBodyBuilder::copyTile(Value smemTile, Value stage, Value memref,
 /// (an i1, or null for true) every chunk is zero-filled instead.
 FailureOr<SmallVector<Value>> LaunchBodyBuilder::issueCopies(Value i, Value stage,
                                                          Value enabled) {
-  Emitter e{b, loc};
+  Emitter e{b, loc, &target};
   FailureOr<BlockDesc> d = describeBlock(i);
   if (failed(d))
     return failure();
@@ -236,7 +240,7 @@ FailureOr<SmallVector<Value>> LaunchBodyBuilder::issueCopies(Value i, Value stag
 
 LogicalResult LaunchBodyBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
                                    int64_t valueBytes) {
-  Emitter e{b, loc};
+  Emitter e{b, loc, &target};
   MLIRContext *ctx = b.getContext();
   // Block ids: x = head, y = batch, z = query block.
   gpu::KernelDim3 ids = launch.getBlockIds();
@@ -412,7 +416,7 @@ LogicalResult LaunchBodyBuilder::build(gpu::LaunchOp launch, int64_t keyBytes,
 
 FailureOr<gpu::LaunchOp> mlir::attn::lowerWorkgroupToCUDAKernel(
     RewriterBase &rewriter, scf::ForallOp forall, const CUDATarget &target) {
-  FailureOr<Workgroup> wg = analyzeWorkgroup(forall);
+  FailureOr<Workgroup> wg = analyzeWorkgroup(forall, "CUDA");
   if (failed(wg))
     return failure();
   Location loc = forall.getLoc();
@@ -420,7 +424,7 @@ FailureOr<gpu::LaunchOp> mlir::attn::lowerWorkgroupToCUDAKernel(
   // The attn verifier admits f16, bf16 and f32 only; both chips have cp.async
   // and mma.sync.m16n8k16.
   assert((elt.isF16() || elt.isBF16() || elt.isF32()) && "verified type");
-  assert(target.hasAsyncCopy && target.hasMmaM16N8K16);
+  assert(target.hasAsyncCopy && target.hasMatrixMultiply);
   std::string why;
   FailureOr<std::unique_ptr<TileCodegen>> cg =
       elt.isF32()
@@ -448,7 +452,7 @@ FailureOr<gpu::LaunchOp> mlir::attn::lowerWorkgroupToCUDAKernel(
 
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(forall);
-  Emitter e{rewriter, loc};
+  Emitter e{rewriter, loc, &target};
   SmallVector<Value> counts = getValueOrCreateConstantIndexOp(
       rewriter, loc, forall.getMixedUpperBound());
   Value smemSize = arith::ConstantIntOp::create(
@@ -458,8 +462,8 @@ FailureOr<gpu::LaunchOp> mlir::attn::lowerWorkgroupToCUDAKernel(
                             e.idx(threads), e.idx(1), e.idx(1), smemSize);
   Block &body = launch.getBody().front();
   rewriter.setInsertionPointToStart(&body);
-  Materializer top(rewriter, loc, forall);
-  LaunchBodyBuilder builder(rewriter, loc, *wg, **cg, top);
+  Materializer top(rewriter, loc, forall, "CUDA");
+  LaunchBodyBuilder builder(rewriter, loc, *wg, **cg, top, target);
   if (failed(builder.build(launch, keyBytes, valueBytes))) {
     rewriter.eraseOp(launch);
     return failure();

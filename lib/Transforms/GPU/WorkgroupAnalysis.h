@@ -1,19 +1,20 @@
 //===- WorkgroupAnalysis.h - the tiled workgroup, read back -----*- C++ -*-===//
 //
-// The analysis half of the CUDA workgroup lowering: reads the workgroup
+// The target-neutral analysis half of a GPU workgroup lowering: reads the workgroup
 // forall that attn-tile-attention makes (its key loop of
 // attn.online_attention tiles, the optional padded tail block, the
 // normalisation and the output slices) into a Workgroup description, and
 // materialises the tiled IR's index computations (block offsets, bounds,
-// positions, kv_lens) inside the kernel. LowerWorkgroup.cpp emits the
-// gpu.launch from it. Internal to lib/Transforms/CUDA.
+// positions, kv_lens) inside the kernel. lib/Transforms/CUDA's
+// LowerWorkgroup.cpp emits the gpu.launch from it. Internal to
+// lib/Transforms.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef ATTN_LIB_TRANSFORMS_CUDA_WORKGROUPANALYSIS_H
-#define ATTN_LIB_TRANSFORMS_CUDA_WORKGROUPANALYSIS_H
+#ifndef ATTN_LIB_TRANSFORMS_GPU_WORKGROUPANALYSIS_H
+#define ATTN_LIB_TRANSFORMS_GPU_WORKGROUPANALYSIS_H
 
-#include "KernelCodegen.h"
+#include "WorkgroupCodegen.h"
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -21,7 +22,7 @@
 
 namespace mlir {
 namespace attn {
-namespace cuda {
+namespace gpu_lowering {
 
 /// A tensor of the tiled IR traced back to the memref it reads: the offsets
 /// of its first element and its extent of real data per dimension (the
@@ -37,8 +38,11 @@ struct TileView {
 /// values do not leak to the parent.
 class Materializer {
 public:
-  Materializer(OpBuilder &b, Location loc, Operation *scope)
-      : b(&b), loc(loc), scope(scope) {}
+  /// `kernelKind` names the target in diagnostics ("CUDA": "cannot be
+  /// lowered to a CUDA kernel: ...").
+  Materializer(OpBuilder &b, Location loc, Operation *scope,
+               StringRef kernelKind)
+      : b(&b), loc(loc), scope(scope), kernelKind(kernelKind) {}
 
   IRMapping mapping;
 
@@ -48,12 +52,14 @@ public:
 
 private:
   LogicalResult fail(Operation *at, const Twine &msg) {
-    at->emitOpError("cannot be lowered to a CUDA kernel: ") << msg;
+    at->emitOpError("cannot be lowered to a ") << kernelKind << " kernel: "
+                                                << msg;
     return failure();
   }
   OpBuilder *b;
   Location loc;
   Operation *scope;
+  StringRef kernelKind;
 };
 
 /// Where key blocks come from: every iteration of a key loop, or one tile
@@ -82,11 +88,13 @@ inline constexpr const char *kNotTiledStructure =
     "optional conditional tail block)";
 
 /// Reads `forall` (a workgroup of attn-tile-attention on tensors read from
-/// memrefs) into a Workgroup; emits an error naming what it cannot lower.
-FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall);
+/// memrefs) into a Workgroup; emits an error naming what it cannot lower,
+/// "cannot be lowered to a <kernelKind> kernel: ...".
+FailureOr<Workgroup> analyzeWorkgroup(scf::ForallOp forall,
+                                      StringRef kernelKind);
 
-} // namespace cuda
+} // namespace gpu_lowering
 } // namespace attn
 } // namespace mlir
 
-#endif // ATTN_LIB_TRANSFORMS_CUDA_WORKGROUPANALYSIS_H
+#endif // ATTN_LIB_TRANSFORMS_GPU_WORKGROUPANALYSIS_H

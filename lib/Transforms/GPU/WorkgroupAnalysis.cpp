@@ -18,7 +18,7 @@
 
 using namespace mlir;
 using namespace mlir::attn;
-using namespace mlir::attn::cuda;
+using namespace mlir::attn::gpu_lowering;
 //===----------------------------------------------------------------------===//
 // Materialising the tiled IR's index computations in the kernel
 //===----------------------------------------------------------------------===//
@@ -39,7 +39,7 @@ constexpr const char *kNotAnOutput =
     " is not the normalised output or log-sum-exp of a tiled attn.attention "
     "(standalone attn.online_attention ops are not lowered)";
 
-FailureOr<Value> cuda::Materializer::scalar(Value v) {
+FailureOr<Value> gpu_lowering::Materializer::scalar(Value v) {
   if (Value m = mapping.lookupOrNull(v))
     return m;
   Emitter e = emitter();
@@ -107,7 +107,7 @@ FailureOr<Value> cuda::Materializer::scalar(Value v) {
   return mapping.lookup(v);
 }
 
-FailureOr<TileView> cuda::Materializer::view(Value tensor) {
+FailureOr<TileView> gpu_lowering::Materializer::view(Value tensor) {
   Emitter e = emitter();
   Operation *def = tensor.getDefiningOp();
   if (auto toTensor = dyn_cast_or_null<bufferization::ToTensorOp>(def)) {
@@ -199,11 +199,13 @@ static FailureOr<SmallVector<OnlineAttentionOp>> tilesIn(Block &block) {
   return tiles;
 }
 
-FailureOr<Workgroup> cuda::analyzeWorkgroup(scf::ForallOp forall) {
+FailureOr<Workgroup> gpu_lowering::analyzeWorkgroup(scf::ForallOp forall,
+                                                   StringRef kernelKind) {
   Workgroup wg;
   wg.forall = forall;
   auto error = [&](Operation *at) {
-    return at->emitOpError("cannot be lowered to a CUDA kernel: ");
+    return at->emitOpError("cannot be lowered to a ") << kernelKind
+                                                       << " kernel: ";
   };
   if (forall.getRank() != 3)
     return error(forall) << kNotTiledStructure;

@@ -1,24 +1,17 @@
-//===- KernelCodegen.cpp - the CUDA kernel emitter and mask helpers -------===//
+//===- WorkgroupCodegen.cpp - target-neutral GPU kernel pieces ------------===//
 
-#include "KernelCodegen.h"
+#include "WorkgroupCodegen.h"
 
-#include "mlir/Dialect/Affine/IR/AffineOps.h"
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
-#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/Dialect/Utils/StaticValueUtils.h"
-#include "mlir/IR/IRMapping.h"
-#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 
 using namespace mlir;
 using namespace mlir::attn;
-using namespace mlir::attn::cuda;
+using namespace mlir::attn::gpu_lowering;
 
 //===----------------------------------------------------------------------===//
 // Emitter
@@ -65,31 +58,34 @@ Value Emitter::toI32(Value v) {
   return b.createOrFold<arith::IndexCastOp>(loc, b.getI32Type(), v);
 }
 Value Emitter::exp2(Value x) {
-  return LLVM::CallIntrinsicOp::create(
-             b, loc, b.getF32Type(),
-             b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"), ValueRange{x})
+  if (!target || target->exp2Intrinsic.empty())
+    return math::Exp2Op::create(b, loc, x);
+  return LLVM::CallIntrinsicOp::create(b, loc, b.getF32Type(),
+                                       b.getStringAttr(target->exp2Intrinsic),
+                                       ValueRange{x})
       .getResult(0);
 }
 Value Emitter::log2(Value x) {
-  return LLVM::CallIntrinsicOp::create(
-             b, loc, b.getF32Type(),
-             b.getStringAttr("llvm.nvvm.lg2.approx.ftz.f"), ValueRange{x})
+  if (!target || target->log2Intrinsic.empty())
+    return math::Log2Op::create(b, loc, x);
+  return LLVM::CallIntrinsicOp::create(b, loc, b.getF32Type(),
+                                       b.getStringAttr(target->log2Intrinsic),
+                                       ValueRange{x})
       .getResult(0);
 }
 Value Emitter::shuffleXor(Value x, int32_t mask) {
-  return gpu::ShuffleOp::create(b, loc, x, mask, /*width=*/32,
-                                gpu::ShuffleMode::XOR)
+  int32_t width = target ? static_cast<int32_t>(target->subgroupSize) : 32;
+  return gpu::ShuffleOp::create(b, loc, x, mask, width, gpu::ShuffleMode::XOR)
       .getShuffleResult();
 }
 
-TileCodegen::~TileCodegen() = default;
 
 //===----------------------------------------------------------------------===//
 // Masks
 //===----------------------------------------------------------------------===//
 
 
-Visibility cuda::getVisibility(Emitter &e, const MaskInfo &mask, Value rowFirst,
+Visibility gpu_lowering::getVisibility(Emitter &e, const MaskInfo &mask, Value rowFirst,
                                Value rowLast, const BlockPositions &pos,
                                int64_t blockK) {
   using P = arith::CmpIPredicate;
@@ -112,7 +108,7 @@ Visibility cuda::getVisibility(Emitter &e, const MaskInfo &mask, Value rowFirst,
   return {any, all};
 }
 
-ElementMask cuda::getElementMask(Emitter &e, const MaskInfo &mask,
+ElementMask gpu_lowering::getElementMask(Emitter &e, const MaskInfo &mask,
                                  const KernelInputs &in,
                                  const BlockPositions &pos, int64_t blockK) {
   ElementMask em;
@@ -124,7 +120,7 @@ ElementMask cuda::getElementMask(Emitter &e, const MaskInfo &mask,
   return em;
 }
 
-void cuda::storeLogSumExp(Emitter &e, const KernelInputs &in, Value writer,
+void gpu_lowering::storeLogSumExp(Emitter &e, const KernelInputs &in, Value writer,
                           Value row, Value m, Value l, Value empty,
                           double expFactor) {
   if (!in.lse)
@@ -146,7 +142,7 @@ void cuda::storeLogSumExp(Emitter &e, const KernelInputs &in, Value writer,
                                      e.add(in.lseOffsets[2], row)});
 }
 
-Value cuda::keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,
+Value gpu_lowering::keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,
                         Value row, Value col) {
   using P = arith::CmpIPredicate;
   Value keep;
