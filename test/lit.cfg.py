@@ -12,6 +12,7 @@ config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.attn_obj_root, "test")
 config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "data",
+                   "compare-printed-memrefs.py",
                    "unittests", "python", "fuzz"]
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
@@ -34,6 +35,9 @@ llvm_config.add_tool_substitutions(tools, tool_dirs)
 # `cuda-device` only when the CUDA driver loads and reports a device (set
 # ATTN_CUDA_DEVICE=0 to treat a machine with a device as one without).
 config.substitutions.append(("%python", sys.executable))
+# MLIR's runner utilities (printMemrefF32) for mlir-runner tests.
+config.substitutions.append(("%mlir_runner_utils", os.path.join(
+    os.path.dirname(config.llvm_tools_dir), "lib", "libmlir_runner_utils.so")))
 if config.ptxas and os.path.exists(config.ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", config.ptxas))

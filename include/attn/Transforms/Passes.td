@@ -5,6 +5,31 @@
 
 include "mlir/Pass/PassBase.td"
 
+def FuseAttentionPass : Pass<"attn-fuse-attention"> {
+  let summary = "Find unfused attention in linalg on tensors and replace it "
+                "by attn.attention";
+  let description = [{
+    Matches scaled dot-product attention as frameworks export it to linalg
+    on tensors (torch-mlir's `linalg-on-tensors`): the head-split
+    `tensor.collapse_shape`s, `linalg.batch_matmul` of Q and
+    `linalg.transpose(K, [0, 1, 3, 2])`, an optional constant scale
+    (`divf` / `mulf` generic), the softmax over the last dimension
+    (`linalg.softmax` or decomposed into max / sub / exp / sum / div
+    generics, with or without the max subtraction), and the
+    `linalg.batch_matmul` with V, expanded back to [B, H, Sq, Dv]. The
+    expansion is replaced by one `attn.attention {scale = ...}` on the
+    rank-4 Q, K, V; the unfused ops become dead and are erased. Look-alikes
+    (softmax over another dimension, contraction over another dimension,
+    a non-constant scale, statistics of another tensor) are left alone.
+    Masks and GQA repeats are not recognised yet.
+
+    Example: `attn-opt exported.mlir --attn-fuse-attention
+    --attn-cpu-pipeline`.
+  }];
+  let dependentDialects = ["::mlir::attn::AttnDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def TileAttentionPass : Pass<"attn-tile-attention"> {
   let summary = "Tile attention into workgroups and key/value blocks (flash)";
   let description = [{
