@@ -1,18 +1,53 @@
-import torch, math, sys
+"""Exports attention written with plain PyTorch ops to linalg on tensors
+with torch-mlir, as the fixtures of test/Transforms/fuse-attention*.mlir
+were made:
+
+    pip install torch && pip install --no-deps torch-mlir
+    python export_attention.py {plain,causal,causal_br,window,triu,random}
+
+plain: q @ k^T / sqrt(d), softmax, @ v (q, k, v [1, 2, 8, 16]); causal:
+the scores * (1 / sqrt(d)) masked_fill'ed with -inf above the diagonal of a
+torch.tril; causal_br: 4 queries against 8 keys, tril(diagonal=4)
+(bottom-right); window: tril & triu(diagonal=-2) (a sliding window of 2
+keys to the left); triu: keys at or after the query (not a band the
+compiler has); random: a constant random boolean mask.
+"""
+import math
+import sys
+
+import torch
 from torch_mlir import fx
-class Attn(torch.nn.Module):
+
+MODE = sys.argv[1]
+SQ = 4 if MODE == "causal_br" else 8
+
+
+_GEN = torch.Generator().manual_seed(0)
+_RANDOM = torch.rand(SQ, 8, generator=_GEN) > 0.3
+_RANDOM[:, 0] = True
+
+
+def keep_mask(sq, sk):
+    ones = torch.ones(sq, sk, dtype=torch.bool)
+    if MODE in ("causal", "causal_br"):
+        return ones.tril(diagonal=sk - sq)
+    if MODE == "window":
+        return ones.tril() & ones.triu(diagonal=-2)
+    if MODE == "triu":
+        return ones.triu()
+    return _RANDOM
+
+
+class Attention(torch.nn.Module):
     def forward(self, q, k, v):
-        s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-        p = torch.softmax(s, dim=-1)
-        return torch.matmul(p, v)
-class Causal(torch.nn.Module):
-    def forward(self, q, k, v):
-        s = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
-        n = q.shape[-2]
-        mask = torch.ones(n, n, dtype=torch.bool).tril()
-        s = s.masked_fill(~mask, float("-inf"))
+        if MODE == "plain":
+            s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        else:
+            s = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+            s = s.masked_fill(~keep_mask(q.shape[-2], k.shape[-2]), float("-inf"))
         return torch.matmul(torch.softmax(s, dim=-1), v)
-q, k, v = torch.randn(1, 2, 8, 16), torch.randn(1, 2, 8, 16), torch.randn(1, 2, 8, 16)
-which = sys.argv[1]
-m = fx.export_and_import({"plain": Attn, "causal": Causal}[which](), q, k, v, output_type="linalg-on-tensors")
-print(m)
+
+
+q = torch.randn(1, 2, SQ, 16)
+k, v = torch.randn(1, 2, 8, 16), torch.randn(1, 2, 8, 16)
+print(fx.export_and_import(Attention(), q, k, v, output_type="linalg-on-tensors"))
