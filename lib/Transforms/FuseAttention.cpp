@@ -24,11 +24,15 @@
 // heads) that is computed from index values and constants (torch's
 // tril / triu / arange comparisons, or a constant tensor). The mask is
 // evaluated for the static shape and becomes #attn.causal or
-// #attn.sliding_window (top-left or bottom-right) when it is one; other
-// masks are left unfused. Anything else is left alone: a softmax over
-// another dimension, a contraction over the wrong dimension, a scale that is
-// not a constant, statistics of another tensor. Tensor masks that are not
-// constant, additive biases and GQA repeats are not recognised yet.
+// #attn.sliding_window (top-left or bottom-right) when it is one; any other
+// mask broadcastable to [B, H, Sq, Sk] (a function argument such as a
+// padding mask, a constant that is no band) becomes the `mask` operand
+// (keep = !hidden). An additive bias after the scale (S = scale * Q K^T +
+// bias, the bias broadcastable likewise) becomes the `bias` operand.
+// Anything else is left alone: a softmax over another dimension, a
+// contraction over the wrong dimension, a scale that is not a constant,
+// statistics of another tensor, a bias added before the scale. GQA repeats
+// are not recognised yet.
 //
 //===----------------------------------------------------------------------===//
 
@@ -518,19 +522,50 @@ MaskKindAttrInterface classifyBand(MLIRContext *ctx, ArrayRef<int64_t> keep,
   return nullptr;
 }
 
+/// Whether a rank-4 generic operand of type `t` read through `map` is
+/// broadcast to the iteration space as attn's mask and bias operands are:
+/// result i is d_i, or the constant 0 where dimension i has size 1.
+bool isBroadcastOperand(AffineMap map, RankedTensorType t) {
+  if (map.getNumResults() != 4 || t.getRank() != 4)
+    return false;
+  for (auto [i, e] : llvm::enumerate(map.getResults())) {
+    if (auto dim = dyn_cast<AffineDimExpr>(e)) {
+      if (dim.getPosition() != i)
+        return false;
+    } else if (auto c = dyn_cast<AffineConstantExpr>(e)) {
+      if (c.getValue() != 0 || t.getDimSize(i) != 1)
+        return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+/// What a masking generic hides: a mask kind (the mask evaluated to a band)
+/// or an i1 tensor mask operand, `keep` as attn wants it (true keeps) or to
+/// be inverted, of rank 4 or [Sq, Sk] (to expand to [1, 1, Sq, Sk]).
+struct MaskMatch {
+  Value scores;
+  MaskKindAttrInterface kind;
+  Value tensor;
+  bool invert = false, expand2d = false;
+};
+
 /// S = select(hidden, -inf, T) or select(keep, T, -inf) over a rank-4
-/// elementwise generic, the mask broadcast over batch and heads (map
-/// (d2, d3) on [Sq, Sk], or identity on [1, 1, Sq, Sk]) and -inf a constant
-/// or a rank-0 constant input. Returns T and the mask kind it equals.
-std::pair<Value, MaskKindAttrInterface> unmasked(Value s) {
+/// elementwise generic, the mask broadcast over batch and heads ([Sq, Sk]
+/// through (d2, d3), or a rank-4 broadcast operand) and -inf a constant or
+/// a rank-0 constant input. A mask that evaluates (MaskEvaluator) to a band
+/// gives its kind; any other mask becomes the tensor operand.
+std::optional<MaskMatch> matchMask(Value s) {
   auto g = s.getDefiningOp<linalg::GenericOp>();
   if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInits() != 1 ||
       g.getNumLoops() != 4 || !allParallel(g) ||
       !g.getIndexingMapsArray().back().isIdentity())
-    return {Value(), nullptr};
+    return std::nullopt;
   auto select = dyn_cast_or_null<arith::SelectOp>(yieldedOp(g));
   if (!select)
-    return {Value(), nullptr};
+    return std::nullopt;
   auto inputOf = [&](Value v) -> int {
     auto arg = dyn_cast<BlockArgument>(v);
     if (!arg || arg.getOwner() != g.getBody() ||
@@ -555,30 +590,79 @@ std::pair<Value, MaskKindAttrInterface> unmasked(Value s) {
   int scores = inputOf(hiddenFirst ? fv : tv);
   if (cond < 0 || scores < 0 || !(hiddenFirst || isNegInfValue(fv)) ||
       !g.getIndexingMapsArray()[scores].isIdentity())
-    return {Value(), nullptr};
+    return std::nullopt;
   MLIRContext *ctx = g.getContext();
   AffineMap maskMap = g.getIndexingMapsArray()[cond];
   auto d = [&](unsigned k) { return getAffineDimExpr(k, ctx); };
   Value mask = g.getDpsInputs()[cond];
   auto maskType = cast<RankedTensorType>(mask.getType());
   bool broadcast2d = maskMap == AffineMap::get(4, 0, {d(2), d(3)}, ctx);
-  bool broadcast4d = maskMap.isIdentity() && maskType.getDimSize(0) == 1 &&
-                     maskType.getDimSize(1) == 1;
-  if (!broadcast2d && !broadcast4d)
-    return {Value(), nullptr};
+  if (!broadcast2d && !isBroadcastOperand(maskMap, maskType))
+    return std::nullopt;
+  MaskMatch match;
+  match.scores = g.getDpsInputs()[scores];
   MaskEvaluator evaluator;
   FailureOr<IntTensor> m = evaluator.eval(mask);
-  if (failed(m))
-    return {Value(), nullptr};
-  int64_t sq = maskType.getDimSize(maskType.getRank() - 2);
-  int64_t sk = maskType.getDimSize(maskType.getRank() - 1);
-  std::vector<int64_t> keep(m->data.size());
-  for (size_t i = 0; i < keep.size(); ++i)
-    keep[i] = hiddenFirst ? !m->data[i] : m->data[i] != 0;
-  MaskKindAttrInterface kind = classifyBand(ctx, keep, sq, sk);
-  if (!kind)
-    return {Value(), nullptr};
-  return {g.getDpsInputs()[scores], kind};
+  bool perBatchOrHead = !broadcast2d && (maskType.getDimSize(0) != 1 ||
+                                         maskType.getDimSize(1) != 1);
+  if (succeeded(m) && !perBatchOrHead) {
+    int64_t sq = maskType.getDimSize(maskType.getRank() - 2);
+    int64_t sk = maskType.getDimSize(maskType.getRank() - 1);
+    std::vector<int64_t> keep(m->data.size());
+    for (size_t i = 0; i < keep.size(); ++i)
+      keep[i] = hiddenFirst ? !m->data[i] : m->data[i] != 0;
+    match.kind = classifyBand(ctx, keep, sq, sk);
+    if (match.kind)
+      return match;
+    // Not a band: the constant mask is the tensor operand.
+  }
+  // A tensor operand; hidden = !keep (torch's masked_fill(~keep, -inf))
+  // is undone by reading keep itself.
+  match.tensor = mask;
+  match.invert = hiddenFirst;
+  if (hiddenFirst)
+    if (auto inv = mask.getDefiningOp<linalg::GenericOp>();
+        inv && inv.hasPureTensorSemantics() && inv.getNumDpsInputs() == 1 &&
+        inv.getNumDpsInits() == 1 && allParallel(inv) &&
+        llvm::all_of(inv.getIndexingMapsArray(),
+                     [](AffineMap m) { return m.isIdentity(); }))
+      if (auto x = dyn_cast_or_null<arith::XOrIOp>(yieldedOp(inv));
+          x && ((isBlockArg(x.getLhs(), inv, 0) &&
+                 matchPattern(x.getRhs(), m_One())) ||
+                (isBlockArg(x.getRhs(), inv, 0) &&
+                 matchPattern(x.getLhs(), m_One())))) {
+        match.tensor = inv.getDpsInputs()[0];
+        match.invert = false;
+      }
+  match.expand2d = broadcast2d;
+  return match;
+}
+
+/// S = T + bias (either order) over a rank-4 elementwise generic with the
+/// bias a float rank-4 broadcast operand.
+std::pair<Value, Value> unbiased(Value s) {
+  auto g = s.getDefiningOp<linalg::GenericOp>();
+  if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInputs() != 2 ||
+      g.getNumDpsInits() != 1 || g.getNumLoops() != 4 || !allParallel(g) ||
+      !g.getIndexingMapsArray().back().isIdentity())
+    return {Value(), Value()};
+  auto add = dyn_cast_or_null<arith::AddFOp>(yieldedOp(g));
+  if (!add)
+    return {Value(), Value()};
+  SmallVector<AffineMap> maps = g.getIndexingMapsArray();
+  for (unsigned si : {0u, 1u}) {
+    unsigned bi = 1 - si;
+    if (!maps[si].isIdentity() ||
+        !((isBlockArg(add.getLhs(), g, si) && isBlockArg(add.getRhs(), g, bi)) ||
+          (isBlockArg(add.getRhs(), g, si) && isBlockArg(add.getLhs(), g, bi))))
+      continue;
+    Value bias = g.getDpsInputs()[bi];
+    auto bt = dyn_cast<RankedTensorType>(bias.getType());
+    if (bt && isa<FloatType>(bt.getElementType()) &&
+        isBroadcastOperand(maps[bi], bt))
+      return {g.getDpsInputs()[si], bias};
+  }
+  return {Value(), Value()};
 }
 
 struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
@@ -598,19 +682,33 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
     if (!s)
       return rewriter.notifyMatchFailure(out, "no softmax over the last "
                                               "dimension");
-    // A mask after the scale (torch's order) or before it.
-    MaskKindAttrInterface maskKind;
-    if (auto [unmaskedScores, kind] = unmasked(s); unmaskedScores) {
-      s = unmaskedScores;
-      maskKind = kind;
+    // Between the scale and the softmax: masks and one additive bias (the
+    // bias is added to the scaled scores); a mask may also come before the
+    // scale (masking commutes with scaling).
+    std::optional<MaskMatch> mask;
+    Value bias;
+    for (int step = 0; step < 3; ++step) {
+      if (!mask)
+        if (std::optional<MaskMatch> m = matchMask(s)) {
+          mask = m;
+          s = m->scores;
+          continue;
+        }
+      if (!bias)
+        if (auto [scores, b] = unbiased(s); scores) {
+          bias = b;
+          s = scores;
+          continue;
+        }
+      break;
     }
     auto [t, scale] = unscaled(s);
     if (!t)
       return rewriter.notifyMatchFailure(out, "the scale is not a constant");
-    if (!maskKind)
-      if (auto [unmaskedScores, kind] = unmasked(t); unmaskedScores) {
-        t = unmaskedScores;
-        maskKind = kind;
+    if (!mask)
+      if (std::optional<MaskMatch> m = matchMask(t)) {
+        mask = m;
+        t = m->scores;
       }
     // T = Q K^T
     linalg::BatchMatmulOp qk = expandedBatchMatmul(t);
@@ -644,12 +742,43 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
     if (outType.hasStaticShape() == false)
       return rewriter.notifyMatchFailure(out, "dynamic output shape");
     Location loc = out.getLoc();
+    // The mask operand: [1, 1, Sq, Sk] from [Sq, Sk], keep = !hidden.
+    Value maskTensor;
+    if (mask && mask->tensor) {
+      maskTensor = mask->tensor;
+      if (mask->expand2d) {
+        auto mt = cast<RankedTensorType>(maskTensor.getType());
+        auto type = RankedTensorType::get(
+            {1, 1, mt.getDimSize(0), mt.getDimSize(1)}, mt.getElementType());
+        maskTensor = tensor::ExpandShapeOp::create(
+            rewriter, loc, type, maskTensor,
+            SmallVector<ReassociationIndices>{{0, 1, 2}, {3}});
+      }
+      if (mask->invert) {
+        auto mt = cast<RankedTensorType>(maskTensor.getType());
+        Value empty = tensor::EmptyOp::create(rewriter, loc, mt.getShape(),
+                                              mt.getElementType());
+        AffineMap id = rewriter.getMultiDimIdentityMap(4);
+        maskTensor =
+            linalg::GenericOp::create(
+                rewriter, loc, mt, ValueRange{maskTensor}, ValueRange{empty},
+                ArrayRef<AffineMap>{id, id},
+                SmallVector<utils::IteratorType>(4,
+                                                 utils::IteratorType::parallel),
+                [](OpBuilder &b, Location l, ValueRange args) {
+                  Value one = arith::ConstantIntOp::create(b, l, b.getI1Type(), 1);
+                  linalg::YieldOp::create(
+                      b, l, arith::XOrIOp::create(b, l, args[0], one).getResult());
+                })
+                .getResult(0);
+      }
+    }
     Value init = tensor::EmptyOp::create(rewriter, loc, outType.getShape(), elt);
     auto attention = AttentionOp::create(
-        rewriter, loc, TypeRange{outType}, q, k, v, Value(), Value(), Value(),
+        rewriter, loc, TypeRange{outType}, q, k, v, maskTensor, bias, Value(),
         ValueRange{}, Value(), Value(),
-        rewriter.getF32FloatAttr(static_cast<float>(scale)), maskKind,
-        ValueRange{init});
+        rewriter.getF32FloatAttr(static_cast<float>(scale)),
+        mask ? mask->kind : nullptr, ValueRange{init});
     rewriter.replaceOp(out, attention->getResults());
     return success();
   }

@@ -3,14 +3,17 @@ with torch-mlir, as the fixtures of test/Transforms/fuse-attention*.mlir
 were made:
 
     pip install torch && pip install --no-deps torch-mlir
-    python export_attention.py {plain,causal,causal_br,window,triu,random}
+    python export_attention.py {plain,causal,causal_br,window,triu,random,bias,padding}
 
 plain: q @ k^T / sqrt(d), softmax, @ v (q, k, v [1, 2, 8, 16]); causal:
 the scores * (1 / sqrt(d)) masked_fill'ed with -inf above the diagonal of a
 torch.tril; causal_br: 4 queries against 8 keys, tril(diagonal=4)
 (bottom-right); window: tril & triu(diagonal=-2) (a sliding window of 2
 keys to the left); triu: keys at or after the query (not a band the
-compiler has); random: a constant random boolean mask.
+compiler has); random: a constant random boolean mask; bias: an additive
+[B, 1, 1, Sk] bias argument after the scale; padding: a boolean
+[B, 1, 1, Sk] keep argument through masked_fill(~keep, -inf) (B = 2 for
+these two).
 """
 import math
 import sys
@@ -39,7 +42,14 @@ def keep_mask(sq, sk):
 
 
 class Attention(torch.nn.Module):
-    def forward(self, q, k, v):
+    def forward(self, q, k, v, extra=None):
+        if MODE == "bias":
+            s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1]) + extra
+            return torch.matmul(torch.softmax(s, dim=-1), v)
+        if MODE == "padding":
+            s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+            s = s.masked_fill(~extra, float("-inf"))
+            return torch.matmul(torch.softmax(s, dim=-1), v)
         if MODE == "plain":
             s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
         else:
@@ -48,6 +58,12 @@ class Attention(torch.nn.Module):
         return torch.matmul(torch.softmax(s, dim=-1), v)
 
 
-q = torch.randn(1, 2, SQ, 16)
-k, v = torch.randn(1, 2, 8, 16), torch.randn(1, 2, 8, 16)
-print(fx.export_and_import(Attention(), q, k, v, output_type="linalg-on-tensors"))
+B = 2 if MODE in ("bias", "padding") else 1
+q = torch.randn(B, 2, SQ, 16)
+k, v = torch.randn(B, 2, 8, 16), torch.randn(B, 2, 8, 16)
+args = (q, k, v)
+if MODE == "bias":
+    args += (torch.randn(B, 1, 1, 8),)
+elif MODE == "padding":
+    args += (torch.ones(B, 1, 1, 8, dtype=torch.bool),)
+print(fx.export_and_import(Attention(), *args, output_type="linalg-on-tensors"))
