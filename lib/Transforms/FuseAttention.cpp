@@ -18,7 +18,7 @@
 //   K^T  = linalg.transpose(K, [0, 1, 3, 2])
 //
 // with the head split collapses [[0, 1], [2], [3]] of rank-4 Q, K, V of one
-// float element type and Hq == Hkv. Between the scale and the softmax (or
+// float element type and Hq == Hkv (or a GQA repeat, below). Between the scale and the softmax (or
 // before the scale) a mask may hide scores: select(hidden, -inf, S) or
 // select(keep, S, -inf) with an i1 [Sq, Sk] mask (broadcast over batch and
 // heads) that is computed from index values and constants (torch's
@@ -31,8 +31,9 @@
 // bias, the bias broadcastable likewise) becomes the `bias` operand.
 // Anything else is left alone: a softmax over another dimension, a
 // contraction over the wrong dimension, a scale that is not a constant,
-// statistics of another tensor, a bias added before the scale. GQA repeats
-// are not recognised yet.
+// statistics of another tensor, a bias added before the scale. K and V
+// repeated for GQA / MQA (torch's repeat_kv: expand to [B, Hkv, G, S, D],
+// reshape to [B, Hkv * G, S, D]) are read unrepeated, as attn's GQA.
 //
 //===----------------------------------------------------------------------===//
 
@@ -665,6 +666,56 @@ std::pair<Value, Value> unbiased(Value s) {
   return {Value(), Value()};
 }
 
+/// K or V repeated for GQA / MQA as torch's repeat_kv writes it: a copy
+/// generic broadcasting [B, Hkv, S, D] to [B, Hkv, G, S, D] (input map
+/// (d0, d1, d3, d4)) collapsed [[0], [1, 2], [3], [4]] to [B, Hkv * G, S, D].
+/// Returns the unrepeated tensor and G, or (v, 1).
+/// The repeat generic's input and G when `r` is such a [B, Hkv, G, S, D]
+/// broadcast copy, else (null, 1).
+std::pair<Value, int64_t> repeatSource(Value r);
+
+std::pair<Value, int64_t> unrepeatedHeads(Value v) {
+  auto c = v.getDefiningOp<tensor::CollapseShapeOp>();
+  if (!c || c.getSrcType().getRank() != 5 ||
+      c.getReassociationIndices() != Reassociation{{0}, {1, 2}, {3}, {4}})
+    return {v, 1};
+  auto [src, group] = repeatSource(c.getSrc());
+  return src ? std::make_pair(src, group) : std::make_pair(v, int64_t(1));
+}
+
+/// The rank-4 [B, Hkv, S, D] operand and GQA factor of a [B*H, S, D]
+/// batch_matmul operand: a head-split collapse of a rank-4 tensor (itself
+/// possibly a repeat), or torch's direct collapse [[0, 1, 2], [3], [4]] of a
+/// [B, Hkv, G, S, D] repeat.
+std::pair<Value, int64_t> uncollapseHeadsGQA(Value v3) {
+  if (Value v4 = uncollapseHeads(v3))
+    return unrepeatedHeads(v4);
+  auto c = v3.getDefiningOp<tensor::CollapseShapeOp>();
+  if (!c || c.getSrcType().getRank() != 5 ||
+      c.getReassociationIndices() != Reassociation{{0, 1, 2}, {3}, {4}})
+    return {Value(), 1};
+  return repeatSource(c.getSrc());
+}
+
+std::pair<Value, int64_t> repeatSource(Value r) {
+  auto g = r.getDefiningOp<linalg::GenericOp>();
+  if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInputs() != 1 ||
+      g.getNumDpsInits() != 1 || g.getNumLoops() != 5 || !allParallel(g))
+    return {Value(), 1};
+  MLIRContext *ctx = g.getContext();
+  auto d = [&](unsigned k) { return getAffineDimExpr(k, ctx); };
+  SmallVector<AffineMap> maps = g.getIndexingMapsArray();
+  auto yield = cast<linalg::YieldOp>(g.getBody()->getTerminator());
+  if (maps[0] != AffineMap::get(5, 0, {d(0), d(1), d(3), d(4)}, ctx) ||
+      !maps[1].isIdentity() || !isBlockArg(yield.getOperand(0), g, 0) ||
+      g.getBody()->getOperations().size() != 1)
+    return {Value(), 1};
+  int64_t group = cast<RankedTensorType>(r.getType()).getDimSize(2);
+  if (ShapedType::isDynamic(group))
+    return {Value(), 1};
+  return {g.getDpsInputs()[0], group};
+}
+
 struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(tensor::ExpandShapeOp out,
@@ -674,7 +725,7 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
     if (!pv)
       return failure();
     Value p = uncollapseHeads(pv.getDpsInputs()[0]);
-    Value v = uncollapseHeads(pv.getDpsInputs()[1]);
+    auto [v, vGroup] = uncollapseHeadsGQA(pv.getDpsInputs()[1]);
     if (!p || !v)
       return rewriter.notifyMatchFailure(out, "P V operands are not head "
                                               "collapses");
@@ -721,7 +772,11 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
         transpose.getPermutation() != ArrayRef<int64_t>{0, 1, 3, 2})
       return rewriter.notifyMatchFailure(out, "Q K^T does not contract the "
                                               "head dimension of K");
-    Value k = transpose.getInput();
+    // GQA / MQA: K and V repeated by one factor are read unrepeated.
+    auto [k, kGroup] = unrepeatedHeads(transpose.getInput());
+    if (kGroup != vGroup)
+      return rewriter.notifyMatchFailure(out, "K and V are repeated "
+                                              "differently");
     auto qt = cast<RankedTensorType>(q.getType());
     auto kType = cast<RankedTensorType>(k.getType());
     auto vt = cast<RankedTensorType>(v.getType());
@@ -732,7 +787,7 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
       return rewriter.notifyMatchFailure(out, "mixed element types");
     // [B, H, Sq, D] x [B, H, Sk, D] x [B, H, Sk, Dv] -> [B, H, Sq, Dv].
     if (kType.getDimSize(0) != qt.getDimSize(0) ||
-        kType.getDimSize(1) != qt.getDimSize(1) ||
+        kType.getDimSize(1) * kGroup != qt.getDimSize(1) ||
         vt.getShape().take_front(3) != kType.getShape().take_front(3) ||
         outType.getShape() != ArrayRef<int64_t>{qt.getDimSize(0),
                                                 qt.getDimSize(1),

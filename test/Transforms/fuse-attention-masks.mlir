@@ -898,3 +898,123 @@ module {
     return %expanded_7 : tensor<2x2x8x16xf32>
   }
 }
+
+// -----
+
+// MODE gqa: K and V repeated to the query heads (repeat_kv's expand +
+// reshape) are read unrepeated: attn's GQA, no repeat materialised.
+// CHECK-LABEL: func.func @gqa_repeat_kv
+// CHECK-SAME:    (%[[Q:.+]]: tensor<1x4x8x16xf32>, %[[K:.+]]: tensor<1x2x8x16xf32>, %[[V:.+]]: tensor<1x2x8x16xf32>)
+// CHECK:         attn.attention {scale = 2.500000e-01 : f32} ins(%[[Q]], %[[K]], %[[V]] : tensor<1x4x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+// CHECK-NOT:     linalg.generic
+#map = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+#map1 = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+#map2 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+#map3 = affine_map<(d0, d1) -> (d0, d1)>
+#map4 = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
+#map5 = affine_map<(d0, d1, d2, d3) -> ()>
+#map6 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+#map7 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, 0)>
+module {
+  func.func @gqa_repeat_kv(%arg0: tensor<1x4x8x16xf32>, %arg1: tensor<1x2x8x16xf32>, %arg2: tensor<1x2x8x16xf32>) -> tensor<1x4x8x16xf32> {
+    %c0_i64 = arith.constant 0 : i64
+    %cst = arith.constant 0.000000e+00 : f32
+    %c0_i8 = arith.constant 0 : i8
+    %true = arith.constant true
+    %cst_0 = arith.constant 0xFF800000 : f32
+    %cst_1 = arith.constant dense<0xFF800000> : tensor<f32>
+    %cst_2 = arith.constant 2.500000e-01 : f32
+    %cst_3 = arith.constant dense_resource<torch_tensor_8_8_torch.uint8> : tensor<8x8xi8>
+    %0 = tensor.empty() : tensor<1x2x2x8x16xf32>
+    %1 = linalg.generic {indexing_maps = [#map, #map1], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%arg1 : tensor<1x2x8x16xf32>) outs(%0 : tensor<1x2x2x8x16xf32>) {
+    ^bb0(%in: f32, %out: f32):
+      linalg.yield %in : f32
+    } -> tensor<1x2x2x8x16xf32>
+    %collapsed = tensor.collapse_shape %1 [[0], [1, 2], [3], [4]] : tensor<1x2x2x8x16xf32> into tensor<1x4x8x16xf32>
+    %2 = linalg.generic {indexing_maps = [#map, #map1], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%arg2 : tensor<1x2x8x16xf32>) outs(%0 : tensor<1x2x2x8x16xf32>) {
+    ^bb0(%in: f32, %out: f32):
+      linalg.yield %in : f32
+    } -> tensor<1x2x2x8x16xf32>
+    %3 = tensor.empty() : tensor<1x4x16x8xf32>
+    %transposed = linalg.transpose ins(%collapsed : tensor<1x4x8x16xf32>) outs(%3 : tensor<1x4x16x8xf32>) permutation = [0, 1, 3, 2] 
+    %collapsed_4 = tensor.collapse_shape %arg0 [[0, 1], [2], [3]] : tensor<1x4x8x16xf32> into tensor<4x8x16xf32>
+    %collapsed_5 = tensor.collapse_shape %transposed [[0, 1], [2], [3]] : tensor<1x4x16x8xf32> into tensor<4x16x8xf32>
+    %4 = tensor.empty() : tensor<4x8x8xf32>
+    %5 = linalg.fill ins(%cst : f32) outs(%4 : tensor<4x8x8xf32>) -> tensor<4x8x8xf32>
+    %6 = linalg.batch_matmul ins(%collapsed_4, %collapsed_5 : tensor<4x8x16xf32>, tensor<4x16x8xf32>) outs(%5 : tensor<4x8x8xf32>) -> tensor<4x8x8xf32>
+    %expanded = tensor.expand_shape %6 [[0, 1], [2], [3]] output_shape [1, 4, 8, 8] : tensor<4x8x8xf32> into tensor<1x4x8x8xf32>
+    %7 = tensor.empty() : tensor<1x4x8x8xf32>
+    %8 = linalg.generic {indexing_maps = [#map2, #map2], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%expanded : tensor<1x4x8x8xf32>) outs(%7 : tensor<1x4x8x8xf32>) {
+    ^bb0(%in: f32, %out: f32):
+      %27 = arith.mulf %in, %cst_2 : f32
+      linalg.yield %27 : f32
+    } -> tensor<1x4x8x8xf32>
+    %9 = tensor.empty() : tensor<8x8xi1>
+    %10 = linalg.generic {indexing_maps = [#map3, #map3], iterator_types = ["parallel", "parallel"]} ins(%cst_3 : tensor<8x8xi8>) outs(%9 : tensor<8x8xi1>) {
+    ^bb0(%in: i8, %out: i1):
+      %27 = arith.cmpi ne, %in, %c0_i8 : i8
+      linalg.yield %27 : i1
+    } -> tensor<8x8xi1>
+    %11 = linalg.generic {indexing_maps = [#map3, #map3], iterator_types = ["parallel", "parallel"]} ins(%10 : tensor<8x8xi1>) outs(%9 : tensor<8x8xi1>) {
+    ^bb0(%in: i1, %out: i1):
+      %27 = arith.xori %in, %true : i1
+      linalg.yield %27 : i1
+    } -> tensor<8x8xi1>
+    %12 = linalg.generic {indexing_maps = [#map4, #map5, #map2, #map2], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%11, %cst_1, %8 : tensor<8x8xi1>, tensor<f32>, tensor<1x4x8x8xf32>) outs(%7 : tensor<1x4x8x8xf32>) {
+    ^bb0(%in: i1, %in_10: f32, %in_11: f32, %out: f32):
+      %27 = arith.select %in, %in_10, %in_11 : f32
+      linalg.yield %27 : f32
+    } -> tensor<1x4x8x8xf32>
+    %13 = tensor.empty() : tensor<1x4x8xi64>
+    %14 = linalg.fill ins(%c0_i64 : i64) outs(%13 : tensor<1x4x8xi64>) -> tensor<1x4x8xi64>
+    %15 = tensor.empty() : tensor<1x4x8xf32>
+    %16 = linalg.fill ins(%cst_0 : f32) outs(%15 : tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    %17:2 = linalg.generic {indexing_maps = [#map2, #map6, #map6], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%12 : tensor<1x4x8x8xf32>) outs(%16, %14 : tensor<1x4x8xf32>, tensor<1x4x8xi64>) {
+    ^bb0(%in: f32, %out: f32, %out_10: i64):
+      %27 = linalg.index 3 : index
+      %28 = arith.index_cast %27 : index to i64
+      %29 = arith.maximumf %in, %out : f32
+      %30 = arith.cmpf ogt, %in, %out : f32
+      %31 = arith.select %30, %28, %out_10 : i64
+      linalg.yield %29, %31 : f32, i64
+    } -> (tensor<1x4x8xf32>, tensor<1x4x8xi64>)
+    %expanded_6 = tensor.expand_shape %17#0 [[0], [1], [2, 3]] output_shape [1, 4, 8, 1] : tensor<1x4x8xf32> into tensor<1x4x8x1xf32>
+    %18 = linalg.generic {indexing_maps = [#map2, #map7, #map2], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%12, %expanded_6 : tensor<1x4x8x8xf32>, tensor<1x4x8x1xf32>) outs(%7 : tensor<1x4x8x8xf32>) {
+    ^bb0(%in: f32, %in_10: f32, %out: f32):
+      %27 = arith.subf %in, %in_10 : f32
+      linalg.yield %27 : f32
+    } -> tensor<1x4x8x8xf32>
+    %19 = linalg.generic {indexing_maps = [#map2, #map2], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%18 : tensor<1x4x8x8xf32>) outs(%7 : tensor<1x4x8x8xf32>) {
+    ^bb0(%in: f32, %out: f32):
+      %27 = math.exp %in : f32
+      linalg.yield %27 : f32
+    } -> tensor<1x4x8x8xf32>
+    %20 = tensor.empty() : tensor<1x4x8x1xf32>
+    %21 = linalg.fill ins(%cst : f32) outs(%20 : tensor<1x4x8x1xf32>) -> tensor<1x4x8x1xf32>
+    %22 = linalg.generic {indexing_maps = [#map2, #map7], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%19 : tensor<1x4x8x8xf32>) outs(%21 : tensor<1x4x8x1xf32>) {
+    ^bb0(%in: f32, %out: f32):
+      %27 = arith.addf %in, %out : f32
+      linalg.yield %27 : f32
+    } -> tensor<1x4x8x1xf32>
+    %23 = linalg.generic {indexing_maps = [#map2, #map7, #map2], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%19, %22 : tensor<1x4x8x8xf32>, tensor<1x4x8x1xf32>) outs(%7 : tensor<1x4x8x8xf32>) {
+    ^bb0(%in: f32, %in_10: f32, %out: f32):
+      %27 = arith.divf %in, %in_10 : f32
+      linalg.yield %27 : f32
+    } -> tensor<1x4x8x8xf32>
+    %collapsed_7 = tensor.collapse_shape %23 [[0, 1], [2], [3]] : tensor<1x4x8x8xf32> into tensor<4x8x8xf32>
+    %collapsed_8 = tensor.collapse_shape %2 [[0, 1, 2], [3], [4]] : tensor<1x2x2x8x16xf32> into tensor<4x8x16xf32>
+    %24 = tensor.empty() : tensor<4x8x16xf32>
+    %25 = linalg.fill ins(%cst : f32) outs(%24 : tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
+    %26 = linalg.batch_matmul ins(%collapsed_7, %collapsed_8 : tensor<4x8x8xf32>, tensor<4x8x16xf32>) outs(%25 : tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
+    %expanded_9 = tensor.expand_shape %26 [[0, 1], [2], [3]] output_shape [1, 4, 8, 16] : tensor<4x8x16xf32> into tensor<1x4x8x16xf32>
+    return %expanded_9 : tensor<1x4x8x16xf32>
+  }
+}
+
+{-#
+  dialect_resources: {
+    builtin: {
+      torch_tensor_8_8_torch.uint8: "0x0100000001010000010101010101010100000001010100000101010101010100000101010100000000010101010001000000010101010101010101000100000001010001"
+    }
+  }
+#-}

@@ -3,7 +3,7 @@ with torch-mlir, as the fixtures of test/Transforms/fuse-attention*.mlir
 were made:
 
     pip install torch && pip install --no-deps torch-mlir
-    python export_attention.py {plain,causal,causal_br,window,triu,random,bias,padding}
+    python export_attention.py {plain,causal,causal_br,window,triu,random,bias,padding,gqa}
 
 plain: q @ k^T / sqrt(d), softmax, @ v (q, k, v [1, 2, 8, 16]); causal:
 the scores * (1 / sqrt(d)) masked_fill'ed with -inf above the diagonal of a
@@ -13,7 +13,8 @@ keys to the left); triu: keys at or after the query (not a band the
 compiler has); random: a constant random boolean mask; bias: an additive
 [B, 1, 1, Sk] bias argument after the scale; padding: a boolean
 [B, 1, 1, Sk] keep argument through masked_fill(~keep, -inf) (B = 2 for
-these two).
+these two); gqa: 4 query heads on 2 key/value heads, K and V repeated as
+transformers' repeat_kv does.
 """
 import math
 import sys
@@ -41,8 +42,15 @@ def keep_mask(sq, sk):
     return _RANDOM
 
 
+def repeat_kv(x, group):
+    b, kv, s, d = x.shape
+    return x[:, :, None, :, :].expand(b, kv, group, s, d).reshape(b, kv * group, s, d)
+
+
 class Attention(torch.nn.Module):
     def forward(self, q, k, v, extra=None):
+        if MODE == "gqa":
+            k, v = repeat_kv(k, 2), repeat_kv(v, 2)
         if MODE == "bias":
             s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1]) + extra
             return torch.matmul(torch.softmax(s, dim=-1), v)
@@ -59,7 +67,7 @@ class Attention(torch.nn.Module):
 
 
 B = 2 if MODE in ("bias", "padding") else 1
-q = torch.randn(B, 2, SQ, 16)
+q = torch.randn(B, 4 if MODE == "gqa" else 2, SQ, 16)
 k, v = torch.randn(B, 2, 8, 16), torch.randn(B, 2, 8, 16)
 args = (q, k, v)
 if MODE == "bias":
