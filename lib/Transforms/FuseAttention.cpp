@@ -13,7 +13,8 @@
 //          read back through a broadcast map, after an optional
 //          expand_shape to [.., 1]; torch's max with an unused argmax result
 //          is accepted)
-//   S    = T, T / c or T * c for a constant c (the scale: 1/c or c)
+//   S    = T, T / c or T * c for a constant c (the scale: 1/c or c; also
+//          applied to Q or K instead, q * c or q / c before Q K^T)
 //   T    = expand_shape(batch_matmul(collapse(Q), collapse(K^T)))   [B, H, Sq, Sk]
 //   K^T  = linalg.transpose(K, [0, 1, 3, 2])
 //
@@ -772,8 +773,22 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
         transpose.getPermutation() != ArrayRef<int64_t>{0, 1, 3, 2})
       return rewriter.notifyMatchFailure(out, "Q K^T does not contract the "
                                               "head dimension of K");
+    // A constant scale applied to the query or the key instead (or as well).
+    for (Value *operand : {&q}) {
+      auto [unscaledOperand, factor] = unscaled(*operand);
+      if (unscaledOperand && unscaledOperand != *operand) {
+        *operand = unscaledOperand;
+        scale *= factor;
+      }
+    }
     // GQA / MQA: K and V repeated by one factor are read unrepeated.
-    auto [k, kGroup] = unrepeatedHeads(transpose.getInput());
+    auto [kScaled, kGroup] = unrepeatedHeads(transpose.getInput());
+    Value k = kScaled;
+    if (auto [unscaledKey, factor] = unscaled(k);
+        unscaledKey && unscaledKey != k) {
+      k = unscaledKey;
+      scale *= factor;
+    }
     if (kGroup != vGroup)
       return rewriter.notifyMatchFailure(out, "K and V are repeated "
                                               "differently");

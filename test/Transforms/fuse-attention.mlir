@@ -554,3 +554,43 @@ func.func @named_softmax_over_queries(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x
   %o = tensor.expand_shape %o3 [[0, 1], [2], [3]] output_shape [1, 1, 4, 8] : tensor<1x4x8xf32> into tensor<1x1x4x8xf32>
   return %o : tensor<1x1x4x8xf32>
 }
+
+// The scale applied to the query (q * 0.5) and to the key (k / 2) before
+// Q K^T: scale = 0.25, the scaled copies are not materialised.
+// CHECK-LABEL: func.func @scaled_query_and_key
+// CHECK-SAME:    (%[[Q:.+]]: tensor<1x1x4x8xf32>, %[[K:.+]]: tensor<1x1x4x8xf32>, %[[V:.+]]: tensor<1x1x4x8xf32>)
+// CHECK:         attn.attention {scale = 2.500000e-01 : f32} ins(%[[Q]], %[[K]], %[[V]] : {{.+}})
+// CHECK-NOT:     linalg.
+func.func @scaled_query_and_key(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32> {
+  %zero = arith.constant 0.0 : f32
+  %half = arith.constant 0.5 : f32
+  %two = arith.constant 2.0 : f32
+  %e4 = tensor.empty() : tensor<1x1x4x8xf32>
+  %qs = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%q : tensor<1x1x4x8xf32>) outs(%e4 : tensor<1x1x4x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %m = arith.mulf %in, %half : f32
+    linalg.yield %m : f32
+  } -> tensor<1x1x4x8xf32>
+  %ks = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%k : tensor<1x1x4x8xf32>) outs(%e4 : tensor<1x1x4x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %m = arith.divf %in, %two : f32
+    linalg.yield %m : f32
+  } -> tensor<1x1x4x8xf32>
+  %kt0 = tensor.empty() : tensor<1x1x8x4xf32>
+  %kt = linalg.transpose ins(%ks : tensor<1x1x4x8xf32>) outs(%kt0 : tensor<1x1x8x4xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %qs [[0, 1], [2], [3]] : tensor<1x1x4x8xf32> into tensor<1x4x8xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x1x8x4xf32> into tensor<1x8x4xf32>
+  %s0 = tensor.empty() : tensor<1x4x4xf32>
+  %s1 = linalg.fill ins(%zero : f32) outs(%s0 : tensor<1x4x4xf32>) -> tensor<1x4x4xf32>
+  %s3 = linalg.batch_matmul ins(%q3, %kt3 : tensor<1x4x8xf32>, tensor<1x8x4xf32>) outs(%s1 : tensor<1x4x4xf32>) -> tensor<1x4x4xf32>
+  %s4 = tensor.expand_shape %s3 [[0, 1], [2], [3]] output_shape [1, 1, 4, 4] : tensor<1x4x4xf32> into tensor<1x1x4x4xf32>
+  %e = tensor.empty() : tensor<1x1x4x4xf32>
+  %p = linalg.softmax dimension(3) ins(%s4 : tensor<1x1x4x4xf32>) outs(%e : tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  %p3 = tensor.collapse_shape %p [[0, 1], [2], [3]] : tensor<1x1x4x4xf32> into tensor<1x4x4xf32>
+  %v3 = tensor.collapse_shape %v [[0, 1], [2], [3]] : tensor<1x1x4x8xf32> into tensor<1x4x8xf32>
+  %o0 = tensor.empty() : tensor<1x4x8xf32>
+  %o1 = linalg.fill ins(%zero : f32) outs(%o0 : tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+  %o3 = linalg.batch_matmul ins(%p3, %v3 : tensor<1x4x4xf32>, tensor<1x4x8xf32>) outs(%o1 : tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+  %o = tensor.expand_shape %o3 [[0, 1], [2], [3]] output_shape [1, 1, 4, 8] : tensor<1x4x8xf32> into tensor<1x1x4x8xf32>
+  return %o : tensor<1x1x4x8xf32>
+}
