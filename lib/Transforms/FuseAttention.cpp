@@ -16,7 +16,9 @@
 //   S    = T, T / c or T * c for a constant c (the scale: 1/c or c; also
 //          applied to Q or K instead, q * c or q / c before Q K^T)
 //   T    = expand_shape(batch_matmul(collapse(Q), collapse(K^T)))   [B, H, Sq, Sk]
-//   K^T  = linalg.transpose(K, [0, 1, 3, 2])
+//   K^T  = linalg.transpose(K, [0, 1, 3, 2]), or linalg.transpose(X,
+//          [0, 2, 3, 1]) of the [B, Sk, H, D] projection (BERT's export), for
+//          which K = transpose(X, [0, 2, 1, 3]) is built
 //
 // with the head split collapses [[0, 1], [2], [3]] of rank-4 Q, K, V of one
 // float element type and Hq == Hkv (or a GQA repeat, below). Between the scale and the softmax (or
@@ -769,8 +771,13 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
     Value q = uncollapseHeads(qk.getDpsInputs()[0]);
     Value kt = uncollapseHeads(qk.getDpsInputs()[1]);
     auto transpose = kt ? kt.getDefiningOp<linalg::TransposeOp>() : nullptr;
+    // K^T from K [B, H, Sk, D] ([0, 1, 3, 2]) or, with the head split folded
+    // in as BERT's export has it, from [B, Sk, H, D] ([0, 2, 3, 1]).
+    bool fromSequenceMajor =
+        transpose && transpose.getPermutation() == ArrayRef<int64_t>{0, 2, 3, 1};
     if (!q || !transpose ||
-        transpose.getPermutation() != ArrayRef<int64_t>{0, 1, 3, 2})
+        (transpose.getPermutation() != ArrayRef<int64_t>{0, 1, 3, 2} &&
+         !fromSequenceMajor))
       return rewriter.notifyMatchFailure(out, "Q K^T does not contract the "
                                               "head dimension of K");
     // A constant scale applied to the query or the key instead (or as well).
@@ -782,7 +789,10 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
       }
     }
     // GQA / MQA: K and V repeated by one factor are read unrepeated.
-    auto [kScaled, kGroup] = unrepeatedHeads(transpose.getInput());
+    auto [kScaled, kGroup] = fromSequenceMajor
+                                 ? std::make_pair(transpose.getInput(),
+                                                  int64_t(1))
+                                 : unrepeatedHeads(transpose.getInput());
     Value k = kScaled;
     if (auto [unscaledKey, factor] = unscaled(k);
         unscaledKey && unscaledKey != k) {
@@ -794,6 +804,10 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
                                               "differently");
     auto qt = cast<RankedTensorType>(q.getType());
     auto kType = cast<RankedTensorType>(k.getType());
+    if (fromSequenceMajor) // K in [B, H, Sk, D], built below
+      kType = RankedTensorType::get({kType.getDimSize(0), kType.getDimSize(2),
+                                     kType.getDimSize(1), kType.getDimSize(3)},
+                                    kType.getElementType());
     auto vt = cast<RankedTensorType>(v.getType());
     auto outType = cast<RankedTensorType>(out.getResultType());
     Type elt = qt.getElementType();
@@ -812,6 +826,15 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
     if (outType.hasStaticShape() == false)
       return rewriter.notifyMatchFailure(out, "dynamic output shape");
     Location loc = out.getLoc();
+    if (fromSequenceMajor) {
+      // K itself: the head-split transpose of [B, Sk, H, D] (Q and V get the
+      // same one in the export).
+      Value init = tensor::EmptyOp::create(rewriter, loc, kType.getShape(),
+                                           kType.getElementType());
+      k = linalg::TransposeOp::create(rewriter, loc, k, init,
+                                      ArrayRef<int64_t>{0, 2, 1, 3})
+              ->getResult(0);
+    }
     // The mask operand: [1, 1, Sq, Sk] from [Sq, Sk], keep = !hidden.
     Value maskTensor;
     if (mask && mask->tensor) {
