@@ -34,24 +34,22 @@ static MemRefType kernelMemRefType(RankedTensorType type) {
   return MemRefType::get(type.getShape(), type.getElementType(), layout);
 }
 
+/// Whether `type` has tensors in its signature (the functions to convert).
+static bool hasTensors(FunctionType type) {
+  auto isTensor = [](Type t) { return isa<TensorType>(t); };
+  return llvm::any_of(type.getInputs(), isTensor) ||
+         llvm::any_of(type.getResults(), isTensor);
+}
+
 static LogicalResult convertFunction(func::FuncOp func) {
   FunctionType type = func.getFunctionType();
-  auto isTensor = [](Type t) { return isa<TensorType>(t); };
-  if (llvm::none_of(type.getInputs(), isTensor) &&
-      llvm::none_of(type.getResults(), isTensor))
-    return success();
-  for (auto [i, t] : llvm::enumerate(type.getInputs()))
-    if (isa<UnrankedTensorType>(t))
-      return func.emitOpError() << "argument #" << i
-                                << ": the kernel interface needs a ranked "
-                                   "tensor, got "
-                                << t;
-  for (auto [i, t] : llvm::enumerate(type.getResults()))
-    if (isa<UnrankedTensorType>(t))
-      return func.emitOpError() << "result #" << i
-                                << ": the kernel interface needs a ranked "
-                                   "tensor, got "
-                                << t;
+  for (auto [what, types] : {std::make_pair("argument", type.getInputs()),
+                             std::make_pair("result", type.getResults())})
+    for (auto [i, t] : llvm::enumerate(types))
+      if (isa<UnrankedTensorType>(t))
+        return func.emitOpError()
+               << what << " #" << i
+               << ": the kernel interface needs a ranked tensor, got " << t;
 
   Block &entry = func.front();
   Location loc = func.getLoc();
@@ -128,10 +126,7 @@ struct MemRefKernelInterfacePass
          llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
       if (func.isExternal() || !func.isPublic())
         continue;
-      FunctionType type = func.getFunctionType();
-      auto isTensor = [](Type t) { return isa<TensorType>(t); };
-      if (llvm::none_of(type.getInputs(), isTensor) &&
-          llvm::none_of(type.getResults(), isTensor))
+      if (!hasTensors(func.getFunctionType()))
         continue;
       if (!SymbolTable::symbolKnownUseEmpty(func, module)) {
         func.emitOpError("is called within the module: the kernel interface "
