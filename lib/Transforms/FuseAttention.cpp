@@ -810,6 +810,9 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
                                     kType.getElementType());
     auto vt = cast<RankedTensorType>(v.getType());
     auto outType = cast<RankedTensorType>(out.getResultType());
+    if (!qt.hasStaticShape() || !kType.hasStaticShape() ||
+        !vt.hasStaticShape() || !outType.hasStaticShape())
+      return rewriter.notifyMatchFailure(out, "dynamic shapes");
     Type elt = qt.getElementType();
     if (!isa<FloatType>(elt) || kType.getElementType() != elt ||
         vt.getElementType() != elt || outType.getElementType() != elt)
@@ -823,8 +826,6 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
                                                 qt.getDimSize(2),
                                                 vt.getDimSize(3)})
       return rewriter.notifyMatchFailure(out, "shapes do not agree");
-    if (outType.hasStaticShape() == false)
-      return rewriter.notifyMatchFailure(out, "dynamic output shape");
     Location loc = out.getLoc();
     if (fromSequenceMajor) {
       // K itself: the head-split transpose of [B, Sk, H, D] (Q and V get the

@@ -3,7 +3,7 @@
 // Any text as MLIR: the nesting bound of attn-opt, then parse and verify
 // with every dialect attn-opt registers; verified modules run the attn
 // passes (tiling, online-softmax rewrite, decomposition, the unfused
-// reference lowering), which must transform or diagnose, never crash, and
+// reference lowering, fusion, the kernel interface), which must transform or diagnose, never crash, and
 // leave verifier-valid IR when they succeed.
 //
 //===----------------------------------------------------------------------===//
@@ -53,7 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (const char *pipeline :
        {"attn-tile-attention{tile-sizes=1,1,16,16},canonicalize",
         "attn-convert-to-online-attention", "attn-decompose-online-attention",
-        "convert-attn-to-linalg"}) {
+        "convert-attn-to-linalg", "attn-fuse-attention",
+        "attn-memref-kernel-interface"}) {
     mlir::OwningOpRef<mlir::ModuleOp> copy = module->clone();
     mlir::PassManager pm(&context);
     pm.enableVerifier(true);
