@@ -7,7 +7,9 @@
 // the P V contraction up:
 //
 //   out4 = expand_shape(batch_matmul(collapse(P), collapse(V)))   [B, H, Sq, Dv]
-//   P    = softmax over the last dimension of S, either linalg.softmax or
+//   P    = softmax over the last dimension of S (rows whose scores are all
+//          -inf may be zeroed explicitly, as torch's SDPA decomposition
+//          does: attn's semantics), either linalg.softmax or
 //          decomposed: E / rowsum(E) with E = exp(S - rowmax(S)) or exp(S)
 //          (the row statistics as reductions over d3 from fills of -inf / 0,
 //          read back through a broadcast map, after an optional
@@ -234,6 +236,52 @@ Value softmaxInput(Value p) {
       return Value();
     }
   return x;
+}
+
+/// P = select(rowAllHidden, 0, P0), the zeroing of rows whose scores are all
+/// -inf that torch's SDPA decomposition writes (attn's semantics already:
+/// such a row gives 0): rowAllHidden an and-reduction over d3 from a fill of
+/// true of (S == -inf) (possibly compared in f64). Returns P0 and that S, or
+/// (p, null).
+std::pair<Value, Value> withoutEmptyRowZeroing(Value p) {
+  auto g = p.getDefiningOp<linalg::GenericOp>();
+  if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInputs() != 3 ||
+      g.getNumDpsInits() != 1 || g.getNumLoops() != 4 || !allParallel(g) ||
+      !g.getIndexingMapsArray().back().isIdentity())
+    return {p, Value()};
+  auto select = dyn_cast_or_null<arith::SelectOp>(yieldedOp(g));
+  if (!select || !isBlockArg(select.getCondition(), g, 0) ||
+      !isBlockArg(select.getTrueValue(), g, 1) ||
+      !isBlockArg(select.getFalseValue(), g, 2) ||
+      !g.getIndexingMapsArray()[2].isIdentity())
+    return {p, Value()};
+  DenseFPElementsAttr zeros;
+  if (!matchPattern(g.getDpsInputs()[1], m_Constant(&zeros)) ||
+      !zeros.isSplat() || !zeros.getSplatValue<APFloat>().isZero())
+    return {p, Value()};
+  Value rowAll = rowInput(g, 0);
+  if (!rowAll)
+    return {p, Value()};
+  auto red = rowAll.getDefiningOp<linalg::GenericOp>();
+  if (!red || red.getNumDpsInputs() != 1)
+    return {p, Value()};
+  Value hidden = red.getDpsInputs()[0];
+  auto isTrue = [](Value v) { return matchPattern(v, m_One()); };
+  if (!isRowReduction<arith::AndIOp>(rowAll, hidden, isTrue))
+    return {p, Value()};
+  // hidden = (S == -inf), S read through an identity map.
+  auto cmpGeneric = hidden.getDefiningOp<linalg::GenericOp>();
+  if (!isElementwise4(cmpGeneric, 1))
+    return {p, Value()};
+  auto cmp = dyn_cast_or_null<arith::CmpFOp>(yieldedOp(cmpGeneric));
+  if (!cmp || cmp.getPredicate() != arith::CmpFPredicate::OEQ)
+    return {p, Value()};
+  Value lhs = cmp.getLhs();
+  if (auto ext = lhs.getDefiningOp<arith::ExtFOp>())
+    lhs = ext.getIn();
+  if (!isBlockArg(lhs, cmpGeneric, 0) || !isNegInf(cmp.getRhs()))
+    return {p, Value()};
+  return {g.getDpsInputs()[2], cmpGeneric.getDpsInputs()[0]};
 }
 
 /// T and the scale for S = T, T / c or T * c (c a float constant).
@@ -643,7 +691,8 @@ std::optional<MaskMatch> matchMask(Value s) {
 }
 
 /// S = T + bias (either order) over a rank-4 elementwise generic with the
-/// bias a float rank-4 broadcast operand.
+/// bias a float rank-4 broadcast operand or an [Sq, Sk] tensor read through
+/// (d2, d3) (expanded to [1, 1, Sq, Sk] for the op).
 std::pair<Value, Value> unbiased(Value s) {
   auto g = s.getDefiningOp<linalg::GenericOp>();
   if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInputs() != 2 ||
@@ -662,11 +711,63 @@ std::pair<Value, Value> unbiased(Value s) {
       continue;
     Value bias = g.getDpsInputs()[bi];
     auto bt = dyn_cast<RankedTensorType>(bias.getType());
+    MLIRContext *ctx = g.getContext();
+    AffineMap lastTwo = AffineMap::get(
+        4, 0, {getAffineDimExpr(2, ctx), getAffineDimExpr(3, ctx)}, ctx);
     if (bt && isa<FloatType>(bt.getElementType()) &&
-        isBroadcastOperand(maps[bi], bt))
+        (isBroadcastOperand(maps[bi], bt) ||
+         (bt.getRank() == 2 && maps[bi] == lastTwo)))
       return {g.getDpsInputs()[si], bias};
   }
   return {Value(), Value()};
+}
+
+/// For an additive mask of 0 and -inf (torch's SDPA decomposition writes
+/// causal as S + select(keep, 0, -inf)): the keep mask, evaluated, and its
+/// [Sq, Sk] shape; nullopt for any other bias.
+std::optional<IntTensor> additiveMaskKeep(Value bias) {
+  auto g = bias.getDefiningOp<linalg::GenericOp>();
+  if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInits() != 1 ||
+      !allParallel(g) || !g.getIndexingMapsArray().back().isIdentity())
+    return std::nullopt;
+  auto select = dyn_cast_or_null<arith::SelectOp>(yieldedOp(g));
+  if (!select)
+    return std::nullopt;
+  // A rank-0 constant input or a constant: its value.
+  auto constantOf = [&](Value v) -> std::optional<APFloat> {
+    FloatAttr f;
+    if (matchPattern(v, m_Constant(&f)))
+      return f.getValue();
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (!arg || arg.getOwner() != g.getBody() ||
+        arg.getArgNumber() >= g.getNumDpsInputs() ||
+        g.getIndexingMapsArray()[arg.getArgNumber()].getNumResults() != 0)
+      return std::nullopt;
+    DenseFPElementsAttr d;
+    if (!matchPattern(g.getDpsInputs()[arg.getArgNumber()], m_Constant(&d)) ||
+        !d.isSplat())
+      return std::nullopt;
+    return d.getSplatValue<APFloat>();
+  };
+  std::optional<APFloat> t = constantOf(select.getTrueValue());
+  std::optional<APFloat> f = constantOf(select.getFalseValue());
+  auto isZeroOrNegInf = [](const std::optional<APFloat> &x) {
+    return x && (x->isZero() || (x->isInfinity() && x->isNegative()));
+  };
+  auto cond = dyn_cast<BlockArgument>(select.getCondition());
+  if (!isZeroOrNegInf(t) || !isZeroOrNegInf(f) || !cond ||
+      cond.getOwner() != g.getBody() ||
+      cond.getArgNumber() >= g.getNumDpsInputs() ||
+      !g.getIndexingMapsArray()[cond.getArgNumber()].isIdentity())
+    return std::nullopt;
+  MaskEvaluator evaluator;
+  FailureOr<IntTensor> c = evaluator.eval(g.getDpsInputs()[cond.getArgNumber()]);
+  if (failed(c) || c->shape.size() != 2)
+    return std::nullopt;
+  IntTensor keep = *c;
+  for (int64_t &x : keep.data)
+    x = (x ? t : f)->isZero();
+  return keep;
 }
 
 /// K or V repeated for GQA / MQA as torch's repeat_kv writes it: a copy
@@ -732,10 +833,14 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
     if (!p || !v)
       return rewriter.notifyMatchFailure(out, "P V operands are not head "
                                               "collapses");
-    Value s = softmaxInput(p);
+    auto [p0, zeroedScores] = withoutEmptyRowZeroing(p);
+    Value s = softmaxInput(p0);
     if (!s)
       return rewriter.notifyMatchFailure(out, "no softmax over the last "
                                               "dimension");
+    if (zeroedScores && zeroedScores != s)
+      return rewriter.notifyMatchFailure(out, "rows zeroed by another "
+                                              "tensor's -inf");
     // Between the scale and the softmax: masks and one additive bias (the
     // bias is added to the scaled scores); a mask may also come before the
     // scale (masking commutes with scaling).
@@ -750,8 +855,15 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
         }
       if (!bias)
         if (auto [scores, b] = unbiased(s); scores) {
-          bias = b;
           s = scores;
+          // An additive 0 / -inf mask that is a band is the mask kind.
+          if (std::optional<IntTensor> keep = additiveMaskKeep(b); keep && !mask)
+            if (MaskKindAttrInterface kind = classifyBand(
+                    getContext(), keep->data, keep->shape[0], keep->shape[1])) {
+              mask = MaskMatch{scores, kind, Value(), false, false};
+              continue;
+            }
+          bias = b;
           continue;
         }
       break;
@@ -770,6 +882,13 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
       return rewriter.notifyMatchFailure(out, "scores are not Q K^T");
     Value q = uncollapseHeads(qk.getDpsInputs()[0]);
     Value kt = uncollapseHeads(qk.getDpsInputs()[1]);
+    // A constant scale of K^T (torch's SDPA decomposition scales both Q and
+    // K^T by sqrt(scale)).
+    if (kt)
+      if (auto [unscaledKt, factor] = unscaled(kt); unscaledKt && unscaledKt != kt) {
+        kt = unscaledKt;
+        scale *= factor;
+      }
     auto transpose = kt ? kt.getDefiningOp<linalg::TransposeOp>() : nullptr;
     // K^T from K [B, H, Sk, D] ([0, 1, 3, 2]) or, with the head split folded
     // in as BERT's export has it, from [B, Sk, H, D] ([0, 2, 3, 1]).
@@ -866,6 +985,14 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
                 })
                 .getResult(0);
       }
+    }
+    if (bias && cast<RankedTensorType>(bias.getType()).getRank() == 2) {
+      auto bt = cast<RankedTensorType>(bias.getType());
+      bias = tensor::ExpandShapeOp::create(
+          rewriter, loc,
+          RankedTensorType::get({1, 1, bt.getDimSize(0), bt.getDimSize(1)},
+                                bt.getElementType()),
+          bias, SmallVector<ReassociationIndices>{{0, 1, 2}, {3}});
     }
     Value init = tensor::EmptyOp::create(rewriter, loc, outType.getShape(), elt);
     auto attention = AttentionOp::create(

@@ -3,7 +3,7 @@ with torch-mlir, as the fixtures of test/Transforms/fuse-attention*.mlir
 were made:
 
     pip install torch && pip install --no-deps torch-mlir
-    python export_attention.py {plain,causal,causal_br,window,triu,random,bias,padding,gqa}
+    python export_attention.py {plain,causal,causal_br,window,triu,random,bias,padding,gqa,sdpa,sdpa_causal,sdpa_mask}
 
 plain: q @ k^T / sqrt(d), softmax, @ v (q, k, v [1, 2, 8, 16]); causal:
 the scores * (1 / sqrt(d)) masked_fill'ed with -inf above the diagonal of a
@@ -14,7 +14,11 @@ compiler has); random: a constant random boolean mask; bias: an additive
 [B, 1, 1, Sk] bias argument after the scale; padding: a boolean
 [B, 1, 1, Sk] keep argument through masked_fill(~keep, -inf) (B = 2 for
 these two); gqa: 4 query heads on 2 key/value heads, K and V repeated as
-transformers' repeat_kv does.
+transformers' repeat_kv does; sdpa, sdpa_causal, sdpa_mask:
+torch.nn.functional.scaled_dot_product_attention itself (plain, is_causal,
+a boolean [B, 1, Sq, Sk] attn_mask argument), which torch-mlir decomposes
+(sqrt(scale) on Q and K^T, the mask as an additive 0 / -inf tensor, rows
+with no visible key zeroed).
 """
 import math
 import sys
@@ -49,6 +53,9 @@ def repeat_kv(x, group):
 
 class Attention(torch.nn.Module):
     def forward(self, q, k, v, extra=None):
+        if MODE.startswith("sdpa"):
+            return torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=extra, is_causal=MODE == "sdpa_causal")
         if MODE == "gqa":
             k, v = repeat_kv(k, 2), repeat_kv(v, 2)
         if MODE == "bias":
@@ -74,4 +81,6 @@ if MODE == "bias":
     args += (torch.randn(B, 1, 1, 8),)
 elif MODE == "padding":
     args += (torch.ones(B, 1, 1, 8, dtype=torch.bool),)
+elif MODE == "sdpa_mask":
+    args += (torch.ones(B, 1, SQ, 8, dtype=torch.bool),)
 print(fx.export_and_import(Attention(), *args, output_type="linalg-on-tensors"))
