@@ -933,7 +933,11 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
         !vt.hasStaticShape() || !outType.hasStaticShape())
       return rewriter.notifyMatchFailure(out, "dynamic shapes");
     Type elt = qt.getElementType();
-    if (!isa<FloatType>(elt) || kType.getElementType() != elt ||
+    // The element types attn.attention takes (f64 and others stay unfused).
+    auto isAttnFloat = [](Type t) { return t.isF32() || t.isF16() || t.isBF16(); };
+    if (bias && !isAttnFloat(getElementTypeOrSelf(bias.getType())))
+      return rewriter.notifyMatchFailure(out, "bias element type");
+    if (!isAttnFloat(elt) || kType.getElementType() != elt ||
         vt.getElementType() != elt || outType.getElementType() != elt)
       return rewriter.notifyMatchFailure(out, "mixed element types");
     // [B, H, Sq, D] x [B, H, Sk, D] x [B, H, Sk, Dv] -> [B, H, Sq, Dv].
