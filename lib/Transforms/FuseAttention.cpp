@@ -526,11 +526,14 @@ private:
 };
 
 /// The mask kind that keeps exactly keep[i][j] (Sq x Sk, row-major), or
-/// null: a causal or sliding-window band, top-left or bottom-right aligned.
-/// Every row must keep a key (a fully hidden row would give 0 instead of the
-/// framework's NaN).
+/// null: a causal or sliding-window band (left, right >= 0: the diagonal is
+/// kept), top-left or bottom-right aligned. Every row must keep a key (a fully
+/// hidden row would give 0 instead of the framework's NaN).
 MaskKindAttrInterface classifyBand(MLIRContext *ctx, ArrayRef<int64_t> keep,
                                    int64_t sq, int64_t sk) {
+  // A causal mask of either alignment wins over a window that describes the
+  // same keys (bottom-right causal is also a top-left window).
+  MaskKindAttrInterface window;
   for (MaskAlignment align :
        {MaskAlignment::TopLeft, MaskAlignment::BottomRight}) {
     int64_t shift = align == MaskAlignment::BottomRight ? sk - sq : 0;
@@ -545,9 +548,8 @@ MaskKindAttrInterface classifyBand(MLIRContext *ctx, ArrayRef<int64_t> keep,
           upper = std::max(upper, j - i - shift);
           any = true;
         }
-    if (!any || upper > 0)
-      continue; // a band ends at the diagonal or before (right >= 0 below)
-    upper = std::max<int64_t>(upper, 0);
+    if (!any || lower > 0 || upper < 0)
+      continue; // the mask kinds' bands contain the diagonal
     bool exact = true;
     for (int64_t i = 0; i < sq && exact; ++i) {
       bool rowKeeps = false;
@@ -561,17 +563,15 @@ MaskKindAttrInterface classifyBand(MLIRContext *ctx, ArrayRef<int64_t> keep,
     }
     if (!exact)
       continue;
-    // Without a left limit inside the matrix it is causal.
-    if (lower <= -(sq + sk))
+    // Causal when the left edge hides no key of any row (the last row's edge
+    // is the rightmost) and nothing right of the diagonal is kept.
+    bool leftFree = sq - 1 + shift + lower <= 0;
+    if (upper == 0 && leftFree)
       return CausalAttr::get(ctx, align);
-    bool unboundedLeft = true;
-    for (int64_t i = 0; i < sq && unboundedLeft; ++i)
-      unboundedLeft = i + shift + lower <= 0;
-    if (unboundedLeft)
-      return CausalAttr::get(ctx, align);
-    return SlidingWindowAttr::get(ctx, -lower, upper, align);
+    if (!window)
+      window = SlidingWindowAttr::get(ctx, -lower, upper, align);
   }
-  return nullptr;
+  return window;
 }
 
 /// Whether a rank-4 generic operand of type `t` read through `map` is
@@ -663,6 +663,9 @@ std::optional<MaskMatch> matchMask(Value s) {
     std::vector<int64_t> keep(m->data.size());
     for (size_t i = 0; i < keep.size(); ++i)
       keep[i] = hiddenFirst ? !m->data[i] : m->data[i] != 0;
+    // A mask that keeps everything hides nothing.
+    if (llvm::all_of(keep, [](int64_t x) { return x != 0; }))
+      return match;
     match.kind = classifyBand(ctx, keep, sq, sk);
     if (match.kind)
       return match;

@@ -3,13 +3,14 @@ with torch-mlir, as the fixtures of test/Transforms/fuse-attention*.mlir
 were made:
 
     pip install torch && pip install --no-deps torch-mlir
-    python export_attention.py {plain,causal,causal_br,window,triu,random,bias,padding,gqa,sdpa,sdpa_causal,sdpa_mask}
+    python export_attention.py {plain,causal,causal_br,window,triu,random,bias,padding,gqa,sdpa,sdpa_causal,sdpa_mask,window_lr}
 
 plain: q @ k^T / sqrt(d), softmax, @ v (q, k, v [1, 2, 8, 16]); causal:
 the scores * (1 / sqrt(d)) masked_fill'ed with -inf above the diagonal of a
 torch.tril; causal_br: 4 queries against 8 keys, tril(diagonal=4)
 (bottom-right); window: tril & triu(diagonal=-2) (a sliding window of 2
-keys to the left); triu: keys at or after the query (not a band the
+keys to the left); window_lr: tril(diagonal=1) & triu(diagonal=-2) (2
+left, 1 right); triu: keys at or after the query (not a band the
 compiler has); random: a constant random boolean mask; bias: an additive
 [B, 1, 1, Sk] bias argument after the scale; padding: a boolean
 [B, 1, 1, Sk] keep argument through masked_fill(~keep, -inf) (B = 2 for
@@ -41,6 +42,8 @@ def keep_mask(sq, sk):
         return ones.tril(diagonal=sk - sq)
     if MODE == "window":
         return ones.tril() & ones.triu(diagonal=-2)
+    if MODE == "window_lr":
+        return ones.tril(diagonal=1) & ones.triu(diagonal=-2)
     if MODE == "triu":
         return ones.triu()
     return _RANDOM
