@@ -10,18 +10,22 @@ def FuseAttentionPass : Pass<"attn-fuse-attention"> {
                 "by attn.attention";
   let description = [{
     Matches scaled dot-product attention as frameworks export it to linalg
-    on tensors (torch-mlir's `linalg-on-tensors`): the head-split
-    `tensor.collapse_shape`s, `linalg.batch_matmul` of Q and
-    `linalg.transpose(K, [0, 1, 3, 2])`, an optional constant scale
-    (`divf` / `mulf` generic), the softmax over the last dimension
-    (`linalg.softmax` or decomposed into max / sub / exp / sum / div
-    generics, with or without the max subtraction), and the
+    on tensors (torch-mlir's `linalg-on-tensors`; lib/Transforms/
+    FuseAttention.cpp has the full list): the head-split
+    `tensor.collapse_shape`s, `linalg.batch_matmul` of Q and K^T
+    (`linalg.transpose` of K, or of the [B, S, H, D] projection), constant
+    scales (on the scores, Q, K or K^T), masks (-inf selects or additive
+    0 / -inf tensors: evaluated for the static shape and turned into
+    `#attn.causal` / `#attn.sliding_window` when they are a band, else the
+    `mask` or `bias` operand), an additive bias after the scale, the softmax
+    over the last dimension (`linalg.softmax` or its max / sub / exp / sum /
+    div decomposition, with or without the max subtraction, with or without
+    the zeroing of rows that see no key), K and V repeated for GQA, and the
     `linalg.batch_matmul` with V, expanded back to [B, H, Sq, Dv]. The
-    expansion is replaced by one `attn.attention {scale = ...}` on the
-    rank-4 Q, K, V; the unfused ops become dead and are erased. Look-alikes
-    (softmax over another dimension, contraction over another dimension,
-    a non-constant scale, statistics of another tensor) are left alone.
-    Masks and GQA repeats are not recognised yet.
+    expansion is replaced by one `attn.attention`; the unfused ops become
+    dead and are erased. Look-alikes (softmax over another dimension, a
+    scale read from a tensor, statistics of another tensor, a bias before
+    the scale, dynamic shapes) are left alone.
 
     Example: `attn-opt exported.mlir --attn-fuse-attention
     --attn-cpu-pipeline`.
