@@ -116,14 +116,24 @@ Operation *yieldedOp(linalg::GenericOp g, unsigned result = 0) {
   return yield.getOperand(result).getDefiningOp();
 }
 
+/// The rank-4, all-parallel generic on tensors with one output (identity
+/// map) defining `v`, with `numInputs` inputs when given; null otherwise.
+linalg::GenericOp parallelGeneric4(Value v,
+                                   std::optional<unsigned> numInputs = {}) {
+  auto g = v.getDefiningOp<linalg::GenericOp>();
+  if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInits() != 1 ||
+      (numInputs && g.getNumDpsInputs() != *numInputs) ||
+      g.getNumLoops() != 4 || !allParallel(g) ||
+      !g.getIndexingMapsArray().back().isIdentity())
+    return nullptr;
+  return g;
+}
+
 /// A rank-4 elementwise generic with identity maps on input 0 and the
 /// output and `numInputs` inputs.
 bool isElementwise4(linalg::GenericOp g, unsigned numInputs) {
-  if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInputs() != numInputs ||
-      g.getNumDpsInits() != 1 || g.getNumLoops() != 4 || !allParallel(g))
-    return false;
-  SmallVector<AffineMap> maps = g.getIndexingMapsArray();
-  return maps[0].isIdentity() && maps.back().isIdentity();
+  return g && parallelGeneric4(g->getResult(0), numInputs) &&
+         g.getIndexingMapsArray()[0].isIdentity();
 }
 
 bool isBlockArg(Value v, linalg::GenericOp g, unsigned operand) {
@@ -245,10 +255,8 @@ Value softmaxInput(Value p) {
 /// true of (S == -inf) (possibly compared in f64). Returns P0 and that S, or
 /// (p, null).
 std::pair<Value, Value> withoutEmptyRowZeroing(Value p) {
-  auto g = p.getDefiningOp<linalg::GenericOp>();
-  if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInputs() != 3 ||
-      g.getNumDpsInits() != 1 || g.getNumLoops() != 4 || !allParallel(g) ||
-      !g.getIndexingMapsArray().back().isIdentity())
+  linalg::GenericOp g = parallelGeneric4(p, 3);
+  if (!g)
     return {p, Value()};
   auto select = dyn_cast_or_null<arith::SelectOp>(yieldedOp(g));
   if (!select || !isBlockArg(select.getCondition(), g, 0) ||
@@ -345,10 +353,8 @@ struct MaskMatch {
 /// a rank-0 constant input. A mask that evaluates (evaluateIntTensor) to a band
 /// gives its kind; any other mask becomes the tensor operand.
 std::optional<MaskMatch> matchMask(Value s) {
-  auto g = s.getDefiningOp<linalg::GenericOp>();
-  if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInits() != 1 ||
-      g.getNumLoops() != 4 || !allParallel(g) ||
-      !g.getIndexingMapsArray().back().isIdentity())
+  linalg::GenericOp g = parallelGeneric4(s);
+  if (!g)
     return std::nullopt;
   auto select = dyn_cast_or_null<arith::SelectOp>(yieldedOp(g));
   if (!select)
@@ -431,10 +437,8 @@ std::optional<MaskMatch> matchMask(Value s) {
 /// bias a float rank-4 broadcast operand or an [Sq, Sk] tensor read through
 /// (d2, d3) (expanded to [1, 1, Sq, Sk] for the op).
 std::pair<Value, Value> unbiased(Value s) {
-  auto g = s.getDefiningOp<linalg::GenericOp>();
-  if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInputs() != 2 ||
-      g.getNumDpsInits() != 1 || g.getNumLoops() != 4 || !allParallel(g) ||
-      !g.getIndexingMapsArray().back().isIdentity())
+  linalg::GenericOp g = parallelGeneric4(s, 2);
+  if (!g)
     return {Value(), Value()};
   auto add = dyn_cast_or_null<arith::AddFOp>(yieldedOp(g));
   if (!add)
