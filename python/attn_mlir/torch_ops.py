@@ -92,18 +92,17 @@ def set_num_threads(threads):
     _num_threads = threads
 
 
-def _context(device):
-    """The attn_mlir Context a call on `device` runs on."""
-    if device == "cuda":
-        return attn_mlir.default_context("cuda")
-    threads = _num_threads if _num_threads is not None else torch.get_num_threads()
-    return attn_mlir.default_context("cpu", threads=threads)
-
-
 def _threads_key(device):
+    """The CPU thread count calls on `device` run with (0 for CUDA): part of
+    the kernel cache key, and the Context's count."""
     if device != "cpu":
         return 0
     return _num_threads if _num_threads is not None else torch.get_num_threads()
+
+
+def _context(device):
+    """The attn_mlir Context a call on `device` runs on."""
+    return attn_mlir.default_context(device, threads=_threads_key(device))
 
 
 _F64_WARNING = ("attn_mlir: float64 inputs are computed in float32 (the "
@@ -129,7 +128,8 @@ def _kernel(cache_key, device, make_spec):
     if device not in ("cpu", "cuda"):
         raise ValueError(f"attn_mlir: tensors on '{device}' are not "
                          "supported (cpu, cuda)")
-    kernel = _context(device).compile(json.dumps(make_spec()))
+    kernel = attn_mlir.compile(make_spec(), target=device,
+                               context=_context(device))
     with _lock:
         _kernels[cache_key] = kernel
     return kernel
@@ -191,13 +191,26 @@ def _to4d(t, name):
                      f"{list(t.shape)}")
 
 
-def _sdpa_spec(q, k, v, mask, flags, is_causal, scale, enable_gqa):
-    """Checks the arguments of a new kernel shape and returns its spec."""
+def _spec_dtype(op, names, q, k, v):
+    """The spec dtype of q, k, v, which must share one supported dtype."""
     dtype = _TORCH_DTYPES.get(q.dtype)
     if dtype is None or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError("attn_mlir::sdpa: query, key and value must share one "
-                         "dtype among float32, float16, bfloat16; got "
-                         f"{q.dtype}, {k.dtype}, {v.dtype}")
+        raise ValueError(f"attn_mlir::{op}: {names} must share one dtype among "
+                         f"float32, float16, bfloat16; got {q.dtype}, "
+                         f"{k.dtype}, {v.dtype}")
+    return dtype
+
+
+def _unit_stride_rows(tensors):
+    """The kernels read rows with unit stride: a copy of each tensor whose
+    last dimension is strided (PyTorch accepts any layout)."""
+    return [t if t.stride(3) == 1 or t.shape[3] == 1 else t.contiguous()
+            for t in tensors]
+
+
+def _sdpa_spec(q, k, v, mask, flags, is_causal, scale, enable_gqa):
+    """Checks the arguments of a new kernel shape and returns its spec."""
+    dtype = _spec_dtype("sdpa", "query, key and value", q, k, v)
     b, hq, lq, e = q.shape
     hkv, s, ev = k.shape[1], k.shape[2], v.shape[3]
     if k.shape[0] != b or v.shape[0] != b:
@@ -259,10 +272,7 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
         q, k, v = query, key, value
     else:
         q, k, v = _to4d(query, "query"), _to4d(key, "key"), _to4d(value, "value")
-    # The kernels read rows with unit stride: copy an operand whose last
-    # dimension is strided (PyTorch's SDPA accepts any layout).
-    q, k, v = (t if t.stride(3) == 1 or t.shape[3] == 1 else t.contiguous()
-               for t in (q, k, v))
+    q, k, v = _unit_stride_rows((q, k, v))
     qs, ks, vs = q.shape, k.shape, v.shape
     mask = flags = mask_key = None
     if attn_mask is not None:
@@ -372,11 +382,7 @@ def _flash_attn_impl(q, k, v, softmax_scale=None, causal=False, window_left=-1,
     if hq % hkv != 0:
         raise ValueError(f"attn_mlir::flash_attn: {hq} query heads are not a "
                          f"multiple of {hkv} key/value heads")
-    dtype = _TORCH_DTYPES.get(q.dtype)
-    if dtype is None or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError("attn_mlir::flash_attn: q, k and v must share one "
-                         "dtype among float32, float16, bfloat16; got "
-                         f"{q.dtype}, {k.dtype}, {v.dtype}")
+    dtype = _spec_dtype("flash_attn", "q, k and v", q, k, v)
     if cache_seqlens is not None and (cache_seqlens.dtype not in (
             torch.int32, torch.int64) or tuple(cache_seqlens.shape) != (b,)):
         raise ValueError("attn_mlir::flash_attn: cache_seqlens must be an "
@@ -397,9 +403,7 @@ def _flash_attn_impl(q, k, v, softmax_scale=None, causal=False, window_left=-1,
                          "padded key length, not to each cache_seqlens[b] "
                          "as FlashAttention does)")
     # [B, S, H, D] -> [B, H, S, D] views: the kernels read strides.
-    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
-    qh, kh, vh = (t if t.stride(3) == 1 or t.shape[3] == 1 else t.contiguous()
-                  for t in (qh, kh, vh))
+    qh, kh, vh = _unit_stride_rows([t.transpose(1, 2) for t in (q, k, v)])
     device = q.device.type
     dyn_bk = _dynamic is not False
     lq = sq if _dynamic is not True else None
