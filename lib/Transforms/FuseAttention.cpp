@@ -207,6 +207,34 @@ bool isNegInf(Value v) {
 }
 bool isZero(Value v) { return matchPattern(v, m_AnyZeroFloat()); }
 
+/// The input number of `v` when it is the block argument of an input of
+/// `g`, else -1.
+int inputOf(linalg::GenericOp g, Value v) {
+  auto arg = dyn_cast<BlockArgument>(v);
+  if (!arg || arg.getOwner() != g.getBody() ||
+      arg.getArgNumber() >= g.getNumDpsInputs())
+    return -1;
+  return arg.getArgNumber();
+}
+
+/// The value of a float scalar in the body of `g`: a constant, or the
+/// argument of a rank-0 input that is a splat constant.
+std::optional<APFloat> scalarConstant(linalg::GenericOp g, Value v) {
+  FloatAttr f;
+  if (matchPattern(v, m_Constant(&f)))
+    return f.getValue();
+  int i = inputOf(g, v);
+  DenseFPElementsAttr d;
+  if (i < 0 || g.getIndexingMapsArray()[i].getNumResults() != 0 ||
+      !matchPattern(g.getDpsInputs()[i], m_Constant(&d)) || !d.isSplat())
+    return std::nullopt;
+  return d.getSplatValue<APFloat>();
+}
+
+bool isNegInfValue(const std::optional<APFloat> &x) {
+  return x && x->isInfinity() && x->isNegative();
+}
+
 /// S for P = softmax(S) over d3, or null.
 Value softmaxInput(Value p) {
   if (auto sm = p.getDefiningOp<linalg::SoftmaxOp>())
@@ -359,29 +387,12 @@ std::optional<MaskMatch> matchMask(Value s) {
   auto select = dyn_cast_or_null<arith::SelectOp>(yieldedOp(g));
   if (!select)
     return std::nullopt;
-  auto inputOf = [&](Value v) -> int {
-    auto arg = dyn_cast<BlockArgument>(v);
-    if (!arg || arg.getOwner() != g.getBody() ||
-        arg.getArgNumber() >= g.getNumDpsInputs())
-      return -1;
-    return arg.getArgNumber();
-  };
-  auto isNegInfValue = [&](Value v) {
-    if (isNegInf(v))
-      return true;
-    int i = inputOf(v);
-    if (i < 0 || g.getIndexingMapsArray()[i].getNumResults() != 0)
-      return false;
-    DenseFPElementsAttr d;
-    return matchPattern(g.getDpsInputs()[i], m_Constant(&d)) &&
-           d.isSplat() && d.getSplatValue<APFloat>().isInfinity() &&
-           d.getSplatValue<APFloat>().isNegative();
-  };
-  int cond = inputOf(select.getCondition());
+  int cond = inputOf(g, select.getCondition());
   Value tv = select.getTrueValue(), fv = select.getFalseValue();
-  bool hiddenFirst = isNegInfValue(tv);
-  int scores = inputOf(hiddenFirst ? fv : tv);
-  if (cond < 0 || scores < 0 || !(hiddenFirst || isNegInfValue(fv)) ||
+  bool hiddenFirst = isNegInfValue(scalarConstant(g, tv));
+  int scores = inputOf(g, hiddenFirst ? fv : tv);
+  if (cond < 0 || scores < 0 ||
+      !(hiddenFirst || isNegInfValue(scalarConstant(g, fv))) ||
       !g.getIndexingMapsArray()[scores].isIdentity())
     return std::nullopt;
   MLIRContext *ctx = g.getContext();
@@ -474,35 +485,16 @@ std::optional<IntTensor> additiveMaskKeep(Value bias) {
   auto select = dyn_cast_or_null<arith::SelectOp>(yieldedOp(g));
   if (!select)
     return std::nullopt;
-  // A rank-0 constant input or a constant: its value.
-  auto constantOf = [&](Value v) -> std::optional<APFloat> {
-    FloatAttr f;
-    if (matchPattern(v, m_Constant(&f)))
-      return f.getValue();
-    auto arg = dyn_cast<BlockArgument>(v);
-    if (!arg || arg.getOwner() != g.getBody() ||
-        arg.getArgNumber() >= g.getNumDpsInputs() ||
-        g.getIndexingMapsArray()[arg.getArgNumber()].getNumResults() != 0)
-      return std::nullopt;
-    DenseFPElementsAttr d;
-    if (!matchPattern(g.getDpsInputs()[arg.getArgNumber()], m_Constant(&d)) ||
-        !d.isSplat())
-      return std::nullopt;
-    return d.getSplatValue<APFloat>();
-  };
-  std::optional<APFloat> t = constantOf(select.getTrueValue());
-  std::optional<APFloat> f = constantOf(select.getFalseValue());
+  std::optional<APFloat> t = scalarConstant(g, select.getTrueValue());
+  std::optional<APFloat> f = scalarConstant(g, select.getFalseValue());
   auto isZeroOrNegInf = [](const std::optional<APFloat> &x) {
-    return x && (x->isZero() || (x->isInfinity() && x->isNegative()));
+    return x && (x->isZero() || isNegInfValue(x));
   };
-  auto cond = dyn_cast<BlockArgument>(select.getCondition());
-  if (!isZeroOrNegInf(t) || !isZeroOrNegInf(f) || !cond ||
-      cond.getOwner() != g.getBody() ||
-      cond.getArgNumber() >= g.getNumDpsInputs() ||
-      !g.getIndexingMapsArray()[cond.getArgNumber()].isIdentity())
+  int cond = inputOf(g, select.getCondition());
+  if (!isZeroOrNegInf(t) || !isZeroOrNegInf(f) || cond < 0 ||
+      !g.getIndexingMapsArray()[cond].isIdentity())
     return std::nullopt;
-  FailureOr<IntTensor> c =
-      evaluateIntTensor(g.getDpsInputs()[cond.getArgNumber()]);
+  FailureOr<IntTensor> c = evaluateIntTensor(g.getDpsInputs()[cond]);
   if (failed(c) || c->shape.size() != 2)
     return std::nullopt;
   IntTensor keep = *c;

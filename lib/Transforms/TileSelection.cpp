@@ -125,23 +125,25 @@ AttentionTileSizes::fromList(ArrayRef<int64_t> sizes) {
 std::string mlir::attn::verifyTileSizes(const AttentionTileSizes &t,
                                         TileTarget target, int64_t headDim,
                                         int64_t vHeadDim, bool amx) {
-  std::string shown = std::to_string(t.batch) + "," + std::to_string(t.heads) +
-                      "," + std::to_string(t.query) + "," +
-                      std::to_string(t.key);
+  // Built only for a message: getKernel checks its options on every call.
+  auto shown = [&] {
+    return std::to_string(t.batch) + "," + std::to_string(t.heads) + "," +
+           std::to_string(t.query) + "," + std::to_string(t.key);
+  };
   if (llvm::any_of(t.toArray(), [](int64_t v) { return v <= 0; }))
     return "tile sizes must be 4 positive integers (batch, heads, query, "
-           "key), got " + shown;
+           "key), got " + shown();
   if (t.query > kMaxTileRows || t.key > kMaxTileRows || t.batch > INT32_MAX ||
       t.heads > INT32_MAX)
     return "query and key tile sizes must be at most " +
            std::to_string(kMaxTileRows) + " (batch and heads below 2^31), "
-           "got " + shown;
+           "got " + shown();
   if (target == TileTarget::CPU) {
     // The widest vector (16 f32 lanes) pads the most.
     int64_t bytes = getCPUTileScratchBytes(t.batch, t.heads, t.query, t.key,
                                            headDim, vHeadDim, 16, amx);
     if (bytes > kMaxCPUTileScratchBytes)
-      return "tile sizes " + shown + " need " + std::to_string(bytes) +
+      return "tile sizes " + shown() + " need " + std::to_string(bytes) +
              " bytes of stack scratch per workgroup, more than the " +
              std::to_string(kMaxCPUTileScratchBytes) +
              " the CPU code generator allows";

@@ -57,21 +57,21 @@ Value Emitter::apply(AffineMap map, unsigned result, ValueRange operands) {
 Value Emitter::toI32(Value v) {
   return b.createOrFold<arith::IndexCastOp>(loc, b.getI32Type(), v);
 }
-Value Emitter::exp2(Value x) {
-  if (!target || target->exp2Intrinsic.empty())
-    return math::Exp2Op::create(b, loc, x);
-  return LLVM::CallIntrinsicOp::create(b, loc, b.getF32Type(),
-                                       b.getStringAttr(target->exp2Intrinsic),
+/// `intrinsic` on x when the target names one, else MathOp.
+template <typename MathOp>
+static Value fastOr(Emitter &e, StringRef intrinsic, Value x) {
+  if (intrinsic.empty())
+    return MathOp::create(e.b, e.loc, x);
+  return LLVM::CallIntrinsicOp::create(e.b, e.loc, e.b.getF32Type(),
+                                       e.b.getStringAttr(intrinsic),
                                        ValueRange{x})
       .getResult(0);
 }
+Value Emitter::exp2(Value x) {
+  return fastOr<math::Exp2Op>(*this, target ? target->exp2Intrinsic : "", x);
+}
 Value Emitter::log2(Value x) {
-  if (!target || target->log2Intrinsic.empty())
-    return math::Log2Op::create(b, loc, x);
-  return LLVM::CallIntrinsicOp::create(b, loc, b.getF32Type(),
-                                       b.getStringAttr(target->log2Intrinsic),
-                                       ValueRange{x})
-      .getResult(0);
+  return fastOr<math::Log2Op>(*this, target ? target->log2Intrinsic : "", x);
 }
 Value Emitter::shuffleXor(Value x, int32_t mask) {
   int32_t width = target ? static_cast<int32_t>(target->subgroupSize) : 32;
