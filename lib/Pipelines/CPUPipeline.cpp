@@ -103,19 +103,28 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
   }
   bool vectorCodegen = options.codegen == CPUPipelineOptions::Codegen::Vector;
   pm.addPass(createTileAttentionPass(tileOptions));
-  if (!vectorCodegen)
+  if (vectorCodegen) {
+    // Each tile becomes linalg stages on tensors, in the target's layout;
+    // canonical first, so that a query block is one value for all its tiles.
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createCSEPass());
+    CPUDecomposeOnlineAttentionPassOptions decomposeOptions;
+    decomposeOptions.vectorWidth = target.vectorWidth;
+    decomposeOptions.bf16Dot = target.avx512bf16;
+    decomposeOptions.amx = target.amxBf16;
+    pm.addNestedPass<func::FuncOp>(
+        createCPUDecomposeOnlineAttentionPass(decomposeOptions));
+  } else {
     pm.addPass(createDecomposeOnlineAttentionPass());
+  }
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createCPUDistributeWorkgroupsPass());
   addBufferization(pm);
   if (vectorCodegen) {
-    CPULowerOnlineAttentionPassOptions lowerOptions;
+    CPULowerStagesPassOptions lowerOptions;
     lowerOptions.vectorWidth = target.vectorWidth;
-    lowerOptions.bf16Dot = target.avx512bf16;
-    lowerOptions.amx = target.amxBf16;
-    pm.addNestedPass<func::FuncOp>(
-        createCPULowerOnlineAttentionPass(lowerOptions));
+    pm.addNestedPass<func::FuncOp>(createCPULowerStagesPass(lowerOptions));
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createCSEPass());
   }

@@ -160,7 +160,7 @@ def Attn_OnlineAttentionOp : Attn_AttentionLikeOp<"online_attention", [
     The op is in destination-passing style: on tensors it returns the updated
     state; after bufferization it takes memrefs, has no results and updates
     its `acc`, `max` and `sum` buffers in place (the form that target
-    lowerings such as `attn-cpu-lower-online-attention` consume).
+    lowerings such as `attn-cuda-lower-attention` consume).
 
     Example:
 

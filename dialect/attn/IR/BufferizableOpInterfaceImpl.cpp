@@ -2,8 +2,7 @@
 //
 // attn.online_attention is destination-passing: its acc, max and sum outs
 // bufferize in place into their results, and the op becomes its memref form
-// (no results), which target lowerings such as
-// attn-cpu-lower-online-attention consume.
+// (no results), which buffer-level lowerings consume.
 //
 //===----------------------------------------------------------------------===//
 

@@ -75,9 +75,10 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 };
 
 /// attn.attention on tensors -> LLVM dialect for the host CPU, through the
-/// flash path: attn-tile-attention, workgroup distribution, one-shot
-/// bufferization, attn-cpu-lower-online-attention (or, with codegen=linalg,
-/// attn-decompose-online-attention before bufferization), the polynomial exp,
+/// flash path: attn-tile-attention, attn-cpu-decompose-online-attention
+/// (linalg stages on tensors; with codegen=linalg,
+/// attn-decompose-online-attention), workgroup distribution, one-shot
+/// bufferization, attn-cpu-lower-stages (the stages' microkernels), the polynomial exp,
 /// then the standard lowering to LLVM. The Sq x Sk score matrix is never
 /// materialised: only [tile_k, tile_q] score tiles are.
 void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);

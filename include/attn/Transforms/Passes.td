@@ -172,29 +172,79 @@ def CPULowerCopiesPass
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
-def CPULowerOnlineAttentionPass
-    : Pass<"attn-cpu-lower-online-attention", "::mlir::func::FuncOp"> {
-  let summary = "Lower bufferized online-attention tiles to register-blocked "
-                "vector code";
+def CPUDecomposeOnlineAttentionPass
+    : Pass<"attn-cpu-decompose-online-attention", "::mlir::func::FuncOp"> {
+  let summary = "Decompose CPU online-attention tiles into linalg stages on "
+                "tensors";
   let description = [{
-    Rewrites every bufferized `attn.online_attention` (memref operands,
-    static tile sizes, after `attn-tile-attention` and bufferization) into
-    vector-dialect loops for CPUs with wide SIMD:
+    Rewrites every `attn.online_attention` tile (tensors, static sizes, after
+    `attn-tile-attention`) into `linalg.generic` stages per (batch, query
+    head) of the tile, each tagged `attn.cpu_stage`, in the layout the CPU
+    target wants:
 
-    * the query tile is scaled and transposed once per query block (hoisted
-      out of the key loop), so that queries sit on the vector lanes;
-    * S^T = K Q^T in register blocks of up to 24 accumulators, each key
-      element broadcast;
-    * the row max, exp and row sum lane-wise over queries (no horizontal
-      reductions), with per-element masking only where the tile straddles the
-      causal / sliding-window band, or for tensor masks and biases;
-    * acc = alpha * acc + P V in register blocks with head_dim on the lanes,
-      each probability broadcast, guarded per row where a key is kept by only
-      some rows, so hidden (even NaN) values never reach a row.
+    * `query`: the query tile scaled and transposed (queries on the lanes)
+      or paired for bf16 dot products, placed after the query's definition,
+      so outside the key loop, and shared by the tiles of one query block;
+    * `scores`: the Q K^T contraction, S^T[j][m] (`attn.cpu_scheme` fma,
+      bf16_dot or amx) or S[m][j] for tiles of at most 4 rows (keys on the
+      lanes, scheme rows);
+    * `score`: the one elementwise score stage (scale where the contraction
+      does not apply it, bias, tensor mask, the mask kind's band test and
+      the key range), where a tile inside the band skips the band test;
+    * `max`, `alpha`, `exp_sum`: the running max over the keys [jLo, jHi)
+      that some row keeps, m' = max(m, r), alpha = exp(m - m'), and
+      P = exp(S - m') with l' = alpha l + sum_j P;
+    * `rescale` and `pv`: acc = alpha acc + P V over the keys each row keeps.
 
-    Keys that no row of the tile keeps (band, `kv_lens`, `kv_bound`) are not
-    reduced at all. `vector-width` is the number of f32 lanes (16 for
-    AVX-512, 8 for AVX2).
+    Every stage's region is its exact semantics: lowered to loops, the
+    stages compute the tile. `attn-cpu-lower-stages` lowers them to vector
+    code after bufferization. `vector-width` is the number of f32 lanes (16
+    for AVX-512, 8 for AVX2).
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "Number of f32 lanes of a vector register">,
+    Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
+           "Pair the query of bf16 tiles for AVX512-BF16 dot products "
+           "(vdpbf16ps)">,
+    Option<"amx", "amx", "bool", /*default=*/"false",
+           "Compute Q K^T and P V of bf16 tiles on AMX tiles (needs "
+           "amx-bf16), P rounded to bf16; tiles whose rows are not a "
+           "multiple of 16, keys of 32 or that have tensor masks keep the "
+           "vector schemes">,
+  ];
+}
+
+def CPULowerStagesPass
+    : Pass<"attn-cpu-lower-stages", "::mlir::func::FuncOp"> {
+  let summary = "Lower the bufferized linalg stages of CPU tiles to "
+                "register-blocked vector code";
+  let description = [{
+    Lowers each `linalg.generic` tagged `attn.cpu_stage` by
+    `attn-cpu-decompose-online-attention` (on buffers) with its microkernel:
+
+    * `scores`: S^T = K Q^T in register blocks of up to 24 accumulators,
+      each key element broadcast (fma), AVX512-BF16 dot products
+      (x86vector.avx512.dot), AMX tile products (amx.tile_mulf), or keys on
+      the lanes with the horizontal sums of 16 keys done at once (rows); the
+      zero fill of its output is folded in;
+    * `score` and `alpha`: the region vectorized along the innermost loop
+      (whatever the region holds: this is where a score modification goes);
+    * `max` and `exp_sum`: lane-wise over queries (no horizontal
+      reductions), only over the keys some row keeps, or per row with keys
+      on the lanes;
+    * `rescale` + `pv`: acc = alpha * acc + P V in register blocks with the
+      value dimension on the lanes, each probability broadcast, guarded per
+      row where a key is kept by only some rows, so hidden (even NaN) values
+      never reach a row (or AMX tile products on transposed bf16 P).
+
+    A stage no pattern takes stays a `linalg.generic` (lowered to loops
+    later). `vector-width` is the number of f32 lanes.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
@@ -205,14 +255,6 @@ def CPULowerOnlineAttentionPass
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
            "Number of f32 lanes of a vector register">,
-    Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
-           "Compute Q K^T of bf16 tiles with AVX512-BF16 dot products of bf16 "
-           "pairs (vdpbf16ps, x86vector.avx512.dot)">,
-    Option<"amx", "amx", "bool", /*default=*/"false",
-           "Compute Q K^T and P V of bf16 tiles on AMX tiles (amx.tile_mulf, "
-           "tdpbf16ps; needs amx-bf16), P rounded to bf16; tiles whose rows "
-           "are not a multiple of 16, keys of 32 or that have tensor masks "
-           "keep the vector code">,
   ];
 }
 

@@ -23,6 +23,7 @@ class LaunchOp;
 
 namespace attn {
 struct CUDATarget;
+struct CPUTargetInfo;
 
 /// Rewrites `op` into its online-softmax form: fills of the running state
 /// (acc = 0 [B,Hq,Sq,Dv] f32, max = -inf and sum = 0 [B,Hq,Sq] f32), one
@@ -72,7 +73,7 @@ LogicalResult distributeWorkgroups(RewriterBase &rewriter,
                                    Value end);
 
 /// Bytes of stack scratch (memref.alloca at the function entry) that
-/// lowerOnlineAttentionToVectors allocates for one tile of the given sizes
+/// the CPU stages (decomposeOnlineAttentionForCPU) allocate for one tile of the given sizes
 /// (batch x heads query heads, `query` rows, `key` keys) with `vectorWidth`
 /// f32 lanes; with `amx` the AMX buffers too. Saturates instead of
 /// overflowing. The single owner of this rule: the lowering refuses tiles
@@ -91,19 +92,18 @@ constexpr int64_t kMaxCPUDecodeTileRows = 4;
 /// holds the frames around them.
 constexpr int64_t kMaxCPUTileScratchBytes = int64_t(4) << 20;
 
-/// Lowers the bufferized tile `op` (memref operands, static sizes) to
-/// register-blocked vector code with `vectorWidth` f32 lanes (see the
-/// attn-cpu-lower-online-attention pass) and erases it.
-/// `transposedQueries` remembers, per query buffer, the transposed copy and
-/// the loop that fills it, so that tiles of one query block share it.
-/// With `useBF16Dot`, bf16 tiles compute Q K^T with AVX512-BF16 dot
-/// products (x86vector.avx512.dot). With `useAMX`, bf16 tiles of whole
-/// 16-row, 32-key blocks without tensor masks compute both contractions on
-/// AMX tiles (amx.tile_mulf); the others fall back to the vector code.
-LogicalResult lowerOnlineAttentionToVectors(
-    RewriterBase &rewriter, OnlineAttentionOp op, int64_t vectorWidth,
-    DenseMap<Value, std::pair<Value, Operation *>> &transposedQueries,
-    bool useBF16Dot = false, bool useAMX = false);
+/// Decomposes the tile `op` (tensors, static sizes) into the CPU stages
+/// (linalg.generic ops tagged attn.cpu_stage, see the
+/// attn-cpu-decompose-online-attention pass) in the layout `target` wants,
+/// and replaces it. `queryStages` remembers, per query tensor, its query
+/// stage (the scaled, transposed query), so that the tiles of one query block
+/// share it. With AVX512-BF16, bf16 tiles compute Q K^T with dot products of
+/// bf16 pairs; with amx-bf16, bf16 tiles of whole 16-row, 32-key blocks
+/// without tensor masks compute both contractions on AMX tiles.
+LogicalResult decomposeOnlineAttentionForCPU(RewriterBase &rewriter,
+                                             OnlineAttentionOp op,
+                                             const CPUTargetInfo &target,
+                                             DenseMap<Value, Value> &queryStages);
 
 /// Lowers `op` to linalg.generic ops on tensors (see the
 /// attn-decompose-online-attention pass) and replaces it.

@@ -1,0 +1,390 @@
+//===- CPULowerStages.cpp - linalg stages of a CPU tile -> vector code ------===//
+//
+// Lowers the linalg.generic stages that attn-cpu-decompose-online-attention
+// made of each tile (CPUTileLowering.h has the contract), after
+// bufferization, one pattern per stage:
+//
+//   scores    register-blocked Q K^T: FMA with each key element broadcast
+//             against queries on the lanes (CPUTileScores.cpp), AVX512-BF16
+//             dot products of bf16 pairs, AMX tile products
+//             (CPUTileAMX.cpp), or keys on the lanes (CPUTileDecode.cpp);
+//             the zero fill of its output is folded in;
+//   score, alpha
+//             the region vectorizer (CPUVectorizeStage.cpp);
+//   max, exp_sum
+//             lane-wise over queries (no horizontal reductions), or per row
+//             with keys on the lanes; the -inf fill of the row max is folded
+//             in;
+//   rescale + pv
+//             register-blocked P V with the value dimension on the lanes and
+//             each probability broadcast, the rescaling folded into the
+//             accumulator loads, per-row guards where a key is kept by only
+//             some rows (or AMX tile products).
+//
+// A stage a pattern does not take stays a linalg.generic and is lowered to
+// loops with the rest of the function, which is also what the stages mean.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CPUTileLowering.h"
+#include "attn/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include <limits>
+
+namespace mlir {
+namespace attn {
+#define GEN_PASS_DEF_CPULOWERSTAGESPASS
+#include "attn/Transforms/Passes.h.inc"
+} // namespace attn
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::cpu;
+
+namespace mlir {
+namespace attn {
+namespace cpu {
+
+void StageBuilder::emitRowMaxLanes(Value st, Value mx, Value jLo, Value jHi,
+                                   bool negInfInit) {
+  int64_t Mp = dimOf(st, 1);
+  auto chunkLoop = scf::ForOp::create(b, loc, idx(0), idx(Mp), idx(VL));
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(chunkLoop.getBody()->getTerminator());
+  Value c = chunkLoop.getInductionVar();
+  auto score = [&](Value j) {
+    return vector::LoadOp::create(b, loc, vecType(VL, f32), st, ValueRange{j, c});
+  };
+  Value init = negInfInit ? splat(kNegInf, VL)
+                          : vector::LoadOp::create(b, loc, vecType(VL, f32), mx,
+                                                   ValueRange{c}).getResult();
+  Value pairsEnd = add(jLo, arith::AndIOp::create(b, loc, sub(jHi, jLo), idx(-2)));
+  auto pairs = scf::ForOp::create(b, loc, jLo, pairsEnd, idx(2),
+                                  ValueRange{init, splat(kNegInf, VL)});
+  {
+    OpBuilder::InsertionGuard g2(b);
+    b.setInsertionPointToStart(pairs.getBody());
+    Value j = pairs.getInductionVar();
+    Value r0 = runningMax(pairs.getRegionIterArgs()[0], score(j));
+    Value r1 = runningMax(pairs.getRegionIterArgs()[1], score(add(j, idx(1))));
+    scf::YieldOp::create(b, loc, ValueRange{r0, r1});
+  }
+  auto rest = scf::ForOp::create(b, loc, pairsEnd, jHi, idx(1),
+                                 ValueRange{pairs.getResult(0)});
+  {
+    OpBuilder::InsertionGuard g2(b);
+    b.setInsertionPointToStart(rest.getBody());
+    scf::YieldOp::create(
+        b, loc, runningMax(rest.getRegionIterArgs()[0], score(rest.getInductionVar())));
+  }
+  vector::StoreOp::create(b, loc, runningMax(rest.getResult(0), pairs.getResult(1)),
+                          mx, ValueRange{c});
+}
+
+void StageBuilder::emitRowMaxRows(Value st, Value mx, bool negInfInit) {
+  int64_t M = dimOf(st, 0), N = dimOf(st, 1), full = N / VL * VL;
+  auto rowLoop = scf::ForOp::create(b, loc, idx(0), idx(M), idx(1));
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(rowLoop.getBody()->getTerminator());
+  Value m = rowLoop.getInductionVar();
+  Value acc = negInfInit ? fconst(kNegInf)
+                         : memref::LoadOp::create(b, loc, mx, ValueRange{m}).getResult();
+  if (full) {
+    auto loop = scf::ForOp::create(b, loc, idx(0), idx(full), idx(VL),
+                                   ValueRange{splat(kNegInf, VL)});
+    {
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), st,
+                                       ValueRange{m, loop.getInductionVar()});
+      scf::YieldOp::create(b, loc, runningMax(loop.getRegionIterArgs()[0], s));
+    }
+    acc = runningMax(acc, vector::ReductionOp::create(
+                              b, loc, vector::CombiningKind::MAXIMUMF, loop.getResult(0)));
+  }
+  if (N != full) {
+    Value s = vector::LoadOp::create(b, loc, vecType(N - full, f32), st,
+                                     ValueRange{m, idx(full)});
+    acc = runningMax(acc, vector::ReductionOp::create(
+                              b, loc, vector::CombiningKind::MAXIMUMF, s));
+  }
+  memref::StoreOp::create(b, loc, acc, mx, ValueRange{m});
+}
+
+void StageBuilder::emitExpSumLanes(Value st, Value l, Value mNew, Value jLo,
+                                   Value jHi) {
+  int64_t Mp = dimOf(st, 1);
+  auto chunkLoop = scf::ForOp::create(b, loc, idx(0), idx(Mp), idx(VL));
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(chunkLoop.getBody()->getTerminator());
+  Value c = chunkLoop.getInductionVar();
+  Value mSafe = safeMax(vector::LoadOp::create(b, loc, vecType(VL, f32), mNew, ValueRange{c}));
+  Value lInit = vector::LoadOp::create(b, loc, vecType(VL, f32), l, ValueRange{c});
+  auto sumLoop = scf::ForOp::create(b, loc, jLo, jHi, idx(1), ValueRange{lInit});
+  {
+    OpBuilder::InsertionGuard g2(b);
+    b.setInsertionPointToStart(sumLoop.getBody());
+    Value j = sumLoop.getInductionVar();
+    Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), st, ValueRange{j, c});
+    Value p = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, s, mSafe));
+    vector::StoreOp::create(b, loc, p, st, ValueRange{j, c});
+    scf::YieldOp::create(
+        b, loc, arith::AddFOp::create(b, loc, sumLoop.getRegionIterArgs()[0], p)
+                    .getResult());
+  }
+  vector::StoreOp::create(b, loc, sumLoop.getResult(0), l, ValueRange{c});
+}
+
+void StageBuilder::emitExpSumRows(Value st, Value l, Value mNew) {
+  int64_t M = dimOf(st, 0), N = dimOf(st, 1), full = N / VL * VL;
+  auto rowLoop = scf::ForOp::create(b, loc, idx(0), idx(M), idx(1));
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(rowLoop.getBody()->getTerminator());
+  Value m = rowLoop.getInductionVar();
+  Value mSafe = safeMax(memref::LoadOp::create(b, loc, mNew, ValueRange{m}));
+  auto expAt = [&](Value j0, int64_t width) {
+    Value s = vector::LoadOp::create(b, loc, vecType(width, f32), st, ValueRange{m, j0});
+    Value p = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, s, bcast(mSafe, width)));
+    vector::StoreOp::create(b, loc, p, st, ValueRange{m, j0});
+    return p;
+  };
+  Value acc = memref::LoadOp::create(b, loc, l, ValueRange{m});
+  if (full) {
+    auto loop = scf::ForOp::create(b, loc, idx(0), idx(full), idx(VL),
+                                   ValueRange{splat(0.0f, VL)});
+    {
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value p = expAt(loop.getInductionVar(), VL);
+      scf::YieldOp::create(
+          b, loc, arith::AddFOp::create(b, loc, loop.getRegionIterArgs()[0], p).getResult());
+    }
+    acc = arith::AddFOp::create(
+        b, loc, acc,
+        vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, loop.getResult(0)));
+  }
+  if (N != full)
+    acc = arith::AddFOp::create(
+        b, loc, acc,
+        vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                    expAt(idx(full), N - full)));
+  memref::StoreOp::create(b, loc, acc, l, ValueRange{m});
+}
+
+} // namespace cpu
+} // namespace attn
+} // namespace mlir
+
+int64_t mlir::attn::getCPUTileScratchBytes(int64_t batch, int64_t heads,
+                                            int64_t query, int64_t key,
+                                            int64_t headDim, int64_t vHeadDim,
+                                            int64_t vectorWidth, bool amx) {
+  // Products of non-negative sizes, saturated at INT64_MAX.
+  auto mul = [](std::initializer_list<int64_t> factors) {
+    int64_t r = 1;
+    for (int64_t f : factors)
+      if (f < 0 || __builtin_mul_overflow(r, f, &r))
+        return std::numeric_limits<int64_t>::max();
+    return r;
+  };
+  auto add = [](int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max()
+                                            : r;
+  };
+  int64_t vl = std::max<int64_t>(1, vectorWidth);
+  int64_t mp = mul({(query + vl - 1) / vl, vl});
+  int64_t kp = mul({(key + vl - 1) / vl, vl});
+  // The transposed query (f32, or bf16 pairs of the same size in bytes
+  // halved, counted as f32), the scores (keys x rows, or rows x keys for
+  // row-major decode tiles) and the correction factors.
+  int64_t bytes = mul({batch, heads, headDim, mp, 4});
+  bytes = add(bytes, std::max(mul({key, mp, 4}), mul({query, kp, 4})));
+  bytes = add(bytes, mul({mp, 4}));
+  if (amx)
+    bytes = add(add(bytes, mul({query, key, 2})), mul({key, vHeadDim, 2}));
+  return bytes;
+}
+
+namespace {
+
+StringRef stageOf(Operation *op) {
+  auto a = op->getAttrOfType<StringAttr>(kStageAttr);
+  return a ? a.getValue() : StringRef();
+}
+StringRef schemeOf(Operation *op) {
+  auto a = op->getAttrOfType<StringAttr>(kSchemeAttr);
+  return a ? a.getValue() : StringRef();
+}
+bool keyLanesOf(Operation *op) {
+  auto a = op->getAttrOfType<StringAttr>(kStageLayoutAttr);
+  return a && a.getValue() == kKeyLanes;
+}
+
+/// The linalg.fill of `buffer` with `value` before `op` with only pure ops
+/// (views, index arithmetic) between them, if any.
+linalg::FillOp fillBefore(Operation *op, Value buffer, double value) {
+  Operation *prev = op->getPrevNode();
+  while (prev && isPure(prev))
+    prev = prev->getPrevNode();
+  auto fill = dyn_cast_or_null<linalg::FillOp>(prev);
+  if (!fill || fill.getOutputs().front() != buffer)
+    return nullptr;
+  auto cst = fill.getInputs().front().getDefiningOp<arith::ConstantOp>();
+  auto f = cst ? dyn_cast<FloatAttr>(cst.getValue()) : FloatAttr();
+  if (!f || f.getValueAsDouble() != value)
+    return nullptr;
+  return fill;
+}
+
+Value allocaAtEntry(RewriterBase &rewriter, Operation *op,
+                    ArrayRef<int64_t> shape, Type elt) {
+  auto func = op->getParentOfType<FunctionOpInterface>();
+  OpBuilder::InsertionGuard g(rewriter);
+  rewriter.setInsertionPointToStart(&func.getFunctionBody().front());
+  return memref::AllocaOp::create(rewriter, op->getLoc(),
+                                  MemRefType::get(shape, elt),
+                                  rewriter.getI64IntegerAttr(64))
+      .getResult();
+}
+
+/// Lowers one stage; returns failure for a stage left to the loop lowering.
+LogicalResult lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
+                         int64_t vectorWidth) {
+  StringRef stage = stageOf(op);
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  StageBuilder sb(rewriter, op.getLoc(), vectorWidth);
+  bool keyLanes = keyLanesOf(op);
+  // The microkernels read rows with vector loads (a dimension of size 1 is
+  // read with scalar loads).
+  for (Value v : op->getOperands())
+    if (auto t = dyn_cast<MemRefType>(v.getType())) {
+      SmallVector<int64_t> strides;
+      int64_t offset;
+      if (failed(t.getStridesAndOffset(strides, offset)) ||
+          (!strides.empty() && strides.back() != 1 && t.getShape().back() != 1))
+        return failure();
+    }
+  OperandRange ins = op.getInputs();
+  OperandRange outs = op.getOutputs();
+  if (stage == "scores") {
+    linalg::FillOp fill = fillBefore(op, outs[0], 0.0);
+    if (!fill)
+      return failure();
+    StringRef scheme = schemeOf(op);
+    // bf16 pairs are a dimension of their own in the stage: the
+    // microkernels read the 2-D buffers under the expand_shape views.
+    auto unpaired = [](Value v) {
+      auto expand = v.getDefiningOp<memref::ExpandShapeOp>();
+      return expand ? expand.getSrc() : v;
+    };
+    if (scheme == "fma")
+      sb.emitScores(ins[0], ins[1], outs[0]);
+    else if (scheme == "bf16_dot")
+      sb.emitScoresBF16(unpaired(ins[0]), unpaired(ins[1]), outs[0]);
+    else if (scheme == "amx")
+      sb.emitScoresAMX(unpaired(ins[0]), unpaired(ins[1]), outs[0]);
+    else if (scheme == "rows")
+      sb.emitScoresRows(ins[0], ins[1], outs[0]);
+    else
+      return failure();
+    rewriter.eraseOp(fill);
+  } else if (stage == "score" || stage == "alpha") {
+    return vectorizeElementwiseStage(rewriter, op, vectorWidth);
+  } else if (stage == "max") {
+    linalg::FillOp fill = fillBefore(op, outs[0], kNegInf);
+    if (keyLanes)
+      sb.emitRowMaxRows(ins[0], outs[0], fill != nullptr);
+    else
+      sb.emitRowMaxLanes(ins[0], outs[0], ins[1], ins[2], fill != nullptr);
+    if (fill)
+      rewriter.eraseOp(fill);
+  } else if (stage == "exp_sum") {
+    if (keyLanes)
+      sb.emitExpSumRows(outs[0], outs[1], ins[0]);
+    else
+      sb.emitExpSumLanes(outs[0], outs[1], ins[0], ins[1], ins[2]);
+  } else if (stage == "rescale") {
+    // Folded into the pv stage that follows it.
+    auto next = dyn_cast_or_null<linalg::GenericOp>(op->getNextNode());
+    if (next && stageOf(next) == "pv" && next.getOutputs()[0] == outs[0])
+      return success();
+    return vectorizeElementwiseStage(rewriter, op, vectorWidth);
+  } else if (stage == "pv") {
+    Value alpha;
+    auto prev = dyn_cast_or_null<linalg::GenericOp>(op->getPrevNode());
+    if (prev && stageOf(prev) == "rescale" && prev.getOutputs()[0] == outs[0])
+      alpha = prev.getInputs()[0];
+    StageBuilder::KeyGuard keys;
+    if (auto kind = op->getAttrOfType<MaskKindAttrInterface>(kMaskKindAttr))
+      keys.band = KeyBand::get(kind);
+    keys.jLo = ins[2];
+    keys.jHi = ins[3];
+    keys.qOff = ins[4];
+    keys.kOff = ins[5];
+    keys.guardZero = op->hasAttr(kGuardZeroAttr);
+    if (schemeOf(op) == "amx") {
+      int64_t M = dimOf(outs[0], 0), Dv = dimOf(outs[0], 1), N = dimOf(ins[1], 0);
+      Type bf16 = rewriter.getBF16Type();
+      Value probs = allocaAtEntry(rewriter, op, {M, N}, bf16);
+      Value pairs = allocaAtEntry(rewriter, op, {N / 2, 2 * Dv}, bf16);
+      sb.emitProbsTimesValueAMX(ins[0], ins[1], outs[0], alpha, keys.jLo,
+                                keys.jHi, probs, pairs);
+    } else {
+      sb.emitProbsTimesValue(ins[0], ins[1], outs[0], alpha, keys, keyLanes);
+    }
+    if (alpha)
+      rewriter.eraseOp(prev);
+  } else {
+    return failure();
+  }
+  rewriter.eraseOp(op);
+  return success();
+}
+
+struct CPULowerStagesPass
+    : attn::impl::CPULowerStagesPassBase<CPULowerStagesPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    if (vectorWidth != 8 && vectorWidth != 16) {
+      getOperation()->emitError()
+          << "CPU lowering supports vector widths of 8 (AVX2) and 16 "
+             "(AVX-512) f32 lanes, got "
+          << static_cast<int64_t>(vectorWidth);
+      return signalPassFailure();
+    }
+    SmallVector<linalg::GenericOp> stages;
+    WalkResult walk = getOperation()->walk([&](linalg::GenericOp op) {
+      if (stageOf(op).empty())
+        return WalkResult::advance();
+      if (!op.hasPureBufferSemantics()) {
+        op.emitOpError("CPU stage lowering expects a bufferized stage "
+                       "(memref operands); run it after bufferization");
+        return WalkResult::interrupt();
+      }
+      if (op->getParentOfType<scf::ForallOp>() ||
+          op->getParentOfType<scf::ParallelOp>()) {
+        op.emitOpError("CPU lowering does not support tiles inside parallel "
+                       "loops; run attn-cpu-distribute-workgroups");
+        return WalkResult::interrupt();
+      }
+      stages.push_back(op);
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return signalPassFailure();
+    IRRewriter rewriter(&getContext());
+    // In order: a rescale stage is left in place for the pv stage after
+    // it, which folds it in.
+    for (linalg::GenericOp op : stages)
+      (void)lowerStage(rewriter, op, vectorWidth);
+  }
+};
+
+} // namespace
