@@ -2,7 +2,12 @@
 """Side-by-side attention benchmark on this CPU, in one process.
 
     PYTHONPATH=build/python python3 benchmarks/compare.py [--threads N]
-        [--repeat N] [--only SUBSTRING] [--json FILE]
+        [--repeat N] [--only SUBSTRING] [--cpu-target LEVEL] [--json FILE]
+
+The first lines name the CPU model and the CPU target level the kernels are
+compiled for (the highest this CPU has, or --cpu-target: e.g. x86-64-v3 to
+measure the AVX2 code on an AVX-512 machine). A shape that fails to compile
+or run is reported as an error line; the others still run.
 
 For each shape of the CPU issue it runs, on the same inputs and in the same
 process: attn-mlir's flash kernel, the same spec compiled with dynamic
@@ -63,6 +68,8 @@ def shapes():
         ("decode h32/8 sk8192 d128", spec(1, 32, 8, 1, 8192, 128), "decode"),
         ("prefill h8 s2048 d128 f32", spec(1, 8, 8, 2048, 2048, 128), "prefill"),
         ("prefill h8 s2048 d128 bf16", spec(1, 8, 8, 2048, 2048, 128, "bf16"), "prefill"),
+        ("prefill h8 s1024 d64 bf16", spec(1, 8, 8, 1024, 1024, 64, "bf16"), "prefill"),
+        ("prefill h8 s1024 d128 causal bf16", spec(1, 8, 8, 1024, 1024, 128, "bf16", causal=True), "prefill"),
         ("long h8 s32768 d64 causal", spec(1, 8, 8, 32768, 32768, 64, causal=True), "long"),
     ]
 
@@ -124,7 +131,7 @@ def numpy_attention(q, k, v, causal):
     return np.matmul(s, v)
 
 
-def long_context_rss(spec, threads):
+def long_context_rss(spec, threads, cpu_target):
     """Runs attn-run on the long shape in a child process: (ms, peak RSS MiB)."""
     attn_run = os.path.join(ROOT, "build", "bin", "attn-run")
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,7 +147,8 @@ def long_context_rss(spec, threads):
             json.dump(spec, f)
         out = subprocess.run(
             [attn_run, spec_path, "--q", paths[0], "--k", paths[1], "--v",
-             paths[2], "--repeat", "1", "--threads", str(threads)],
+             paths[2], "--repeat", "1", "--threads", str(threads)]
+            + (["--cpu-target", cpu_target] if cpu_target else []),
             check=True, capture_output=True, text=True).stdout
         result = json.loads(out)
         # attn-run reports its own VmHWM: getrusage(RUSAGE_CHILDREN) would
@@ -155,7 +163,13 @@ def main():
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--only", default="")
     parser.add_argument("--json", default="")
+    parser.add_argument("--cpu-target", default=None,
+                        help="CPU target level (default: this CPU's highest)")
     args = parser.parse_args()
+    target = attn_mlir.cpu_target()
+    level = args.cpu_target or target["target"]
+    print(f"cpu: {target['cpu']}; target: {level} (this CPU runs: "
+          f"{', '.join(target['available'])})")
 
     ctx = attn_mlir.Context(threads=args.threads, cache_dir="")
     if torch is not None:
@@ -179,78 +193,96 @@ def main():
     for name, spec, role in shapes():
         if args.only and args.only not in name:
             continue
-        fl = flops(spec)
-        causal = "mask" in spec
-        if role == "long":
-            ms, rss = long_context_rss(spec, args.threads)
-            gf = fl / ms / 1e6
-            print(f"{name:32} {'attn-mlir':16} {ms:9.1f} {gf:9.1f} "
-                  f"{100 * gf / peak:5.1f}% {'':>11}  peak RSS {rss:.0f} MiB "
-                  f"(< 1024: {'yes' if rss < 1024 else 'NO'})")
-            rows.append({"shape": name, "impl": "attn-mlir", "ms": ms,
-                         "gflops": gf, "peak_rss_mib": rss})
-            continue
-        b, hq, hkv = spec["batch"], spec["q_heads"], spec["kv_heads"]
-        sq, sk, d = spec["q_len"], spec["kv_len"], spec["head_dim"]
-        q32 = rng.standard_normal((b, hq, sq, d), dtype=np.float32)
-        k32 = rng.standard_normal((b, hkv, sk, d), dtype=np.float32)
-        v32 = rng.standard_normal((b, hkv, sk, d), dtype=np.float32)
-        bf16 = spec["dtype"] == "bf16"
-        if bf16:
-            if torch is None:
-                continue
-            q, k, v = (torch.from_numpy(x).to(torch.bfloat16) for x in (q32, k32, v32))
-        else:
-            q, k, v = q32, k32, v32
-        kernel = attn_mlir.compile(spec, context=ctx)
-        out = kernel(q, k, v)
-        dynamic = dict(spec, batch=None, q_len=None, kv_len=None)
-        dyn = attn_mlir.compile(dynamic, context=ctx)
-        # attn-mlir, its dynamic-length kernel and PyTorch round-robin; the
-        # slow peers (seconds per call) after them with fewer repeats.
-        timed = {"attn-mlir": lambda: kernel(q, k, v, out=out),
-                 "attn-mlir dyn": lambda: dyn(q, k, v, out=out)}
-        if role == "decode":
-            # A decode step as a serving loop compiles it: q_len fixed, the
-            # cache length (and batch) dynamic. (With q_len dynamic too, the
-            # kernel is the prefill one, whose 64-row query tiles a single
-            # row mostly wastes.)
-            dyn_kv = attn_mlir.compile(dict(spec, batch=None, kv_len=None), context=ctx)
-            timed["attn-mlir dyn kv"] = lambda: dyn_kv(q, k, v, out=out)
-        if torch is not None and (not causal or sq == sk):
-            tq, tk, tv = (q, k, v) if bf16 else (torch.from_numpy(x) for x in (q32, k32, v32))
-            def sdpa():
-                return torch.nn.functional.scaled_dot_product_attention(
-                    tq, tk, tv, is_causal=causal and sq == sk,
-                    enable_gqa=hq != hkv)
-            timed["torch sdpa"] = sdpa
-        fast = interleaved_median_ms(timed, args.repeat, settle=("torch sdpa",))
-        results = {name: ms for name, ms in fast.items() if name.startswith("attn-mlir")}
-        if 4.0 * b * hq * sq * sk < 2**30 and fl < 20e9:
-            ref = attn_mlir.compile(spec, context=ctx, reference=True)
-            results["unfused (ours)"] = median_ms(lambda: ref(q, k, v, out=out), 2)
-        if not bf16 and 4.0 * b * hq * sq * sk < 2**31:
-            results["numpy"] = median_ms(lambda: numpy_attention(q32, k32, v32, causal), 3)
-        if "torch sdpa" in fast:
-            results["torch sdpa"] = fast["torch sdpa"]
-        ours = results["attn-mlir"]
-        for impl, ms in results.items():
-            gf = fl / ms / 1e6
-            ratio = "" if impl == "attn-mlir" else f"{ms / ours:10.2f}x"
-            extra = ""
-            if role == "decode" and impl.startswith("attn-mlir"):
-                gbs = 2 * 4 * b * hkv * sk * d / ms / 1e6
-                extra = f"  {gbs:.1f} GB/s = {100 * gbs / bandwidth:.0f}% of bandwidth"
-            print(f"{name:32} {impl:16} {ms:9.2f} {gf:9.1f} {100 * gf / peak:5.1f}% "
-                  f"{ratio:>11}{extra}")
-            rows.append({"shape": name, "impl": impl, "ms": ms, "gflops": gf})
-        print()
+        try:
+            rows += run_shape(name, spec, role, args, ctx, rng, peak, bandwidth)
+        except (RuntimeError, ValueError, subprocess.CalledProcessError) as e:
+            detail = getattr(e, "stderr", None) or str(e)
+            print(f"{name:32} error: {detail.strip().splitlines()[-1]}\n")
+            rows.append({"shape": name, "error": str(e)})
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"threads": args.threads, "fma_peak_gflops": peak,
-                       "memory_gbs": bandwidth,
+                       "memory_gbs": bandwidth, "cpu": target["cpu"],
+                       "cpu_target": level,
                        "torch": torch.__version__ if torch else None,
                        "rows": rows}, f, indent=2)
+
+
+def run_shape(name, spec, role, args, ctx, rng, peak, bandwidth):
+    """Times one shape and prints its rows; returns them."""
+    rows = []
+
+    def compile_(s, **kw):
+        return attn_mlir.compile(s, context=ctx, cpu_target=args.cpu_target, **kw)
+
+    fl = flops(spec)
+    causal = "mask" in spec
+    if role == "long":
+        ms, rss = long_context_rss(spec, args.threads, args.cpu_target)
+        gf = fl / ms / 1e6
+        print(f"{name:32} {'attn-mlir':16} {ms:9.1f} {gf:9.1f} "
+              f"{100 * gf / peak:5.1f}% {'':>11}  peak RSS {rss:.0f} MiB "
+              f"(< 1024: {'yes' if rss < 1024 else 'NO'})")
+        rows.append({"shape": name, "impl": "attn-mlir", "ms": ms,
+                     "gflops": gf, "peak_rss_mib": rss})
+        return rows
+    b, hq, hkv = spec["batch"], spec["q_heads"], spec["kv_heads"]
+    sq, sk, d = spec["q_len"], spec["kv_len"], spec["head_dim"]
+    q32 = rng.standard_normal((b, hq, sq, d), dtype=np.float32)
+    k32 = rng.standard_normal((b, hkv, sk, d), dtype=np.float32)
+    v32 = rng.standard_normal((b, hkv, sk, d), dtype=np.float32)
+    bf16 = spec["dtype"] == "bf16"
+    if bf16:
+        if torch is None:
+            print(f"{name:32} skipped: bf16 inputs need torch\n")
+            return rows
+        q, k, v = (torch.from_numpy(x).to(torch.bfloat16) for x in (q32, k32, v32))
+    else:
+        q, k, v = q32, k32, v32
+    kernel = compile_(spec)
+    out = kernel(q, k, v)
+    dynamic = dict(spec, batch=None, q_len=None, kv_len=None)
+    dyn = compile_(dynamic)
+    # attn-mlir, its dynamic-length kernel and PyTorch round-robin; the
+    # slow peers (seconds per call) after them with fewer repeats.
+    timed = {"attn-mlir": lambda: kernel(q, k, v, out=out),
+             "attn-mlir dyn": lambda: dyn(q, k, v, out=out)}
+    if role == "decode":
+        # A decode step as a serving loop compiles it: q_len fixed, the
+        # cache length (and batch) dynamic. (With q_len dynamic too, the
+        # kernel is the prefill one, whose 64-row query tiles a single
+        # row mostly wastes.)
+        dyn_kv = compile_(dict(spec, batch=None, kv_len=None))
+        timed["attn-mlir dyn kv"] = lambda: dyn_kv(q, k, v, out=out)
+    if torch is not None and (not causal or sq == sk):
+        tq, tk, tv = (q, k, v) if bf16 else (torch.from_numpy(x) for x in (q32, k32, v32))
+        def sdpa():
+            return torch.nn.functional.scaled_dot_product_attention(
+                tq, tk, tv, is_causal=causal and sq == sk,
+                enable_gqa=hq != hkv)
+        timed["torch sdpa"] = sdpa
+    fast = interleaved_median_ms(timed, args.repeat, settle=("torch sdpa",))
+    results = {name: ms for name, ms in fast.items() if name.startswith("attn-mlir")}
+    if 4.0 * b * hq * sq * sk < 2**30 and fl < 20e9:
+        ref = compile_(spec, reference=True)
+        results["unfused (ours)"] = median_ms(lambda: ref(q, k, v, out=out), 2)
+    if not bf16 and 4.0 * b * hq * sq * sk < 2**31:
+        results["numpy"] = median_ms(lambda: numpy_attention(q32, k32, v32, causal), 3)
+    if "torch sdpa" in fast:
+        results["torch sdpa"] = fast["torch sdpa"]
+    ours = results["attn-mlir"]
+    for impl, ms in results.items():
+        gf = fl / ms / 1e6
+        ratio = "" if impl == "attn-mlir" else f"{ms / ours:10.2f}x"
+        extra = ""
+        if role == "decode" and impl.startswith("attn-mlir"):
+            gbs = 2 * 4 * b * hkv * sk * d / ms / 1e6
+            extra = f"  {gbs:.1f} GB/s = {100 * gbs / bandwidth:.0f}% of bandwidth"
+        print(f"{name:32} {impl:16} {ms:9.2f} {gf:9.1f} {100 * gf / peak:5.1f}% "
+              f"{ratio:>11}{extra}")
+        rows.append({"shape": name, "impl": impl, "ms": ms, "gflops": gf})
+    print()
+    return rows
 
 
 if __name__ == "__main__":

@@ -303,34 +303,116 @@ bool hostAMXUsable() {
   return usable;
 }
 
-llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
+void initializeNativeTarget() {
   static std::once_flag initTargets;
   std::call_once(initTargets, [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
   });
-  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
-  if (!builder)
-    return builder.takeError();
-  builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
-  return builder->createTargetMachine();
+}
+
+/// LLVM's target machine for a CPU target level: the level's CPU and
+/// features (so that its code holds no instruction of a higher level),
+/// scheduled for the running CPU (tune-cpu, set on each function).
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+targetMachine(const mlir::attn::CPUTargetInfo &level) {
+  initializeNativeTarget();
+  llvm::orc::JITTargetMachineBuilder builder{
+      llvm::Triple(llvm::sys::getProcessTriple())};
+  builder.setCPU(level.llvmCPU.str());
+  llvm::SmallVector<llvm::StringRef> features;
+  level.llvmFeatures.split(features, ',', -1, /*KeepEmpty=*/false);
+  builder.addFeatures(std::vector<std::string>(features.begin(), features.end()));
+  builder.setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  return builder.createTargetMachine();
 }
 } // namespace
+
+const mlir::attn::CPUTargetInfo &attn::hostCPUTarget() {
+  static const mlir::attn::CPUTargetInfo level = [] {
+    mlir::attn::CPUTargetInfo host = mlir::attn::CPUTargetInfo::host();
+    // AMX code faults without the OS's grant: the level below then.
+    if (host.amxBf16 && !hostAMXUsable())
+      return *mlir::attn::CPUTargetInfo::lookup("x86-64-v4-bf16");
+    return host;
+  }();
+  return level;
+}
+
+std::vector<mlir::attn::CPUTargetInfo> attn::runnableCPUTargets() {
+  std::vector<mlir::attn::CPUTargetInfo> levels;
+  for (const mlir::attn::CPUTargetInfo &level :
+       mlir::attn::hostCPUTargetLevels())
+    if (!level.amxBf16 || hostAMXUsable())
+      levels.push_back(level);
+  return levels;
+}
+
+std::string attn::hostCPUModel() {
+  static const std::string model = [] {
+    if (auto buffer = llvm::MemoryBuffer::getFileAsStream("/proc/cpuinfo")) {
+      llvm::SmallVector<llvm::StringRef> lines;
+      (*buffer)->getBuffer().split(lines, '\n');
+      for (llvm::StringRef line : lines)
+        if (line.starts_with("model name"))
+          return line.split(':').second.trim().str();
+    }
+    return llvm::sys::getHostCPUName().str();
+  }();
+  return model;
+}
+
+llvm::Expected<mlir::attn::CPUTargetInfo>
+detail::resolveCPUTarget(llvm::StringRef name) {
+  if (name.empty())
+    return hostCPUTarget();
+  const mlir::attn::CPUTargetInfo *level =
+      mlir::attn::CPUTargetInfo::lookup(name);
+  std::string known;
+  for (const mlir::attn::CPUTargetInfo &l : mlir::attn::CPUTargetInfo::levels())
+    known += (known.empty() ? "" : ", ") + l.name.str();
+  if (!level || level->name == "generic")
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "options: unknown cpu_target '" + name + "' (known: " + known + ")");
+  std::string missing;
+  if (!level->runsOn(llvm::sys::getHostCPUFeatures(), &missing))
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "options: cpu_target '" + name + "' needs " + missing +
+            ", which this CPU (" + hostCPUModel() + ") lacks");
+  if (level->amxBf16 && !hostAMXUsable())
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "options: cpu_target '" + name +
+            "' needs the AMX tile state, which the OS did not grant this "
+            "process");
+  return *level;
+}
 
 mlir::attn::AttentionTileSizes
 detail::chooseCPUTileSizes(const AttentionSpec &spec,
                            const CompileOptions &options) {
-  mlir::attn::AttentionTileSizes tiles = selectCPUTileSizes(
-      spec, spec.dtype == DType::BF16 && !options.unfusedReference &&
-                hostAMXUsable());
-  return options.tileSizes ? *options.tileSizes : tiles;
+  if (options.tileSizes)
+    return *options.tileSizes;
+  // The options passed validateCompileOptions, which resolved the target.
+  llvm::Expected<mlir::attn::CPUTargetInfo> level =
+      resolveCPUTarget(options.cpuTarget);
+  mlir::attn::CPUTargetInfo target = level ? *level : hostCPUTarget();
+  if (!level)
+    llvm::consumeError(level.takeError());
+  if (options.unfusedReference)
+    target.amxBf16 = false;
+  return selectCPUTileSizes(spec, target);
 }
 
 CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
                                                 const CompileOptions &options,
                                                 unsigned threads) {
   CompileOptions resolved = options;
-  mlir::attn::AttentionTileSizes tiles = chooseCPUTileSizes(spec, options);
+  if (resolved.cpuTarget.empty())
+    resolved.cpuTarget = hostCPUTarget().name.str();
+  mlir::attn::AttentionTileSizes tiles = chooseCPUTileSizes(spec, resolved);
   resolved.tileSizes = tiles;
   if (resolved.kvSplits == 0) {
     // Split-KV (flash-decoding) for a few query rows over many keys, when
@@ -353,11 +435,34 @@ CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
   return resolved;
 }
 
+llvm::ArrayRef<llvm::StringRef> detail::kernelLibrarySymbols() {
+  // logf: the log-sum-exp's log.
+  static const llvm::StringRef symbols[] = {"memcpy", "memmove", "memset",
+                                            "malloc", "free",   "logf",
+                                            "expf"};
+  return symbols;
+}
+
 llvm::Expected<CPUObject>
 detail::compileCPUObject(const AttentionSpec &spec,
                          const CompileOptions &compileOptions) {
   // The options passed validateCompileOptions (Runtime::getKernel).
-  mlir::attn::AttentionTileSizes tiles = chooseCPUTileSizes(spec, compileOptions);
+  llvm::Expected<mlir::attn::CPUTargetInfo> level =
+      resolveCPUTarget(compileOptions.cpuTarget);
+  if (!level)
+    return level.takeError();
+  return compileCPUObject(spec, compileOptions, *level);
+}
+
+llvm::Expected<CPUObject>
+detail::compileCPUObject(const AttentionSpec &spec,
+                         const CompileOptions &compileOptions,
+                         const mlir::attn::CPUTargetInfo &target) {
+  const mlir::attn::CPUTargetInfo *level = &target;
+  // Runtime::getKernel resolved the tile sizes (resolveCPUCompileOptions).
+  mlir::attn::AttentionTileSizes tiles = compileOptions.tileSizes
+                                             ? *compileOptions.tileSizes
+                                             : selectCPUTileSizes(spec, target);
 
   // MLIR: the kernel module through attn-cpu-pipeline.
   mlir::MLIRContext context(kernelDialectRegistry(),
@@ -370,11 +475,13 @@ detail::compileCPUObject(const AttentionSpec &spec,
   mlir::attn::CPUPipelineOptions options;
   options.tileSizes = llvm::ArrayRef<int64_t>(tiles.toArray());
   options.reference = compileOptions.unfusedReference;
-  // The host's target description (the pipeline's default, cpu=host, the
-  // one attn-opt uses too); AMX tiles only where the OS grants the state.
-  options.amx = spec.dtype == DType::BF16 && hostAMXUsable();
+  // The level decides the MLIR lowering (lanes, registers, bf16 dot
+  // products, AMX) and, below, LLVM's target.
+  options.cpu = level->name.str();
   mlir::PassManager pm(&context);
-  mlir::attn::buildCPUPipeline(pm, options);
+  if (mlir::failed(mlir::attn::buildCPUPipeline(pm, options)))
+    return compileError("attn-cpu-pipeline: no CPU target '" + level->name +
+                        "'");
   std::string diagnostics;
   {
     llvm::raw_string_ostream os(diagnostics);
@@ -386,8 +493,8 @@ detail::compileCPUObject(const AttentionSpec &spec,
       return compileError("attn-cpu-pipeline failed: " + diagnostics);
   }
 
-  // LLVM: translate, specialise for the host, optimise, emit an object.
-  auto tm = hostTargetMachine();
+  // LLVM: translate, specialise for the level, optimise, emit an object.
+  auto tm = targetMachine(*level);
   if (!tm)
     return tm.takeError();
   llvm::LLVMContext llvmContext;
@@ -406,10 +513,13 @@ detail::compileCPUObject(const AttentionSpec &spec,
       continue;
     f.addFnAttr("target-cpu", (*tm)->getTargetCPU());
     f.addFnAttr("target-features", (*tm)->getTargetFeatureString());
-    // The vector code is written for full-width registers: do not let the
-    // x86 backend split 512-bit vectors (prefer-256-bit on recent cores).
-    f.addFnAttr("prefer-vector-width", "512");
-    f.addFnAttr("min-legal-vector-width", "512");
+    f.addFnAttr("tune-cpu", llvm::sys::getHostCPUName());
+    // The vector code is written for the level's full-width registers: do
+    // not let the x86 backend split 512-bit vectors (prefer-256-bit on
+    // recent cores).
+    std::string bits = std::to_string(level->vectorBits());
+    f.addFnAttr("prefer-vector-width", bits);
+    f.addFnAttr("min-legal-vector-width", bits);
   }
   auto transformer = mlir::makeOptimizingTransformer(3, 0, tm->get());
   if (auto err = transformer(llvmModule.get()))
@@ -428,23 +538,21 @@ detail::compileCPUObject(const AttentionSpec &spec,
   if (compileOptions.unfusedReference)
     object.tileSizes = std::nullopt;
   object.kvSplits = kvSplits;
+  object.cpuTarget = level->name.str();
   return object;
 }
 
-llvm::Expected<std::string> detail::hostTargetDescription() {
-  // The host does not change: describe it once.
-  static std::mutex mutex;
-  static std::string description;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (!description.empty())
-    return description;
-  auto tm = hostTargetMachine();
+llvm::Expected<std::string>
+detail::cpuTargetDescription(const mlir::attn::CPUTargetInfo &level) {
+  auto tm = targetMachine(level);
   if (!tm)
     return tm.takeError();
-  description = (*tm)->getTargetTriple().str() +
-                " cpu=" + (*tm)->getTargetCPU().str() +
-                " features=" + (*tm)->getTargetFeatureString().str();
-  return description;
+  return "level=" + level.name.str() + " " +
+         (*tm)->getTargetTriple().str() + " cpu=" +
+         (*tm)->getTargetCPU().str() + " features=" +
+         (*tm)->getTargetFeatureString().str() +
+         " tune=" + llvm::sys::getHostCPUName().str() +
+         " amx_granted=" + (hostAMXUsable() ? "1" : "0");
 }
 
 llvm::Expected<std::shared_ptr<Kernel>>
@@ -452,9 +560,7 @@ detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
                       double compileMs, std::shared_ptr<WorkerPool> pool,
                       bool fromDiskCache) {
   auto start = std::chrono::steady_clock::now();
-  auto tm = hostTargetMachine(); // initialises the native target once
-  if (!tm)
-    return tm.takeError();
+  initializeNativeTarget();
   // A kernel from the disk cache may hold tile instructions: the process
   // needs the AMX state before it runs.
   if (spec.dtype == DType::BF16)
@@ -462,10 +568,13 @@ detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
   auto jit = llvm::orc::LLJITBuilder().create();
   if (!jit)
     return compileError("JIT: " + llvm::toString(jit.takeError()));
-  // libm (expf, logf, ...) and the C library from the process.
+  // The C library functions of kernelLibrarySymbols() from the process.
   auto generator =
       llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
-          (*jit)->getDataLayout().getGlobalPrefix());
+          (*jit)->getDataLayout().getGlobalPrefix(),
+          [](const llvm::orc::SymbolStringPtr &name) {
+            return llvm::is_contained(kernelLibrarySymbols(), *name);
+          });
   if (!generator)
     return compileError("JIT: " + llvm::toString(generator.takeError()));
   (*jit)->getMainJITDylib().addGenerator(std::move(*generator));
@@ -489,6 +598,7 @@ detail::loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
   info.entry = kKernelEntry;
   info.compileMs = compileMs;
   info.kvSplits = object.kvSplits;
+  info.cpuTarget = object.cpuTarget;
   info.fromDiskCache = fromDiskCache;
   info.loadMs = std::chrono::duration<double, std::milli>(
                     std::chrono::steady_clock::now() - start)

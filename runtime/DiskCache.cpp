@@ -239,7 +239,11 @@ llvm::Error DiskCache::store(const std::string &key,
 
 llvm::Expected<std::string> detail::cpuCacheKey(const AttentionSpec &spec,
                                                 const CompileOptions &options) {
-  llvm::Expected<std::string> host = hostTargetDescription();
+  llvm::Expected<mlir::attn::CPUTargetInfo> level =
+      resolveCPUTarget(options.cpuTarget);
+  if (!level)
+    return level.takeError();
+  llvm::Expected<std::string> host = cpuTargetDescription(*level);
   if (!host)
     return host.takeError();
   std::string key = "attn-mlir kernel v1\ncompiler: ";

@@ -395,9 +395,8 @@ attn::getAttentionProblem(const AttentionSpec &spec) {
 }
 
 mlir::attn::AttentionTileSizes
-attn::selectCPUTileSizes(const AttentionSpec &spec, bool amxTiles) {
-  mlir::attn::CPUTargetInfo target; // the CPU pipeline's 16 lanes
-  target.amxBf16 = amxTiles;
+attn::selectCPUTileSizes(const AttentionSpec &spec,
+                         const mlir::attn::CPUTargetInfo &target) {
   return mlir::attn::selectCPUTileSizes(getAttentionProblem(spec), target);
 }
 

@@ -48,14 +48,14 @@ buildKernelModule(mlir::MLIRContext &context, const AttentionSpec &spec,
 /// the same tiles.
 mlir::attn::AttentionProblem getAttentionProblem(const AttentionSpec &spec);
 
-/// Tile sizes the CPU pipeline chooses for `spec`
-/// (mlir::attn::selectCPUTileSizes). With `amxTiles` (bf16 on a host with
-/// AMX), 128 x 128 tiles of whole 16-row / 32-key blocks: the tile unit
-/// makes the contractions cheap, and larger tiles halve the per-tile work
-/// around them (query pairs, value pairs, probability transposition) per
-/// FLOP.
-mlir::attn::AttentionTileSizes selectCPUTileSizes(const AttentionSpec &spec,
-                                                  bool amxTiles = false);
+/// Tile sizes the CPU pipeline chooses for `spec` on `target`
+/// (mlir::attn::selectCPUTileSizes). On an AMX target, bf16 gets 128 x 128
+/// tiles of whole 16-row / 32-key blocks: the tile unit makes the
+/// contractions cheap, and larger tiles halve the per-tile work around them
+/// (query pairs, value pairs, probability transposition) per FLOP.
+mlir::attn::AttentionTileSizes
+selectCPUTileSizes(const AttentionSpec &spec,
+                   const mlir::attn::CPUTargetInfo &target);
 
 /// A registry with every dialect and extension the pipelines need.
 const mlir::DialectRegistry &kernelDialectRegistry();

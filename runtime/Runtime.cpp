@@ -324,6 +324,8 @@ Runtime::Impl::getCPUKernel(const AttentionSpec &spec,
     key = std::move(*keyOrErr);
     detail::DiskCache::LoadStatus status;
     std::optional<detail::CPUObject> object = disk->load(key, status);
+    if (object)
+      object->cpuTarget = options.cpuTarget; // the key names it
     {
       std::lock_guard<std::mutex> lock(mutex);
       if (object)
@@ -391,6 +393,11 @@ llvm::Error attn::validateCompileOptions(const AttentionSpec &spec,
     if (!error.empty())
       return optionsError(error);
   }
+  if (target == Target::CPU)
+    if (llvm::Expected<mlir::attn::CPUTargetInfo> level =
+            detail::resolveCPUTarget(options.cpuTarget);
+        !level)
+      return level.takeError();
   if (options.kvSplits < 0 || options.kvSplits > kMaxKvSplits)
     return optionsError("kv_splits must be in 0.." + llvm::Twine(kMaxKvSplits) +
                         ", got " + llvm::Twine(options.kvSplits));
@@ -474,6 +481,8 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
   key += ":splits=" + std::to_string(options.kvSplits);
   if (options.unfusedReference)
     key += ":reference";
+  if (target == Target::CPU)
+    key += ":cpu=" + options.cpuTarget;
   if (target == Target::CUDA)
     key += ":" + (options.chip.empty() ? std::string("device") : options.chip);
   std::promise<CacheEntry> promise;

@@ -42,7 +42,13 @@ struct CPUObject {
   /// None for the unfused reference (one workgroup).
   std::optional<mlir::attn::AttentionTileSizes> tileSizes;
   int64_t kvSplits = 1;
+  /// The CPU target level it was compiled for.
+  std::string cpuTarget;
 };
+
+/// The CPU target level CompileOptions::cpuTarget names (empty: the host's,
+/// hostCPUTarget()); errors start with "options: cpu_target".
+llvm::Expected<mlir::attn::CPUTargetInfo> resolveCPUTarget(llvm::StringRef name);
 
 /// Fills in the compiler's choices (tile sizes, key splits) left open in
 /// `options` for a runtime with `threads` threads.
@@ -55,9 +61,23 @@ CompileOptions resolveCPUCompileOptions(const AttentionSpec &spec,
 mlir::attn::AttentionTileSizes
 chooseCPUTileSizes(const AttentionSpec &spec, const CompileOptions &options);
 
-/// spec -> attn-cpu-pipeline -> LLVM IR -> O3 -> object file.
+/// spec -> attn-cpu-pipeline -> LLVM IR -> O3 -> object file, for the
+/// level options.cpuTarget names (resolveCPUTarget).
 llvm::Expected<CPUObject> compileCPUObject(const AttentionSpec &spec,
                                            const CompileOptions &options);
+/// The same for `level`, whether or not this CPU can run it (the object is
+/// only compiled: tests inspect the objects of every level on any host).
+llvm::Expected<CPUObject>
+compileCPUObject(const AttentionSpec &spec, const CompileOptions &options,
+                 const mlir::attn::CPUTargetInfo &level);
+
+/// The symbols a CPU kernel object may leave undefined: the C library
+/// functions LLVM emits calls to (memcpy, memset, ..., logf for the
+/// log-sum-exp). The JIT resolves
+/// these, and only these, from the process; a kernel needing another symbol
+/// (a compiler-rt helper such as __truncsfbf2) fails to load with "JIT:
+/// Symbols not found", and the every-level object test names it.
+llvm::ArrayRef<llvm::StringRef> kernelLibrarySymbols();
 
 /// Loads an object made by compileCPUObject into a fresh JIT. `compileMs`
 /// and `fromDiskCache` go to the kernel's KernelInfo, with the time the load
@@ -67,10 +87,12 @@ loadCPUKernel(const AttentionSpec &spec, const CPUObject &object,
               double compileMs, std::shared_ptr<WorkerPool> pool,
               bool fromDiskCache = false);
 
-/// The host the CPU kernels are compiled for: "<triple> cpu=<name>
-/// features=<feature string>". Object code for one host may not run on
-/// another, so this is part of the disk cache key.
-llvm::Expected<std::string> hostTargetDescription();
+/// What CPU kernels of `level` are compiled for: "level=<name> <triple>
+/// cpu=<name> features=<feature string> tune=<host CPU> amx_granted=<0|1>".
+/// Object code for one target may not run on another, so this is part of
+/// the disk cache key.
+llvm::Expected<std::string>
+cpuTargetDescription(const mlir::attn::CPUTargetInfo &level);
 
 /// compileCPUObject + loadCPUKernel.
 llvm::Expected<std::shared_ptr<Kernel>>

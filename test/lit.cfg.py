@@ -38,6 +38,9 @@ config.substitutions.append(("%python", sys.executable))
 # MLIR's runner utilities (printMemrefF32) for mlir-runner tests.
 config.substitutions.append(("%mlir_runner_utils", os.path.join(
     os.path.dirname(config.llvm_tools_dir), "lib", "libmlir_runner_utils.so")))
+# ... and its C utilities (printF32, printNewline: what vector.print calls).
+config.substitutions.append(("%mlir_c_runner_utils", os.path.join(
+    os.path.dirname(config.llvm_tools_dir), "lib", "libmlir_c_runner_utils.so")))
 if config.ptxas and os.path.exists(config.ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", config.ptxas))

@@ -108,6 +108,16 @@ ATTN_C_EXPORT const char *attn_last_error(void);
 ATTN_C_EXPORT const char *attn_status_string(attn_status status);
 /* The compiler's identity, e.g. "attn-mlir 0.1.0 (git ...) LLVM 22.1.8". */
 ATTN_C_EXPORT const char *attn_version(void);
+/* CPU target levels (x86-64-v3: AVX2 + FMA + F16C; x86-64-v4: AVX-512;
+   x86-64-v4-bf16: + AVX512-BF16; x86-64-v4-amx: + AMX). attn_cpu_target:
+   the level CPU kernels are compiled for by default, the highest this CPU
+   has (AMX only where the OS grants it); attn_cpu_targets: the levels this
+   CPU can run, comma-separated, lowest first (what
+   attn_compile_options.cpu_target accepts); attn_cpu_model: the CPU's model
+   name. Static strings. */
+ATTN_C_EXPORT const char *attn_cpu_target(void);
+ATTN_C_EXPORT const char *attn_cpu_targets(void);
+ATTN_C_EXPORT const char *attn_cpu_model(void);
 /* Bytes per element of a dtype (0 for an unknown value). */
 ATTN_C_EXPORT size_t attn_dtype_size(attn_dtype dtype);
 
@@ -219,6 +229,11 @@ typedef struct attn_compile_options {
   /* Nonzero: the unfused reference lowering (whole score matrix in memory,
      one thread) instead of the flash path; for benchmarks. */
   int32_t unfused_reference;
+  /* CPU target level to compile for ("x86-64-v3", ...; see attn_cpu_target);
+     NULL or "": the highest this CPU has. A level this CPU cannot run is an
+     INVALID_ARGUMENT error naming the missing feature. Part of the cache
+     key. */
+  const char *cpu_target;
 } attn_compile_options;
 
 ATTN_C_EXPORT void attn_compile_options_init(attn_compile_options *options);

@@ -36,12 +36,18 @@ static void addBufferization(OpPassManager &pm) {
   bufferization::buildBufferDeallocationPipeline(pm);
 }
 
-/// The target the pipeline compiles for: the `cpu` description, then each
-/// of vector-width, avx512, bf16-dot and amx that was given explicitly.
-static CPUTargetInfo resolveCPUTarget(const CPUPipelineOptions &options) {
-  CPUTargetInfo target = options.cpu == CPUPipelineOptions::CPU::Host
-                             ? CPUTargetInfo::host()
-                             : CPUTargetInfo();
+FailureOr<CPUTargetInfo>
+mlir::attn::resolveCPUTarget(const CPUPipelineOptions &options,
+                             std::string &error) {
+  CPUTargetInfo host = CPUTargetInfo::host();
+  const CPUTargetInfo *level =
+      options.cpu == "host" ? &host : CPUTargetInfo::lookup(options.cpu);
+  if (!level) {
+    error = "cpu: unknown CPU target '" + options.cpu + "' (known: host, " +
+            CPUTargetInfo::knownNames() + ")";
+    return failure();
+  }
+  CPUTargetInfo target = *level;
   if (options.vectorWidth.hasValue())
     target.vectorWidth = options.vectorWidth;
   if (options.avx512.hasValue())
@@ -60,6 +66,10 @@ static void addLowerToLLVM(OpPassManager &pm, const CPUTargetInfo &target) {
   CPUApproximateMathPassOptions mathOptions;
   mathOptions.avx512 = target.avx512f;
   pm.addNestedPass<func::FuncOp>(createCPUApproximateMathPass(mathOptions));
+  // Without AVX512-BF16, LLVM would call compiler-rt for f32 -> bf16:
+  // the conversions as integer arithmetic here, bf16 stores as i16 below.
+  if (!target.avx512bf16)
+    pm.addPass(createCPUExpandBF16Pass());
   pm.addPass(affine::createAffineExpandIndexOpsPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
@@ -79,11 +89,18 @@ static void addLowerToLLVM(OpPassManager &pm, const CPUTargetInfo &target) {
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+  if (!target.avx512bf16)
+    pm.addPass(createCPUExpandBF16Pass());
 }
 
-void mlir::attn::buildCPUPipeline(OpPassManager &pm,
-                                  const CPUPipelineOptions &options) {
-  CPUTargetInfo target = resolveCPUTarget(options);
+LogicalResult mlir::attn::buildCPUPipeline(
+    OpPassManager &pm, const CPUPipelineOptions &options,
+    function_ref<LogicalResult(const Twine &)> errorHandler) {
+  std::string error;
+  FailureOr<CPUTargetInfo> resolved = resolveCPUTarget(options, error);
+  if (failed(resolved))
+    return errorHandler ? errorHandler(error) : failure();
+  const CPUTargetInfo &target = *resolved;
   TileAttentionPassOptions tileOptions;
   tileOptions.tileSizes.assign(options.tileSizes.begin(),
                                options.tileSizes.end());
@@ -99,7 +116,7 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
     addBufferization(pm);
     if (options.lowerToLLVM)
       addLowerToLLVM(pm, target);
-    return;
+    return success();
   }
   bool vectorCodegen = options.codegen == CPUPipelineOptions::Codegen::Vector;
   pm.addPass(createTileAttentionPass(tileOptions));
@@ -124,19 +141,32 @@ void mlir::attn::buildCPUPipeline(OpPassManager &pm,
   if (vectorCodegen) {
     CPULowerStagesPassOptions lowerOptions;
     lowerOptions.vectorWidth = target.vectorWidth;
+    lowerOptions.vectorRegisters = target.vectorRegisters;
     pm.addNestedPass<func::FuncOp>(createCPULowerStagesPass(lowerOptions));
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createCSEPass());
   }
   if (options.lowerToLLVM)
     addLowerToLLVM(pm, target);
+  return success();
 }
 
 void mlir::attn::registerAttnPipelines() {
-  PassPipelineRegistration<CPUPipelineOptions>(
+  // Registered with an error handler: an unknown `cpu` is reported.
+  registerPassPipeline(
       "attn-cpu-pipeline",
-      "Lower attn.attention to LLVM for the host CPU through the flash path",
-      buildCPUPipeline);
+      "Lower attn.attention to LLVM for a CPU target level (default: the "
+      "host's) through the flash path",
+      [](OpPassManager &pm, StringRef optionsStr,
+         function_ref<LogicalResult(const Twine &)> errorHandler) {
+        CPUPipelineOptions options;
+        if (failed(options.parseFromString(optionsStr)))
+          return failure();
+        return buildCPUPipeline(pm, options, errorHandler);
+      },
+      [](function_ref<void(const mlir::detail::PassOptions &)> optHandler) {
+        optHandler(CPUPipelineOptions());
+      });
   PassPipelineRegistration<CUDAPipelineOptions>(
       "attn-cuda-pipeline",
       "Lower attn.attention to a CUDA kernel (PTX for sm_80 / sm_90) through "

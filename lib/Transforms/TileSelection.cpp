@@ -3,8 +3,6 @@
 #include "attn/Transforms/TileSelection.h"
 #include "dialect/attn/IR/AttnOpDetail.h"
 
-#include "llvm/ADT/StringMap.h"
-#include "llvm/TargetParser/Host.h"
 
 #include <algorithm>
 
@@ -41,15 +39,6 @@ FailureOr<AttentionProblem> AttentionProblem::get(Operation *op) {
   return p;
 }
 
-CPUTargetInfo CPUTargetInfo::host() {
-  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-  CPUTargetInfo t;
-  t.avx512f = features.lookup("avx512f");
-  t.avx512bf16 = features.lookup("avx512bf16");
-  t.amxBf16 = features.lookup("amx-tile") && features.lookup("amx-bf16");
-  t.vectorWidth = 16; // the CPU pipeline's width: 16 f32 lanes (AVX2 hosts split them)
-  return t;
-}
 
 static int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 

@@ -35,12 +35,12 @@ import json as _json
 import sys as _sys
 import threading as _threading
 
-from ._core import (Context, Kernel, fma_peak_gflops,  # noqa: F401
-                    memory_bandwidth_gbs, version)
+from ._core import (Context, Kernel, cpu_target,  # noqa: F401
+                    fma_peak_gflops, memory_bandwidth_gbs, version)
 from . import _core
 
 __all__ = ["Context", "Kernel", "attention", "cache_stats", "compile",
-           "default_context",
+           "cpu_target", "default_context",
            "fma_peak_gflops", "memory_bandwidth_gbs", "spec_for", "version"]
 
 _DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
@@ -89,7 +89,7 @@ def default_context(target="cpu", threads=0):
 
 
 def compile(spec, target="cpu", tile_sizes=None, context=None, kv_splits=0,
-            reference=False):
+            reference=False, cpu_target=None):
     """Compiles an attention spec into a Kernel (or returns the cached one).
 
     spec: a dict or JSON text (docs/design.md section 6), e.g. {"batch": 1,
@@ -100,9 +100,13 @@ def compile(spec, target="cpu", tile_sizes=None, context=None, kv_splits=0,
     process-wide one of `target`). kv_splits: split-KV key splits (0: the
     compiler's choice). reference=True: the unfused reference lowering (the
     whole score matrix in memory, one thread), a benchmark baseline.
+    cpu_target: the CPU target level to compile for, one of
+    cpu_target()["available"] (e.g. "x86-64-v3" for AVX2 code on an AVX-512
+    machine); None: this CPU's highest.
 
-    Raises ValueError for an invalid spec (naming the key), RuntimeError when
-    compilation fails or the target is unavailable.
+    Raises ValueError for an invalid spec (naming the key) or option (a
+    cpu_target this CPU cannot run: the message names the missing feature),
+    RuntimeError when compilation fails or the target is unavailable.
     """
     if context is None:
         context = default_context(target)
@@ -111,7 +115,7 @@ def compile(spec, target="cpu", tile_sizes=None, context=None, kv_splits=0,
                          f"'{context.target}'")
     text = spec if isinstance(spec, str) else _json.dumps(spec)
     return context.compile(text, None if tile_sizes is None else tuple(tile_sizes),
-                           kv_splits, reference)
+                           kv_splits, reference, cpu_target)
 
 
 def _dtype_of(x, name):

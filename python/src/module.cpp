@@ -603,7 +603,8 @@ public:
 
   std::unique_ptr<Kernel> compile(const std::string &specJson,
                                   std::optional<std::array<int64_t, 4>> tiles,
-                                  int64_t kvSplits, bool reference) {
+                                  int64_t kvSplits, bool reference,
+                                  std::optional<std::string> cpuTarget) {
     attn_compile_options co;
     attn_compile_options_init(&co);
     if (tiles)
@@ -611,6 +612,8 @@ public:
         co.tile_sizes[i] = (*tiles)[i];
     co.kv_splits = kvSplits;
     co.unfused_reference = reference ? 1 : 0;
+    if (cpuTarget)
+      co.cpu_target = cpuTarget->c_str();
     attn_kernel *k = nullptr;
     attn_status status;
     {
@@ -673,6 +676,29 @@ PYBIND11_MODULE(_core, m) {
       py::arg("threads") = 0,
       "Measured memory read bandwidth in GB/s on `threads` threads (0: every "
       "core), streaming 512 MiB.");
+  m.def(
+      "cpu_target",
+      [] {
+        py::dict d;
+        d["target"] = attn_cpu_target();
+        d["cpu"] = attn_cpu_model();
+        py::list available;
+        std::string all = attn_cpu_targets();
+        for (size_t start = 0; start < all.size();) {
+          size_t end = all.find(',', start);
+          if (end == std::string::npos)
+            end = all.size();
+          available.append(all.substr(start, end - start));
+          start = end + 1;
+        }
+        d["available"] = available;
+        return d;
+      },
+      "The CPU kernels' target: {'target': the level compiled for by "
+      "default (the highest this CPU has, e.g. 'x86-64-v4-bf16'), 'cpu': "
+      "the CPU's model name, 'available': the levels this CPU can run, "
+      "lowest first (x86-64-v3: AVX2; x86-64-v4: AVX-512; x86-64-v4-bf16: "
+      "+ AVX512-BF16; x86-64-v4-amx: + AMX)}.");
   m.def("version", &attn_version,
         "The compiler's identity: attn-mlir version, source revision, LLVM "
         "version.");
@@ -794,12 +820,14 @@ cannot be created, ValueError for an unknown target.
           py::arg("cache_dir") = py::none())
       .def("compile", &Context::compile, py::arg("spec_json"),
            py::arg("tile_sizes") = py::none(), py::arg("kv_splits") = 0,
-           py::arg("reference") = false,
+           py::arg("reference") = false, py::arg("cpu_target") = py::none(),
            R"doc(Compiles a spec (JSON text) into a Kernel, or returns the
 cached one. tile_sizes: (batch, heads, query, key) or None for the
 compiler's choice; kv_splits: split-KV key splits (0: the compiler's
 choice); reference=True compiles the unfused reference lowering (whole
-score matrix in memory, one thread: a benchmark baseline). Raises
+score matrix in memory, one thread: a benchmark baseline); cpu_target: a
+CPU target level (attn_mlir.cpu_target()["available"]), None for this
+CPU's highest. Raises
 ValueError for an invalid spec (the message names the key), RuntimeError
 when compilation fails or the target is unavailable. The GIL is released
 while compiling.)doc")

@@ -273,6 +273,8 @@ attn_status toCompileOptions(const attn_compile_options *in,
                 std::string(function) + ": options->kv_splits must be >= 0");
   out.kvSplits = in->kv_splits;
   out.unfusedReference = in->unfused_reference != 0;
+  if (in->cpu_target)
+    out.cpuTarget = in->cpu_target;
   return ATTN_OK;
 }
 
@@ -439,6 +441,26 @@ void attn_mask_init(attn_mask *mask, attn_mask_kind kind) {
   mask->dtype = cEnumValue(kind) == ATTN_MASK_KEY_PADDING ? ATTN_DTYPE_I32
                                                           : ATTN_DTYPE_BOOL;
   mask->head_broadcast = 1;
+}
+
+const char *attn_cpu_target(void) {
+  static const std::string name = hostCPUTarget().name.str();
+  return name.c_str();
+}
+
+const char *attn_cpu_targets(void) {
+  static const std::string names = [] {
+    std::string s;
+    for (const mlir::attn::CPUTargetInfo &level : runnableCPUTargets())
+      s += (s.empty() ? "" : ",") + level.name.str();
+    return s;
+  }();
+  return names.c_str();
+}
+
+const char *attn_cpu_model(void) {
+  static const std::string model = hostCPUModel();
+  return model.c_str();
 }
 
 void attn_compile_options_init(attn_compile_options *options) {

@@ -8,7 +8,7 @@
 // RUN: not attn-opt %s --attn-cpu-pipeline="cpu=pentium" 2>&1 | FileCheck %s --check-prefix=BADCPU
 // GENERIC-NOT: scalef
 // AVX512: llvm.x86.avx512.mask.scalef.ps.512
-// BADCPU: for the --cpu option: Cannot find option named 'pentium'!
+// BADCPU: error: cpu: unknown CPU target 'pentium' (known: host, generic, x86-64-v3
 
 // A kernel entry as the runtime builds it.
 //

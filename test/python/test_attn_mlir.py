@@ -53,6 +53,26 @@ def test_compile_and_call(rng):
     assert again.tile_sizes == kernel.tile_sizes
 
 
+def test_cpu_target_levels(rng):
+    """cpu_target() names the CPU and the level used; every level this CPU
+    runs compiles and matches the reference; another is refused by name."""
+    info = attn_mlir.cpu_target()
+    assert info["cpu"] and info["available"][0] == "x86-64-v3"
+    assert info["target"] == info["available"][-1]
+    spec = {"batch": 1, "q_heads": 2, "q_len": 33, "kv_len": 70, "head_dim": 32,
+            "mask": {"kind": "causal", "align": "bottom_right"}}
+    q, k, v = rand(rng, 1, 2, 33, 32), rand(rng, 1, 2, 70, 32), rand(rng, 1, 2, 70, 32)
+    for level in info["available"]:
+        out = attn_mlir.compile(spec, cpu_target=level)(q, k, v)
+        assert_close(out, reference_attention(q, k, v, causal=True,
+                                              align="bottom_right")[0])
+    with pytest.raises(ValueError, match="unknown cpu_target 'pentium'"):
+        attn_mlir.compile(spec, cpu_target="pentium")
+    if "x86-64-v4-amx" not in info["available"]:
+        with pytest.raises(ValueError, match="needs amx-tile, which this CPU"):
+            attn_mlir.compile(spec, cpu_target="x86-64-v4-amx")
+
+
 def test_attention_compiles_once(rng):
     q, k, v = rand(rng, 1, 2, 9, 16), rand(rng, 1, 2, 12, 16), rand(rng, 1, 2, 12, 16)
     ctx = attn_mlir.Context(threads=2, cache_dir="")

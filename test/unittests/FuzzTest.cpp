@@ -7,8 +7,9 @@
 // v_head_dim, f32 / f16 / bf16, every mask kind and combination (causal and
 // sliding windows top-left / bottom-right, bool and additive tensor masks with
 // every broadcast, key padding with i32 / i64 lengths), LSE, static and
-// dynamic lengths, 1..8 threads, kv_splits 0..8 and tile sizes among the
-// compiler's choices.
+// dynamic lengths, 1..8 threads, kv_splits 0..8, tile sizes among the
+// compiler's choices, and the CPU target levels this CPU can run (each case
+// on one of them: an AVX-512 host also tests the AVX2 code).
 //
 // The ctest subset is fixed: 8 shards of ATTN_FUZZ_CASES (default 30) cases
 // from ATTN_FUZZ_SEED (default 20261202). A longer run, e.g.
@@ -72,6 +73,7 @@ struct Case {
     std::ostringstream os;
     os << "spec " << spec.toJSON() << " B=" << batch << " Sq=" << qLen
        << " Sk=" << kvLen << " threads=" << threads
+       << " cpu_target=" << options.cpuTarget
        << " kv_splits=" << options.kvSplits << " tile_sizes=";
     if (options.tileSizes)
       os << options.tileSizes->batch << "," << options.tileSizes->heads << ","
@@ -149,6 +151,12 @@ Case randomCase(std::mt19937_64 &rng) {
                                                   pick(16, 32, 64)};
   }
   c.dataSeed = static_cast<uint32_t>(rng());
+  // The cases are shared out over the CPU target levels this CPU runs (an
+  // AVX-512 host also tests the AVX2 level's code).
+  static const std::vector<mlir::attn::CPUTargetInfo> levels =
+      runnableCPUTargets();
+  c.options.cpuTarget =
+      levels[static_cast<size_t>(uniform(0, levels.size() - 1))].name.str();
   return c;
 }
 

@@ -202,13 +202,18 @@ struct SweepCase {
 
 void PrintTo(const SweepCase &c, std::ostream *os) { *os << c.name; }
 
-class Sweep : public ::testing::TestWithParam<SweepCase> {};
+/// Each case on each CPU target level numericsCPUTargets names.
+class Sweep
+    : public ::testing::TestWithParam<std::tuple<SweepCase, std::string>> {};
 
 TEST_P(Sweep, MatchesReference) {
-  const SweepCase &c = GetParam();
+  const SweepCase &c = std::get<0>(GetParam());
+  SKIP_UNLESS_CPU_TARGET(std::get<1>(GetParam()));
+  CompileOptions options;
+  options.cpuTarget = std::get<1>(GetParam());
   AttentionSpec spec =
       dynamicSpec(c.qHeads, c.kvHeads, c.headDim, c.vHeadDim, c.masks);
-  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec, Target::CPU, options));
   int failures = 0;
   int variant = 0;
   for (auto [sq, sk] : c.shapes) {
@@ -311,9 +316,13 @@ std::vector<SweepCase> sweepCases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Numerics, Sweep, ::testing::ValuesIn(sweepCases()),
-    [](const ::testing::TestParamInfo<SweepCase> &info) {
-      return info.param.name;
+    Numerics, Sweep,
+    ::testing::Combine(::testing::ValuesIn(sweepCases()),
+                       ::testing::ValuesIn(numericsCPUTargets(DType::F32))),
+    [](const ::testing::TestParamInfo<std::tuple<SweepCase, std::string>>
+           &info) {
+      return std::get<0>(info.param).name + "_" +
+             cpuTargetTestName(std::get<1>(info.param));
     });
 
 //===----------------------------------------------------------------------===//
@@ -959,7 +968,10 @@ struct HalfCase {
 
 void PrintTo(const HalfCase &c, std::ostream *os) { *os << c.name; }
 
-class HalfPrecision : public ::testing::TestWithParam<HalfCase> {};
+/// Each case on each CPU target level numericsCPUTargets names for its
+/// element type.
+class HalfPrecision
+    : public ::testing::TestWithParam<std::tuple<HalfCase, std::string>> {};
 
 /// On hosts with AMX, bf16 tiles of whole 16-row / 32-key blocks run on the
 /// tile unit (P rounded to bf16, as the same-precision reference does); the
@@ -967,12 +979,16 @@ class HalfPrecision : public ::testing::TestWithParam<HalfCase> {};
 /// length hold NaN in both key and value rows: a tile product must never
 /// see them (0 * NaN = NaN).
 TEST_P(HalfPrecision, WithinTwiceSamePrecisionError) {
-  const HalfCase c = GetParam();
+  const HalfCase c = std::get<0>(GetParam());
+  const std::string &level = std::get<1>(GetParam());
+  SKIP_UNLESS_CPU_TARGET(level);
+  CompileOptions options;
+  options.cpuTarget = level;
   AttentionSpec spec = dynamicSpec(2, 1, c.headDim, c.headDim, c.masks, c.dtype);
   bool padded = llvm::any_of(c.masks, [](const MaskSpec &m) {
     return m.kind == MaskSpec::Kind::KeyPadding;
   });
-  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec, Target::CPU, options));
   double largestSameErr = 0;
   for (auto [sq, sk] : Shapes{{1, 257}, {64, 64}, {113, 1000}, {257, 127},
                               {17, 3}, {128, 96}}) {
@@ -1018,9 +1034,9 @@ TEST_P(HalfPrecision, WithinTwiceSamePrecisionError) {
                                     "reference should differ from f64";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Numerics, HalfPrecision,
-    ::testing::Values(
+std::vector<std::tuple<HalfCase, std::string>> halfPrecisionCases() {
+  std::vector<std::tuple<HalfCase, std::string>> cases;
+  for (const HalfCase &c : {
         HalfCase{"f16_none", DType::F16, 64, {}},
         HalfCase{"f16_causalBR", DType::F16, 64, {causalMask(true)}},
         HalfCase{"bf16_none", DType::BF16, 64, {}},
@@ -1031,9 +1047,18 @@ INSTANTIATE_TEST_SUITE_P(
         HalfCase{"bf16_d64_keyPadding", DType::BF16, 64, {keyPaddingMask()}},
         HalfCase{"bf16_d128_causalTL_keyPadding", DType::BF16, 128,
                  {causalMask(false), keyPaddingMask()}},
-        HalfCase{"bf16_d80_none", DType::BF16, 80, {}}),
-    [](const ::testing::TestParamInfo<HalfCase> &info) {
-      return std::string(info.param.name);
+        HalfCase{"bf16_d80_none", DType::BF16, 80, {}}})
+    for (const std::string &level : numericsCPUTargets(c.dtype))
+      cases.push_back({c, level});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Numerics, HalfPrecision, ::testing::ValuesIn(halfPrecisionCases()),
+    [](const ::testing::TestParamInfo<std::tuple<HalfCase, std::string>>
+           &info) {
+      return std::string(std::get<0>(info.param).name) + "_" +
+             cpuTargetTestName(std::get<1>(info.param));
     });
 
 } // namespace

@@ -19,6 +19,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -345,13 +346,12 @@ TEST(TileSelection, SpecAndKernelModuleGiveTheSameTiles) {
     EXPECT_EQ(fromOp->elementType, fromSpec.elementType);
     EXPECT_EQ(fromOp->slidingWindow, fromSpec.slidingWindow);
     EXPECT_EQ(fromOp->keyPadding, fromSpec.keyPadding);
-    for (bool amx : {false, true}) {
-      mlir::attn::CPUTargetInfo target;
-      target.amxBf16 = amx;
+    for (const mlir::attn::CPUTargetInfo &target :
+         mlir::attn::CPUTargetInfo::levels()) {
       mlir::attn::AttentionTileSizes a =
           mlir::attn::selectCPUTileSizes(*fromOp, target);
-      mlir::attn::AttentionTileSizes b = selectCPUTileSizes(spec, amx);
-      EXPECT_EQ(a, b);
+      mlir::attn::AttentionTileSizes b = selectCPUTileSizes(spec, target);
+      EXPECT_EQ(a, b) << target.name.str();
     }
     mlir::attn::AttentionTileSizes c = mlir::attn::selectCUDATileSizes(*fromOp);
     EXPECT_EQ(c, selectCUDATileSizes(spec));
@@ -883,7 +883,7 @@ TEST(KernelCache, RunTimeQLenPicksDecodeOrPrefillTiles) {
   // The decode kernel is the one the compiler chooses for a single row.
   AttentionSpec oneRow = spec;
   oneRow.qLen = 1;
-  mlir::attn::AttentionTileSizes t = selectCPUTileSizes(oneRow);
+  mlir::attn::AttentionTileSizes t = selectCPUTileSizes(oneRow, hostCPUTarget());
   EXPECT_EQ(t.query, 1);
   EXPECT_EQ(t.heads, 4);
   CompileOptions decode;
@@ -1153,6 +1153,163 @@ TEST_F(Npy, MissingFileAndUnwritable) {
   EXPECT_NE(msg.find(bfPath), std::string::npos) << msg;
   EXPECT_NE(msg.find("bf16"), std::string::npos) << msg;
   EXPECT_FALSE(llvm::sys::fs::exists(bfPath));
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// CPU target levels: every kernel links on every level
+//===----------------------------------------------------------------------===//
+
+#include "runtime/RuntimeInternal.h"
+
+#include "llvm/Object/ObjectFile.h"
+
+namespace {
+
+/// The symbols `object` leaves undefined.
+std::vector<std::string> undefinedSymbols(const std::string &object) {
+  std::vector<std::string> names;
+  auto file = llvm::object::ObjectFile::createObjectFile(
+      llvm::MemoryBufferRef(object, "kernel.o"));
+  if (!file) {
+    ADD_FAILURE() << llvm::toString(file.takeError());
+    return names;
+  }
+  for (const llvm::object::SymbolRef &symbol : (*file)->symbols()) {
+    llvm::Expected<uint32_t> flags = symbol.getFlags();
+    llvm::Expected<llvm::StringRef> name = symbol.getName();
+    if (!flags || !name) {
+      llvm::consumeError(flags.takeError());
+      llvm::consumeError(name.takeError());
+      ADD_FAILURE() << "unreadable symbol";
+      continue;
+    }
+    if ((*flags & llvm::object::SymbolRef::SF_Undefined) && !name->empty())
+      names.push_back(name->str());
+  }
+  return names;
+}
+
+/// Every element type x mask family (with decoding, split-KV, dynamic
+/// lengths and the LSE among them) compiled for every CPU target level to an
+/// object, on any host (nothing runs): an undefined symbol outside the
+/// runtime's list (a compiler-rt call such as __truncsfbf2 where a level has
+/// no AVX512-BF16) would make the kernel fail to load on CPUs of that level.
+class CPUTargetLevelObjects : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CPUTargetLevelObjects, EveryKernelLinks) {
+  const mlir::attn::CPUTargetInfo &level =
+      *mlir::attn::CPUTargetInfo::lookup(GetParam());
+  std::vector<std::pair<std::string, std::vector<MaskSpec>>> families = {
+      {"none", {}},
+      {"causal", {causalMask(false)}},
+      {"causal_bottom_right", {causalMask(true)}},
+      {"window", {windowMask(16, 0, false)}},
+      {"mask", {tensorMask(DType::Bool, true, false, false)}},
+      {"bias", {tensorMask(DType::F32, false, true, false)}},
+      {"key_padding", {keyPaddingMask()}},
+  };
+  struct Shape {
+    const char *name;
+    std::optional<int64_t> batch, qLen, kvLen;
+    int64_t kvSplits;
+    bool decodeTiles; // the one-row tiles of a prefill-decode handle
+  };
+  const Shape shapes[] = {
+      {"prefill", 1, 80, 96, 1, false},
+      {"decode_split", 1, 1, 1024, 2, false},
+      {"dynamic", std::nullopt, std::nullopt, std::nullopt, 1, false},
+      {"dynamic_decode", std::nullopt, std::nullopt, std::nullopt, 1, true}};
+  for (DType dtype : {DType::F32, DType::F16, DType::BF16})
+      for (const auto &[family, masks] : families)
+        for (const Shape &shape : shapes) {
+          AttentionSpec spec;
+          spec.batch = shape.batch;
+          spec.qHeads = 4;
+          spec.kvHeads = 2;
+          spec.qLen = shape.qLen;
+          spec.kvLen = shape.kvLen;
+          spec.headDim = spec.vHeadDim = 64;
+          spec.dtype = dtype;
+          spec.masks = masks;
+          spec.returnLse = true;
+          CompileOptions options;
+          options.cpuTarget = level.name.str();
+          options.kvSplits = shape.kvSplits;
+          if (shape.decodeTiles) {
+            AttentionSpec oneRow = spec;
+            oneRow.qLen = 1;
+            options.tileSizes = selectCPUTileSizes(oneRow, level);
+          }
+          std::string what = level.name.str() + " " + dtypeName(dtype) + " " +
+                             family + " " + shape.name;
+          llvm::Expected<detail::CPUObject> object =
+              detail::compileCPUObject(spec, options, level);
+          if (!object) {
+            ADD_FAILURE() << what << ": " << llvm::toString(object.takeError());
+            continue;
+          }
+          for (const std::string &name : undefinedSymbols(object->bytes))
+            EXPECT_TRUE(llvm::is_contained(detail::kernelLibrarySymbols(), name))
+                << what << ": undefined symbol " << name
+                << " is not one the runtime resolves";
+        }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    , CPUTargetLevelObjects,
+    ::testing::Values("x86-64-v3", "x86-64-v4", "x86-64-v4-bf16",
+                      "x86-64-v4-amx"),
+    [](const ::testing::TestParamInfo<std::string> &info) {
+      std::string name = info.param;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name;
+    });
+
+/// The levels this CPU can run, the default among them, and the errors for a
+/// level it cannot run or that does not exist.
+TEST(CPUTargetLevels, HostLevelsAndErrors) {
+  std::vector<mlir::attn::CPUTargetInfo> levels = runnableCPUTargets();
+  ASSERT_FALSE(levels.empty()) << "this CPU has no x86-64-v3 (AVX2 + FMA)";
+  EXPECT_EQ(levels.front().name, "x86-64-v3");
+  EXPECT_EQ(levels.back().name, hostCPUTarget().name);
+  AttentionSpec spec = parseOrDie(smallSpec());
+  CompileOptions bad;
+  bad.cpuTarget = "x86-64-v9";
+  EXPECT_EQ(errorText(validateCompileOptions(spec, Target::CPU, bad)),
+            "options: unknown cpu_target 'x86-64-v9' (known: x86-64-v3, "
+            "x86-64-v4, x86-64-v4-bf16, x86-64-v4-amx)");
+  for (const mlir::attn::CPUTargetInfo &level :
+       mlir::attn::CPUTargetInfo::levels()) {
+    CompileOptions options;
+    options.cpuTarget = level.name.str();
+    std::string error =
+        errorText(validateCompileOptions(spec, Target::CPU, options));
+    bool runnable = llvm::any_of(levels, [&](const auto &l) {
+      return l.name == level.name;
+    });
+    if (runnable)
+      EXPECT_EQ(error, "") << level.name.str();
+    else
+      EXPECT_TRUE(llvm::StringRef(error).starts_with(
+          "options: cpu_target '" + level.name.str() + "' needs "))
+          << error;
+  }
+}
+
+/// A kernel records its level, and the level is part of the cache key: the
+/// same spec for two levels is two kernels.
+TEST(CPUTargetLevels, LevelIsPartOfTheCacheKey) {
+  Runtime rt(RuntimeOptions{1, "", false});
+  AttentionSpec spec = parseOrDie(smallSpec());
+  CompileOptions v3;
+  v3.cpuTarget = "x86-64-v3";
+  ASSERT_EXPECTED(a, rt.getKernel(spec, Target::CPU, v3));
+  EXPECT_EQ(a->info().cpuTarget, "x86-64-v3");
+  ASSERT_EXPECTED(b, rt.getKernel(spec, Target::CPU));
+  EXPECT_EQ(b->info().cpuTarget, hostCPUTarget().name.str());
+  EXPECT_EQ(rt.cacheSize(), hostCPUTarget().name == "x86-64-v3" ? 1u : 2u);
 }
 
 } // namespace

@@ -383,3 +383,27 @@ MaskSpec test::keyPaddingMask(DType dtype) {
   m.dtype = dtype;
   return m;
 }
+
+std::vector<std::string> test::numericsCPUTargets(DType dtype) {
+  std::vector<std::string> levels;
+  for (const mlir::attn::CPUTargetInfo &level :
+       mlir::attn::CPUTargetInfo::levels())
+    if (dtype == DType::BF16 || (!level.avx512bf16 && !level.amxBf16))
+      levels.push_back(level.name.str());
+  return levels;
+}
+
+std::string test::cpuTargetUnavailable(const std::string &level) {
+  AttentionSpec spec;
+  CompileOptions options;
+  options.cpuTarget = level;
+  return errorText(validateCompileOptions(spec, Target::CPU, options));
+}
+
+std::string test::cpuTargetTestName(const std::string &level) {
+  std::string name = level;
+  for (char &c : name)
+    if (c == '-')
+      c = '_';
+  return name;
+}

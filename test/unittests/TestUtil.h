@@ -27,6 +27,15 @@
         << llvm::toString(std::move(attnErr_));                                \
   } while (0)
 
+/// Skips the running test, naming the missing feature, when this CPU cannot
+/// run the CPU target level `level`.
+#define SKIP_UNLESS_CPU_TARGET(level)                                          \
+  do {                                                                         \
+    std::string attnWhy_ = ::attn::test::cpuTargetUnavailable(level);          \
+    if (!attnWhy_.empty())                                                     \
+      GTEST_SKIP() << attnWhy_;                                                \
+  } while (0)
+
 /// `auto var = *expr` for an llvm::Expected, asserting success.
 #define ASSERT_EXPECTED(var, expr)                                             \
   auto var##OrErr_ = (expr);                                                   \
@@ -110,6 +119,20 @@ Runtime &sharedRuntime();
 AttentionSpec dynamicSpec(int64_t qHeads, int64_t kvHeads, int64_t headDim,
                           int64_t vHeadDim, std::vector<MaskSpec> masks = {},
                           DType dtype = DType::F32, bool returnLse = true);
+
+/// The CPU target levels (CompileOptions::cpuTarget) numerics tests compile
+/// `dtype` kernels for: those whose lowering of `dtype` differs. f32 and f16:
+/// x86-64-v3 and x86-64-v4 (the AVX512-BF16 and AMX levels change only bf16
+/// code); bf16: every level. Levels this CPU cannot run are included: the
+/// tests skip them (SKIP_UNLESS_CPU_TARGET), so a host sees what it missed.
+std::vector<std::string> numericsCPUTargets(DType dtype);
+
+/// "" when this CPU can run `level`, else why not ("options: cpu_target
+/// 'x86-64-v4-amx' needs amx-tile, which this CPU (...) lacks").
+std::string cpuTargetUnavailable(const std::string &level);
+
+/// A gtest parameter name for a level ("x86-64-v4" -> "x86_64_v4").
+std::string cpuTargetTestName(const std::string &level);
 
 /// Mask constructors.
 MaskSpec causalMask(bool bottomRight);

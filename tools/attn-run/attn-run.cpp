@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <chrono>
@@ -232,7 +233,8 @@ int run(int argc, char **argv) {
   CLI::App app{"Compile and run one attention spec on .npy inputs"};
   std::string specPath, qPath, kPath, vPath, maskPath, lensPath, outPath,
       lsePath, expectPath, cacheDir, targetName = "cpu", chip, emitPtx,
-      emitCubin;
+      emitCubin, cpuTarget;
+  bool verbose = false;
   int repeat = 1;
   unsigned threads = 0;
   double atol = -1;
@@ -264,6 +266,13 @@ int run(int argc, char **argv) {
   app.add_option("--emit-cubin", emitCubin,
                  "with --target cuda: assemble the kernel with ptxas and "
                  "write the cubin here");
+  app.add_option("--cpu-target", cpuTarget,
+                 "CPU target level: x86-64-v3 (AVX2), x86-64-v4 (AVX-512), "
+                 "x86-64-v4-bf16 or x86-64-v4-amx (default: the highest this "
+                 "CPU has)");
+  app.add_flag("-v,--verbose", verbose,
+               "say on stderr which CPU this is and which target the kernel "
+               "is compiled for");
   app.add_option("--repeat", repeat, "number of timed runs (median reported)")
       ->check(CLI::Range(1, 100000));
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
@@ -310,7 +319,18 @@ int run(int argc, char **argv) {
     compileOptions.tileSizes = mlir::attn::AttentionTileSizes{
         tileSizes[0], tileSizes[1], tileSizes[2], tileSizes[3]};
   compileOptions.chip = chip;
+  if (!cpuTarget.empty() && target != Target::CPU)
+    fail(2, "cpu-target: --cpu-target needs --target cpu");
+  compileOptions.cpuTarget = cpuTarget;
   check(validateCompileOptions(spec, target, compileOptions));
+  if (verbose && target == Target::CPU) {
+    const mlir::attn::CPUTargetInfo *level =
+        cpuTarget.empty() ? &hostCPUTarget()
+                          : mlir::attn::CPUTargetInfo::lookup(cpuTarget);
+    llvm::errs() << "attn-run: CPU: " << hostCPUModel()
+                 << "; target: " << level->name << " (" << level->summary
+                 << ")\n";
+  }
   if (!emitPtx.empty() || !emitCubin.empty()) {
     if (target != Target::CUDA)
       fail(2, "--emit-ptx and --emit-cubin need --target cuda");
@@ -467,8 +487,10 @@ int run(int argc, char **argv) {
   result["target"] = targetName;
   if (target == Target::CUDA)
     result["chip"] = kernel->info().chip;
-  else
+  else {
     result["threads"] = runtime.numThreads();
+    result["cpu_target"] = kernel->info().cpuTarget;
+  }
   result["compile_ms"] = compileMs;
   result["run_ms"] = runMs;
   result["gflops"] =

@@ -2,6 +2,8 @@
 #ifndef ATTN_PIPELINES_PIPELINES_H
 #define ATTN_PIPELINES_PIPELINES_H
 
+#include "attn/Transforms/CPU/CPUTarget.h"
+
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
 
@@ -28,22 +30,22 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
                                   "register-blocked vector code"),
                        clEnumValN(Codegen::Linalg, "linalg",
                                   "linalg.generic lowered to loops"))};
-  /// The CPU target description the pipeline starts from.
-  enum class CPU { Host, Generic };
-  Option<CPU> cpu{
+  /// The CPU target description the pipeline starts from
+  /// (attn/Transforms/CPU/CPUTarget.h).
+  Option<std::string> cpu{
       *this, "cpu",
-      llvm::cl::desc("CPU target description: 'host' (default: the features "
-                     "of the CPU this runs on, CPUTargetInfo::host(), as the "
-                     "runtime compiles) or 'generic' (16 f32 lanes, no "
-                     "avx512f / avx512bf16 / amx-bf16 code); vector-width, "
-                     "avx512, bf16-dot and amx given explicitly override it"),
-      llvm::cl::init(CPU::Host),
-      llvm::cl::values(clEnumValN(CPU::Host, "host", "the running CPU"),
-                       clEnumValN(CPU::Generic, "generic",
-                                  "no optional x86 features"))};
+      llvm::cl::desc("CPU target: 'host' (default: the highest level the CPU "
+                     "this runs on has, as the runtime compiles), a level "
+                     "('x86-64-v3': AVX2, 8 f32 lanes; 'x86-64-v4': AVX-512, "
+                     "16 lanes; 'x86-64-v4-bf16': + AVX512-BF16; "
+                     "'x86-64-v4-amx': + AMX) or 'generic' (16 f32 lanes, no "
+                     "optional x86 feature); vector-width, avx512, bf16-dot "
+                     "and amx given explicitly override it"),
+      llvm::cl::init("host")};
   Option<int64_t> vectorWidth{
       *this, "vector-width",
-      llvm::cl::desc("f32 lanes of a vector register (16: AVX-512)"),
+      llvm::cl::desc("f32 lanes of a vector register (8: AVX2, 16: AVX-512); "
+                     "default: the cpu target's"),
       llvm::cl::init(16)};
   Option<bool> bf16Dot{
       *this, "bf16-dot",
@@ -81,7 +83,18 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 /// bufferization, attn-cpu-lower-stages (the stages' microkernels), the polynomial exp,
 /// then the standard lowering to LLVM. The Sq x Sk score matrix is never
 /// materialised: only [tile_k, tile_q] score tiles are.
-void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
+/// Fails, adding nothing, when `options` name no CPU target
+/// (resolveCPUTarget), with the message passed to `errorHandler` when given.
+LogicalResult buildCPUPipeline(
+    OpPassManager &pm, const CPUPipelineOptions &options,
+    function_ref<LogicalResult(const Twine &)> errorHandler = nullptr);
+
+/// The CPU target description `options` name: the `cpu` level ("host": the
+/// running CPU's, CPUTargetInfo::host()), then each of vector-width, avx512,
+/// bf16-dot and amx that was given explicitly. Error: "cpu: unknown CPU
+/// target 'NAME' (known: host, generic, x86-64-v3, ...)".
+FailureOr<CPUTargetInfo> resolveCPUTarget(const CPUPipelineOptions &options,
+                                          std::string &error);
 
 /// Options of attn-cuda-pipeline.
 struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {

@@ -25,12 +25,14 @@
 #define ATTN_RUNTIME_RUNTIME_H
 
 #include "attn/Runtime/Spec.h"
+#include "attn/Transforms/CPU/CPUTarget.h"
 #include "attn/Transforms/TileSizes.h"
 
 #include <array>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace attn {
 
@@ -104,6 +106,9 @@ struct KernelInfo {
   std::string entry;
   /// Key splits (1: no split-KV).
   int64_t kvSplits = 1;
+  /// CPU only: the CPU target level it was compiled for (CompileOptions::
+  /// cpuTarget resolved, e.g. "x86-64-v4-bf16").
+  std::string cpuTarget;
   /// CUDA only: the chip the kernel was compiled for, threads per block
   /// (x, y, z) and dynamic shared memory per block in bytes.
   std::string chip;
@@ -158,7 +163,29 @@ struct CompileOptions {
   /// the device's (sm_90 when compiling without a device). Part of the cache
   /// key.
   std::string chip;
+  /// Target::CPU: the CPU target level to compile for
+  /// (mlir::attn::CPUTargetInfo): "x86-64-v3" (AVX2), "x86-64-v4"
+  /// (AVX-512), "x86-64-v4-bf16" (+ AVX512-BF16) or "x86-64-v4-amx" (+ AMX).
+  /// Empty means the highest level this CPU has (hostCPUTarget()). A level
+  /// the CPU cannot run is refused by validateCompileOptions: "options:
+  /// cpu_target 'x86-64-v4' needs avx512f, which this CPU lacks". Part of the
+  /// cache key, in memory and on disk.
+  std::string cpuTarget;
 };
+
+/// The CPU target level kernels are compiled for by default: the highest
+/// level of mlir::attn::CPUTargetInfo::levels() this CPU has, AMX only where
+/// the OS grants this process the AMX tile state. Its name is what
+/// CompileOptions::cpuTarget takes.
+const mlir::attn::CPUTargetInfo &hostCPUTarget();
+
+/// The CPU target levels this CPU can run, lowest first (x86-64-v3 first on
+/// every supported CPU): the values CompileOptions::cpuTarget accepts here.
+std::vector<mlir::attn::CPUTargetInfo> runnableCPUTargets();
+
+/// The CPU's model name (/proc/cpuinfo's "model name", else LLVM's name of
+/// the host CPU), for reports.
+std::string hostCPUModel();
 
 /// The largest query or key tile size a CompileOptions may ask for.
 constexpr int64_t kMaxTileRows = mlir::attn::kMaxTileRows;

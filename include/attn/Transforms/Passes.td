@@ -244,7 +244,10 @@ def CPULowerStagesPass
       never reach a row (or AMX tile products on transposed bf16 P).
 
     A stage no pattern takes stays a `linalg.generic` (lowered to loops
-    later). `vector-width` is the number of f32 lanes.
+    later). `vector-width` is the number of f32 lanes, `vector-registers`
+    the number of vector registers the microkernels block for
+    (CPUTargetInfo::fmaRegisterBlock: 6 x 4 accumulators of 32 zmm, 4 x 3 of
+    16 ymm).
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
@@ -255,6 +258,9 @@ def CPULowerStagesPass
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
            "Number of f32 lanes of a vector register">,
+    Option<"vectorRegisters", "vector-registers", "int64_t",
+           /*default=*/"32",
+           "Number of vector registers (16: AVX2, 32: AVX-512)">,
   ];
 }
 
@@ -285,6 +291,41 @@ def CPUApproximateMathPass
            "Expand exp of vector<16xf32> with AVX-512 vscalefps (needs a CPU "
            "with avx512f)">,
   ];
+}
+
+def CPUExpandBF16Pass : Pass<"attn-cpu-expand-bf16", "::mlir::ModuleOp"> {
+  let summary = "Keep bf16 out of LLVM's arithmetic on CPUs without "
+                "AVX512-BF16";
+  let description = [{
+    On CPU targets without AVX512-BF16 (x86-64-v3, x86-64-v4), LLVM
+    legalises every bf16 value in a register by widening it to f32, and
+    narrows it back with a call of compiler-rt's `__truncsfbf2`, which a
+    JIT-loaded kernel cannot resolve. This pass leaves LLVM no bf16
+    arithmetic:
+    * `arith.truncf` to bf16 and `arith.extf` from bf16 (scalars and vectors)
+      become bitcasts, shifts and integer adds, with MLIR's arith expansion
+      patterns (`arith::populateExpandBFloat16Patterns`): f32 -> bf16
+      rounds to nearest, ties to even, and keeps NaN a (quiet) NaN; bf16 ->
+      f32 is exact;
+    * `llvm.store` of a bf16 value stores its 16 bits as i16 instead (the
+      same bytes), so that LLVM's optimiser cannot turn the integer select of
+      the expansion into a select of bf16 values (which the x86 backend
+      widens and narrows through `__truncsfbf2`).
+    attn-cpu-pipeline runs it twice for every target description without
+    `avx512bf16`: before the lowering to the LLVM dialect (the arith ops) and
+    after it (the stores). Other ops are left alone.
+
+    Example:
+    ```mlir
+    %b = arith.truncf %x : vector<8xf32> to vector<8xbf16>
+    // becomes arith.bitcast / arith.shrui / arith.addi / arith.select on
+    // vector<8xi32> and an arith.trunci to vector<8xi16>
+    llvm.store %v, %p : vector<8xbf16>, !llvm.ptr
+    // becomes llvm.store of llvm.bitcast %v to vector<8xi16>
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect"];
 }
 
 //===----------------------------------------------------------------------===//

@@ -12,6 +12,7 @@
 #ifndef ATTN_TRANSFORMS_TILESELECTION_H
 #define ATTN_TRANSFORMS_TILESELECTION_H
 
+#include "attn/Transforms/CPU/CPUTarget.h"
 #include "attn/Transforms/Transforms.h"
 
 #include "mlir/IR/BuiltinTypes.h"
@@ -40,17 +41,6 @@ struct AttentionProblem {
   static FailureOr<AttentionProblem> get(Operation *op);
 };
 
-/// A CPU target description: what the CPU code generator may use. The CPU
-/// pipeline's options (vector-width, avx512, bf16-dot, amx) are its fields;
-/// host() reads the running CPU's features from LLVM (amxBf16: the CPU has
-/// amx-tile and amx-bf16; the runtime also needs the OS's permission before
-/// it sets it).
-struct CPUTargetInfo {
-  /// f32 lanes of a vector register (16: AVX-512).
-  int64_t vectorWidth = 16;
-  bool avx512f = false, avx512bf16 = false, amxBf16 = false;
-  static CPUTargetInfo host();
-};
 
 /// CPU tiles: query rows on the vector lanes, 64 x 64 tiles (128 x 128 for
 /// bf16 on AMX, keys in whole 32-key reductions) or the rounded sequence

@@ -255,11 +255,11 @@ Value allocaAtEntry(RewriterBase &rewriter, Operation *op,
 
 /// Lowers one stage; returns failure for a stage left to the loop lowering.
 LogicalResult lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
-                         int64_t vectorWidth) {
+                         int64_t vectorWidth, int64_t vectorRegisters) {
   StringRef stage = stageOf(op);
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
-  StageBuilder sb(rewriter, op.getLoc(), vectorWidth);
+  StageBuilder sb(rewriter, op.getLoc(), vectorWidth, vectorRegisters);
   bool keyLanes = keyLanesOf(op);
   // The microkernels read rows with vector loads (a dimension of size 1 is
   // read with scalar loads).
@@ -359,6 +359,12 @@ struct CPULowerStagesPass
           << static_cast<int64_t>(vectorWidth);
       return signalPassFailure();
     }
+    if (vectorRegisters < 8) {
+      getOperation()->emitError()
+          << "CPU lowering needs at least 8 vector registers, got "
+          << static_cast<int64_t>(vectorRegisters);
+      return signalPassFailure();
+    }
     SmallVector<linalg::GenericOp> stages;
     WalkResult walk = getOperation()->walk([&](linalg::GenericOp op) {
       if (stageOf(op).empty())
@@ -383,7 +389,7 @@ struct CPULowerStagesPass
     // In order: a rescale stage is left in place for the pv stage after
     // it, which folds it in.
     for (linalg::GenericOp op : stages)
-      (void)lowerStage(rewriter, op, vectorWidth);
+      (void)lowerStage(rewriter, op, vectorWidth, vectorRegisters);
   }
 };
 

@@ -20,6 +20,7 @@
 #ifndef ATTN_LIB_TRANSFORMS_CPU_CPUTILELOWERING_H
 #define ATTN_LIB_TRANSFORMS_CPU_CPUTILELOWERING_H
 
+#include "attn/Transforms/CPU/CPUTarget.h"
 #include "attn/Transforms/Transforms.h"
 #include "dialect/attn/IR/AttnOpDetail.h"
 
@@ -119,11 +120,15 @@ struct StageBuilder {
   OpBuilder &b;
   Location loc;
   int64_t VL;
+  /// Vector registers the microkernels block for
+  /// (CPUTargetInfo::fmaRegisterBlock).
+  int64_t vectorRegisters;
   Type f32, i32;
 
-  StageBuilder(OpBuilder &b, Location loc, int64_t vectorWidth)
-      : b(b), loc(loc), VL(vectorWidth), f32(b.getF32Type()),
-        i32(b.getI32Type()) {}
+  StageBuilder(OpBuilder &b, Location loc, int64_t vectorWidth,
+               int64_t vectorRegisters = 32)
+      : b(b), loc(loc), VL(vectorWidth), vectorRegisters(vectorRegisters),
+        f32(b.getF32Type()), i32(b.getI32Type()) {}
 
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value fconst(float v) {
@@ -192,7 +197,8 @@ struct StageBuilder {
   //===--------------------------------------------------------------------===//
 
   /// st[j][m] = sum_d key[j][d] * qt[d][m] for all N keys, queries on the
-  /// lanes, register blocks of up to 24 accumulators with each key element
+  /// lanes, register blocks of CPUTargetInfo::fmaRegisterBlock (up to 24
+  /// accumulators with 32 registers, 12 with 16) with each key element
   /// broadcast. The head_dim is reduced in chunks of at most 64, so that the
   /// chunk of the transposed query that every key block reads stays in L1;
   /// partial sums go through st between chunks.

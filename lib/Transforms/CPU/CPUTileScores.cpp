@@ -43,9 +43,9 @@ std::pair<Value, Value> StageBuilder::alignKeys(Value from, Value to,
 
 void StageBuilder::emitScoresBF16(Value key, Value qp, Value st) {
   int64_t N = dimOf(st, 0), Mp = dimOf(st, 1), D = dimOf(key, 1);
-  int64_t chunks = Mp / VL;
-  int64_t mrv = std::min<int64_t>(4, chunks);
-  int64_t jr = std::max<int64_t>(1, 24 / mrv);
+  CPUTargetInfo::RegisterBlock block =
+      CPUTargetInfo::fmaRegisterBlock(vectorRegisters, Mp / VL);
+  int64_t chunks = Mp / VL, mrv = block.laneBlocks, jr = block.rows;
   Type bf16 = b.getBF16Type();
   forBlocks(b, loc, N, jr, [&](Value j0, int64_t nj) {
     forBlocks(b, loc, chunks, mrv, [&](Value c0, int64_t nc) {
@@ -87,9 +87,9 @@ void StageBuilder::emitScoresBF16(Value key, Value qp, Value st) {
 
 void StageBuilder::emitScores(Value key, Value qt, Value st) {
   int64_t N = dimOf(st, 0), Mp = dimOf(st, 1), D = dimOf(key, 1);
-  int64_t chunks = Mp / VL;
-  int64_t mrv = std::min<int64_t>(4, chunks);
-  int64_t jr = std::max<int64_t>(1, 24 / mrv);
+  CPUTargetInfo::RegisterBlock block =
+      CPUTargetInfo::fmaRegisterBlock(vectorRegisters, Mp / VL);
+  int64_t chunks = Mp / VL, mrv = block.laneBlocks, jr = block.rows;
   constexpr int64_t kDChunk = 64;
   for (int64_t d0 = 0; d0 < D; d0 += kDChunk) {
     int64_t d1 = std::min(D, d0 + kDChunk);
@@ -139,8 +139,9 @@ void StageBuilder::emitProbsTimesValue(Value p, Value value, Value acc,
   SmallVector<std::pair<int64_t, int64_t>> chunks;
   for (int64_t e = 0; e < Dv; e += VL)
     chunks.push_back({e, std::min(VL, Dv - e)});
-  int64_t eb = std::min<int64_t>(4, chunks.size());
-  int64_t mr = std::max<int64_t>(1, 24 / eb);
+  CPUTargetInfo::RegisterBlock registerBlock =
+      CPUTargetInfo::fmaRegisterBlock(vectorRegisters, chunks.size());
+  int64_t eb = registerBlock.laneBlocks, mr = registerBlock.rows;
   for (size_t e0 = 0; e0 < chunks.size(); e0 += eb) {
     ArrayRef<std::pair<int64_t, int64_t>> block =
         ArrayRef(chunks).slice(e0, std::min<size_t>(eb, chunks.size() - e0));
