@@ -365,6 +365,21 @@ bool isBroadcastOperand(AffineMap map, RankedTensorType t) {
   return true;
 }
 
+/// Whether operand `t` of the rank-4 elementwise generic `g` has every key
+/// of its iteration space: attn's mask and bias operands broadcast over
+/// batch, heads and query rows ([B|1, Hq|1, Sq|1, Sk]), never over keys.
+bool spansKeys(linalg::GenericOp g, RankedTensorType t) {
+  SmallVector<int64_t> loops = g.getStaticLoopRanges();
+  return loops.size() == 4 && t.getRank() >= 2 &&
+         t.getDimSize(t.getRank() - 1) == loops[3];
+}
+
+/// Set by the matchers when a constant mask was too large to evaluate
+/// (evaluateIntTensor's budget): the attention is then left unfused.
+struct EvaluationBudget {
+  Operation *exceededAt = nullptr;
+};
+
 /// What a masking generic hides: a mask kind (the mask evaluated to a band)
 /// or an i1 tensor mask operand, `keep` as attn wants it (true keeps) or to
 /// be inverted, of rank 4 or [Sq, Sk] (to expand to [1, 1, Sq, Sk]).
@@ -373,14 +388,27 @@ struct MaskMatch {
   MaskKindAttrInterface kind;
   Value tensor;
   bool invert = false, expand2d = false;
+  /// The mask is a constant that hides every key of some row: the export
+  /// gives NaN there, attn.attention 0.
+  bool emptyRow = false;
 };
+
+/// Whether `keep` ([sq, sk], row-major) keeps no key of some row.
+bool hasEmptyRow(ArrayRef<int64_t> keep, int64_t sq, int64_t sk) {
+  for (int64_t i = 0; i < sq; ++i)
+    if (llvm::none_of(keep.slice(i * sk, sk), [](int64_t x) { return x; }))
+      return true;
+  return false;
+}
 
 /// S = select(hidden, -inf, T) or select(keep, T, -inf) over a rank-4
 /// elementwise generic, the mask broadcast over batch and heads ([Sq, Sk]
 /// through (d2, d3), or a rank-4 broadcast operand) and -inf a constant or
 /// a rank-0 constant input. A mask that evaluates (evaluateIntTensor) to a band
-/// gives its kind; any other mask becomes the tensor operand.
-std::optional<MaskMatch> matchMask(Value s) {
+/// gives its kind, read at the full [Sq, Sk] of the scores (a mask broadcast
+/// over query rows or keys is expanded first); any other mask becomes the
+/// tensor operand, which must have every key (else: no match).
+std::optional<MaskMatch> matchMask(Value s, EvaluationBudget &budget) {
   linalg::GenericOp g = parallelGeneric4(s);
   if (!g)
     return std::nullopt;
@@ -405,23 +433,38 @@ std::optional<MaskMatch> matchMask(Value s) {
     return std::nullopt;
   MaskMatch match;
   match.scores = g.getDpsInputs()[scores];
-  FailureOr<IntTensor> m = evaluateIntTensor(mask);
+  bool overBudget = false;
+  FailureOr<IntTensor> m = evaluateIntTensor(mask, &overBudget);
+  if (overBudget) {
+    budget.exceededAt = g;
+    return std::nullopt;
+  }
   bool perBatchOrHead = !broadcast2d && (maskType.getDimSize(0) != 1 ||
                                          maskType.getDimSize(1) != 1);
   if (succeeded(m) && !perBatchOrHead) {
-    int64_t sq = maskType.getDimSize(maskType.getRank() - 2);
-    int64_t sk = maskType.getDimSize(maskType.getRank() - 1);
-    std::vector<int64_t> keep(m->data.size());
-    for (size_t i = 0; i < keep.size(); ++i)
-      keep[i] = hiddenFirst ? !m->data[i] : m->data[i] != 0;
+    // The mask as the scores see it: [Sq, Sk], a size-1 query or key
+    // dimension of the mask broadcast.
+    SmallVector<int64_t> loops = g.getStaticLoopRanges();
+    int64_t sq = loops[2], sk = loops[3];
+    int64_t mq = maskType.getDimSize(maskType.getRank() - 2);
+    int64_t mk = maskType.getDimSize(maskType.getRank() - 1);
+    std::vector<int64_t> keep(sq * sk);
+    for (int64_t i = 0; i < sq; ++i)
+      for (int64_t j = 0; j < sk; ++j) {
+        int64_t x = m->data[(mq == 1 ? 0 : i) * mk + (mk == 1 ? 0 : j)];
+        keep[i * sk + j] = hiddenFirst ? x == 0 : x != 0;
+      }
     // A mask that keeps everything hides nothing.
     if (llvm::all_of(keep, [](int64_t x) { return x != 0; }))
       return match;
+    match.emptyRow = hasEmptyRow(keep, sq, sk);
     match.kind = classifyBand(ctx, keep, sq, sk);
     if (match.kind)
       return match;
     // Not a band: the constant mask is the tensor operand.
   }
+  if (!spansKeys(g, maskType))
+    return std::nullopt;
   // A tensor operand; hidden = !keep (torch's masked_fill(~keep, -inf))
   // is undone by reading keep itself.
   match.tensor = mask;
@@ -467,6 +510,7 @@ std::pair<Value, Value> unbiased(Value s) {
     AffineMap lastTwo = AffineMap::get(
         4, 0, {getAffineDimExpr(2, ctx), getAffineDimExpr(3, ctx)}, ctx);
     if (bt && isa<FloatType>(bt.getElementType()) &&
+        spansKeys(g, bt) &&
         (isBroadcastOperand(maps[bi], bt) ||
          (bt.getRank() == 2 && maps[bi] == lastTwo)))
       return {g.getDpsInputs()[si], bias};
@@ -477,7 +521,8 @@ std::pair<Value, Value> unbiased(Value s) {
 /// For an additive mask of 0 and -inf (torch's SDPA decomposition writes
 /// causal as S + select(keep, 0, -inf)): the keep mask, evaluated, and its
 /// [Sq, Sk] shape; nullopt for any other bias.
-std::optional<IntTensor> additiveMaskKeep(Value bias) {
+std::optional<IntTensor> additiveMaskKeep(Value bias,
+                                          EvaluationBudget &budget) {
   auto g = bias.getDefiningOp<linalg::GenericOp>();
   if (!g || !g.hasPureTensorSemantics() || g.getNumDpsInits() != 1 ||
       !allParallel(g) || !g.getIndexingMapsArray().back().isIdentity())
@@ -494,7 +539,11 @@ std::optional<IntTensor> additiveMaskKeep(Value bias) {
   if (!isZeroOrNegInf(t) || !isZeroOrNegInf(f) || cond < 0 ||
       !g.getIndexingMapsArray()[cond].isIdentity())
     return std::nullopt;
-  FailureOr<IntTensor> c = evaluateIntTensor(g.getDpsInputs()[cond]);
+  bool overBudget = false;
+  FailureOr<IntTensor> c =
+      evaluateIntTensor(g.getDpsInputs()[cond], &overBudget);
+  if (overBudget)
+    budget.exceededAt = g;
   if (failed(c) || c->shape.size() != 2)
     return std::nullopt;
   IntTensor keep = *c;
@@ -555,6 +604,8 @@ std::pair<Value, int64_t> repeatSource(Value r) {
 
 struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
   using OpRewritePattern::OpRewritePattern;
+  /// Masks whose evaluation was over budget, already reported.
+  mutable llvm::SmallPtrSet<Operation *, 4> reported;
   LogicalResult matchAndRewrite(tensor::ExpandShapeOp out,
                                 PatternRewriter &rewriter) const override {
     // out = P V
@@ -579,9 +630,10 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
     // scale (masking commutes with scaling).
     std::optional<MaskMatch> mask;
     Value bias;
-    for (int step = 0; step < 3; ++step) {
+    EvaluationBudget budget;
+    for (int step = 0; step < 3 && !budget.exceededAt; ++step) {
       if (!mask)
-        if (std::optional<MaskMatch> m = matchMask(s)) {
+        if (std::optional<MaskMatch> m = matchMask(s, budget)) {
           mask = m;
           s = m->scores;
           continue;
@@ -590,25 +642,47 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
         if (auto [scores, b] = unbiased(s); scores) {
           s = scores;
           // An additive 0 / -inf mask that is a band is the mask kind.
-          if (std::optional<IntTensor> keep = additiveMaskKeep(b); keep && !mask)
+          if (std::optional<IntTensor> keep = additiveMaskKeep(b, budget);
+              keep && !mask) {
             if (MaskKindAttrInterface kind = classifyBand(
                     getContext(), keep->data, keep->shape[0], keep->shape[1])) {
               mask = MaskMatch{scores, kind, Value(), false, false};
               continue;
             }
+            if (hasEmptyRow(keep->data, keep->shape[0], keep->shape[1]) &&
+                !zeroedScores)
+              return rewriter.notifyMatchFailure(
+                  out, "a constant -inf bias hides a whole row (NaN unfused)");
+          }
           bias = b;
           continue;
         }
       break;
     }
     auto [t, scale] = unscaled(s);
-    if (!t)
-      return rewriter.notifyMatchFailure(out, "the scale is not a constant");
-    if (!mask)
-      if (std::optional<MaskMatch> m = matchMask(t)) {
+    if (t && !mask && !budget.exceededAt)
+      if (std::optional<MaskMatch> m = matchMask(t, budget)) {
         mask = m;
         t = m->scores;
       }
+    if (budget.exceededAt) {
+      // Said once per mask: the greedy driver may try the pattern again.
+      if (reported.insert(budget.exceededAt).second)
+        budget.exceededAt->emitRemark()
+            << "attn-fuse-attention: this mask is too large to evaluate (more "
+               "than "
+            << kMaxMaskEvaluationSteps << " element steps or "
+            << kMaxMaskEvaluationElements
+            << " elements held); the attention is left unfused";
+      return rewriter.notifyMatchFailure(out, "mask evaluation over budget");
+    }
+    if (!t)
+      return rewriter.notifyMatchFailure(out, "the scale is not a constant");
+    // attn.attention gives 0 for a row with no visible key; the export gives
+    // NaN unless it zeroes such rows itself (torch's SDPA decomposition).
+    if (mask && mask->emptyRow && !zeroedScores)
+      return rewriter.notifyMatchFailure(out, "a constant mask hides a whole "
+                                              "row (NaN unfused)");
     // T = Q K^T
     linalg::BatchMatmulOp qk = expandedBatchMatmul(t);
     if (!qk)
@@ -682,6 +756,9 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
                                                 qt.getDimSize(2),
                                                 vt.getDimSize(3)})
       return rewriter.notifyMatchFailure(out, "shapes do not agree");
+    // The scale is folded in double; attn.attention holds it as f32.
+    if (!std::isfinite(static_cast<float>(scale)))
+      return rewriter.notifyMatchFailure(out, "the folded scale overflows f32");
     Location loc = out.getLoc();
     if (fromSequenceMajor) {
       // K itself: the head-split transpose of [B, Sk, H, D] (Q and V get the

@@ -26,6 +26,9 @@ bool allParallel(linalg::GenericOp g) {
 /// reshapes; fails for anything else.
 class MaskEvaluator {
 public:
+  /// Set when an evaluation stopped at the budget.
+  bool overBudget = false;
+
   FailureOr<IntTensor> eval(Value v) {
     auto it = memo.find(v);
     if (it != memo.end())
@@ -37,15 +40,28 @@ public:
   }
 
 private:
+  /// `x` as a value of type `t`: truncated to its width and sign-extended
+  /// (i1 true is -1, as MLIR's constants hold it).
   static int64_t truncate(int64_t x, Type t) {
     unsigned w = t.isIndex() ? 64 : t.getIntOrFloatBitWidth();
     if (w >= 64)
       return x;
     int64_t m = (int64_t(1) << w) - 1;
     x &= m;
-    if (w > 1 && (x >> (w - 1)) & 1) // sign-extend
+    if ((x >> (w - 1)) & 1) // sign-extend
       x |= ~m;
     return x;
+  }
+
+  /// Charges `steps` of work and `elements` held; false (and overBudget)
+  /// beyond the budget.
+  bool charge(int64_t steps, int64_t elements) {
+    usedSteps += steps;
+    usedElements += elements;
+    if (usedSteps > kMaxMaskEvaluationSteps ||
+        usedElements > kMaxMaskEvaluationElements)
+      overBudget = true;
+    return !overBudget;
   }
 
   FailureOr<IntTensor> compute(Value v) {
@@ -57,8 +73,9 @@ private:
     IntTensor t;
     t.shape.assign(type.getShape().begin(), type.getShape().end());
     Operation *def = v.getDefiningOp();
-    if (!def)
+    if (!def || !charge(0, type.getNumElements()))
       return failure();
+    Type elt = type.getElementType();
     if (auto c = dyn_cast<arith::ConstantOp>(def)) {
       // torch-mlir writes tensor constants as dense_resource blobs.
       auto fromBlob = [&](auto attr) -> bool {
@@ -69,7 +86,7 @@ private:
                            type.getNumElements())
           return false;
         for (auto x : *values)
-          t.data.push_back(static_cast<int64_t>(x));
+          t.data.push_back(truncate(static_cast<int64_t>(x), elt));
         return true;
       };
       if (fromBlob(dyn_cast<DenseBoolResourceElementsAttr>(c.getValue())) ||
@@ -81,9 +98,7 @@ private:
       if (!dense)
         return failure();
       for (APInt x : dense.getValues<APInt>())
-        t.data.push_back(dense.getElementType().isInteger(1)
-                             ? int64_t(x.getBoolValue())
-                             : x.getSExtValue());
+        t.data.push_back(truncate(x.getSExtValue(), elt));
       return t;
     }
     if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(def)) {
@@ -114,6 +129,9 @@ private:
     }
     SmallVector<AffineMap> maps = g.getIndexingMapsArray();
     int64_t n = type.getNumElements(), rank = type.getRank();
+    int64_t bodyOps = static_cast<int64_t>(g.getBody()->getOperations().size());
+    if (!charge(n * bodyOps, 0))
+      return failure();
     t.data.resize(n);
     SmallVector<int64_t> iv(rank, 0);
     for (int64_t flat = 0; flat < n; ++flat) {
@@ -156,7 +174,10 @@ private:
       auto it = env.find(v);
       if (it != env.end())
         return it->second;
-      return getConstantIntValue(v); // a constant defined anywhere
+      // A constant defined anywhere, held as its type holds it.
+      if (std::optional<int64_t> c = getConstantIntValue(v))
+        return truncate(*c, v.getType());
+      return std::nullopt;
     };
     for (Operation &op : g.getBody()->without_terminator()) {
       Value r = op.getNumResults() == 1 ? op.getResult(0) : Value();
@@ -167,7 +188,7 @@ private:
         continue;
       }
       if (auto c = dyn_cast<arith::ConstantOp>(op)) {
-        std::optional<int64_t> x = getConstantIntValue(c.getResult());
+        std::optional<int64_t> x = value(c.getResult());
         if (!x)
           return failure();
         env[r] = *x;
@@ -227,13 +248,18 @@ private:
   }
 
   DenseMap<Value, IntTensor> memo;
+  int64_t usedSteps = 0, usedElements = 0;
 };
 
 } // namespace
 
-FailureOr<IntTensor> mlir::attn::evaluateIntTensor(Value v) {
+FailureOr<IntTensor> mlir::attn::evaluateIntTensor(Value v,
+                                                   bool *overBudget) {
   MaskEvaluator evaluator;
-  return evaluator.eval(v);
+  FailureOr<IntTensor> result = evaluator.eval(v);
+  if (overBudget)
+    *overBudget = evaluator.overBudget;
+  return result;
 }
 
 MaskKindAttrInterface mlir::attn::classifyBand(MLIRContext *ctx,

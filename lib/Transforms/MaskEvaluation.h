@@ -21,8 +21,16 @@ namespace attn {
 
 /// Masks larger than this many elements are not evaluated (left unfused).
 constexpr int64_t kMaxEvaluatedMask = int64_t(1) << 24;
+/// The budget of one evaluateIntTensor call, over every tensor it computes:
+/// element evaluations times the ops of each body (work), and elements held
+/// (memory, 8 bytes each). Beyond either, the evaluation fails and says so.
+constexpr int64_t kMaxMaskEvaluationSteps = int64_t(1) << 26;
+constexpr int64_t kMaxMaskEvaluationElements = int64_t(1) << 24;
 
-/// A constant integer tensor (i1, integers, index), row-major.
+/// A constant integer tensor (i1, integers, index), row-major. Every value
+/// is held sign-extended from its bit width, i1 included: true is -1,
+/// whether a constant or computed (so `cmpi ne %keep, %true` and `extsi`
+/// mean what they say); a mask keeps where the value is non-zero.
 struct IntTensor {
   SmallVector<int64_t> shape;
   std::vector<int64_t> data;
@@ -32,8 +40,10 @@ struct IntTensor {
 /// dense_resource) and linalg.index by elementwise (all-parallel,
 /// projected-map) linalg.generics with arith integer ops, fills and
 /// reshapes, for static shapes of at most kMaxEvaluatedMask elements;
-/// failure for anything else.
-FailureOr<IntTensor> evaluateIntTensor(Value v);
+/// failure for anything else, and when the evaluation would exceed
+/// kMaxMaskEvaluationSteps or kMaxMaskEvaluationElements (then
+/// `overBudget`, when given, is set).
+FailureOr<IntTensor> evaluateIntTensor(Value v, bool *overBudget = nullptr);
 
 /// The mask kind that keeps exactly keep[i][j] (Sq x Sk, row-major), or null:
 /// a causal mask or a sliding window around the diagonal (left, right >= 0,
