@@ -129,6 +129,14 @@ DiskCache::open(const std::string &directory) {
     return cacheError("directory '" + directory + "' is world-writable (mode " +
                       octalMode(st.st_mode) + "): refusing to use it");
   }
+  // Another member of the group could plant an entry (object code this
+  // process would run): refused as a world-writable directory is.
+  if (st.st_mode & S_IWGRP) {
+    ::close(fd);
+    return cacheError("directory '" + directory + "' is writable by its group "
+                      "(mode " + octalMode(st.st_mode) +
+                      "): refusing to use it (chmod g-w)");
+  }
   return std::unique_ptr<DiskCache>(new DiskCache(directory, fd));
 }
 
@@ -149,7 +157,7 @@ std::optional<CPUObject> DiskCache::load(const std::string &key,
   struct stat st;
   std::string entry;
   bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            st.st_uid == ::geteuid() && !(st.st_mode & S_IWOTH) &&
+            st.st_uid == ::geteuid() && !(st.st_mode & (S_IWOTH | S_IWGRP)) &&
             static_cast<uint64_t>(st.st_size) >= sizeof(EntryHeader) &&
             static_cast<uint64_t>(st.st_size) <= kMaxEntryBytes;
   if (ok) {

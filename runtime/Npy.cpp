@@ -106,7 +106,8 @@ std::optional<std::vector<int64_t>> parseShapeTuple(llvm::StringRef text) {
 } // namespace
 
 llvm::Expected<NpyArray> attn::readNpy(const std::string &path,
-                                       int64_t maxBytes) {
+                                       int64_t maxBytes,
+                                       llvm::StringRef expectedShape) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return npyError(path, llvm::Twine("cannot read: ") + std::strerror(errno));
@@ -204,10 +205,18 @@ llvm::Expected<NpyArray> attn::readNpy(const std::string &path,
   int64_t payload;
   if (__builtin_mul_overflow(count, srcSize, &payload))
     return npyError(path, "shape overflows");
-  if (payload > maxBytes)
-    return npyError(path, "data of " + llvm::Twine(payload) +
-                              " bytes is more than the " +
+  if (payload > maxBytes) {
+    std::string shape = "[";
+    for (int64_t d : array.shape)
+      shape += (shape.size() > 1 ? ", " : "") + std::to_string(d);
+    shape += "]";
+    if (!expectedShape.empty())
+      return npyError(path, "shape " + shape + " does not fit the expected " +
+                                expectedShape);
+    return npyError(path, "shape " + shape + " (" + llvm::Twine(payload) +
+                              " bytes) is more than the " +
                               llvm::Twine(maxBytes) + " bytes expected at most");
+  }
   int64_t dataStart = static_cast<int64_t>(headerStart + headerLen);
   auto sizeMismatch = [&](int64_t bytes) {
     return npyError(path, "data size " + llvm::Twine(bytes) +
@@ -303,7 +312,7 @@ llvm::Expected<OutputFile> OutputFile::open(const std::string &path) {
 
 OutputFile::OutputFile(OutputFile &&other)
     : path_(std::move(other.path_)), temp_(std::move(other.temp_)),
-      fd_(other.fd_) {
+      fd_(other.fd_), staged_(other.staged_) {
   other.temp_.clear();
   other.fd_ = -1;
 }
@@ -316,12 +325,42 @@ OutputFile::~OutputFile() {
 }
 
 llvm::Error OutputFile::write(llvm::StringRef bytes) {
+  if (auto err = stage(bytes))
+    return err;
+  return commit();
+}
+
+llvm::Error OutputFile::commit() {
+  if (inPlace() || staged_)
+    return llvm::Error::success();
+  if (auto ec = llvm::sys::fs::rename(temp_, path_))
+    return npyError(path_, "cannot write: " + ec.message());
+  temp_.clear();
+  staged_ = true;
+  return llvm::Error::success();
+}
+
+llvm::Error OutputFile::stage(llvm::StringRef bytes) {
   auto fail = [&](const llvm::Twine &msg) { return npyError(path_, msg); };
-  bool inPlace = temp_.empty();
+  bool inPlace = this->inPlace();
+  if (staged_)
+    return fail("already written");
   if (inPlace && fd_ < 0) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    // Without blocking: a FIFO nobody reads would hang the open. A reader
+    // that is just starting gets a second (100 tries, 10 ms apart).
+    for (int attempt = 0;; ++attempt) {
+      fd_ = ::open(path_.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NONBLOCK);
+      if (fd_ >= 0 || errno != ENXIO || attempt == 100)
+        break;
+      ::usleep(10000);
+    }
+    if (fd_ < 0 && errno == ENXIO)
+      return fail("cannot write: it is a FIFO that no process reads");
     if (fd_ < 0)
       return fail(llvm::Twine("cannot write: ") + std::strerror(errno));
+    int flags = ::fcntl(fd_, F_GETFL);
+    if (flags >= 0)
+      (void)::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK);
   }
   if (fd_ < 0)
     return fail("already written");
@@ -339,11 +378,21 @@ llvm::Error OutputFile::write(llvm::StringRef bytes) {
   fd_ = -1;
   if (rc != 0)
     return fail(llvm::Twine("write failed: ") + std::strerror(errno));
-  if (!inPlace) {
-    if (auto ec = llvm::sys::fs::rename(temp_, path_))
-      return fail("cannot write: " + ec.message());
-    temp_.clear();
-  }
+  if (inPlace)
+    staged_ = true;
+  return llvm::Error::success();
+}
+
+llvm::Error attn::writeOutputs(
+    llvm::ArrayRef<std::pair<OutputFile *, llvm::StringRef>> outputs) {
+  for (bool inPlace : {false, true})
+    for (auto [file, bytes] : outputs)
+      if (file->inPlace() == inPlace)
+        if (auto err = file->stage(bytes))
+          return err;
+  for (auto [file, bytes] : outputs)
+    if (auto err = file->commit())
+      return err;
   return llvm::Error::success();
 }
 

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <future>
+#include <list>
 #include <map>
 #include <mutex>
 
@@ -92,6 +93,29 @@ static std::optional<int64_t> byteExtent(const TensorRef &t) {
       __builtin_mul_overflow(last, dtypeSize(t.dtype), &bytes))
     return std::nullopt;
   return empty ? 0 : bytes;
+}
+
+/// Whether two different elements of `t` may share an address: with the
+/// dimensions of size > 1 sorted by stride, each stride must exceed the
+/// farthest offset the smaller ones reach (a zero stride, as expand() gives,
+/// or interleaved strides fail). Conservative: a few exotic non-overlapping
+/// layouts are refused too.
+static bool overlapsItself(const TensorRef &t) {
+  llvm::SmallVector<std::pair<int64_t, int64_t>, 4> dims; // (stride, size)
+  for (int i = 0; i < t.rank; ++i) {
+    if (t.shape[i] == 0)
+      return false; // no element
+    if (t.shape[i] > 1)
+      dims.push_back({t.strides[i], t.shape[i]});
+  }
+  llvm::sort(dims);
+  int64_t reach = 0;
+  for (auto [stride, size] : dims) {
+    if (stride <= reach)
+      return true;
+    reach += stride * (size - 1);
+  }
+  return false;
 }
 
 llvm::Error Kernel::validate(const AttentionArgs &args) const {
@@ -189,8 +213,20 @@ llvm::Error attn::validateArguments(const AttentionSpec &s,
       return argError(llvm::Twine(e.name) + ": strides overflow");
   }
   // The outputs are written while the inputs are read: no output may share
-  // memory with any other operand (e.g. out= aliasing key or value).
+  // memory with any other operand (e.g. out= aliasing key or value), nor
+  // with itself (threads would race on the shared elements).
   if (outputs) {
+    for (const Expect &w : expects)
+      if ((w.ref == &args.output || w.ref == &args.lse) &&
+          overlapsItself(*w.ref))
+        return argError(llvm::Twine(w.name) +
+                        ": overlaps itself (strides " +
+                        shapeString(w.ref->strides.data(), w.ref->rank) +
+                        " for shape " +
+                        shapeString(w.ref->shape.data(), w.ref->rank) +
+                        " put two elements at one address, e.g. an "
+                        "expand()ed tensor); outputs must not alias any "
+                        "operand");
     auto span = [](const TensorRef &t) {
       auto begin = reinterpret_cast<uintptr_t>(t.data);
       return std::pair<uintptr_t, uintptr_t>{
@@ -261,7 +297,8 @@ public:
   explicit Impl(const RuntimeOptions &options)
       : pool(std::make_shared<detail::WorkerPool>(
             options.numThreads <= maxRuntimeThreads() ? options.numThreads
-                                                      : 1)) {
+                                                      : 1)),
+        maxKernels(options.maxCachedKernels) {
     if (options.numThreads > maxRuntimeThreads()) {
       // Refused (a pool of 2^31 threads never starts): reported by create()
       // and by every getKernel.
@@ -307,7 +344,33 @@ public:
   /// Why the options were refused ("" when they were not).
   std::string optionsError;
   mutable std::mutex mutex;
-  std::map<std::string, std::shared_future<CacheEntry>> cache;
+  /// The in-memory cache: each key's (possibly in-flight) kernel and its
+  /// place in `uses`, most recently used first.
+  struct Slot {
+    std::shared_future<CacheEntry> future;
+    std::list<std::string>::iterator use;
+  };
+  std::map<std::string, Slot> cache;
+  std::list<std::string> uses;
+  /// RuntimeOptions::maxCachedKernels (0: no bound).
+  size_t maxKernels = 0;
+
+  /// Drops the least recently used compiled kernels beyond maxKernels (and
+  /// all of them with `all`); kernels still being compiled stay. Callers
+  /// hold `mutex`. Kernels handed out stay alive with their holders.
+  void evict(bool all = false) {
+    for (auto use = uses.end(); use != uses.begin();) {
+      if (!all && (maxKernels == 0 || cache.size() <= maxKernels))
+        return;
+      --use;
+      auto it = cache.find(*use);
+      if (it->second.future.wait_for(std::chrono::seconds(0)) !=
+          std::future_status::ready)
+        continue;
+      cache.erase(it);
+      use = uses.erase(use);
+    }
+  }
   RuntimeStats stats; // guarded by mutex
 };
 
@@ -366,7 +429,7 @@ Runtime::Impl::getCPUKernel(const AttentionSpec &spec,
     llvm::Error err = disk->store(key, *object);
     std::lock_guard<std::mutex> lock(mutex);
     if (err) {
-      llvm::consumeError(std::move(err));
+      stats.lastDiskWriteError = llvm::toString(std::move(err));
       ++stats.diskWriteFailures;
     } else {
       ++stats.diskWrites;
@@ -453,6 +516,11 @@ size_t Runtime::cacheSize() const {
   return impl->cache.size();
 }
 
+void Runtime::clearCache() {
+  std::lock_guard<std::mutex> lock(impl->mutex);
+  impl->evict(/*all=*/true);
+}
+
 unsigned Runtime::numThreads() const { return impl->pool->numThreads(); }
 
 llvm::Expected<std::shared_ptr<Kernel>>
@@ -492,10 +560,13 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
     std::lock_guard<std::mutex> lock(impl->mutex);
     auto it = impl->cache.find(key);
     if (it != impl->cache.end()) {
-      future = it->second;
+      future = it->second.future;
+      impl->uses.splice(impl->uses.begin(), impl->uses, it->second.use);
     } else {
       future = promise.get_future().share();
-      impl->cache.emplace(key, future);
+      impl->uses.push_front(key);
+      impl->cache.emplace(key, Impl::Slot{future, impl->uses.begin()});
+      impl->evict();
       compileHere = true;
     }
   }
@@ -537,7 +608,9 @@ Runtime::getKernel(const AttentionSpec &spec, Target target,
     if (!entry.kernel) {
       // Do not cache failures: a later call may succeed (e.g. a device).
       std::lock_guard<std::mutex> lock(impl->mutex);
-      impl->cache.erase(key);
+      auto it = impl->cache.find(key);
+      impl->uses.erase(it->second.use);
+      impl->cache.erase(it);
     }
     promise.set_value(entry);
   }

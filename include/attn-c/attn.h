@@ -118,6 +118,9 @@ ATTN_C_EXPORT const char *attn_version(void);
 ATTN_C_EXPORT const char *attn_cpu_target(void);
 ATTN_C_EXPORT const char *attn_cpu_targets(void);
 ATTN_C_EXPORT const char *attn_cpu_model(void);
+/* The most CPU worker threads a context accepts (4 per core of this
+   machine). */
+ATTN_C_EXPORT uint32_t attn_max_threads(void);
 /* Bytes per element of a dtype (0 for an unknown value). */
 ATTN_C_EXPORT size_t attn_dtype_size(attn_dtype dtype);
 
@@ -136,12 +139,17 @@ typedef struct attn_context_options {
      environment variable ATTN_MLIR_CACHE_DIR if set (none when it is set to
      ""), else the per-user $XDG_CACHE_HOME/attn-mlir or
      $HOME/.cache/attn-mlir (none when that cannot be used). "": no disk
-     cache. It is created with mode 0700; a directory owned by another user
-     or world-writable is refused (ATTN_ERROR_CACHE). Copied. */
+     cache. It is created with mode 0700; a directory owned by another user,
+     group- or world-writable is refused (ATTN_ERROR_CACHE). Copied. */
   const char *cache_dir;
+  /* The most compiled kernels the context's in-memory cache keeps (about
+     0.3 MiB each); beyond it the least recently used is dropped. 0: no
+     bound. Default 256. */
+  uint32_t max_cached_kernels;
 } attn_context_options;
 
-/* Defaults: CPU, all cores, cache directory from the environment. */
+/* Defaults: CPU, all cores, cache directory from the environment, 256
+   kernels in memory. */
 ATTN_C_EXPORT void attn_context_options_init(attn_context_options *options);
 
 /* Creates a context. `options` may be NULL (defaults). Errors:
@@ -173,6 +181,9 @@ typedef struct attn_cache_stats {
 
 ATTN_C_EXPORT attn_status attn_context_cache_stats(const attn_context *context,
                                                    attn_cache_stats *out);
+/* Empties the context's in-memory kernel cache (the disk cache is kept;
+   kernels already returned stay usable until destroyed). */
+ATTN_C_EXPORT attn_status attn_context_clear_cache(attn_context *context);
 
 /*===--------------------------------------------------------------------===*
  * Specs and compilation
@@ -201,13 +212,19 @@ typedef struct attn_mask {
   int32_t query_broadcast; /* TENSOR: 1 = the mask's query dim is 1 */
 } attn_mask;
 
+/* attn_spec.scale's default: 1/sqrt(head_dim). */
+#define ATTN_SCALE_DEFAULT (__builtin_nan(""))
+
 /* The struct form of a spec. Sizes of -1 (batch, q_len, kv_len) are
    dynamic: one kernel serves every value. */
 typedef struct attn_spec {
   uint32_t struct_size; /* sizeof(attn_spec); set by attn_spec_init */
   int64_t batch, q_heads, kv_heads, q_len, kv_len, head_dim, v_head_dim;
   attn_dtype dtype;   /* F32, F16 or BF16 (query, key, value, output) */
-  double scale;       /* <= 0 means 1/sqrt(head_dim) */
+  /* Multiplies Q K^T; any finite value, zero and negative included. NaN
+     (ATTN_SCALE_DEFAULT, what attn_spec_init sets) means 1/sqrt(head_dim);
+     an infinity is INVALID_SPEC. */
+  double scale;
   int32_t return_lse; /* 1: the kernel also writes the log-sum-exp */
   int32_t num_masks;  /* masks combine by intersection */
   const attn_mask *masks;

@@ -31,16 +31,20 @@ torch already is, otherwise when the program imports it), without importing
 torch itself.
 """
 
+import collections as _collections
 import json as _json
 import sys as _sys
 import threading as _threading
 
 from ._core import (Context, Kernel, cpu_target,  # noqa: F401
-                    fma_peak_gflops, memory_bandwidth_gbs, version)
+                    fma_peak_gflops, max_threads, memory_bandwidth_gbs,
+                    version)
 from . import _core
+from . import _shapes
 
 __all__ = ["Context", "Kernel", "attention", "cache_stats", "compile",
-           "cpu_target", "default_context",
+           "clear_cache", "cpu_target", "default_context", "max_threads",
+           "set_max_cached_kernels",
            "fma_peak_gflops", "memory_bandwidth_gbs", "spec_for", "version"]
 
 _DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
@@ -83,9 +87,51 @@ def default_context(target="cpu", threads=0):
         with _contexts_lock:
             ctx = _contexts.get(key)
             if ctx is None:
-                ctx = Context(target, threads)
+                ctx = Context(target, threads,
+                              max_cached_kernels=_max_cached_kernels)
                 _contexts[key] = ctx
     return ctx
+
+
+# The most kernels `attention` (and the torch operators) keep handles to,
+# and the default contexts keep compiled: least recently used dropped first.
+_max_cached_kernels = 256
+
+
+def set_max_cached_kernels(count):
+    """Bounds the kernels `attention` and the torch operators keep (default
+    256, about 0.3 MiB each; 0: no bound): beyond it the least recently used
+    is dropped and compiled again (or loaded from the disk cache) when asked
+    for again. Applies to the handle caches at once and to the default
+    contexts created afterwards. Raises ValueError for a negative count."""
+    global _max_cached_kernels
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"set_max_cached_kernels: expected an int >= 0, got "
+                         f"{count!r}")
+    _max_cached_kernels = count
+    _trim(_attention_kernels)
+
+
+def _trim(cache):
+    """Drops the least recently used entries of an OrderedDict beyond the
+    bound."""
+    while _max_cached_kernels and len(cache) > _max_cached_kernels:
+        cache.popitem(last=False)
+
+
+def clear_cache():
+    """Drops every compiled kernel this process keeps in memory: the handles
+    of `attention` and the torch operators, and the in-memory caches of the
+    default contexts (kernels you hold stay usable; the disk cache is
+    kept)."""
+    _attention_kernels.clear()
+    torch_ops = _sys.modules.get(__name__ + ".torch_ops")
+    if torch_ops is not None:
+        torch_ops.clear_cache()
+    with _contexts_lock:
+        contexts = list(_contexts.values())
+    for ctx in contexts:
+        ctx.clear_cache()
 
 
 def compile(spec, target="cpu", tile_sizes=None, context=None, kv_splits=0,
@@ -154,14 +200,23 @@ def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None
             "kv_len": None if dyn_k else ks[2], "head_dim": qs[3],
             "v_head_dim": vs[3], "dtype": dtype, "lse": bool(return_lse)}
     if scale is not None:
-        spec["scale"] = float(scale)
+        spec["scale"] = _shapes.finite_scale(scale)
     masks = []
     if causal:
         masks.append({"kind": "causal", "align": align})
     if window is not None:
-        left, right = (window, 0) if isinstance(window, int) else window
-        masks.append({"kind": "sliding_window", "left": int(left),
-                      "right": int(right), "align": align})
+        try:
+            left, right = (window, 0) if not isinstance(window, (tuple, list)) \
+                else window
+        except ValueError:
+            raise ValueError(f"window: expected an int or a (left, right) "
+                             f"pair, got {window!r}") from None
+        masks.append({"kind": "sliding_window",
+                      "left": _shapes.exact_int(left, "window", 0,
+                                                _shapes.MAX_WINDOW),
+                      "right": _shapes.exact_int(right, "window", 0,
+                                                 _shapes.MAX_WINDOW),
+                      "align": align})
     if mask is not None:
         ms = tuple(mask.shape)
         if len(ms) != 4:
@@ -177,7 +232,7 @@ def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None
     return spec
 
 
-_attention_kernels = {}
+_attention_kernels = _collections.OrderedDict()
 _attention_hits = 0
 
 
@@ -255,12 +310,14 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     if kernel is not None:
         global _attention_hits
         _attention_hits += 1
+        _attention_kernels.move_to_end(key)
     else:
         spec = spec_for(q, k, v, causal=causal, align=align, window=window,
                         scale=scale, mask=mask, kv_lens=kv_lens,
                         return_lse=return_lse, dynamic=dynamic)
         kernel = compile(spec, context=context)
         _attention_kernels[key] = kernel
+        _trim(_attention_kernels)
     return kernel(q, k, v, mask, kv_lens, out, None, bool(return_lse))
 
 

@@ -45,6 +45,7 @@ bottom-right, as FlashAttention >= 2.1), ``cache_seqlens`` (key padding, as
 flash_attn_with_kvcache) and ``return_softmax_lse``.
 """
 
+import collections
 import json
 import warnings
 
@@ -53,12 +54,14 @@ import threading
 import torch
 
 import attn_mlir
+from attn_mlir._shapes import (MAX_WINDOW, effective_threads, exact_int,
+                               finite_scale, sdpa_shapes)
 
 __all__ = ["sdpa", "flash_attn_func", "call_count", "reset_call_count",
            "set_dynamic_shapes", "set_num_threads", "clear_cache"]
 
 _lock = threading.Lock()
-_kernels = {}
+_kernels = collections.OrderedDict()  # least recently used first
 _calls = 0
 _hits = 0
 _dynamic = "kv"
@@ -97,7 +100,11 @@ def _threads_key(device):
     the kernel cache key, and the Context's count."""
     if device != "cpu":
         return 0
-    return _num_threads if _num_threads is not None else torch.get_num_threads()
+    if _num_threads is not None:
+        return _num_threads
+    # torch.set_num_threads may exceed what a Context accepts (4 per core):
+    # clamped silently, as PyTorch runs oversubscribed.
+    return effective_threads(torch.get_num_threads(), attn_mlir.max_threads())
 
 
 def _context(device):
@@ -124,6 +131,9 @@ def _kernel(cache_key, device, make_spec):
     if kernel is not None:
         global _hits
         _hits += 1
+        with _lock:
+            if cache_key in _kernels:
+                _kernels.move_to_end(cache_key)
         return kernel
     if device not in ("cpu", "cuda"):
         raise ValueError(f"attn_mlir: tensors on '{device}' are not "
@@ -132,6 +142,7 @@ def _kernel(cache_key, device, make_spec):
                                context=_context(device))
     with _lock:
         _kernels[cache_key] = kernel
+        attn_mlir._trim(_kernels)
     return kernel
 
 
@@ -180,15 +191,21 @@ def _mask_layout(mask, b, hq, lq, s):
     return m, tuple(flags)
 
 
-def _to4d(t, name):
-    if t.dim() == 4:
-        return t
-    if t.dim() == 3:
-        return t.unsqueeze(1)  # [N, L, E] -> [N, 1, L, E]
-    if t.dim() > 4:
-        return t.reshape(-1, *t.shape[-3:])
-    raise ValueError(f"{name}: expected rank 3 or 4 [..., H, L, E], got shape "
-                     f"{list(t.shape)}")
+def _read_at(t, batch, shape4):
+    """`t` right-aligned to (*batch, H, L, E), its size-1 leading dimensions
+    read again (PyTorch's broadcasting), as the [B, H, L, E] `shape4`."""
+    t = t.reshape((1,) * (len(batch) + 3 - t.dim()) + tuple(t.shape))
+    return t.expand(*batch, shape4[1], *t.shape[-2:]).reshape(shape4)
+
+
+def _mask_at(m, batch, b):
+    """An attn_mask broadcastable to (*batch, H, L, S), as rank 4 with the
+    batch dimensions flattened to `b` (or 1 where it is broadcast)."""
+    m = m.reshape((1,) * max(0, len(batch) + 3 - m.dim()) + tuple(m.shape))
+    lead = m.shape[:-3]
+    if all(d == 1 for d in lead):
+        return m.reshape(1, *m.shape[-3:])
+    return m.expand(*batch, *m.shape[-3:]).reshape(b, *m.shape[-3:])
 
 
 def _spec_dtype(op, names, q, k, v):
@@ -226,7 +243,7 @@ def _sdpa_spec(q, k, v, mask, flags, is_causal, scale, enable_gqa):
             "q_len": None if dyn_q else lq, "kv_len": None if dyn_bk else s,
             "head_dim": e, "v_head_dim": ev, "dtype": dtype, "mask": []}
     if scale is not None:
-        spec["scale"] = float(scale)
+        spec["scale"] = finite_scale(scale)
     if is_causal:
         spec["mask"].append({"kind": "causal", "align": "top_left"})
     if mask is not None:
@@ -267,11 +284,17 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
             (query, key, value, attn_mask))
         return _sdpa_impl(query, key, value, attn_mask, dropout_p, is_causal,
                           scale, enable_gqa).double()
-    rank = query.dim()
-    if rank == 4 and key.dim() == 4 and value.dim() == 4:
+    out_shape = batch = None
+    if (query.dim() == key.dim() == value.dim() == 4 and
+            query.shape[0] == key.shape[0] == value.shape[0] and
+            query.shape[1] >= key.shape[1]):
         q, k, v = query, key, value
     else:
-        q, k, v = _to4d(query, "query"), _to4d(key, "key"), _to4d(value, "value")
+        # PyTorch's broadcasting: leading dimensions aligned from the right.
+        batch, q4, k4, v4, out_shape = sdpa_shapes(
+            query.shape, key.shape, value.shape, enable_gqa)
+        q, k, v = (_read_at(t, batch, s4) for t, s4 in
+                   ((query, q4), (key, k4), (value, v4)))
     q, k, v = _unit_stride_rows((q, k, v))
     qs, ks, vs = q.shape, k.shape, v.shape
     mask = flags = mask_key = None
@@ -283,8 +306,8 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
         if m.dtype != torch.bool and m.dtype not in _TORCH_DTYPES:
             raise ValueError(f"attn_mask: dtype {m.dtype} is not bool or "
                              "float32/float16/bfloat16")
-        if m.dim() == 3 and rank == 3:
-            m = m.unsqueeze(1)
+        if batch is not None:
+            m = _mask_at(m, batch, qs[0])
         mask, flags = _mask_layout(m, qs[0], qs[1], qs[2], ks[2])
         mask_key = (mask.dtype, flags)
     # Run-time lengths are not part of the key (see set_dynamic_shapes).
@@ -301,7 +324,7 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
     out = q.new_empty((qs[0], qs[1], qs[2], vs[3]))
     kernel(q, k, v, mask, None, out)
     _calls += 1
-    return out if rank == 4 else out.reshape(*query.shape[:-2], qs[2], vs[3])
+    return out if out_shape is None else out.reshape(out_shape)
 
 
 # The operator is defined with torch.library.Library rather than the
@@ -320,14 +343,45 @@ _lib.impl("sdpa", _sdpa_impl, "CUDA")
 def _sdpa_fake(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
                scale=None, enable_gqa=False):
     _check_no_grad(query, key, value, attn_mask)
-    return query.new_empty((*query.shape[:-1], value.shape[-1]))
+    if (query.dim() == key.dim() == value.dim() == 4 and
+            query.shape[0] == key.shape[0] == value.shape[0]):
+        return query.new_empty((*query.shape[:-1], value.shape[-1]))
+    out_shape = sdpa_shapes(query.shape, key.shape, value.shape, enable_gqa)[4]
+    return query.new_empty(out_shape)
+
+
+_NESTED = ("attn_mlir: nested (jagged) tensors are not supported yet (packed "
+           "variable-length batches are an open issue); pad the sequences to "
+           "one length and pass the lengths as key padding "
+           "(attn_mlir.attention(..., kv_lens=...) or flash_attn_func(..., "
+           "cache_seqlens=...)), or use "
+           "torch.nn.functional.scaled_dot_product_attention")
+
+
+def _refuse_nested(*tensors):
+    """Raises ValueError saying what to use instead for nested tensors."""
+    if any(isinstance(t, torch.Tensor) and t.is_nested for t in tensors):
+        raise ValueError(_NESTED)
+
+
+def _nested_impl(*args, **kwargs):
+    raise ValueError(_NESTED)
+
+
+# Nested tensors of the strided layout dispatch here (instead of torch's
+# bare NotImplementedError); jagged ones are refused by the Python entry
+# points below.
+for _key in ("NestedTensorCPU", "NestedTensorCUDA", "AutogradNestedTensor"):
+    _lib.impl("sdpa", _nested_impl, _key)
 
 
 def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
          scale=None, enable_gqa=False):
     """Scaled dot-product attention on attn-mlir kernels, with the arguments
     and semantics of torch.nn.functional.scaled_dot_product_attention (see
-    the module docstring): torch.ops.attn_mlir.sdpa."""
+    the module docstring): torch.ops.attn_mlir.sdpa. Nested (jagged)
+    tensors raise ValueError saying what to use instead."""
+    _refuse_nested(query, key, value, attn_mask)
     return torch.ops.attn_mlir.sdpa(query, key, value, attn_mask, dropout_p,
                                     is_causal, scale, enable_gqa)
 
@@ -419,7 +473,7 @@ def _flash_attn_impl(q, k, v, softmax_scale=None, causal=False, window_left=-1,
                 "head_dim": d, "v_head_dim": dv, "dtype": dtype,
                 "lse": bool(return_softmax_lse), "mask": list(bands)}
         if softmax_scale is not None:
-            spec["scale"] = float(softmax_scale)
+            spec["scale"] = finite_scale(softmax_scale, "softmax_scale")
         if cache_seqlens is not None:
             spec["mask"].append({"kind": "key_padding",
                                  "dtype": "i32" if lens_dtype == torch.int32
@@ -484,14 +538,17 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
     Raises ValueError for shapes, dtypes, devices or dropout, RuntimeError
     when an input requires grad under grad mode (no backward pass yet).
     """
+    _refuse_nested(q, k, v, cache_seqlens)
     if dropout_p != 0.0:
         raise ValueError(f"flash_attn_func: dropout_p must be 0.0 (got "
                          f"{dropout_p}); use it for inference")
     try:
-        left, right = (int(w) for w in window_size)
+        left, right = window_size
     except (TypeError, ValueError):
         raise ValueError(f"flash_attn_func: window_size must be a pair of "
                          f"ints, got {window_size!r}") from None
+    left, right = (exact_int(w, "flash_attn_func: window_size", -1, MAX_WINDOW)
+                   for w in (left, right))
     out, lse = torch.ops.attn_mlir.flash_attn(
         q, k, v, softmax_scale, bool(causal), left, right, cache_seqlens,
         bool(return_softmax_lse))

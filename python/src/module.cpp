@@ -581,7 +581,7 @@ private:
 class Context {
 public:
   Context(const std::string &target, uint32_t threads,
-          std::optional<std::string> cacheDir)
+          std::optional<std::string> cacheDir, uint32_t maxCachedKernels)
       : target(target) {
     attn_context_options o;
     attn_context_options_init(&o);
@@ -593,6 +593,7 @@ public:
       throw py::value_error("target: expected 'cpu' or 'cuda', got '" + target +
                             "'");
     o.num_threads = threads;
+    o.max_cached_kernels = maxCachedKernels;
     if (cacheDir)
       o.cache_dir = cacheDir->c_str();
     check(attn_context_create(&o, &context));
@@ -676,6 +677,9 @@ PYBIND11_MODULE(_core, m) {
       py::arg("threads") = 0,
       "Measured memory read bandwidth in GB/s on `threads` threads (0: every "
       "core), streaming 512 MiB.");
+  m.def("max_threads", &attn_max_threads,
+        "The most CPU worker threads a Context accepts (4 per core of this "
+        "machine).");
   m.def(
       "cpu_target",
       [] {
@@ -811,13 +815,14 @@ cache_dir=None takes the on-disk cache directory from $ATTN_MLIR_CACHE_DIR
 (set to "": none), else the per-user $XDG_CACHE_HOME/attn-mlir or
 ~/.cache/attn-mlir (created 0700; none when it cannot be used); "" disables
 it. Raises RuntimeError when the
-cache directory is refused (owned by another user or world-writable) or
+cache directory is refused (owned by another user, group- or world-writable) or
 cannot be created, ValueError for an unknown target.
 )doc")
       .def(
-          py::init<const std::string &, uint32_t, std::optional<std::string>>(),
+          py::init<const std::string &, uint32_t, std::optional<std::string>,
+                   uint32_t>(),
           py::arg("target") = "cpu", py::arg("threads") = 0,
-          py::arg("cache_dir") = py::none())
+          py::arg("cache_dir") = py::none(), py::arg("max_cached_kernels") = 256)
       .def("compile", &Context::compile, py::arg("spec_json"),
            py::arg("tile_sizes") = py::none(), py::arg("kv_splits") = 0,
            py::arg("reference") = false, py::arg("cpu_target") = py::none(),
@@ -849,6 +854,12 @@ while compiling.)doc")
             return std::string(d);
           },
           "The on-disk cache directory in use ('' when none).")
+      .def("clear_cache",
+           [](Context &c) { check(attn_context_clear_cache(c.context)); },
+           "Empties the in-memory kernel cache (kernels already returned stay "
+           "usable; the disk cache is kept). At most max_cached_kernels "
+           "(default 256, 0: no bound) are kept anyway, least recently used "
+           "dropped first.")
       .def("cache_stats", &Context::cacheStats,
            "Counters of the kernel caches: compiles, memory_entries, "
            "disk_hits, disk_misses, disk_rejected, disk_writes, "

@@ -11,6 +11,7 @@
 
 #include "attn/Runtime/Runtime.h"
 
+#include <cmath>
 #include <cstring>
 #include <new>
 #include <string>
@@ -208,10 +209,11 @@ attn_status toSpec(const attn_spec *in, AttentionSpec &spec) {
     return fail(ATTN_ERROR_INVALID_SPEC,
                 "spec: unknown dtype value " +
                     std::to_string(cEnumValue(in->dtype)));
-  if (in->scale > 0)
+  // NaN (ATTN_SCALE_DEFAULT) is the default; every other value, zero and
+  // negative included, is the scale (AttentionSpec::validate refuses
+  // infinities).
+  if (!std::isnan(in->scale))
     spec.scale = in->scale;
-  else if (in->scale != 0 && !(in->scale < 0))
-    return fail(ATTN_ERROR_INVALID_SPEC, "spec: 'scale' is NaN");
   spec.returnLse = in->return_lse != 0;
   if (in->num_masks < 0 || (in->num_masks > 0 && !in->masks))
     return fail(ATTN_ERROR_INVALID_SPEC,
@@ -333,6 +335,7 @@ void attn_context_options_init(attn_context_options *options) {
   std::memset(options, 0, sizeof(*options));
   options->struct_size = sizeof(attn_context_options);
   options->target = ATTN_TARGET_CPU;
+  options->max_cached_kernels = kDefaultMaxCachedKernels;
 }
 
 attn_status attn_context_create(const attn_context_options *options,
@@ -357,6 +360,7 @@ attn_status attn_context_create(const attn_context_options *options,
                       std::to_string(target));
     RuntimeOptions ro;
     ro.numThreads = options->num_threads;
+    ro.maxCachedKernels = options->max_cached_kernels;
     if (options->cache_dir) {
       if (options->cache_dir[0] == '\0')
         ro.diskCache = false;
@@ -421,6 +425,15 @@ attn_status attn_context_cache_stats(const attn_context *context,
   });
 }
 
+attn_status attn_context_clear_cache(attn_context *context) {
+  if (!context)
+    return nullArgument("attn_context_clear_cache", "context");
+  return guarded([&]() -> attn_status {
+    context->runtime->clearCache();
+    return ATTN_OK;
+  });
+}
+
 void attn_spec_init(attn_spec *spec) {
   if (!spec)
     return;
@@ -431,6 +444,7 @@ void attn_spec_init(attn_spec *spec) {
   spec->q_len = spec->kv_len = 1;
   spec->head_dim = spec->v_head_dim = 64;
   spec->dtype = ATTN_DTYPE_F32;
+  spec->scale = ATTN_SCALE_DEFAULT;
 }
 
 void attn_mask_init(attn_mask *mask, attn_mask_kind kind) {
@@ -442,6 +456,8 @@ void attn_mask_init(attn_mask *mask, attn_mask_kind kind) {
                                                           : ATTN_DTYPE_BOOL;
   mask->head_broadcast = 1;
 }
+
+uint32_t attn_max_threads(void) { return maxRuntimeThreads(); }
 
 const char *attn_cpu_target(void) {
   static const std::string name = hostCPUTarget().name.str();

@@ -460,9 +460,31 @@ static void testCompileErrors(attn_context *ctx) {
   EXPECT_STATUS(attn_kernel_compile(ctx, &spec, NULL, &k),
                 ATTN_ERROR_INVALID_SPEC, "sizes must be below 2^31");
   attn_spec_init(&spec);
+  CHECK(isnan(spec.scale), "attn_spec_init: scale is not ATTN_SCALE_DEFAULT");
   spec.scale = 1.0 / 0.0;
   EXPECT_STATUS(attn_kernel_compile(ctx, &spec, NULL, &k),
                 ATTN_ERROR_INVALID_SPEC, "'scale' must be a finite");
+  /* Zero and negative scales mean what they say, as in JSON, Python and
+     torch (-0.5 became the default 0.25 for head_dim 16). */
+  {
+    attn_spec s2;
+    attn_spec_init(&s2);
+    s2.head_dim = s2.v_head_dim = 16;
+    s2.scale = -0.5;
+    attn_kernel *neg = NULL;
+    CHECK(attn_kernel_compile(ctx, &s2, NULL, &neg) == ATTN_OK, "negative scale");
+    char json[1024];
+    CHECK(attn_kernel_spec_json(neg, json, sizeof json, NULL) == ATTN_OK,
+          "spec json");
+    CHECK(strstr(json, "\"scale\":-0.5") != NULL, "negative scale kept");
+    attn_kernel_destroy(neg);
+    s2.scale = 0.0;
+    CHECK(attn_kernel_compile(ctx, &s2, NULL, &neg) == ATTN_OK, "zero scale");
+    CHECK(attn_kernel_spec_json(neg, json, sizeof json, NULL) == ATTN_OK,
+          "spec json");
+    CHECK(strstr(json, "\"scale\":0") != NULL, "zero scale kept");
+    attn_kernel_destroy(neg);
+  }
   CHECK(k == NULL, "kernel written on failure");
 
   /* The CUDA target: unavailable without the CUDA path or a device. */
@@ -561,6 +583,12 @@ static void testRunErrors(attn_context *ctx) {
   a.output.data = kv;
   EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_SHAPE_MISMATCH,
                 "output: shares memory with");
+  /* An output that overlaps itself (a zero stride: every query row at one
+     address) was accepted and the threads raced. */
+  a = good;
+  a.output.strides[2] = 0;
+  EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_SHAPE_MISMATCH,
+                "output: overlaps itself");
 
   attn_operand_info oi;
   EXPECT_STATUS(attn_kernel_operand_info(k, (attn_operand)12, &oi),

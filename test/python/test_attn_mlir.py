@@ -405,6 +405,30 @@ def test_output_must_not_alias_an_input(rng):
         assert np.array_equal(alias, before)
 
 
+def test_output_must_not_overlap_itself(rng):
+    """An output whose strides put two elements at one address (a zero
+    stride, as expand() or as_strided give) is refused: the threads raced
+    and every row held the last row written."""
+    kernel = attn_mlir.compile({"batch": 1, "q_heads": 2, "q_len": 8, "kv_len": 8,
+                                "head_dim": 16})
+    q, k, v = rand(rng, 1, 2, 8, 16), rand(rng, 1, 2, 8, 16), rand(rng, 1, 2, 8, 16)
+    row = np.zeros((1, 1, 1, 16), np.float32)
+    strided = np.lib.stride_tricks.as_strided(row, shape=(1, 2, 8, 16),
+                                              strides=(0, 0, 0, 4))
+    with pytest.raises(ValueError, match="output: overlaps itself"):
+        kernel(q, k, v, out=strided)
+    # Interleaved strides overlap too; a transposed (non-overlapping) view is
+    # accepted.
+    base = np.zeros(2 * 8 * 16, np.float32)
+    interleaved = np.lib.stride_tricks.as_strided(base, shape=(1, 2, 8, 16),
+                                                  strides=(0, 32, 4, 4))
+    with pytest.raises(ValueError, match="output: overlaps itself"):
+        kernel(q, k, v, out=interleaved)
+    heads_inner = np.zeros((1, 8, 2, 16), np.float32).transpose(0, 2, 1, 3)
+    out = kernel(q, k, v, out=heads_inner)
+    assert_close(out, reference_attention(q, k, v)[0])
+
+
 def test_spec_limits_hold_for_every_path(rng):
     q = rand(rng, 1, 2, 4, 16)
     # A huge static q_heads with small arrays: an error, no allocation.
@@ -427,3 +451,29 @@ def test_spec_limits_hold_for_every_path(rng):
     with pytest.raises(ValueError, match="query and key tile sizes must be at most 1024"):
         attn_mlir.compile({"batch": 1, "q_heads": 2, "q_len": 4, "kv_len": 4,
                            "head_dim": 16}, tile_sizes=(1, 1, 100000, 100000))
+
+
+def test_kernel_caches_are_bounded_and_clearable(rng):
+    """The kernels of `attention` and a Context are bounded (least recently
+    used dropped) and can be cleared: they grew by ~0.3 MiB per shape with no
+    way to free them."""
+    ctx = attn_mlir.Context(threads=1, cache_dir="", max_cached_kernels=2)
+    for sq in (1, 2, 3):
+        ctx.compile(json.dumps({"batch": 1, "q_heads": 1, "q_len": sq, "kv_len": 8,
+                                "head_dim": 16}))
+    assert ctx.cache_stats()["memory_entries"] == 2
+    ctx.clear_cache()
+    assert ctx.cache_stats()["memory_entries"] == 0
+    with pytest.raises(ValueError, match="expected an int >= 0"):
+        attn_mlir.set_max_cached_kernels(-1)
+    attn_mlir.set_max_cached_kernels(2)
+    try:
+        for sq in (1, 2, 3):
+            q = rand(rng, 1, 1, sq, 16)
+            attn_mlir.attention(q, q, q, dynamic=False)
+        assert len(attn_mlir._attention_kernels) == 2
+        attn_mlir.clear_cache()
+        assert len(attn_mlir._attention_kernels) == 0
+        assert attn_mlir.default_context().cache_stats()["memory_entries"] == 0
+    finally:
+        attn_mlir.set_max_cached_kernels(256)

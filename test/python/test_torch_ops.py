@@ -86,6 +86,74 @@ def test_half_precision(dtype, masking):
     assert err <= 2 * torch_err + 1e-3, f"{err} vs PyTorch {torch_err}"
 
 
+def test_rank3_key_is_per_head_as_in_pytorch():
+    """Query [2, 2, 5, 8] with key / value [2, 7, 8]: PyTorch aligns the
+    leading dimensions from the right (one key per head, shared by the
+    batch); the operator read it per batch (max diff 1.82)."""
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(2, 2, 5, 8, generator=g)
+    k, v = torch.randn(2, 7, 8, generator=g), torch.randn(2, 7, 8, generator=g)
+    got = sdpa(q, k, v)
+    assert got.shape == F.scaled_dot_product_attention(q, k, v).shape
+    check_f32(got, reference(q, k, v))
+    # Broadcast batch dimensions of rank 5 and a mask of rank 3.
+    q5 = torch.randn(2, 3, 2, 5, 8, generator=g)
+    k5, v5 = (torch.randn(3, 1, 6, 8, generator=g) for _ in range(2))
+    m = torch.rand(2, 5, 6, generator=g) > 0.3
+    m[..., 0] = True
+    check_f32(sdpa(q5, k5, v5, attn_mask=m), reference(q5, k5, v5, attn_mask=m))
+
+
+def test_oversubscribed_torch_threads_are_clamped():
+    """torch.set_num_threads beyond 4 per core (PyTorch allows it): the
+    operator runs with the most threads a Context accepts, silently."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(attn_mlir_max_threads() + 5)
+        q = torch.randn(1, 2, 4, 16)
+        check_f32(sdpa(q, q, q), reference(q, q, q))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_self_overlapping_output_is_refused():
+    """attention(..., out=) with an expand()ed output: every row at one
+    address; the threads raced. Refused as aliasing is."""
+    import attn_mlir
+    q = torch.randn(1, 2, 8, 16)
+    out = torch.empty(1, 1, 1, 16).expand(1, 2, 8, 16)
+    with pytest.raises(ValueError, match="output: overlaps itself"):
+        attn_mlir.attention(q, q, q, out=out)
+
+
+def test_flash_attn_window_must_be_integers():
+    """window_size=(1.5, 0) was truncated to (1, 0) silently."""
+    q = torch.randn(1, 4, 2, 16)
+    with pytest.raises(ValueError, match="window_size: expected an integer"):
+        torch_ops.flash_attn_func(q, q, q, window_size=(1.5, 0))
+    with pytest.raises(ValueError, match="softmax_scale: must be a finite"):
+        torch_ops.flash_attn_func(q, q, q, softmax_scale=float("nan"))
+
+
+def test_nested_tensors_say_what_to_use():
+    """Nested (jagged) tensors raised a bare NotImplementedError."""
+    parts = [torch.randn(2, 5, 16), torch.randn(2, 3, 16)]
+    strided = torch.nested.nested_tensor(parts)
+    with pytest.raises(ValueError, match="nested .jagged. tensors are not supported"):
+        sdpa(strided, strided, strided)
+    with pytest.raises(ValueError, match="kv_lens"):
+        torch_ops.sdpa(strided, strided, strided)
+    jagged = torch.nested.nested_tensor([p.transpose(0, 1) for p in parts],
+                                        layout=torch.jagged).transpose(1, 2)
+    with pytest.raises(ValueError, match="nested .jagged. tensors are not supported"):
+        torch_ops.sdpa(jagged, jagged, jagged)
+
+
+def attn_mlir_max_threads():
+    import attn_mlir
+    return attn_mlir.max_threads()
+
+
 def test_scale_strided_and_rank3():
     g = torch.Generator().manual_seed(3)
     # BERT's layout: [B, S, H*D] projections viewed as [B, H, S, D].

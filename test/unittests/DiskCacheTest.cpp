@@ -278,6 +278,19 @@ TEST_F(DiskCache, RefusesWorldWritableDirectory) {
   EXPECT_TRUE(entries().empty());
 }
 
+/// A group-writable directory (0770) was accepted: another member of the
+/// group could plant object code. Refused as a world-writable one is.
+TEST_F(DiskCache, RefusesGroupWritableDirectory) {
+  ASSERT_FALSE(llvm::sys::fs::create_directories(dir));
+  ASSERT_EQ(chmod(dir.c_str(), 0770), 0);
+  auto runtime = Runtime::create(optionsFor(dir));
+  ASSERT_FALSE(static_cast<bool>(runtime));
+  EXPECT_EQ(errorText(runtime.takeError()),
+            "cache: directory '" + dir +
+                "' is writable by its group (mode 0770): refusing to use it "
+                "(chmod g-w)");
+}
+
 TEST_F(DiskCache, RefusesDirectoryOfAnotherUser) {
   std::string foreign = "/";
   if (geteuid() == 0) {

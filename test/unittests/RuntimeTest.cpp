@@ -11,11 +11,14 @@
 #include "attn/Runtime/CUDA.h"
 #include "attn/Runtime/Npy.h"
 #include "attn/Transforms/TileSelection.h"
+#include "runtime/DiskCache.h"
 #include "runtime/KernelBuilder.h"
+#include "runtime/RuntimeInternal.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 
+#include "llvm/Object/ObjectFile.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -1161,10 +1164,6 @@ TEST_F(Npy, MissingFileAndUnwritable) {
 // CPU target levels: every kernel links on every level
 //===----------------------------------------------------------------------===//
 
-#include "runtime/RuntimeInternal.h"
-
-#include "llvm/Object/ObjectFile.h"
-
 namespace {
 
 /// The symbols `object` leaves undefined.
@@ -1298,6 +1297,25 @@ TEST(CPUTargetLevels, HostLevelsAndErrors) {
   }
 }
 
+/// The disk cache key names the level, its LLVM target and whether Linux
+/// granted this process AMX (an AMX kernel must not be loaded by a process
+/// without the grant), and differs between levels.
+TEST(CPUTargetLevels, DiskKeyNamesLevelAndAMXGrant) {
+  AttentionSpec spec = parseOrDie(smallSpec());
+  CompileOptions v3;
+  v3.cpuTarget = "x86-64-v3";
+  ASSERT_EXPECTED(key3, detail::cpuCacheKey(spec, v3));
+  EXPECT_NE(key3.find("level=x86-64-v3 "), std::string::npos) << key3;
+  EXPECT_NE(key3.find(" cpu=x86-64-v3 "), std::string::npos) << key3;
+  EXPECT_NE(key3.find(" amx_granted="), std::string::npos) << key3;
+  ASSERT_EXPECTED(keyHost, detail::cpuCacheKey(spec, CompileOptions()));
+  EXPECT_NE(keyHost.find("level=" + hostCPUTarget().name.str() + " "),
+            std::string::npos)
+      << keyHost;
+  if (hostCPUTarget().name != "x86-64-v3")
+    EXPECT_NE(key3, keyHost);
+}
+
 /// A kernel records its level, and the level is part of the cache key: the
 /// same spec for two levels is two kernels.
 TEST(CPUTargetLevels, LevelIsPartOfTheCacheKey) {
@@ -1310,6 +1328,49 @@ TEST(CPUTargetLevels, LevelIsPartOfTheCacheKey) {
   ASSERT_EXPECTED(b, rt.getKernel(spec, Target::CPU));
   EXPECT_EQ(b->info().cpuTarget, hostCPUTarget().name.str());
   EXPECT_EQ(rt.cacheSize(), hostCPUTarget().name == "x86-64-v3" ? 1u : 2u);
+}
+
+} // namespace
+
+namespace {
+
+/// The in-memory kernel cache is bounded (LRU) and can be emptied; it grew
+/// without bound (about 0.3 MiB per distinct shape) with no way to clear it.
+TEST(KernelCacheBound, LeastRecentlyUsedDroppedAndClear) {
+  RuntimeOptions options;
+  options.numThreads = 1;
+  options.diskCache = false;
+  options.maxCachedKernels = 2;
+  Runtime rt(options);
+  auto specOf = [](int64_t qLen) {
+    AttentionSpec s;
+    s.qHeads = s.kvHeads = 1;
+    s.qLen = qLen;
+    s.kvLen = 8;
+    s.headDim = s.vHeadDim = 16;
+    return s;
+  };
+  ASSERT_EXPECTED(a, rt.getKernel(specOf(1)));
+  ASSERT_EXPECTED(b, rt.getKernel(specOf(2)));
+  ASSERT_EXPECTED(again, rt.getKernel(specOf(1))); // a is now the most recent
+  EXPECT_EQ(again, a);
+  ASSERT_EXPECTED(c, rt.getKernel(specOf(3)));      // drops b
+  EXPECT_EQ(rt.cacheSize(), 2u);
+  EXPECT_EQ(rt.stats().compiles, 3u);
+  ASSERT_EXPECTED(a2, rt.getKernel(specOf(1)));
+  EXPECT_EQ(a2, a) << "the least recently used one was dropped, not a";
+  ASSERT_EXPECTED(b2, rt.getKernel(specOf(2)));
+  EXPECT_NE(b2, b) << "b was dropped and compiled again";
+  EXPECT_EQ(rt.stats().compiles, 4u);
+  // A dropped kernel still held by the caller keeps working.
+  Problem p(specOf(2), 1, 2, 8);
+  p.randomize(7);
+  ASSERT_NO_LLVM_ERROR(b->run(p.args()));
+  EXPECT_TRUE(matchesReference(p, p.reference()));
+  rt.clearCache();
+  EXPECT_EQ(rt.cacheSize(), 0u);
+  ASSERT_EXPECTED(c2, rt.getKernel(specOf(3)));
+  EXPECT_NE(c2, c);
 }
 
 } // namespace

@@ -185,14 +185,16 @@ int emitCUDA(const AttentionSpec &spec, const std::string &chip,
     result["static_shared_bytes"] = ptxas.staticSharedBytes;
     result["stack_bytes"] = ptxas.stackBytes;
   }
+  std::vector<std::pair<OutputFile *, llvm::StringRef>> outputs;
   if (ptxFile) {
-    check(ptxFile->write(image.ptx), 1);
+    outputs.push_back({&*ptxFile, image.ptx});
     result["ptx"] = ptxPath;
   }
   if (cubinFile) {
-    check(cubinFile->write(ptxas.cubin), 1);
+    outputs.push_back({&*cubinFile, ptxas.cubin});
     result["cubin"] = cubinPath;
   }
+  check(writeOutputs(outputs), 1); // all or none
   std::printf("%s\n", result.dump().c_str());
   return 0;
 }
@@ -237,7 +239,7 @@ int run(int argc, char **argv) {
   bool verbose = false;
   int repeat = 1;
   unsigned threads = 0;
-  double atol = -1;
+  std::optional<double> atol; // none: the default tolerance
   std::vector<int64_t> tileSizes;
   app.add_option("spec", specPath, "JSON spec (docs/design.md section 6)")
       ->required();
@@ -311,9 +313,9 @@ int run(int argc, char **argv) {
         paths.push_back(*p);
       }
   }
-  if (std::isnan(atol) || (atol < 0 && atol != -1))
+  if (atol && !(*atol >= 0)) // NaN fails too
     fail(2, "--atol must be a non-negative number");
-  if (atol >= 0 && expectPath.empty())
+  if (atol && expectPath.empty())
     fail(2, "--atol needs --expect");
   if (!tileSizes.empty()) // CLI11 takes exactly 4
     compileOptions.tileSizes = mlir::attn::AttentionTileSizes{
@@ -359,17 +361,25 @@ int run(int argc, char **argv) {
         return kMaxNpyBytes;
     return bytes;
   };
+  // The shape the spec expects, for errors ("?" for a run-time size).
+  auto shapeOf = [](std::initializer_list<std::optional<int64_t>> dims) {
+    std::string s = "[";
+    for (std::optional<int64_t> d : dims)
+      s += (s.size() > 1 ? ", " : "") + (d ? std::to_string(*d) : "?");
+    return s + "]";
+  };
+  auto read = [&](const std::string &path,
+                  std::initializer_list<std::optional<int64_t>> dims) {
+    return check(readNpy(path, maxBytes(dims), shapeOf(dims)));
+  };
   std::optional<int64_t> qh = spec.qHeads, kvh = spec.kvHeads,
                          d = spec.headDim, dv = spec.vHeadDim;
-  NpyArray q = toFloat(
-      check(readNpy(qPath, maxBytes({spec.batch, qh, spec.qLen, d}))),
-      spec.dtype, "query");
-  NpyArray k = toFloat(
-      check(readNpy(kPath, maxBytes({spec.batch, kvh, spec.kvLen, d}))),
-      spec.dtype, "key");
-  NpyArray v = toFloat(
-      check(readNpy(vPath, maxBytes({spec.batch, kvh, spec.kvLen, dv}))),
-      spec.dtype, "value");
+  NpyArray q = toFloat(read(qPath, {spec.batch, qh, spec.qLen, d}),
+                       spec.dtype, "query");
+  NpyArray k = toFloat(read(kPath, {spec.batch, kvh, spec.kvLen, d}),
+                       spec.dtype, "key");
+  NpyArray v = toFloat(read(vPath, {spec.batch, kvh, spec.kvLen, dv}),
+                       spec.dtype, "value");
   AttentionArgs args;
   args.query = refTo(q, "query", 4);
   args.key = refTo(k, "key", 4);
@@ -378,10 +388,9 @@ int run(int argc, char **argv) {
   if (const MaskSpec *m = spec.findMask(MaskSpec::Kind::Tensor)) {
     if (maskPath.empty())
       fail(2, "mask: the spec has a tensor mask: pass --mask");
-    mask = check(readNpy(
-        maskPath, maxBytes({m->batchBroadcast ? 1 : spec.batch,
-                            m->headBroadcast ? 1 : qh,
-                            m->queryBroadcast ? 1 : spec.qLen, spec.kvLen})));
+    mask = read(maskPath, {m->batchBroadcast ? 1 : spec.batch,
+                           m->headBroadcast ? 1 : qh,
+                           m->queryBroadcast ? 1 : spec.qLen, spec.kvLen});
     if (m->dtype != DType::Bool)
       mask = toFloat(std::move(mask), m->dtype, "mask");
     else if (mask.dtype != DType::Bool)
@@ -394,7 +403,7 @@ int run(int argc, char **argv) {
   if (const MaskSpec *m = spec.findMask(MaskSpec::Kind::KeyPadding)) {
     if (lensPath.empty())
       fail(2, "kv_lens: the spec has a key_padding mask: pass --kv-lens");
-    lens = check(readNpy(lensPath, maxBytes({spec.batch})));
+    lens = read(lensPath, {spec.batch});
     if (lens.dtype != DType::I32 && lens.dtype != DType::I64)
       fail(2, "kv_lens: expected an int32 or int64 array, got " +
                   std::string(dtypeName(lens.dtype)));
@@ -504,6 +513,11 @@ int run(int argc, char **argv) {
   result["cache"] = runtime.cacheDirectory().empty()
                         ? "off"
                         : (kernel->info().fromDiskCache ? "hit" : "miss");
+  // A cache that cannot be written would report "miss" on every run.
+  if (RuntimeStats stats = runtime.stats(); stats.diskWriteFailures > 0)
+    llvm::errs() << "attn-run: warning: the kernel was not saved to the disk "
+                    "cache, so it is compiled again on every run: "
+                 << stats.lastDiskWriteError << "\n";
 
   if (!expectPath.empty()) {
     NpyArray ref = check(readNpy(
@@ -524,11 +538,11 @@ int run(int argc, char **argv) {
                                 : nlohmann::json(maxErr);
     result["max_abs_ref"] = maxRef;
     // Without --atol: the f32 tolerance of the numerics tests.
-    double tolerance = atol >= 0 ? atol : 2e-5 * (1 + maxRef);
+    double tolerance = atol ? *atol : 2e-5 * (1 + maxRef);
     result["atol"] = tolerance;
     if (nan || maxErr > tolerance)
       mismatch = "max_abs_err " + result["max_abs_err"].dump() +
-                 " exceeds " + (atol >= 0 ? "--atol " : "the default atol ") +
+                 " exceeds " + (atol ? "--atol " : "the default atol ") +
                  std::to_string(tolerance);
   }
 
@@ -541,10 +555,19 @@ int run(int argc, char **argv) {
                       reinterpret_cast<const char *>(values.data() +
                                                      values.size()));
     }
-    check(outFile->write(check(npyBytes(out), 1)), 1);
   }
-  if (lseFile)
-    check(lseFile->write(check(npyBytes(lse), 1)), 1);
+  // All or none: both temporaries written before either path is replaced.
+  std::string outBytes, lseBytes;
+  std::vector<std::pair<OutputFile *, llvm::StringRef>> outputs;
+  if (outFile) {
+    outBytes = check(npyBytes(out), 1);
+    outputs.push_back({&*outFile, outBytes});
+  }
+  if (lseFile) {
+    lseBytes = check(npyBytes(lse), 1);
+    outputs.push_back({&*lseFile, lseBytes});
+  }
+  check(writeOutputs(outputs), 1);
   std::printf("%s\n", result.dump().c_str());
   if (!mismatch.empty())
     fail(3, mismatch);

@@ -38,9 +38,12 @@ constexpr int64_t kMaxNpyBytes = int64_t(1) << 46;
 /// problem: not .npy, a malformed header (the shape must be a tuple of
 /// non-negative integers), Fortran order, big-endian, unsupported dtype,
 /// truncated or trailing data, a payload over `maxBytes` (in bytes of the
-/// file's own dtype).
+/// file's own dtype: "shape [1, 2, 64, 64] does not fit the expected
+/// [1, 2, 48, 64]" when the caller names the shape it expects in
+/// `expectedShape`, else the file's shape and the byte counts).
 llvm::Expected<NpyArray> readNpy(const std::string &path,
-                                 int64_t maxBytes = kMaxNpyBytes);
+                                 int64_t maxBytes = kMaxNpyBytes,
+                                 llvm::StringRef expectedShape = "");
 
 /// The bytes of `array` as a .npy file (version 1.0, data on a 64-byte
 /// boundary). Errors: bf16, which .npy has no descr for.
@@ -53,8 +56,10 @@ llvm::Expected<std::string> npyBytes(const NpyArray &array);
 /// and a destroyed OutputFile that was never written removes it. Anything
 /// else (a device such as /dev/null or /dev/stdout, a FIFO, a symlink) is
 /// written in place through the path, never replaced: open() checks it can
-/// be written (access W_OK), write() opens it for writing then. Errors name
-/// the file.
+/// be written (access W_OK), write() opens it for writing then (a FIFO
+/// without blocking: one with no reader is an error, "no process reads
+/// it"). Errors name the file. Several outputs are written all or none by
+/// writeOutputs.
 class OutputFile {
 public:
   static llvm::Expected<OutputFile> open(const std::string &path);
@@ -62,8 +67,16 @@ public:
   OutputFile &operator=(OutputFile &&other) = delete;
   ~OutputFile();
 
-  /// Writes `bytes` (once).
+  /// Writes `bytes` (once): stage() then commit().
   llvm::Error write(llvm::StringRef bytes);
+  /// Writes `bytes` (once) to the temporary file of an atomic write, or in
+  /// place to a special file; the path itself is not replaced yet.
+  llvm::Error stage(llvm::StringRef bytes);
+  /// Renames the staged temporary file over the path (nothing to do for an
+  /// in-place write).
+  llvm::Error commit();
+  /// Whether the file is written in place (a device, FIFO or symlink).
+  bool inPlace() const { return temp_.empty(); }
   const std::string &path() const { return path_; }
 
 private:
@@ -72,7 +85,16 @@ private:
   /// The temporary file of an atomic write ("" for an in-place write).
   std::string temp_;
   int fd_ = -1;
+  /// Written (in place) or renamed (atomic): nothing more to do.
+  bool staged_ = false;
 };
+
+/// Writes several outputs all or none: first every atomic one to its
+/// temporary file, then the in-place ones (devices, FIFOs), and only when all
+/// of that succeeded the renames. On an error no regular file has been
+/// replaced (an in-place file written before the error keeps what it got).
+llvm::Error
+writeOutputs(llvm::ArrayRef<std::pair<OutputFile *, llvm::StringRef>> outputs);
 
 /// Writes `array` to `path` through an OutputFile.
 llvm::Error writeNpy(const std::string &path, const NpyArray &array);

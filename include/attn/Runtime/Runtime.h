@@ -217,6 +217,9 @@ constexpr unsigned kMaxThreadsPerCore = 4;
 /// The most worker threads a Runtime accepts: kMaxThreadsPerCore per core.
 unsigned maxRuntimeThreads();
 
+/// RuntimeOptions::maxCachedKernels's default.
+constexpr size_t kDefaultMaxCachedKernels = 256;
+
 struct RuntimeOptions {
   /// Worker threads for CPU kernels; 0 means every core of the machine. More
   /// than maxRuntimeThreads() is refused: Runtime::create returns
@@ -228,11 +231,17 @@ struct RuntimeOptions {
   /// when it is set to ""), else defaultCacheDirectory() (silently none
   /// when that cannot be used). The directory is created with mode 0700
   /// (and missing parents likewise); an existing one must be owned by the
-  /// effective user and not be world-writable, or it is refused.
+  /// effective user and be writable by it alone (not by its group nor by
+  /// everyone), or it is refused.
   std::string cacheDir;
   /// False disables the disk cache whatever cacheDir and the environment
   /// say.
   bool diskCache = true;
+  /// The most compiled kernels the in-memory cache keeps (about 0.3 MiB of
+  /// code and JIT state each); beyond it the least recently used is
+  /// dropped (and compiled again, or loaded from the disk cache, when
+  /// asked for again). 0: no bound.
+  size_t maxCachedKernels = kDefaultMaxCachedKernels;
 };
 
 /// Counters of a Runtime's kernel cache, since it was created.
@@ -250,6 +259,9 @@ struct RuntimeStats {
   /// Entries written, and writes that failed (a failed write is not an
   /// error of getKernel: the kernel is still returned).
   uint64_t diskWrites = 0, diskWriteFailures = 0;
+  /// Why the last disk write failed ("" when none did), e.g. "cache: cannot
+  /// create a temporary file in '/ro': Permission denied".
+  std::string lastDiskWriteError;
 };
 
 /// The compiler's identity: attn-mlir version, source revision and LLVM
@@ -284,6 +296,9 @@ public:
 
   /// Number of kernels in the in-memory cache.
   size_t cacheSize() const;
+  /// Empties the in-memory cache (kernels being compiled stay; kernels
+  /// handed out stay alive with their holders; the disk cache is kept).
+  void clearCache();
   unsigned numThreads() const;
   /// The disk cache directory in use ("" when there is none).
   std::string cacheDirectory() const;

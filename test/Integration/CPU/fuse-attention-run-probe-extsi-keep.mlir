@@ -42,8 +42,8 @@ module {
       %keep = arith.cmpi ule, %j, %i : index
       %wide = arith.extsi %keep : i1 to i8
       %c1_i8 = arith.constant 1 : i8
-      %hidden = arith.cmpi ne, %wide, %c1_i8 : i8
-      linalg.yield %hidden : i1
+      %result = arith.cmpi ne, %wide, %c1_i8 : i8
+      linalg.yield %result : i1
     } -> tensor<1x1x8x8xi1>
     %8 = linalg.generic {indexing_maps = [#mrowkey, #map2, #map, #map], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%m1, %cst_1, %5 : tensor<1x1x8x8xi1>, tensor<f32>, tensor<1x2x8x8xf32>) outs(%4 : tensor<1x2x8x8xf32>) {
     ^bb0(%in: i1, %in_8: f32, %in_9: f32, %out: f32):

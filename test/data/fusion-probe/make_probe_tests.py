@@ -124,46 +124,37 @@ def bools(values):
     return ", ".join("true" if v else "false" for v in values)
 
 
-# hidden = (keep != true), keep = (kv <= q): torch's ~tril written with a
-# comparison against the constant true.
-NOT_KEEP = """    %m0 = tensor.empty() : tensor<1x1x8x8xi1>
-    %m1 = linalg.generic {indexing_maps = [#map], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} outs(%m0 : tensor<1x1x8x8xi1>) {
+def index_mask(*body):
+    """A [1, 1, 8, 8] i1 mask computed from %i (query row) and %j (key) by
+    the ops of `body`, the last of which defines %result."""
+    lines = "\n".join("      " + line for line in body)
+    return f"""    %m0 = tensor.empty() : tensor<1x1x8x8xi1>
+    %m1 = linalg.generic {{indexing_maps = [#map], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}} outs(%m0 : tensor<1x1x8x8xi1>) {{
     ^bb0(%out: i1):
       %i = linalg.index 2 : index
       %j = linalg.index 3 : index
-      %keep = arith.cmpi ule, %j, %i : index
-      %hidden = arith.cmpi ne, %keep, %true : i1
-      linalg.yield %hidden : i1
-    } -> tensor<1x1x8x8xi1>
+{lines}
+      linalg.yield %result : i1
+    }} -> tensor<1x1x8x8xi1>
 """
+
+
+# hidden = (keep != true), keep = (kv <= q): torch's ~tril written with a
+# comparison against the constant true.
+NOT_KEEP = index_mask("%keep = arith.cmpi ule, %j, %i : index",
+                      "%result = arith.cmpi ne, %keep, %true : i1")
 
 # keep = (hidden != true), hidden = (kv > q): the probe's form, a keep mask
 # that evaluated as keep-everything (true held as -1, computed i1 as 1), so
 # the mask was dropped.
-NOT_HIDDEN = """    %m0 = tensor.empty() : tensor<1x1x8x8xi1>
-    %m1 = linalg.generic {indexing_maps = [#map], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} outs(%m0 : tensor<1x1x8x8xi1>) {
-    ^bb0(%out: i1):
-      %i = linalg.index 2 : index
-      %j = linalg.index 3 : index
-      %hidden = arith.cmpi ugt, %j, %i : index
-      %keep = arith.cmpi ne, %hidden, %true : i1
-      linalg.yield %keep : i1
-    } -> tensor<1x1x8x8xi1>
-"""
+NOT_HIDDEN = index_mask("%hidden = arith.cmpi ugt, %j, %i : index",
+                        "%result = arith.cmpi ne, %hidden, %true : i1")
 
-# hidden = extsi(keep) == 0 in i8: true extends to -1, not 1.
-EXTSI_KEEP = """    %m0 = tensor.empty() : tensor<1x1x8x8xi1>
-    %m1 = linalg.generic {indexing_maps = [#map], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} outs(%m0 : tensor<1x1x8x8xi1>) {
-    ^bb0(%out: i1):
-      %i = linalg.index 2 : index
-      %j = linalg.index 3 : index
-      %keep = arith.cmpi ule, %j, %i : index
-      %wide = arith.extsi %keep : i1 to i8
-      %c1_i8 = arith.constant 1 : i8
-      %hidden = arith.cmpi ne, %wide, %c1_i8 : i8
-      linalg.yield %hidden : i1
-    } -> tensor<1x1x8x8xi1>
-"""
+# hidden = extsi(keep) != 1 in i8: true extends to -1, not 1.
+EXTSI_KEEP = index_mask("%keep = arith.cmpi ule, %j, %i : index",
+                        "%wide = arith.extsi %keep : i1 to i8",
+                        "%c1_i8 = arith.constant 1 : i8",
+                        "%result = arith.cmpi ne, %wide, %c1_i8 : i8")
 
 KEY_MASK = "tensor<1x1x1x8xi1>"
 
