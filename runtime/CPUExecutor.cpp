@@ -362,10 +362,25 @@ std::string attn::hostCPUModel() {
   return model;
 }
 
+/// The running CPU's features (LLVM's names), read once.
+static const llvm::StringMap<bool> &hostFeatures() {
+  static const llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  return features;
+}
+
 llvm::Expected<mlir::attn::CPUTargetInfo>
 detail::resolveCPUTarget(llvm::StringRef name) {
-  if (name.empty())
+  std::string missing;
+  if (name.empty()) {
+    // A CPU below the lowest level (no AVX2) has no level to compile for.
+    if (!hostCPUTarget().runsOn(hostFeatures(), &missing))
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "options: this CPU (" + hostCPUModel() + ") lacks " + missing +
+              ": attn-mlir's CPU kernels need x86-64-v3 (AVX2, FMA, F16C) "
+              "or higher");
     return hostCPUTarget();
+  }
   const mlir::attn::CPUTargetInfo *level =
       mlir::attn::CPUTargetInfo::lookup(name);
   std::string known;
@@ -375,8 +390,7 @@ detail::resolveCPUTarget(llvm::StringRef name) {
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         "options: unknown cpu_target '" + name + "' (known: " + known + ")");
-  std::string missing;
-  if (!level->runsOn(llvm::sys::getHostCPUFeatures(), &missing))
+  if (!level->runsOn(hostFeatures(), &missing))
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         "options: cpu_target '" + name + "' needs " + missing +

@@ -274,9 +274,10 @@ llvm::Error cuda::DeviceBuffer::copyToHost(void *dst, size_t n) const {
 
 std::array<int64_t, 3> CUDAKernelImage::grid(int64_t batch, int64_t qHeads,
                                              int64_t qLen) const {
-  auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  return {qHeads / tileSizes.heads, ceilDiv(batch, tileSizes.batch),
-          ceilDiv(qLen, tileSizes.query)};
+  // CUDA's grid is (head groups, batch blocks, query blocks).
+  mlir::attn::WorkgroupGrid g =
+      mlir::attn::getWorkgroupGrid(batch, qHeads, qLen, tileSizes);
+  return {g.headGroups, g.batchBlocks, g.queryBlocks};
 }
 
 mlir::attn::AttentionTileSizes

@@ -36,14 +36,6 @@ arith::FastMathFlagsAttr contract(OpBuilder &b) {
                                        arith::FastMathFlags::contract);
 }
 
-/// rowMax == -inf ? 0 : rowMax, so that exp(x - rowMax) is 0 (not NaN) for
-/// rows whose keys are all hidden.
-Value safeMax(OpBuilder &b, Location loc, Value m) {
-  Value negInf = f32Const(b, loc, -std::numeric_limits<double>::infinity());
-  Value isNegInf =
-      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, m, negInf);
-  return arith::SelectOp::create(b, loc, isNegInf, f32Const(b, loc, 0.0), m);
-}
 
 /// Map from `numDims` loops to the listed loop dims (or constant 0 for -1).
 AffineMap mapOf(MLIRContext *ctx, unsigned numDims, ArrayRef<int64_t> dims) {
@@ -316,7 +308,7 @@ Value builders::buildExpSubRow(OpBuilder &b, Location loc, Value a,
              SmallVector<IteratorType>(rank, kPar),
              [&](OpBuilder &nb, Location nl, ValueRange args) {
                Value diff = arith::SubFOp::create(nb, nl, args[0],
-                                                  safeMax(nb, nl, args[1]));
+                                                  buildSafeMax(nb, nl, args[1]));
                linalg::YieldOp::create(nb, nl,
                                        math::ExpOp::create(nb, nl, diff).getResult());
              })
@@ -337,7 +329,7 @@ std::pair<Value, Value> builders::buildMaxUpdate(OpBuilder &b, Location loc,
         Value maxNew = arith::MaximumFOp::create(nb, nl, args[1], args[0]);
         Value alpha = math::ExpOp::create(
             nb, nl,
-            arith::SubFOp::create(nb, nl, args[1], safeMax(nb, nl, maxNew)));
+            arith::SubFOp::create(nb, nl, args[1], buildSafeMax(nb, nl, maxNew)));
         linalg::YieldOp::create(nb, nl, ValueRange{maxNew, alpha});
       });
   return {generic.getResult(0), generic.getResult(1)};
@@ -574,7 +566,7 @@ SmallVector<Value> builders::buildMergePartials(OpBuilder &b, Location loc,
           SmallVector<IteratorType>{kRed, kPar, kPar, kPar},
           [&](OpBuilder &nb, Location nl, ValueRange args) {
             Value w = math::ExpOp::create(
-                nb, nl, arith::SubFOp::create(nb, nl, args[0], safeMax(nb, nl, args[2])));
+                nb, nl, arith::SubFOp::create(nb, nl, args[0], buildSafeMax(nb, nl, args[2])));
             Value t = arith::MulFOp::create(nb, nl, w, args[1]);
             linalg::YieldOp::create(
                 nb, nl, arith::AddFOp::create(nb, nl, args[3], t).getResult());
@@ -593,7 +585,7 @@ SmallVector<Value> builders::buildMergePartials(OpBuilder &b, Location loc,
           SmallVector<IteratorType>{kRed, kPar, kPar, kPar, kPar},
           [&](OpBuilder &nb, Location nl, ValueRange args) {
             Value w = math::ExpOp::create(
-                nb, nl, arith::SubFOp::create(nb, nl, args[0], safeMax(nb, nl, args[2])));
+                nb, nl, arith::SubFOp::create(nb, nl, args[0], buildSafeMax(nb, nl, args[2])));
             // A split without keys has w = 0 and acc = 0.
             Value t = arith::MulFOp::create(nb, nl, w, args[1]);
             linalg::YieldOp::create(
@@ -601,4 +593,17 @@ SmallVector<Value> builders::buildMergePartials(OpBuilder &b, Location loc,
           })
           .getResult(0);
   return buildNormalization(b, loc, accOut, gmax, lsum, outInits);
+}
+
+Value mlir::attn::builders::buildSafeMax(OpBuilder &b, Location loc, Value m) {
+  auto constant = [&](float x) -> Value {
+    Attribute value = b.getF32FloatAttr(x);
+    if (auto vector = dyn_cast<VectorType>(m.getType()))
+      value = DenseElementsAttr::get(vector, value);
+    return arith::ConstantOp::create(b, loc, cast<TypedAttr>(value));
+  };
+  Value isNegInf = arith::CmpFOp::create(
+      b, loc, arith::CmpFPredicate::OEQ, m,
+      constant(-std::numeric_limits<float>::infinity()));
+  return arith::SelectOp::create(b, loc, isNegInf, constant(0.0f), m);
 }

@@ -65,6 +65,13 @@ Value buildScores(OpBuilder &b, Location loc, const GroupedOperands &ops);
 Value buildMaskedScores(OpBuilder &b, Location loc, const GroupedOperands &ops,
                         Value scores);
 
+/// The online softmax's safe row max (FlashAttention-2, Dao 2023):
+/// m == -inf ? 0 : m, so that exp(x - safe(m)) of a row with no visible key
+/// yet is exp(-inf) = 0, not NaN. `m` is f32 or a vector of f32; the one
+/// definition every lowering (linalg, CPU stages and microkernels, CUDA)
+/// uses.
+Value buildSafeMax(OpBuilder &b, Location loc, Value m);
+
 /// Row maximum folded into `init` ([B,Hk,G,M]).
 Value buildRowMax(OpBuilder &b, Location loc, Value scores, Value init);
 /// Row sum folded into `init`.

@@ -42,6 +42,23 @@ struct AttentionTileSizes {
   bool operator!=(const AttentionTileSizes &o) const { return !(*this == o); }
 };
 
+/// The workgroup grid attn-tile-attention builds over (batch, q_heads,
+/// q_len) for `sizes`: ceil(batch / tb) batch blocks, q_heads / th head
+/// groups, ceil(q_len / tq) query blocks. The one formula of the CPU
+/// workgroup count and the CUDA launch grid (attn-tile-attention builds the
+/// same counts as IR for run-time sizes).
+struct WorkgroupGrid {
+  int64_t batchBlocks, headGroups, queryBlocks;
+  int64_t count() const { return batchBlocks * headGroups * queryBlocks; }
+};
+inline WorkgroupGrid getWorkgroupGrid(int64_t batch, int64_t qHeads,
+                                      int64_t qLen,
+                                      const AttentionTileSizes &sizes) {
+  auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  return {ceilDiv(batch, sizes.batch), qHeads / sizes.heads,
+          ceilDiv(qLen, sizes.query)};
+}
+
 /// Which code generator tiles are checked for.
 enum class TileTarget { Generic, CPU, CUDA };
 

@@ -236,13 +236,6 @@ struct Decomposer {
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j, hi));
   }
 
-  static Value safe(OpBuilder &b, Location loc, Value m) {
-    Value negInf = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(kNegInf));
-    Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f));
-    Value isNegInf = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, m, negInf);
-    return arith::SelectOp::create(b, loc, isNegInf, zero, m);
-  }
-
   /// One (batch, query head) of the tile; returns the new acc, max, sum.
   SmallVector<Value> buildHead(Value qt, Value bIdx, Value h, Value acc4,
                                Value max4, Value sum4) {
@@ -414,7 +407,7 @@ struct Decomposer {
         [&](OpBuilder &b, ValueRange a) {
           Value mNew = arith::MaximumFOp::create(b, loc, a[1], a[0]);
           Value alpha = math::ExpOp::create(
-              b, loc, arith::SubFOp::create(b, loc, a[1], safe(b, loc, mNew)));
+              b, loc, arith::SubFOp::create(b, loc, a[1], builders::buildSafeMax(b, loc, mNew)));
           linalg::YieldOp::create(
               b, loc, ValueRange{mNew, alpha, arith::MulFOp::create(b, loc, a[3], alpha)});
         });
@@ -428,7 +421,7 @@ struct Decomposer {
                        {st, lScaled}, {map(2, {m}), map(2, {m, j}), map(2, {m})},
                        {kPar, kRed}, [&](OpBuilder &b, ValueRange a) {
                          Value p = math::ExpOp::create(
-                             b, loc, arith::SubFOp::create(b, loc, a[1], safe(b, loc, a[0])));
+                             b, loc, arith::SubFOp::create(b, loc, a[1], builders::buildSafeMax(b, loc, a[0])));
                          linalg::YieldOp::create(
                              b, loc, ValueRange{p, arith::AddFOp::create(b, loc, a[2], p)});
                        });
@@ -441,7 +434,7 @@ struct Decomposer {
             Value jv = linalg::IndexOp::create(b, loc, 0);
             Value keep = inRange(b, loc, jv, a[1], a[2]);
             Value p = math::ExpOp::create(
-                b, loc, arith::SubFOp::create(b, loc, a[3], safe(b, loc, a[0])));
+                b, loc, arith::SubFOp::create(b, loc, a[3], builders::buildSafeMax(b, loc, a[0])));
             linalg::YieldOp::create(
                 b, loc,
                 ValueRange{arith::SelectOp::create(b, loc, keep, p, a[3]),

@@ -23,9 +23,7 @@ using namespace mlir::attn;
 int64_t mlir::attn::getWorkgroupCount(int64_t batch, int64_t qHeads,
                                       int64_t qLen,
                                       const AttentionTileSizes &sizes) {
-  auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  return ceilDiv(batch, sizes.batch) * (qHeads / sizes.heads) *
-         ceilDiv(qLen, sizes.query);
+  return getWorkgroupGrid(batch, qHeads, qLen, sizes).count();
 }
 
 LogicalResult mlir::attn::distributeWorkgroups(RewriterBase &rewriter,

@@ -21,6 +21,7 @@
 #define ATTN_LIB_TRANSFORMS_CPU_CPUTILELOWERING_H
 
 #include "attn/Transforms/CPU/CPUTarget.h"
+#include "attn/Transforms/LinalgBuilders.h"
 #include "attn/Transforms/Transforms.h"
 #include "dialect/attn/IR/AttnOpDetail.h"
 
@@ -176,18 +177,8 @@ struct StageBuilder {
     Value greater = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, s, acc);
     return arith::SelectOp::create(b, loc, greater, s, acc);
   }
-  /// safe(m) = (m == -inf ? 0 : m), so that exp(x - safe(m)) of a row with
-  /// no kept key yet is exp(-inf) = 0, not NaN.
-  Value safeMax(Value m) {
-    Value negInf = isa<VectorType>(m.getType())
-                       ? splat(kNegInf, cast<VectorType>(m.getType()).getNumElements())
-                       : fconst(kNegInf);
-    Value zero = isa<VectorType>(m.getType())
-                     ? splat(0.0f, cast<VectorType>(m.getType()).getNumElements())
-                     : fconst(0.0f);
-    Value isNegInf = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, m, negInf);
-    return arith::SelectOp::create(b, loc, isNegInf, zero, m);
-  }
+  /// The online softmax's safe max (buildSafeMax, LinalgBuilders.h).
+  Value safeMax(Value m) { return builders::buildSafeMax(b, loc, m); }
   /// Keys [from, to) rounded out to multiples of `align` (within [0, n)).
   std::pair<Value, Value> alignKeys(Value from, Value to, int64_t align,
                                     int64_t n);

@@ -24,6 +24,7 @@
 #include "KernelCodegen.h"
 
 #include "attn/Transforms/CUDA/FragmentLayout.h"
+#include "attn/Transforms/LinalgBuilders.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -260,9 +261,7 @@ SmallVector<Value> SIMTCodegen::compute(Emitter &e, const KernelInputs &in,
     for (int32_t x = 1; x < kSimtGroupLanes; x *= 2)
       mx = arith::MaximumFOp::create(b, loc, mx, e.shuffleXor(mx, x));
     Value mNew = arith::MaximumFOp::create(b, loc, m[i], mx);
-    Value isNegInf =
-        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, mNew, negInf);
-    Value safeMax = e.select(isNegInf, e.f32(0), mNew);
+    Value safeMax = builders::buildSafeMax(b, loc, mNew);
     Value alpha = e.exp2(arith::MulFOp::create(
         b, loc, arith::SubFOp::create(b, loc, m[i], safeMax), c));
     m[i] = mNew;

@@ -29,6 +29,7 @@
 #include "KernelCodegen.h"
 
 #include "attn/Transforms/CUDA/FragmentLayout.h"
+#include "attn/Transforms/LinalgBuilders.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -280,7 +281,6 @@ SmallVector<Value> TensorCoreCodegen::compute(
 
   // Online softmax, per thread row r (groupID + 8 r).
   Value c = e.f32(expFactor());
-  Value negInf = e.f32(kNegInf);
   SmallVector<Value> acc(state.take_front(numAcc()));
   Value m[2] = {state[numAcc()], state[numAcc() + 1]};
   Value l[2] = {state[numAcc() + 2], state[numAcc() + 3]};
@@ -301,9 +301,7 @@ SmallVector<Value> TensorCoreCodegen::compute(
     mx = arith::MaximumFOp::create(b, loc, mx, e.shuffleXor(mx, 1));
     mx = arith::MaximumFOp::create(b, loc, mx, e.shuffleXor(mx, 2));
     Value mNew = arith::MaximumFOp::create(b, loc, m[r], mx);
-    Value isNegInf =
-        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, mNew, negInf);
-    safeMax[r] = e.select(isNegInf, e.f32(0), mNew);
+    safeMax[r] = builders::buildSafeMax(b, loc, mNew);
     alpha[r] = e.exp2(arith::MulFOp::create(
         b, loc, arith::SubFOp::create(b, loc, m[r], safeMax[r]), c));
     m[r] = mNew;
