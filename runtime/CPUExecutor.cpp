@@ -17,6 +17,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Export.h"
 
+#include "llvm/ADT/StringMap.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
@@ -558,15 +559,24 @@ detail::compileCPUObject(const AttentionSpec &spec,
 
 llvm::Expected<std::string>
 detail::cpuTargetDescription(const mlir::attn::CPUTargetInfo &level) {
+  // The host does not change: each level is described once.
+  static std::mutex mutex;
+  static llvm::StringMap<std::string> described;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = described.find(level.name);
+  if (it != described.end())
+    return it->second;
   auto tm = targetMachine(level);
   if (!tm)
     return tm.takeError();
-  return "level=" + level.name.str() + " " +
-         (*tm)->getTargetTriple().str() + " cpu=" +
-         (*tm)->getTargetCPU().str() + " features=" +
-         (*tm)->getTargetFeatureString().str() +
-         " tune=" + llvm::sys::getHostCPUName().str() +
-         " amx_granted=" + (hostAMXUsable() ? "1" : "0");
+  std::string description =
+      "level=" + level.name.str() + " " + (*tm)->getTargetTriple().str() +
+      " cpu=" + (*tm)->getTargetCPU().str() +
+      " features=" + (*tm)->getTargetFeatureString().str() +
+      " tune=" + llvm::sys::getHostCPUName().str() +
+      " amx_granted=" + (hostAMXUsable() ? "1" : "0");
+  described[level.name] = description;
+  return description;
 }
 
 llvm::Expected<std::shared_ptr<Kernel>>
