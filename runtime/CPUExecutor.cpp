@@ -329,24 +329,25 @@ targetMachine(const mlir::attn::CPUTargetInfo &level) {
 }
 } // namespace
 
-const mlir::attn::CPUTargetInfo &attn::hostCPUTarget() {
-  static const mlir::attn::CPUTargetInfo level = [] {
-    mlir::attn::CPUTargetInfo host = mlir::attn::CPUTargetInfo::host();
-    // AMX code faults without the OS's grant: the level below then.
-    if (host.amxBf16 && !hostAMXUsable())
-      return *mlir::attn::CPUTargetInfo::lookup("x86-64-v4-bf16");
-    return host;
-  }();
-  return level;
-}
-
 std::vector<mlir::attn::CPUTargetInfo> attn::runnableCPUTargets() {
   std::vector<mlir::attn::CPUTargetInfo> levels;
+  // AMX code faults without the OS's grant.
   for (const mlir::attn::CPUTargetInfo &level :
        mlir::attn::hostCPUTargetLevels())
     if (!level.amxBf16 || hostAMXUsable())
       levels.push_back(level);
   return levels;
+}
+
+const mlir::attn::CPUTargetInfo &attn::hostCPUTarget() {
+  // The highest runnable level; the lowest there is on a CPU below it
+  // (resolveCPUTarget then says what it lacks).
+  static const mlir::attn::CPUTargetInfo level = [] {
+    std::vector<mlir::attn::CPUTargetInfo> levels = runnableCPUTargets();
+    return levels.empty() ? mlir::attn::CPUTargetInfo::levels().front()
+                          : levels.back();
+  }();
+  return level;
 }
 
 std::string attn::hostCPUModel() {
@@ -384,13 +385,11 @@ detail::resolveCPUTarget(llvm::StringRef name) {
   }
   const mlir::attn::CPUTargetInfo *level =
       mlir::attn::CPUTargetInfo::lookup(name);
-  std::string known;
-  for (const mlir::attn::CPUTargetInfo &l : mlir::attn::CPUTargetInfo::levels())
-    known += (known.empty() ? "" : ", ") + l.name.str();
   if (!level || level->name == "generic")
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
-        "options: unknown cpu_target '" + name + "' (known: " + known + ")");
+        "options: unknown cpu_target '" + name + "' (known: " +
+            mlir::attn::CPUTargetInfo::levelNames() + ")");
   if (!level->runsOn(hostFeatures(), &missing))
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
@@ -472,12 +471,11 @@ detail::compileCPUObject(const AttentionSpec &spec,
 llvm::Expected<CPUObject>
 detail::compileCPUObject(const AttentionSpec &spec,
                          const CompileOptions &compileOptions,
-                         const mlir::attn::CPUTargetInfo &target) {
-  const mlir::attn::CPUTargetInfo *level = &target;
+                         const mlir::attn::CPUTargetInfo &level) {
   // Runtime::getKernel resolved the tile sizes (resolveCPUCompileOptions).
   mlir::attn::AttentionTileSizes tiles = compileOptions.tileSizes
                                              ? *compileOptions.tileSizes
-                                             : selectCPUTileSizes(spec, target);
+                                             : selectCPUTileSizes(spec, level);
 
   // MLIR: the kernel module through attn-cpu-pipeline.
   mlir::MLIRContext context(kernelDialectRegistry(),
@@ -492,10 +490,10 @@ detail::compileCPUObject(const AttentionSpec &spec,
   options.reference = compileOptions.unfusedReference;
   // The level decides the MLIR lowering (lanes, registers, bf16 dot
   // products, AMX) and, below, LLVM's target.
-  options.cpu = level->name.str();
+  options.cpu = level.name.str();
   mlir::PassManager pm(&context);
   if (mlir::failed(mlir::attn::buildCPUPipeline(pm, options)))
-    return compileError("attn-cpu-pipeline: no CPU target '" + level->name +
+    return compileError("attn-cpu-pipeline: no CPU target '" + level.name +
                         "'");
   std::string diagnostics;
   {
@@ -509,7 +507,7 @@ detail::compileCPUObject(const AttentionSpec &spec,
   }
 
   // LLVM: translate, specialise for the level, optimise, emit an object.
-  auto tm = targetMachine(*level);
+  auto tm = targetMachine(level);
   if (!tm)
     return tm.takeError();
   llvm::LLVMContext llvmContext;
@@ -532,7 +530,7 @@ detail::compileCPUObject(const AttentionSpec &spec,
     // The vector code is written for the level's full-width registers: do
     // not let the x86 backend split 512-bit vectors (prefer-256-bit on
     // recent cores).
-    std::string bits = std::to_string(level->vectorBits());
+    std::string bits = std::to_string(level.vectorBits());
     f.addFnAttr("prefer-vector-width", bits);
     f.addFnAttr("min-legal-vector-width", bits);
   }
@@ -553,7 +551,7 @@ detail::compileCPUObject(const AttentionSpec &spec,
   if (compileOptions.unfusedReference)
     object.tileSizes = std::nullopt;
   object.kvSplits = kvSplits;
-  object.cpuTarget = level->name.str();
+  object.cpuTarget = level.name.str();
   return object;
 }
 

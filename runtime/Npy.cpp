@@ -206,10 +206,7 @@ llvm::Expected<NpyArray> attn::readNpy(const std::string &path,
   if (__builtin_mul_overflow(count, srcSize, &payload))
     return npyError(path, "shape overflows");
   if (payload > maxBytes) {
-    std::string shape = "[";
-    for (int64_t d : array.shape)
-      shape += (shape.size() > 1 ? ", " : "") + std::to_string(d);
-    shape += "]";
+    std::string shape = formatShape(array.shape);
     if (!expectedShape.empty())
       return npyError(path, "shape " + shape + " does not fit the expected " +
                                 expectedShape);

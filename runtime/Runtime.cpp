@@ -49,10 +49,7 @@ TensorRef TensorRef::contiguous(void *data, DType dtype,
 Kernel::~Kernel() = default;
 
 static std::string shapeString(const int64_t *shape, int rank) {
-  std::string s = "[";
-  for (int i = 0; i < rank; ++i)
-    s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
+  return formatShape(llvm::ArrayRef<int64_t>(shape, rank));
 }
 
 char ArgumentError::ID = 0;

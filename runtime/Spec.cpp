@@ -29,6 +29,13 @@ int64_t attn::dtypeSize(DType dtype) {
   return 0;
 }
 
+std::string attn::formatShape(llvm::ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 const char *attn::dtypeName(DType dtype) {
   switch (dtype) {
   case DType::F32:

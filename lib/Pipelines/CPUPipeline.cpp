@@ -39,15 +39,16 @@ static void addBufferization(OpPassManager &pm) {
 FailureOr<CPUTargetInfo>
 mlir::attn::resolveCPUTarget(const CPUPipelineOptions &options,
                              std::string &error) {
-  CPUTargetInfo host = CPUTargetInfo::host();
-  const CPUTargetInfo *level =
-      options.cpu == "host" ? &host : CPUTargetInfo::lookup(options.cpu);
-  if (!level) {
-    error = "cpu: unknown CPU target '" + options.cpu + "' (known: host, " +
-            CPUTargetInfo::knownNames() + ")";
+  CPUTargetInfo target;
+  if (options.cpu == "host") {
+    target = CPUTargetInfo::host();
+  } else if (const CPUTargetInfo *level = CPUTargetInfo::lookup(options.cpu)) {
+    target = *level;
+  } else {
+    error = "cpu: unknown CPU target '" + options.cpu +
+            "' (known: host, generic, " + CPUTargetInfo::levelNames() + ")";
     return failure();
   }
-  CPUTargetInfo target = *level;
   if (options.vectorWidth.hasValue())
     target.vectorWidth = options.vectorWidth;
   if (options.avx512.hasValue())

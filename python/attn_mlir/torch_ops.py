@@ -131,9 +131,10 @@ def _kernel(cache_key, device, make_spec):
     if kernel is not None:
         global _hits
         _hits += 1
-        with _lock:
-            if cache_key in _kernels:
-                _kernels.move_to_end(cache_key)
+        try:  # no lock on the hot path; a concurrent trim may have dropped it
+            _kernels.move_to_end(cache_key)
+        except KeyError:
+            pass
         return kernel
     if device not in ("cpu", "cuda"):
         raise ValueError(f"attn_mlir: tensors on '{device}' are not "
@@ -189,6 +190,15 @@ def _mask_layout(mask, b, hq, lq, s):
     if m.stride(3) != 1 and s != 1:
         m = m.contiguous()
     return m, tuple(flags)
+
+
+def _already_4d(query, key, value):
+    """Whether query, key and value are read as they are: rank 4, one batch
+    size, the query's heads a multiple of the key's (else PyTorch's
+    broadcasting applies, sdpa_shapes)."""
+    return (query.dim() == key.dim() == value.dim() == 4 and
+            query.shape[0] == key.shape[0] == value.shape[0] and
+            query.shape[1] >= key.shape[1])
 
 
 def _read_at(t, batch, shape4):
@@ -285,9 +295,7 @@ def _sdpa_impl(query, key, value, attn_mask=None, dropout_p=0.0,
         return _sdpa_impl(query, key, value, attn_mask, dropout_p, is_causal,
                           scale, enable_gqa).double()
     out_shape = batch = None
-    if (query.dim() == key.dim() == value.dim() == 4 and
-            query.shape[0] == key.shape[0] == value.shape[0] and
-            query.shape[1] >= key.shape[1]):
+    if _already_4d(query, key, value):
         q, k, v = query, key, value
     else:
         # PyTorch's broadcasting: leading dimensions aligned from the right.
@@ -343,8 +351,7 @@ _lib.impl("sdpa", _sdpa_impl, "CUDA")
 def _sdpa_fake(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
                scale=None, enable_gqa=False):
     _check_no_grad(query, key, value, attn_mask)
-    if (query.dim() == key.dim() == value.dim() == 4 and
-            query.shape[0] == key.shape[0] == value.shape[0]):
+    if _already_4d(query, key, value):
         return query.new_empty((*query.shape[:-1], value.shape[-1]))
     out_shape = sdpa_shapes(query.shape, key.shape, value.shape, enable_gqa)[4]
     return query.new_empty(out_shape)

@@ -266,9 +266,13 @@ def test_opcheck():
     q = torch.randn(2, 4, 8, 16)
     k = torch.randn(2, 2, 12, 16)
     mask = torch.rand(2, 1, 8, 12) > 0.2
+    q1 = torch.randn(2, 1, 8, 16)   # one query head for every key head
+    k3 = torch.randn(2, 12, 16)     # rank 3: one key per head (broadcast)
     for args, kwargs in [((q, k, k), {"enable_gqa": True}),
                          ((q, k, k, mask), {"enable_gqa": True}),
-                         ((q, q, q), {"is_causal": True, "scale": 0.2})]:
+                         ((q, q, q), {"is_causal": True, "scale": 0.2}),
+                         ((q1, k, k), {}),
+                         ((q[:, :2], k3, k3), {})]:
         torch.library.opcheck(sdpa.default, args, kwargs,
                               test_utils=("test_schema", "test_faketensor",
                                           "test_aot_dispatch_static"))

@@ -9,6 +9,7 @@
 #ifndef ATTN_RUNTIME_SPEC_H
 #define ATTN_RUNTIME_SPEC_H
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
 #include <cstdint>
 #include <optional>
@@ -26,6 +27,8 @@ int64_t dtypeSize(DType dtype);
 const char *dtypeName(DType dtype);
 /// Parses the names above; nullopt when unknown.
 std::optional<DType> parseDType(const std::string &name);
+/// A shape as the runtime's messages write it: "[1, 2, 64, 8]".
+std::string formatShape(llvm::ArrayRef<int64_t> shape);
 
 /// One mask of the spec; a spec's masks combine by intersection.
 struct MaskSpec {

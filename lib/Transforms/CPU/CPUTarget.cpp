@@ -8,7 +8,6 @@
 
 #include "attn/Transforms/CPU/CPUTarget.h"
 
-#include "llvm/ADT/StringExtras.h"
 #include "llvm/TargetParser/Host.h"
 
 #include <algorithm>
@@ -112,10 +111,10 @@ const CPUTargetInfo *CPUTargetInfo::lookup(llvm::StringRef name) {
   return nullptr;
 }
 
-std::string CPUTargetInfo::knownNames() {
-  std::string names = "generic";
+std::string CPUTargetInfo::levelNames() {
+  std::string names;
   for (const CPUTargetInfo &level : kLevels)
-    names += ", " + level.name.str();
+    names += (names.empty() ? "" : ", ") + level.name.str();
   return names;
 }
 

@@ -87,8 +87,8 @@ struct CPUTargetInfo {
   /// target-neutral description of FileCheck tests: 16 f32 lanes, no
   /// optional x86 feature, baseline x86-64 for LLVM). Null for another name.
   static const CPUTargetInfo *lookup(llvm::StringRef name);
-  /// The names lookup() accepts, comma-separated, for messages.
-  static std::string knownNames();
+  /// The names of levels(), comma-separated, for messages.
+  static std::string levelNames();
   /// The highest level the running CPU has (x86-64-v3 on an older one: the
   /// lowest the project supports). AMX counts when the CPU has amx-tile and
   /// amx-bf16; the runtime also asks the OS for the permission.
