@@ -7,6 +7,7 @@
 //            [--cache-dir DIR]
 //   attn-run SPEC.json --target cuda [--chip sm_80|sm_90]
 //            [--emit-ptx K.ptx] [--emit-cubin K.cubin]
+//   attn-run SPEC.json --compile-only [--cpu-target L] [--cache-dir DIR]
 //
 // Prints one JSON line: compile_ms, run_ms (median of the repeats), gflops,
 // cache ("hit" when the kernel came from the on-disk cache of --cache-dir,
@@ -16,7 +17,10 @@
 // max_abs_err when --expect is given.
 // With --emit-ptx / --emit-cubin it only compiles (no device and no input
 // arrays needed), writes the kernel and prints its entry, grid, block,
-// shared_bytes (and, for a cubin, the ptxas figures). With --target cuda the
+// shared_bytes (and, for a cubin, the ptxas figures). With --compile-only it
+// compiles the kernel into the disk cache (or finds it there) without input
+// arrays or a run, and prints compile_ms, cache and the kernel's target and
+// tile sizes: a way to fill the cache before deployment. With --target cuda the
 // arrays are copied to device 0 and back. Exit codes: 0 success; 2 bad input
 // (one line on stderr naming the problem, nothing written); 1 an internal
 // failure (compilation, no CUDA device, writing); 3 max_abs_err above
@@ -199,6 +203,55 @@ int emitCUDA(const AttentionSpec &spec, const std::string &chip,
   return 0;
 }
 
+/// The JSON fields that say which kernel ran: target, chip or threads and
+/// CPU target level, compile_ms, tile_sizes and cache ("hit", "miss" or
+/// "off"). Warns on stderr when the kernel could not be saved to the disk
+/// cache (it would report "miss" on every run).
+nlohmann::json describeKernel(const Kernel &kernel, Runtime &runtime,
+                              double compileMs) {
+  nlohmann::json result;
+  const KernelInfo &info = kernel.info();
+  result["target"] = info.target == Target::CUDA ? "cuda" : "cpu";
+  if (info.target == Target::CUDA)
+    result["chip"] = info.chip;
+  else {
+    result["threads"] = runtime.numThreads();
+    result["cpu_target"] = info.cpuTarget;
+  }
+  result["compile_ms"] = compileMs;
+  if (info.tileSizes)
+    result["tile_sizes"] = info.tileSizes->toArray();
+  else
+    result["tile_sizes"] = nullptr; // the unfused reference
+  result["cache"] = runtime.cacheDirectory().empty()
+                        ? "off"
+                        : (info.fromDiskCache ? "hit" : "miss");
+  if (RuntimeStats stats = runtime.stats(); stats.diskWriteFailures > 0)
+    llvm::errs() << "attn-run: warning: the kernel was not saved to the disk "
+                    "cache, so it is compiled again on every run: "
+                 << stats.lastDiskWriteError << "\n";
+  return result;
+}
+
+/// Compiles (or loads from the disk cache) the kernel of `spec` without
+/// running it and prints describeKernel's line.
+int compileKernelOnly(const AttentionSpec &spec, Target target,
+                      const CompileOptions &compileOptions, unsigned threads,
+                      const std::string &cacheDir) {
+  RuntimeOptions options;
+  options.numThreads = threads;
+  options.cacheDir = cacheDir;
+  std::unique_ptr<Runtime> runtime = check(Runtime::create(options));
+  auto start = std::chrono::steady_clock::now();
+  std::shared_ptr<Kernel> kernel =
+      check(runtime->getKernel(spec, target, compileOptions), 1);
+  double compileMs = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+  std::printf("%s\n", describeKernel(*kernel, *runtime, compileMs).dump().c_str());
+  return 0;
+}
+
 /// Device copies of the arrays of `args` (TensorRef.data replaced by device
 /// pointers) for a CUDA run.
 struct DeviceArgs {
@@ -236,7 +289,7 @@ int run(int argc, char **argv) {
   std::string specPath, qPath, kPath, vPath, maskPath, lensPath, outPath,
       lsePath, expectPath, cacheDir, targetName = "cpu", chip, emitPtx,
       emitCubin, cpuTarget;
-  bool verbose = false;
+  bool verbose = false, compileOnly = false;
   int repeat = 1;
   unsigned threads = 0;
   std::optional<double> atol; // none: the default tolerance
@@ -272,6 +325,9 @@ int run(int argc, char **argv) {
                  "CPU target level: x86-64-v3 (AVX2), x86-64-v4 (AVX-512), "
                  "x86-64-v4-bf16 or x86-64-v4-amx (default: the highest this "
                  "CPU has)");
+  app.add_flag("--compile-only", compileOnly,
+               "compile the kernel (into the disk cache) and print what was "
+               "compiled; no input arrays, no run");
   app.add_flag("-v,--verbose", verbose,
                "say on stderr which CPU this is and which target the kernel "
                "is compiled for");
@@ -337,6 +393,13 @@ int run(int argc, char **argv) {
     if (target != Target::CUDA)
       fail(2, "--emit-ptx and --emit-cubin need --target cuda");
     return emitCUDA(spec, chip.empty() ? "sm_90" : chip, emitPtx, emitCubin);
+  }
+  if (compileOnly) {
+    if (!qPath.empty() || !kPath.empty() || !vPath.empty() ||
+        !maskPath.empty() || !lensPath.empty() || !outPath.empty() ||
+        !lsePath.empty() || !expectPath.empty())
+      fail(2, "--compile-only takes no input or output arrays");
+    return compileKernelOnly(spec, target, compileOptions, threads, cacheDir);
   }
   // Every output path is checked before anything is read or run; the
   // files are written at the end, all or none.
@@ -491,33 +554,13 @@ int run(int argc, char **argv) {
   std::sort(times.begin(), times.end());
   double runMs = times[times.size() / 2];
 
-  nlohmann::json result;
+  nlohmann::json result = describeKernel(*kernel, runtime, compileMs);
   std::string mismatch;
-  result["target"] = targetName;
-  if (target == Target::CUDA)
-    result["chip"] = kernel->info().chip;
-  else {
-    result["threads"] = runtime.numThreads();
-    result["cpu_target"] = kernel->info().cpuTarget;
-  }
-  result["compile_ms"] = compileMs;
   result["run_ms"] = runMs;
   result["gflops"] =
       attentionFlops(spec, batch, qLen, kvLen) / (runMs * 1e-3) / 1e9;
-  if (kernel->info().tileSizes)
-    result["tile_sizes"] = kernel->info().tileSizes->toArray();
-  else
-    result["tile_sizes"] = nullptr; // the unfused reference
   if (std::optional<double> rss = peakResidentMiB())
     result["peak_rss_mib"] = *rss;
-  result["cache"] = runtime.cacheDirectory().empty()
-                        ? "off"
-                        : (kernel->info().fromDiskCache ? "hit" : "miss");
-  // A cache that cannot be written would report "miss" on every run.
-  if (RuntimeStats stats = runtime.stats(); stats.diskWriteFailures > 0)
-    llvm::errs() << "attn-run: warning: the kernel was not saved to the disk "
-                    "cache, so it is compiled again on every run: "
-                 << stats.lastDiskWriteError << "\n";
 
   if (!expectPath.empty()) {
     NpyArray ref = check(readNpy(
