@@ -2,6 +2,7 @@
 
 #include "attn/Runtime/Spec.h"
 #include "attn/Support/NestingDepth.h"
+#include "dialect/attn/IR/AttnOpDetail.h"
 
 #include <nlohmann/json.hpp>
 
@@ -500,31 +501,20 @@ std::string AttentionSpec::toJSON() const {
 
 double attn::attentionFlops(const AttentionSpec &spec, int64_t batch,
                             int64_t qLen, int64_t kvLen) {
-  double visible = 0;
-  std::optional<int64_t> lo, hi; // band relative to the diagonal
-  bool bottomRight = false;
+  // The spec's band (causal or sliding window) in the op detail's terms;
+  // KeyBand counts the entries it keeps.
+  mlir::attn::KeyBand band;
   for (const MaskSpec &m : spec.masks) {
-    if (m.kind == MaskSpec::Kind::Causal) {
-      hi = 0;
-      bottomRight = m.bottomRight;
-    } else if (m.kind == MaskSpec::Kind::SlidingWindow) {
-      lo = -m.left;
-      hi = m.right;
-      bottomRight = m.bottomRight;
-    }
-  }
-  if (!lo && !hi) {
-    visible = double(qLen) * double(kvLen);
-  } else {
-    int64_t shift = bottomRight ? kvLen - qLen : 0;
-    for (int64_t i = 0; i < qLen; ++i) {
-      int64_t first = lo ? std::max<int64_t>(0, i + shift + *lo) : 0;
-      int64_t last = hi ? std::min<int64_t>(kvLen - 1, i + shift + *hi)
-                        : kvLen - 1;
-      if (last >= first)
-        visible += double(last - first + 1);
-    }
+    if (m.kind != MaskSpec::Kind::Causal &&
+        m.kind != MaskSpec::Kind::SlidingWindow)
+      continue;
+    band.upper = m.kind == MaskSpec::Kind::Causal ? 0 : m.right;
+    if (m.kind == MaskSpec::Kind::SlidingWindow)
+      band.lower = -m.left;
+    band.alignment = m.bottomRight ? mlir::attn::MaskAlignment::BottomRight
+                                   : mlir::attn::MaskAlignment::TopLeft;
   }
   return 2.0 * double(batch) * double(spec.qHeads) *
-         double(spec.headDim + spec.vHeadDim) * visible;
+         double(spec.headDim + spec.vHeadDim) *
+         band.countVisible(qLen, kvLen);
 }

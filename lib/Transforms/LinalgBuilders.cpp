@@ -107,7 +107,6 @@ FailureOr<GroupedOperands> builders::groupOperands(OpBuilder &b,
   g.query = expandHeads(b, loc, op.query(), g.group);
   g.key = op.key();
   g.value = op.value();
-  g.kvLens = op.kvLens();
   auto groupMaskLike = [&](Value v, bool &bcastBatch, bool &bcastHead,
                            bool &bcastQuery) {
     if (!v)
@@ -127,20 +126,8 @@ FailureOr<GroupedOperands> builders::groupOperands(OpBuilder &b,
   g.kvLen = tensor::getMixedSize(b, loc, op.key(), kSeqDim);
   g.vHeadDim = tensor::getMixedSize(b, loc, op.value(), kFeatureDim);
 
-  g.band = KeyBand::get(op.maskKind());
+  g.visible = VisibleKeys::get(b, loc, op);
   g.scale = op.scale();
-  g.kvBound = op.kvBound();
-  g.keyPos = op.keyOffset() ? op.keyOffset() : indexConst(b, loc, 0);
-  g.rowPos = op.queryOffset() ? op.queryOffset() : indexConst(b, loc, 0);
-  g.qBound = op.qBound();
-  if (op.maskKind() && g.band.alignment == MaskAlignment::BottomRight) {
-    Value sk = tensor::DimOp::create(b, loc, op.key(), kSeqDim);
-    Value sq = tensor::DimOp::create(b, loc, op.query(), kSeqDim);
-    Value shift = op.maskKind().buildDiagonalShift(b, loc, sq, sk);
-    g.rowPos = arith::AddIOp::create(b, loc, g.rowPos, shift);
-    if (g.qBound)
-      g.qBound = arith::AddIOp::create(b, loc, g.qBound, shift);
-  }
   return g;
 }
 
@@ -167,40 +154,17 @@ Value builders::buildScores(OpBuilder &b, Location loc,
 }
 
 namespace {
-/// Builds the "key is kept" predicate of one score entry inside a generic
-/// body, from the absolute query row and key positions.
-struct KeepBuilder {
-  const GroupedOperands &ops;
+/// The conjunction of keep conditions inside a generic body.
+struct Conjunction {
   OpBuilder &b;
   Location loc;
   Value keep;
 
   void conj(Value c) {
-    keep = keep ? arith::AndIOp::create(b, loc, keep, c).getResult() : c;
-  }
-  Value cmp(arith::CmpIPredicate pred, Value x, Value y) {
-    return arith::CmpIOp::create(b, loc, pred, x, y);
-  }
-  /// Key-only conditions: kv_bound and kv_lens (`lens` is the loaded
-  /// kv_lens[b] or null).
-  void keyConditions(Value kpos, Value lens) {
-    if (ops.kvBound)
-      conj(cmp(arith::CmpIPredicate::slt, kpos, ops.kvBound));
-    if (lens) {
-      Value l = arith::IndexCastOp::create(b, loc, b.getIndexType(), lens);
-      conj(cmp(arith::CmpIPredicate::slt, kpos, l));
-    }
-  }
-  /// Band condition lower <= rel <= upper on rel = kpos - qpos.
-  void bandConditions(Value rel) {
-    if (Value kept = ops.band.buildKeeps(b, loc, rel))
-      conj(kept);
+    if (c)
+      keep = keep ? arith::AndIOp::create(b, loc, keep, c).getResult() : c;
   }
 };
-
-bool hasMaskKind(const GroupedOperands &ops) {
-  return !ops.band.isUnbounded();
-}
 } // namespace
 
 Value builders::buildMaskedScores(OpBuilder &b, Location loc,
@@ -227,13 +191,14 @@ Value builders::buildMaskedScores(OpBuilder &b, Location loc,
     addMaskLike(ops.bias, ops.biasBcastBatch, ops.biasBcastHead,
                 ops.biasBcastQuery);
   }
-  if (ops.kvLens) {
+  const VisibleKeys &visible = ops.visible;
+  if (visible.kvLens) {
     lensIdx = inputs.size();
-    inputs.push_back(ops.kvLens);
+    inputs.push_back(visible.kvLens);
     maps.push_back(mapOf(ctx, 5, {0}));
   }
   maps.push_back(mapOf(ctx, 5, {0, 1, 2, 3, 4}));
-  bool positional = hasMaskKind(ops) || ops.kvLens || ops.kvBound || ops.qBound;
+  bool positional = visible.hasPositionRules();
 
   auto generic = linalg::GenericOp::create(
       b, loc, scores.getType(), inputs, ValueRange{scores}, maps,
@@ -243,19 +208,18 @@ Value builders::buildMaskedScores(OpBuilder &b, Location loc,
         s = arith::MulFOp::create(nb, nl, s, f32Const(nb, nl, ops.scale));
         if (biasIdx >= 0)
           s = arith::AddFOp::create(nb, nl, s, toF32(nb, nl, args[biasIdx]));
-        KeepBuilder kb{ops, nb, nl, Value()};
+        Conjunction kb{nb, nl, Value()};
         if (maskIdx >= 0)
           kb.conj(args[maskIdx]);
         if (positional) {
           Value m = linalg::IndexOp::create(nb, nl, 3);
           Value n = linalg::IndexOp::create(nb, nl, 4);
-          Value kpos = arith::AddIOp::create(nb, nl, ops.keyPos, n);
-          kb.keyConditions(kpos, lensIdx >= 0 ? args[lensIdx] : Value());
-          Value qpos = arith::AddIOp::create(nb, nl, ops.rowPos, m);
-          if (hasMaskKind(ops))
-            kb.bandConditions(arith::SubIOp::create(nb, nl, kpos, qpos));
-          if (ops.qBound) // padding rows keep no key
-            kb.conj(kb.cmp(arith::CmpIPredicate::slt, qpos, ops.qBound));
+          Value kpos = arith::AddIOp::create(nb, nl, visible.keyPos, n);
+          Value qpos = arith::AddIOp::create(nb, nl, visible.rowPos, m);
+          kb.conj(visible.buildKeep(
+              nb, nl, qpos, kpos,
+              visible.keyLimits(nb, nl,
+                                lensIdx >= 0 ? args[lensIdx] : Value())));
         }
         if (kb.keep)
           s = arith::SelectOp::create(
@@ -382,7 +346,8 @@ Value builders::buildProbsTimesValue(OpBuilder &b, Location loc, Value probs,
 
 Value builders::buildGuardedValue(OpBuilder &b, Location loc,
                                 const GroupedOperands &ops) {
-  bool positional = hasMaskKind(ops) || ops.kvLens || ops.kvBound || ops.qBound;
+  const VisibleKeys &visible = ops.visible;
+  bool positional = visible.hasPositionRules();
   if (!positional && !ops.mask)
     return ops.value;
   MLIRContext *ctx = b.getContext();
@@ -421,9 +386,9 @@ Value builders::buildGuardedValue(OpBuilder &b, Location loc,
   SmallVector<Value> inputs = {ops.value};
   SmallVector<AffineMap> maps = {mapOf(ctx, 4, {0, 1, 2, 3})};
   int lensIdx = -1, anyIdx = -1;
-  if (ops.kvLens) {
+  if (visible.kvLens) {
     lensIdx = inputs.size();
-    inputs.push_back(ops.kvLens);
+    inputs.push_back(visible.kvLens);
     maps.push_back(mapOf(ctx, 4, {0}));
   }
   if (colAny) {
@@ -435,35 +400,23 @@ Value builders::buildGuardedValue(OpBuilder &b, Location loc,
   maps.push_back(mapOf(ctx, 4, {0, 1, 2, 3}));
   Type elt = getElementTypeOrSelf(ops.value.getType());
   Value init = emptyLike(b, loc, mixedShape(b, loc, ops.value), elt);
-  // The query rows of this op span absolute positions
-  // [rowPos, rowPos + M - 1].
-  Value lastRow = getValueOrCreateConstantIndexOp(b, loc, ops.rowShape[3]);
-  lastRow = arith::AddIOp::create(
-      b, loc, ops.rowPos,
-      arith::SubIOp::create(b, loc, lastRow, indexConst(b, loc, 1)));
-  if (ops.qBound) // the last row that is not padding
-    lastRow = arith::MinSIOp::create(
-        b, loc, lastRow,
-        arith::SubIOp::create(b, loc, ops.qBound, indexConst(b, loc, 1)));
+  // The query rows of this op span diagonal positions [rowPos, lastRow].
+  Value lastRow = visible.lastRow(
+      b, loc, visible.rowPos,
+      getValueOrCreateConstantIndexOp(b, loc, ops.rowShape[3]));
   return linalg::GenericOp::create(
              b, loc, init.getType(), inputs, ValueRange{init}, maps,
              SmallVector<IteratorType>(4, kPar),
              [&](OpBuilder &nb, Location nl, ValueRange args) {
-               KeepBuilder kb{ops, nb, nl, Value()};
+               Conjunction kb{nb, nl, Value()};
                if (anyIdx >= 0)
                  kb.conj(args[anyIdx]);
                Value n = linalg::IndexOp::create(nb, nl, 2);
-               Value kpos = arith::AddIOp::create(nb, nl, ops.keyPos, n);
-               kb.keyConditions(kpos, lensIdx >= 0 ? args[lensIdx] : Value());
-               // Some row r in [first, last] has lower <= kpos - r <= upper.
-               if (ops.band.lower)
-                 kb.conj(kb.cmp(arith::CmpIPredicate::sge,
-                                arith::SubIOp::create(nb, nl, kpos, ops.rowPos),
-                                indexConst(nb, nl, *ops.band.lower)));
-               if (ops.band.upper)
-                 kb.conj(kb.cmp(arith::CmpIPredicate::sle,
-                                arith::SubIOp::create(nb, nl, kpos, lastRow),
-                                indexConst(nb, nl, *ops.band.upper)));
+               Value kpos = arith::AddIOp::create(nb, nl, visible.keyPos, n);
+               kb.conj(visible.buildKeepForSomeRow(
+                   nb, nl, visible.rowPos, lastRow, kpos,
+                   visible.keyLimits(nb, nl,
+                                     lensIdx >= 0 ? args[lensIdx] : Value())));
                Value v = args[0];
                if (kb.keep) {
                  Value zero = arith::ConstantOp::create(

@@ -114,22 +114,6 @@ OpTy rebuild(OpBuilder &b, OpTy op, Value query, Value key, Value value,
                       op.getScaleAttr(), op.getMaskKindAttr(), outs);
 }
 
-/// Absolute position (on the key axis) of the first and last (non-padding)
-/// query rows of `op`, with a bottom-right alignment applied.
-std::pair<Value, Value> rowRange(IndexMath &m, AttentionOpDetail &detail) {
-  Value first = detail.queryOffset() ? detail.queryOffset() : m.c(0);
-  Value sq = m.v(tensor::getMixedSize(m.b, m.loc, detail.query(), kSeqDim));
-  Value sk = m.v(tensor::getMixedSize(m.b, m.loc, detail.key(), kSeqDim));
-  Value shift = detail.maskKind()
-                    ? detail.maskKind().buildDiagonalShift(m.b, m.loc, sq, sk)
-                    : m.c(0);
-  first = m.add(first, shift);
-  Value last = m.sub(m.add(first, sq), m.c(1));
-  if (Value qBound = detail.qBound())
-    last = m.min(last, m.sub(m.add(qBound, shift), m.c(1)));
-  return {first, last};
-}
-
 /// Tiles the key/value reduction of `op` with key tile `tk`, visiting only
 /// the blocks that some row of `op` can see. Replaces `op` and returns its
 /// replacement values.
@@ -142,22 +126,21 @@ FailureOr<SmallVector<Value>> tileKeyLoop(RewriterBase &rewriter,
   AttentionOpDetail detail(op);
   AttentionDims dims = detail.dims();
 
-  // Visible local key range [lo, hi).
+  // Visible local key range [lo, hi): the keys some row of the op sees
+  // (kv_lens bounds them only when the op holds one batch entry).
   Value sk = m.v(tensor::getMixedSize(rewriter, loc, op.getKey(), kSeqDim));
-  Value keyPos = detail.keyOffset() ? detail.keyOffset() : m.c(0);
+  VisibleKeys visible = VisibleKeys::get(rewriter, loc, detail);
+  Value keyPos = visible.keyPos;
   Value lo = m.c(0), hi = sk;
-  KeyBand band = KeyBand::get(detail.maskKind());
-  if (!band.isUnbounded()) {
-    auto [firstRow, lastRow] = rowRange(m, detail);
-    band.narrowToSomeRow(rewriter, loc, firstRow, lastRow, keyPos, lo, hi);
-  }
-  if (detail.kvBound())
-    hi = m.min(hi, m.sub(detail.kvBound(), keyPos));
-  if (Value lens = detail.kvLens(); lens && dims.batch == 1) {
-    Value len = tensor::ExtractOp::create(rewriter, loc, lens, ValueRange{m.c(0)});
-    len = arith::IndexCastOp::create(rewriter, loc, rewriter.getIndexType(), len);
-    hi = m.min(hi, m.sub(len, keyPos));
-  }
+  Value lastRow;
+  if (!visible.band.isUnbounded())
+    lastRow = visible.lastRow(
+        rewriter, loc, visible.rowPos,
+        m.v(tensor::getMixedSize(rewriter, loc, op.getQuery(), kSeqDim)));
+  Value len = dims.batch == 1 ? visible.readKvLen(rewriter, loc, m.c(0))
+                              : Value();
+  visible.narrowToSomeRow(rewriter, loc, visible.rowPos, lastRow,
+                          visible.keyLimits(rewriter, loc, len), lo, hi);
   Value tkV = m.c(tk);
   lo = m.mul(m.floorDiv(lo, tkV), tkV); // aligned down to the tile grid
   hi = m.max(hi, lo);                   // an empty range runs no block

@@ -3,6 +3,10 @@
 #include "dialect/attn/IR/AttnOpDetail.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/TypeUtilities.h"
 #include "llvm/ADT/STLExtras.h"
@@ -138,6 +142,148 @@ std::pair<Value, Value> KeyBand::buildKeepsAnyAll(OpBuilder &b, Location loc,
     conj(all, cmp(arith::CmpIPredicate::sge, minRel, *lower));
   }
   return {any, all};
+}
+
+std::pair<int64_t, int64_t> KeyBand::keptKeys(int64_t row,
+                                              int64_t kvLen) const {
+  int64_t first = lower ? std::max<int64_t>(0, row + *lower) : 0;
+  int64_t last = upper ? std::min<int64_t>(kvLen - 1, row + *upper) : kvLen - 1;
+  return {first, last};
+}
+
+double KeyBand::countVisible(int64_t qLen, int64_t kvLen) const {
+  if (isUnbounded())
+    return double(qLen) * double(kvLen);
+  int64_t shift = alignment == MaskAlignment::BottomRight ? kvLen - qLen : 0;
+  double visible = 0;
+  for (int64_t i = 0; i < qLen; ++i) {
+    auto [first, last] = keptKeys(i + shift, kvLen);
+    if (last >= first)
+      visible += double(last - first + 1);
+  }
+  return visible;
+}
+
+OpFoldResult mlir::attn::getDiagonalShift(OpBuilder &b, Location loc,
+                                          const AttentionOpDetail &op) {
+  MaskKindAttrInterface kind = op.maskKind();
+  if (!kind || kind.getBandAlignment() != MaskAlignment::BottomRight)
+    return b.getIndexAttr(0);
+  AttentionDims d = op.dims();
+  if (!ShapedType::isDynamic(d.qLen) && !ShapedType::isDynamic(d.kvLen))
+    return b.getIndexAttr(kind.getDiagonalShift(d.qLen, d.kvLen));
+  auto dim = [&](Value v) -> Value {
+    if (isa<MemRefType>(v.getType()))
+      return memref::DimOp::create(b, loc, v, kSeqDim);
+    return tensor::DimOp::create(b, loc, v, kSeqDim);
+  };
+  return kind.buildDiagonalShift(b, loc, dim(op.query()), dim(op.key()));
+}
+
+VisibleKeys VisibleKeys::get(OpBuilder &b, Location loc,
+                             const AttentionOpDetail &op) {
+  VisibleKeys v;
+  v.band = KeyBand::get(op.maskKind());
+  auto zero = [&] { return arith::ConstantIndexOp::create(b, loc, 0); };
+  v.rowPos = op.queryOffset() ? op.queryOffset() : zero();
+  v.keyPos = op.keyOffset() ? op.keyOffset() : zero();
+  v.kvBound = op.kvBound();
+  v.qBound = op.qBound();
+  v.kvLens = op.kvLens();
+  OpFoldResult shift = getDiagonalShift(b, loc, op);
+  if (!isConstantIntValue(shift, 0)) {
+    Value s = getValueOrCreateConstantIndexOp(b, loc, shift);
+    v.rowPos = b.createOrFold<arith::AddIOp>(loc, v.rowPos, s);
+    if (v.qBound)
+      v.qBound = b.createOrFold<arith::AddIOp>(loc, v.qBound, s);
+  }
+  return v;
+}
+
+Value VisibleKeys::readKvLen(OpBuilder &b, Location loc,
+                             Value batchIndex) const {
+  if (!kvLens)
+    return Value();
+  if (isa<MemRefType>(kvLens.getType()))
+    return memref::LoadOp::create(b, loc, kvLens, ValueRange{batchIndex});
+  return tensor::ExtractOp::create(b, loc, kvLens, ValueRange{batchIndex});
+}
+
+SmallVector<Value, 2> VisibleKeys::keyLimits(OpBuilder &b, Location loc,
+                                             Value kvLen) const {
+  SmallVector<Value, 2> limits;
+  if (kvBound)
+    limits.push_back(kvBound);
+  if (kvLen)
+    limits.push_back(kvLen.getType().isIndex()
+                         ? kvLen
+                         : arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                                      kvLen)
+                               .getResult());
+  return limits;
+}
+
+Value VisibleKeys::lastRow(OpBuilder &b, Location loc, Value firstRow,
+                           Value numRows) const {
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value last = b.createOrFold<arith::AddIOp>(
+      loc, firstRow, b.createOrFold<arith::SubIOp>(loc, numRows, one));
+  if (qBound)
+    last = b.createOrFold<arith::MinSIOp>(
+        loc, last, b.createOrFold<arith::SubIOp>(loc, qBound, one));
+  return last;
+}
+
+void VisibleKeys::narrowToSomeRow(OpBuilder &b, Location loc, Value firstRow,
+                                  Value lastRow, ArrayRef<Value> limits,
+                                  Value &lo, Value &hi) const {
+  for (Value limit : limits)
+    hi = b.createOrFold<arith::MinSIOp>(
+        loc, hi, b.createOrFold<arith::SubIOp>(loc, limit, keyPos));
+  if (!band.isUnbounded())
+    band.narrowToSomeRow(b, loc, firstRow, lastRow, keyPos, lo, hi);
+}
+
+Value VisibleKeys::buildKeep(OpBuilder &b, Location loc, Value row, Value key,
+                             ArrayRef<Value> limits) const {
+  Value keep;
+  auto conj = [&](Value c) {
+    keep = keep ? arith::AndIOp::create(b, loc, keep, c).getResult() : c;
+  };
+  auto lessThan = [&](Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, x, y);
+  };
+  for (Value limit : limits)
+    conj(lessThan(key, limit));
+  if (!band.isUnbounded())
+    conj(band.buildKeeps(b, loc, arith::SubIOp::create(b, loc, key, row)));
+  if (qBound) // padding rows see no key
+    conj(lessThan(row, qBound));
+  return keep;
+}
+
+Value VisibleKeys::buildKeepForSomeRow(OpBuilder &b, Location loc,
+                                       Value firstRow, Value lastRow,
+                                       Value key,
+                                       ArrayRef<Value> limits) const {
+  Value keep;
+  auto conj = [&](Value c) {
+    keep = keep ? arith::AndIOp::create(b, loc, keep, c).getResult() : c;
+  };
+  for (Value limit : limits)
+    conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, key, limit));
+  // Some row r in [firstRow, lastRow] has lower <= key - r <= upper.
+  if (band.lower)
+    conj(arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::sge,
+        arith::SubIOp::create(b, loc, key, firstRow),
+        arith::ConstantIndexOp::create(b, loc, *band.lower)));
+  if (band.upper)
+    conj(arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::sle,
+        arith::SubIOp::create(b, loc, key, lastRow),
+        arith::ConstantIndexOp::create(b, loc, *band.upper)));
+  return keep;
 }
 
 bool mlir::attn::isBroadcastDim(Value operand, unsigned dim) {

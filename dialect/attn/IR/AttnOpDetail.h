@@ -127,6 +127,87 @@ struct KeyBand {
   /// band (everything kept).
   std::pair<Value, Value> buildKeepsAnyAll(OpBuilder &b, Location loc,
                                            Value minRel, Value maxRel) const;
+
+  /// The integer form, for counting: the keys [first, last] (first > last
+  /// when none) that the row at diagonal position `row` keeps among keys
+  /// [0, kvLen).
+  std::pair<int64_t, int64_t> keptKeys(int64_t row, int64_t kvLen) const;
+  /// The number of (row, key) entries kept by qLen rows over kvLen keys,
+  /// with this band's alignment (rows at diagonal i + shift).
+  double countVisible(int64_t qLen, int64_t kvLen) const;
+};
+
+/// The diagonal shift of the whole op (MaskKindAttrInterface's rule: 0 for
+/// top-left alignment or no mask kind, kv_len - q_len for bottom-right): a
+/// constant when both lengths are static, else index arithmetic on the
+/// query's and key's tensor.dim.
+OpFoldResult getDiagonalShift(OpBuilder &b, Location loc,
+                              const AttentionOpDetail &op);
+
+/// Which keys each query row of an attention op sees: the one owner of the
+/// rule, which every lowering asks (tiling, the linalg decomposition and
+/// reference, the CPU fast path, the CUDA workgroups; runtime/Spec.cpp's
+/// attentionFlops counts with KeyBand::countVisible). Positions are index
+/// values: local query row `i` of the op sits at diagonal position
+/// `rowPos + i` (q_offset plus the bottom-right shift), local key `j` at
+/// absolute position `keyPos + j` (kv_offset). Row `i` sees key `j` iff
+///
+///   band.lower <= (keyPos + j) - (rowPos + i) <= band.upper  (mask kind)
+///   keyPos + j < limit for each key limit   (kv_bound: padding keys of a
+///                                            tile; kv_lens[b]: key padding)
+///   rowPos + i < qBound                     (q_bound: padding query rows)
+///
+/// and the tensor mask, an operand rather than a rule of positions, keeps
+/// it. Semantics of FlashAttention / PyTorch SDPA (is_causal aligned top-left
+/// or bottom-right, key padding as in varlen kernels).
+struct VisibleKeys {
+  KeyBand band;
+  /// Diagonal position of local row 0 and absolute position of local key 0.
+  Value rowPos, keyPos;
+  /// kv_bound (absolute) and q_bound (diagonal: shifted like rowPos), or
+  /// null when the op has none.
+  Value kvBound, qBound;
+  /// The kv_lens operand ([batch] i32 or i64), or null.
+  Value kvLens;
+
+  /// Reads the rule off `op`, building the positions at `b`.
+  static VisibleKeys get(OpBuilder &b, Location loc,
+                         const AttentionOpDetail &op);
+
+  /// kv_lens[batchIndex] (tensor.extract or memref.load), or null when the
+  /// op has no kv_lens.
+  Value readKvLen(OpBuilder &b, Location loc, Value batchIndex) const;
+  /// The absolute upper limits on key positions: kv_bound, then `kvLen`
+  /// (kv_lens[b] as read by readKvLen or a linalg body: any integer type,
+  /// cast to index here) when given. Empty when none applies.
+  SmallVector<Value, 2> keyLimits(OpBuilder &b, Location loc,
+                                  Value kvLen) const;
+  /// The diagonal position of the last row of `numRows` rows starting at
+  /// diagonal position `firstRow` that is not padding:
+  /// min(firstRow + numRows - 1, qBound - 1).
+  Value lastRow(OpBuilder &b, Location loc, Value firstRow,
+                Value numRows) const;
+  /// Narrows the local key range [lo, hi) to the keys that some row at
+  /// diagonal positions [firstRow, lastRow] sees (each limit of keyLimits,
+  /// then the band). The result may be empty (hi <= lo).
+  void narrowToSomeRow(OpBuilder &b, Location loc, Value firstRow,
+                       Value lastRow, ArrayRef<Value> limits, Value &lo,
+                       Value &hi) const;
+  /// The per-entry predicate for the row at diagonal position `row` and the
+  /// key at absolute position `key` (index values, as in a linalg body):
+  /// each limit, the band, then q_bound. Null when every key is visible.
+  Value buildKeep(OpBuilder &b, Location loc, Value row, Value key,
+                  ArrayRef<Value> limits) const;
+  /// The per-key predicate "some row at diagonal positions [firstRow,
+  /// lastRow] sees the key at absolute position `key`": each limit, then
+  /// the band. Null when every key is seen.
+  Value buildKeepForSomeRow(OpBuilder &b, Location loc, Value firstRow,
+                            Value lastRow, Value key,
+                            ArrayRef<Value> limits) const;
+  /// Whether any rule of positions applies (otherwise every key is seen).
+  bool hasPositionRules() const {
+    return !band.isUnbounded() || kvBound || qBound || kvLens;
+  }
 };
 
 /// The score of a hidden key (exp gives 0). One constant for every lowering.

@@ -72,20 +72,6 @@ kvHeadTile(TileBuilder &tb, OpFoldResult h0, OpFoldResult th) {
   return failure();
 }
 
-/// The whole op's diagonal shift (MaskKindAttrInterface owns the rule).
-OpFoldResult diagonalShift(OpBuilder &b, Location loc,
-                           AttentionOpDetail &detail) {
-  AttentionDims d = detail.dims();
-  if (!ShapedType::isDynamic(d.qLen) && !ShapedType::isDynamic(d.kvLen))
-    return b.getIndexAttr(
-        detail.maskKind().getDiagonalShift(d.qLen, d.kvLen));
-  Value sq = getValueOrCreateConstantIndexOp(
-      b, loc, tensor::getMixedSize(b, loc, detail.query(), kSeqDim));
-  Value sk = getValueOrCreateConstantIndexOp(
-      b, loc, tensor::getMixedSize(b, loc, detail.key(), kSeqDim));
-  return detail.maskKind().buildDiagonalShift(b, loc, sq, sk);
-}
-
 /// Same mask kind with top-left alignment.
 MaskKindAttrInterface topLeft(MaskKindAttrInterface kind) {
   if (!kind)
@@ -189,7 +175,7 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
                                             : zero;
     OpFoldResult qOff = tb.apply(s0 + s1, {qBase, m0});
     if (bottomRight) {
-      shift = diagonalShift(b, tb.loc, detail);
+      shift = getDiagonalShift(b, tb.loc, detail);
       qOff = tb.apply(s0 + s1, {qOff, shift});
       maskKind = topLeft(maskKind);
     }

@@ -26,20 +26,16 @@ struct GroupedOperands {
   Value query, key, value;
   /// Mask and bias with their head dimension split (or kept at size 1 when
   /// broadcast); null when absent.
-  Value mask, bias, kvLens;
+  Value mask, bias;
   bool maskBcastBatch = false, maskBcastHead = false, maskBcastQuery = false;
   bool biasBcastBatch = false, biasBcastHead = false, biasBcastQuery = false;
   int64_t group = 1;
   /// [B, Hk, G, M] and N, D, Dv as mixed sizes.
   SmallVector<OpFoldResult> rowShape;
   OpFoldResult kvLen, vHeadDim;
-  /// Absolute position of row 0 on the diagonal (q_offset plus the
-  /// bottom-right shift) and of key 0; index values.
-  Value rowPos, keyPos, kvBound;
-  /// q_bound shifted like rowPos (rows at rowPos + m >= qBound are padding),
-  /// or null.
-  Value qBound;
-  KeyBand band;
+  /// Which keys each row sees (positions of row 0 and key 0, limits,
+  /// band, kv_lens): the op detail's one rule.
+  VisibleKeys visible;
   double scale = 1.0;
 };
 

@@ -248,27 +248,15 @@ struct Decomposer {
     Value m1 = slice(max4, {bF, hF, z}, {1, 1, M}, 2);
     Value l1 = slice(sum4, {bF, hF, z}, {1, 1, M}, 2);
 
-    // Positions: the first row (with a bottom-right shift folded in) and key.
-    Value qOff = detail.queryOffset() ? detail.queryOffset() : idx(0);
-    Value kOff = detail.keyOffset() ? detail.keyOffset() : idx(0);
-    if (detail.maskKind())
-      qOff = sb.add(qOff, idx(detail.maskKind().getDiagonalShift(M, N)));
-    // Keys [jLo, jHi) that some row of the tile keeps.
+    // Positions of the first row (on the diagonal) and key, and the keys
+    // [jLo, jHi) that some row of the tile sees.
+    VisibleKeys visible = VisibleKeys::get(rw, loc, detail);
+    Value qOff = visible.rowPos, kOff = visible.keyPos;
+    Value qLast = visible.lastRow(rw, loc, qOff, idx(M));
     Value jLo = idx(0), jHi = idx(N);
-    if (Value bound = detail.kvBound())
-      jHi = sb.minI(jHi, sb.sub(bound, kOff));
-    if (Value lens = detail.kvLens()) {
-      Value len = tensor::ExtractOp::create(rw, loc, lens, ValueRange{bIdx});
-      len = arith::IndexCastOp::create(rw, loc, rw.getIndexType(), len);
-      jHi = sb.minI(jHi, sb.sub(len, kOff));
-    }
-    Value qLast = sb.add(qOff, idx(M - 1));
-    if (Value qBound = detail.qBound()) {
-      if (detail.maskKind())
-        qBound = sb.add(qBound, idx(detail.maskKind().getDiagonalShift(M, N)));
-      qLast = sb.minI(qLast, sb.sub(qBound, idx(1)));
-    }
-    band.narrowToSomeRow(rw, loc, qOff, qLast, kOff, jLo, jHi);
+    visible.narrowToSomeRow(
+        rw, loc, qOff, qLast,
+        visible.keyLimits(rw, loc, visible.readKvLen(rw, loc, bIdx)), jLo, jHi);
     jLo = sb.minI(jLo, idx(N));
     jHi = sb.maxI(jHi, jLo);
 
