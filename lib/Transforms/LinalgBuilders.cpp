@@ -2,6 +2,8 @@
 
 #include "attn/Transforms/LinalgBuilders.h"
 
+#include "mlir/IR/Matchers.h"
+
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -55,9 +57,6 @@ SmallVector<OpFoldResult> mixedShape(OpBuilder &b, Location loc, Value v) {
   return tensor::getMixedSizes(b, loc, v);
 }
 
-Value indexConst(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantIndexOp::create(b, loc, v);
-}
 } // namespace
 
 Value builders::expandHeads(OpBuilder &b, Location loc, Value v, int64_t group) {
@@ -559,4 +558,25 @@ Value mlir::attn::builders::buildSafeMax(OpBuilder &b, Location loc, Value m) {
       b, loc, arith::CmpFPredicate::OEQ, m,
       constant(-std::numeric_limits<float>::infinity()));
   return arith::SelectOp::create(b, loc, isNegInf, constant(0.0f), m);
+}
+
+bool mlir::attn::builders::isSafeMax(Value v, Value m) {
+  auto isConstant = [](Value c, float x) {
+    FloatAttr f;
+    if (!matchPattern(c, m_Constant(&f))) {
+      DenseFPElementsAttr splat;
+      if (!matchPattern(c, m_Constant(&splat)) || !splat.isSplat())
+        return false;
+      return splat.getSplatValue<APFloat>().bitwiseIsEqual(APFloat(x));
+    }
+    return f.getValue().bitwiseIsEqual(APFloat(x));
+  };
+  auto select = v.getDefiningOp<arith::SelectOp>();
+  if (!select || select.getFalseValue() != m ||
+      !isConstant(select.getTrueValue(), 0.0f))
+    return false;
+  auto cmp = select.getCondition().getDefiningOp<arith::CmpFOp>();
+  return cmp && cmp.getPredicate() == arith::CmpFPredicate::OEQ &&
+         cmp.getLhs() == m &&
+         isConstant(cmp.getRhs(), -std::numeric_limits<float>::infinity());
 }

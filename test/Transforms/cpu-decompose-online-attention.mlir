@@ -61,8 +61,8 @@ func.func @tile(%q: tensor<1x1x32x16xf32>, %k: tensor<1x1x128x16xf32>, %v: tenso
 
 // Causal with kv_lens and a padded query tile (q_bound): the key range is
 // clipped by kv_lens and by the band of the last real row; the score stage
-// tests the band only when the tile straddles it, and pv carries the mask
-// kind for its per-row guards.
+// tests the band only when the tile straddles it, and pv's body tests the
+// band on key minus row position for its per-row guards.
 // CHECK-LABEL: func.func @causal
 // CHECK:         %[[LEN:.+]] = tensor.extract %{{.+}}[%c0] : tensor<1xi32>
 // CHECK:         arith.index_cast %[[LEN]]
@@ -77,8 +77,11 @@ func.func @tile(%q: tensor<1x1x32x16xf32>, %k: tensor<1x1x128x16xf32>, %v: tenso
 // CHECK:             arith.cmpi sle, %{{.+}}, %c0_i32 : i32
 // CHECK:             arith.select %{{.+}}, %{{.+}}, %cst
 // CHECK:         linalg.generic {{.+}}ins(%[[S]], {{.+}}attn.cpu_stage = "max"
-// CHECK:         linalg.generic {{.+}}attn.cpu_scheme = "fma", attn.cpu_stage = "pv", attn.mask_kind = #attn.causal
-// CHECK:           arith.cmpi sle
+// CHECK:         linalg.generic {{.+}}attn.cpu_scheme = "fma", attn.cpu_stage = "pv"}
+// CHECK:           arith.cmpi sge
+// CHECK:           arith.cmpi slt
+// CHECK:           %[[REL:.+]] = arith.subi
+// CHECK:           arith.cmpi sle, %[[REL]], %c0
 func.func @causal(%q: tensor<1x1x16x16xf32>, %k: tensor<1x1x16x16xf32>, %v: tensor<1x1x16x16xf32>,
                   %lens: tensor<1xi32>, %acc: tensor<1x1x16x16xf32>, %m: tensor<1x1x16xf32>,
                   %l: tensor<1x1x16xf32>, %q0: index, %k0: index, %qb: index)
@@ -129,7 +132,6 @@ func.func @bf16(%q: tensor<1x1x16x32xbf16>, %k: tensor<1x1x32x32xbf16>, %v: tens
 // CHECK:           %[[KEEP:.+]] = tensor.extract %[[MASK]][%c0, %c0, %c0, %{{.+}}] : tensor<1x1x1x16xi1>
 // CHECK:           arith.select %[[KEEP]]
 // CHECK:         linalg.generic {{.+}}attn.cpu_stage = "pv"
-// CHECK-SAME:      attn.guard_zero
 // CHECK:           arith.cmpf une
 func.func @tensor_mask(%q: tensor<1x1x16x16xf32>, %k: tensor<1x1x16x16xf32>, %v: tensor<1x1x16x16xf32>,
                        %mask: tensor<1x1x1x16xi1>, %acc: tensor<1x1x16x16xf32>, %m: tensor<1x1x16xf32>,

@@ -1,12 +1,23 @@
 // RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages --canonicalize --cse | FileCheck %s
 // RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention=bf16-dot=1 --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages --canonicalize --cse | FileCheck %s --check-prefix=BF16
 // RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention=amx=1 --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages --canonicalize --cse | FileCheck %s --check-prefix=AMX
+// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages=remarks=1 -o /dev/null 2>&1 | FileCheck %s --check-prefix=REMARK --implicit-check-not="left to loops: body" --implicit-check-not="left to loops: the guard" --implicit-check-not="left to loops: indexing"
 
 // The stages of a tile become register-blocked vector code: S^T = K Q^T
 // with each key element broadcast against 16 queries (the zero fill folded
 // in), the running max in pairs of keys, exp and sums lane-wise, and P V
 // with the rescaling folded into the accumulator loads. Only the query
 // stage stays a linalg.generic (loops, once per query block).
+// Each stage took the lowering its structure (maps, iterators, body) says,
+// as the remarks of remarks=1 name; no stage of the decomposition is left
+// to loops for a body that does not match.
+// REMARK: remark: stage 'query': left to loops: the query stage runs once per query block
+// REMARK: remark: stage 'scores': score contraction, queries on the lanes (FMA)
+// REMARK: remark: stage 'max': row max, queries on the lanes
+// REMARK: remark: stage 'alpha': elementwise, region vectorizer
+// REMARK: remark: stage 'exp_sum': exp and row sum, queries on the lanes
+// REMARK: remark: stage 'rescale': row rescale, folded into the P V stage after it
+// REMARK: remark: stage 'pv': P V (FMA), with the row rescale before it
 // CHECK-LABEL: func.func @tile
 // CHECK:         linalg.generic {{.+}}attn.cpu_stage = "query"
 // CHECK:         scf.for %{{.+}} = %c0 to %c128 step %c32
@@ -46,6 +57,8 @@ func.func @tile(%q: tensor<1x1x32x16xf32>, %k: tensor<1x1x128x16xf32>, %v: tenso
 
 // The score stage's region, vectorized: the band test in i32 lanes, only
 // in the branch of a tile that straddles the band.
+// REMARK: remark: stage 'score': elementwise, region vectorizer
+// REMARK: remark: stage 'pv': P V (FMA), with the row rescale before it
 // CHECK-LABEL: func.func @causal
 // CHECK:         scf.if %{{.+}} {
 // CHECK-NEXT:    } else {
@@ -109,6 +122,10 @@ func.func @tensor_mask(%q: tensor<1x1x16x16xf32>, %k: tensor<1x1x16x16xf32>, %v:
 
 // Keys on the lanes: 16 dot products reduced together by a shuffle tree,
 // horizontal row statistics.
+// REMARK: remark: stage 'scores': score contraction, keys on the lanes
+// REMARK: remark: stage 'max': row max, keys on the lanes
+// REMARK: remark: stage 'exp_sum': exp and row sum, keys on the lanes
+// REMARK: remark: stage 'pv': P V (FMA)
 // CHECK-LABEL: func.func @decode
 // CHECK:         scf.for %{{.+}} = %c0 to %c4
 // CHECK:           vector.fma
@@ -129,6 +146,7 @@ func.func @decode(%q: tensor<1x4x1x32xf32>, %k: tensor<1x1x64x32xf32>, %v: tenso
 
 // A score stage whose region holds an op the vectorizer does not take
 // stays a linalg.generic for the loop lowering.
+// REMARK: remark: stage 'score': left to loops: the region vectorizer does not take it
 // CHECK-LABEL: func.func @left_for_loops
 // CHECK:         linalg.generic {{.+}}attn.cpu_stage = "score"
 func.func @left_for_loops(%s: memref<16x16xf32>) {

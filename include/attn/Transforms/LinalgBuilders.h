@@ -67,6 +67,9 @@ Value buildMaskedScores(OpBuilder &b, Location loc, const GroupedOperands &ops,
 /// definition every lowering (linalg, CPU stages and microkernels, CUDA)
 /// uses.
 Value buildSafeMax(OpBuilder &b, Location loc, Value m);
+/// Whether `v` is buildSafeMax of `m` (the structure that function builds:
+/// select(cmpf oeq m, -inf; 0; m)), for lowerings that match stage bodies.
+bool isSafeMax(Value v, Value m);
 
 /// Row maximum folded into `init` ([B,Hk,G,M]).
 Value buildRowMax(OpBuilder &b, Location loc, Value scores, Value init);

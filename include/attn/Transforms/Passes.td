@@ -226,7 +226,10 @@ def CPULowerStagesPass
                 "register-blocked vector code";
   let description = [{
     Lowers each `linalg.generic` tagged `attn.cpu_stage` by
-    `attn-cpu-decompose-online-attention` (on buffers) with its microkernel:
+    `attn-cpu-decompose-online-attention` (on buffers) with the microkernel
+    that computes what the stage's structure says: its iterator types,
+    indexing maps and whole body are matched (CPUStageMatch.cpp), and the
+    tags are hints only (AMX or AVX512-BF16 for the same contraction):
 
     * `scores`: S^T = K Q^T in register blocks of up to 24 accumulators,
       each key element broadcast (fma), AVX512-BF16 dot products
@@ -243,8 +246,10 @@ def CPULowerStagesPass
       row where a key is kept by only some rows, so hidden (even NaN) values
       never reach a row (or AMX tile products on transposed bf16 P).
 
-    A stage no pattern takes stays a `linalg.generic` (lowered to loops
-    later). `vector-width` is the number of f32 lanes, `vector-registers`
+    A stage that matches none of these (an edited body, another reduction,
+    a test the guard does not know) stays a `linalg.generic`, lowered to
+    loops later, which computes what its body says. `remarks` emits a remark
+    per stage naming the lowering it took or why it was left to loops. `vector-width` is the number of f32 lanes, `vector-registers`
     the number of vector registers the microkernels block for
     (CPUTargetInfo::fmaRegisterBlock: 6 x 4 accumulators of 32 zmm, 4 x 3 of
     16 ymm).
@@ -261,6 +266,9 @@ def CPULowerStagesPass
     Option<"vectorRegisters", "vector-registers", "int64_t",
            /*default=*/"32",
            "Number of vector registers (16: AVX2, 32: AVX-512)">,
+    Option<"remarks", "remarks", "bool", /*default=*/"false",
+           "Emit a remark per stage naming the lowering it took (or why it "
+           "was left to loops)">,
   ];
 }
 

@@ -470,10 +470,6 @@ struct Decomposer {
                                   arith::SelectOp::create(b, loc, keep, r, a[6]).getResult());
         });
     pv->setAttr(kSchemeAttr, rw.getStringAttr(amx ? "amx" : "fma"));
-    if (detail.maskKind())
-      pv->setAttr(kMaskKindAttr, detail.maskKind());
-    if (guardZero)
-      pv->setAttr(kGuardZeroAttr, rw.getUnitAttr());
 
     if (statRows != M) {
       mNew = slice(mNew, {z0}, {M}, 0);

@@ -217,13 +217,12 @@ StringRef stageOf(Operation *op) {
   auto a = op->getAttrOfType<StringAttr>(kStageAttr);
   return a ? a.getValue() : StringRef();
 }
+/// The decomposition's choice of microkernel where two compute the same
+/// function (AMX or AVX512-BF16 for bf16 pairs, AMX or FMA for P V): a
+/// hint, never a reason to take a body for what it does not compute.
 StringRef schemeOf(Operation *op) {
   auto a = op->getAttrOfType<StringAttr>(kSchemeAttr);
   return a ? a.getValue() : StringRef();
-}
-bool keyLanesOf(Operation *op) {
-  auto a = op->getAttrOfType<StringAttr>(kStageLayoutAttr);
-  return a && a.getValue() == kKeyLanes;
 }
 
 /// The linalg.fill of `buffer` with `value` before `op` with only pure ops
@@ -253,14 +252,31 @@ Value allocaAtEntry(RewriterBase &rewriter, Operation *op,
       .getResult();
 }
 
-/// Lowers one stage; returns failure for a stage left to the loop lowering.
-LogicalResult lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
-                         int64_t vectorWidth, int64_t vectorRegisters) {
-  StringRef stage = stageOf(op);
+/// The tile stage `op` if it is one (a tagged linalg.generic) and computes
+/// `kind`.
+linalg::GenericOp stageOfKind(Operation *op, StageMatch::Kind kind) {
+  auto generic = dyn_cast_or_null<linalg::GenericOp>(op);
+  if (!generic || stageOf(generic).empty() ||
+      matchStage(generic).kind != kind)
+    return nullptr;
+  return generic;
+}
+
+/// Lowers one stage by what its structure says it computes (matchStage).
+/// Returns the lowering taken, or failure with `reason` for a stage left to
+/// the loop lowering.
+FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
+                                  int64_t vectorWidth, int64_t vectorRegisters,
+                                  std::string &reason) {
+  using K = StageMatch::Kind;
+  StageMatch match = matchStage(op);
+  if (match.kind == K::None) {
+    reason = match.reason;
+    return failure();
+  }
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
   StageBuilder sb(rewriter, op.getLoc(), vectorWidth, vectorRegisters);
-  bool keyLanes = keyLanesOf(op);
   // The microkernels read rows with vector loads (a dimension of size 1 is
   // read with scalar loads).
   for (Value v : op->getOperands())
@@ -268,84 +284,123 @@ LogicalResult lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
       SmallVector<int64_t> strides;
       int64_t offset;
       if (failed(t.getStridesAndOffset(strides, offset)) ||
-          (!strides.empty() && strides.back() != 1 && t.getShape().back() != 1))
+          (!strides.empty() && strides.back() != 1 &&
+           t.getShape().back() != 1)) {
+        reason = "an operand is not contiguous in its last dimension";
         return failure();
+      }
     }
   OperandRange ins = op.getInputs();
   OperandRange outs = op.getOutputs();
-  if (stage == "scores") {
+  std::string what = stringifyStageKind(match.kind).str();
+  switch (match.kind) {
+  case K::None:
+    llvm_unreachable("handled above");
+  case K::ScoresLanes:
+  case K::ScoresPairs:
+  case K::ScoresRows: {
     linalg::FillOp fill = fillBefore(op, outs[0], 0.0);
-    if (!fill)
+    if (!fill) {
+      reason = "the contraction's output is not zero-filled just before it";
       return failure();
-    StringRef scheme = schemeOf(op);
+    }
     // bf16 pairs are a dimension of their own in the stage: the
     // microkernels read the 2-D buffers under the expand_shape views.
     auto unpaired = [](Value v) {
       auto expand = v.getDefiningOp<memref::ExpandShapeOp>();
       return expand ? expand.getSrc() : v;
     };
-    if (scheme == "fma")
+    if (match.kind == K::ScoresLanes) {
       sb.emitScores(ins[0], ins[1], outs[0]);
-    else if (scheme == "bf16_dot")
-      sb.emitScoresBF16(unpaired(ins[0]), unpaired(ins[1]), outs[0]);
-    else if (scheme == "amx")
-      sb.emitScoresAMX(unpaired(ins[0]), unpaired(ins[1]), outs[0]);
-    else if (scheme == "rows")
+      what += " (FMA)";
+    } else if (match.kind == K::ScoresRows) {
       sb.emitScoresRows(ins[0], ins[1], outs[0]);
-    else
-      return failure();
+    } else if (schemeOf(op) == "amx") {
+      sb.emitScoresAMX(unpaired(ins[0]), unpaired(ins[1]), outs[0]);
+      what += " (AMX)";
+    } else {
+      sb.emitScoresBF16(unpaired(ins[0]), unpaired(ins[1]), outs[0]);
+      what += " (AVX512-BF16)";
+    }
     rewriter.eraseOp(fill);
-  } else if (stage == "score" || stage == "alpha") {
-    return vectorizeElementwiseStage(rewriter, op, vectorWidth);
-  } else if (stage == "max") {
+    break;
+  }
+  case K::MaxLanes:
+  case K::MaxRows: {
     linalg::FillOp fill = fillBefore(op, outs[0], kNegInf);
-    if (keyLanes)
+    if (match.kind == K::MaxRows)
       sb.emitRowMaxRows(ins[0], outs[0], fill != nullptr);
     else
-      sb.emitRowMaxLanes(ins[0], outs[0], ins[1], ins[2], fill != nullptr);
+      sb.emitRowMaxLanes(ins[0], outs[0], match.jLo, match.jHi,
+                         fill != nullptr);
     if (fill)
       rewriter.eraseOp(fill);
-  } else if (stage == "exp_sum") {
-    if (keyLanes)
-      sb.emitExpSumRows(outs[0], outs[1], ins[0]);
-    else
-      sb.emitExpSumLanes(outs[0], outs[1], ins[0], ins[1], ins[2]);
-  } else if (stage == "rescale") {
-    // Folded into the pv stage that follows it.
-    auto next = dyn_cast_or_null<linalg::GenericOp>(op->getNextNode());
-    if (next && stageOf(next) == "pv" && next.getOutputs()[0] == outs[0])
-      return success();
-    return vectorizeElementwiseStage(rewriter, op, vectorWidth);
-  } else if (stage == "pv") {
+    break;
+  }
+  case K::ExpSumLanes:
+    sb.emitExpSumLanes(outs[0], outs[1], ins[0], match.jLo, match.jHi);
+    break;
+  case K::ExpSumRows:
+    sb.emitExpSumRows(outs[0], outs[1], ins[0]);
+    break;
+  case K::Rescale: {
+    // Folded into the P V stage that follows it.
+    linalg::GenericOp next =
+        stageOfKind(op->getNextNode(), K::ProbsTimesValue);
+    if (next && next.getOutputs()[0] == outs[0])
+      return std::string("row rescale, folded into the P V stage after it");
+    if (failed(vectorizeElementwiseStage(rewriter, op, vectorWidth))) {
+      reason = "the region vectorizer does not take it";
+      return failure();
+    }
+    return std::string("row rescale, region vectorizer");
+  }
+  case K::Elementwise:
+    // The query stage (a transposing gather, once per query block) is left
+    // to loops: a layout hint, which changes how, not what, it computes.
+    if (stageOf(op) == "query") {
+      reason = "the query stage runs once per query block";
+      return failure();
+    }
+    if (failed(vectorizeElementwiseStage(rewriter, op, vectorWidth))) {
+      reason = "the region vectorizer does not take it";
+      return failure();
+    }
+    return std::string("elementwise, region vectorizer");
+  case K::ProbsTimesValue: {
     Value alpha;
-    auto prev = dyn_cast_or_null<linalg::GenericOp>(op->getPrevNode());
-    if (prev && stageOf(prev) == "rescale" && prev.getOutputs()[0] == outs[0])
+    linalg::GenericOp prev = stageOfKind(op->getPrevNode(), K::Rescale);
+    if (prev && prev.getOutputs()[0] == outs[0])
       alpha = prev.getInputs()[0];
     StageBuilder::KeyGuard keys;
-    if (auto kind = op->getAttrOfType<MaskKindAttrInterface>(kMaskKindAttr))
-      keys.band = KeyBand::get(kind);
-    keys.jLo = ins[2];
-    keys.jHi = ins[3];
-    keys.qOff = ins[4];
-    keys.kOff = ins[5];
-    keys.guardZero = op->hasAttr(kGuardZeroAttr);
-    if (schemeOf(op) == "amx") {
+    keys.band = match.band;
+    keys.jLo = match.jLo;
+    keys.jHi = match.jHi;
+    keys.qOff = match.qOff;
+    keys.kOff = match.kOff;
+    keys.guardZero = match.guardZero;
+    if (schemeOf(op) == "amx" && !match.rowMajorP && !match.guardZero) {
       int64_t M = dimOf(outs[0], 0), Dv = dimOf(outs[0], 1), N = dimOf(ins[1], 0);
       Type bf16 = rewriter.getBF16Type();
       Value probs = allocaAtEntry(rewriter, op, {M, N}, bf16);
       Value pairs = allocaAtEntry(rewriter, op, {N / 2, 2 * Dv}, bf16);
       sb.emitProbsTimesValueAMX(ins[0], ins[1], outs[0], alpha, keys.jLo,
                                 keys.jHi, probs, pairs);
+      what += " (AMX)";
     } else {
-      sb.emitProbsTimesValue(ins[0], ins[1], outs[0], alpha, keys, keyLanes);
+      sb.emitProbsTimesValue(ins[0], ins[1], outs[0], alpha, keys,
+                             match.rowMajorP);
+      what += " (FMA)";
     }
-    if (alpha)
+    if (alpha) {
       rewriter.eraseOp(prev);
-  } else {
-    return failure();
+      what += ", with the row rescale before it";
+    }
+    break;
+  }
   }
   rewriter.eraseOp(op);
-  return success();
+  return what;
 }
 
 struct CPULowerStagesPass
@@ -388,8 +443,20 @@ struct CPULowerStagesPass
     IRRewriter rewriter(&getContext());
     // In order: a rescale stage is left in place for the pv stage after
     // it, which folds it in.
-    for (linalg::GenericOp op : stages)
-      (void)lowerStage(rewriter, op, vectorWidth, vectorRegisters);
+    for (linalg::GenericOp op : stages) {
+      std::string reason;
+      Location loc = op.getLoc();
+      std::string stage = stageOf(op).str();
+      FailureOr<std::string> lowered =
+          lowerStage(rewriter, op, vectorWidth, vectorRegisters, reason);
+      if (!remarks)
+        continue;
+      if (succeeded(lowered))
+        emitRemark(loc) << "stage '" << stage << "': " << *lowered;
+      else
+        emitRemark(loc) << "stage '" << stage << "': left to loops: "
+                        << reason;
+    }
   }
 };
 

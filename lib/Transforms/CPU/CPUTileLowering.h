@@ -6,12 +6,15 @@
 //     on tensors: each tile becomes linalg.generic stages, tagged with
 //     kStageAttr, inside the key loop (the stage contract is below);
 //   attn-cpu-lower-stages (CPULowerStages.cpp)
-//     on buffers: each tagged stage is lowered by a microkernel pattern
-//     (the contractions: CPUTileScores.cpp, CPUTileAMX.cpp,
-//     CPUTileDecode.cpp; the reductions: CPULowerStages.cpp) or by the
-//     region vectorizer (CPUVectorizeStage.cpp: the elementwise stages,
-//     among them the score stage, whose region is the one place a score
-//     modification or a mask test lives).
+//     on buffers: each tagged stage is matched by structure (its iterator
+//     types, indexing maps and whole body: CPUStageMatch.cpp) and lowered
+//     by the microkernel that computes exactly that function (the
+//     contractions: CPUTileScores.cpp, CPUTileAMX.cpp, CPUTileDecode.cpp;
+//     the reductions: CPULowerStages.cpp) or by the region vectorizer
+//     (CPUVectorizeStage.cpp: the elementwise stages, among them the score
+//     stage, whose region is the one place a score modification or a mask
+//     test lives). A stage that matches no family is left to the loop
+//     lowering, which computes what its body says; tags are hints only.
 //
 // Internal to lib/Transforms/CPU.
 //
@@ -67,17 +70,17 @@ namespace cpu {
 //   exp_sum   outs (S, l): S = exp(S - m_new'), l += S over j; query lanes
 //             ins (m_new, jLo, jHi) and only keys in [jLo, jHi).
 //   rescale   elementwise acc[m][e] *= alpha[m]: ins (alpha), outs (acc).
-//   pv        acc[m][e] += P[j][m] V[j][e] for the keys each row keeps:
-//             ins (P, V, jLo, jHi, q_offset, kv_offset), the band of
-//             kMaskKindAttr, with kGuardZeroAttr also p != 0 (tensor masks);
-//             kSchemeAttr fma or amx.
+//   pv        acc[m][e] = keep ? acc + P[j][m] V[j][e] : acc, keep the
+//             conjunction of jLo <= j < jHi, the band on
+//             rel = (kv_offset + j) - (q_offset + m) and, for tensor masks,
+//             p != 0: ins (P, V, jLo, jHi, q_offset, kv_offset);
+//             kSchemeAttr fma or amx. The lowering reads the band and the
+//             p != 0 guard off the body.
 //===----------------------------------------------------------------------===//
 
 constexpr llvm::StringLiteral kStageAttr = "attn.cpu_stage";
 constexpr llvm::StringLiteral kSchemeAttr = "attn.cpu_scheme";
 constexpr llvm::StringLiteral kStageLayoutAttr = "attn.cpu_layout";
-constexpr llvm::StringLiteral kMaskKindAttr = "attn.mask_kind";
-constexpr llvm::StringLiteral kGuardZeroAttr = "attn.guard_zero";
 
 constexpr llvm::StringLiteral kQueryLanes = "query_lanes";
 constexpr llvm::StringLiteral kKeyLanes = "key_lanes";
@@ -103,6 +106,52 @@ inline bool useKeyLanes(const AttentionDims &d, int64_t vectorWidth) {
 /// full blocks and one remainder block, calling body(start, count).
 void forBlocks(OpBuilder &b, Location loc, int64_t total, int64_t block,
                function_ref<void(Value, int64_t)> body);
+
+//===----------------------------------------------------------------------===//
+// Matching stages by structure (CPUStageMatch.cpp).
+//===----------------------------------------------------------------------===//
+
+/// What a tile stage computes, read from its iterator types, indexing maps
+/// and whole body (never from its tags, which are layout hints at most).
+/// Indices as in the stage contract above: j key, m query row, d / p
+/// head_dim (pairs), e v_dim; "lanes" is the layout with queries on the
+/// vector lanes, "rows" the one with keys on the lanes.
+struct StageMatch {
+  enum class Kind {
+    /// Anything else: left to the loop lowering, which computes whatever
+    /// the body says.
+    None,
+    ScoresLanes,     // S[j][m] += K[j][d] * QT[d][m]
+    ScoresPairs,     // S[j][m] += K[j][p][r] * QP[p][m][r] (bf16 pairs)
+    ScoresRows,      // S[m][j] += Q[m][d] * K[j][d]
+    MaxLanes,        // mx[m] = S[j][m] > mx[m] ? S : mx, j in [jLo, jHi)
+    MaxRows,         // mx[m] = S[m][j] > mx[m] ? S : mx
+    ExpSumLanes,     // S[j][m] = exp(S - safe(mNew[m])), l[m] += S, j in
+                     // [jLo, jHi)
+    ExpSumRows,      // S[m][j] = exp(S - safe(mNew[m])), l[m] += S
+    Rescale,         // acc[m][e] *= alpha[m]
+    ProbsTimesValue, // acc[m][e] = keep ? acc + P[j][m] V[j][e] : acc
+    Elementwise,     // every loop parallel: the region vectorizer
+  };
+  Kind kind = Kind::None;
+  /// ProbsTimesValue: P is [m][j] (keys on the lanes) rather than [j][m];
+  /// the band its guard tests on rel = (kv_offset + j) - (q_offset + m);
+  /// whether it also guards on p != 0 (tensor masks).
+  bool rowMajorP = false;
+  KeyBand band;
+  bool guardZero = false;
+  /// The index operands the body uses as the key range [jLo, jHi)
+  /// (MaxLanes, ExpSumLanes, ProbsTimesValue) and, for the band, as the
+  /// positions of row 0 and key 0.
+  Value jLo, jHi, qOff, kOff;
+  /// For None: what did not match.
+  std::string reason;
+};
+
+/// Matches `op` against the stage families the microkernels compute.
+StageMatch matchStage(linalg::GenericOp op);
+/// A few words naming a kind, for remarks.
+StringRef stringifyStageKind(StageMatch::Kind kind);
 
 /// Lowers an elementwise stage (all loops parallel, static, buffers) by
 /// vectorizing its region along the innermost loop: see
