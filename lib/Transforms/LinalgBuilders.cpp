@@ -166,6 +166,20 @@ struct Conjunction {
 };
 } // namespace
 
+Value builders::buildScoreElement(OpBuilder &b, Location loc,
+                                  const ScoreElement &e) {
+  Value s = e.score;
+  if (e.scale)
+    s = arith::MulFOp::create(b, loc, s, f32Const(b, loc, *e.scale));
+  if (Value bias = e.bias ? e.bias(b) : Value())
+    s = arith::AddFOp::create(b, loc, s, toF32(b, loc, bias));
+  if (Value keep = e.keep ? e.keep(b) : Value())
+    s = arith::SelectOp::create(
+        b, loc, keep, s,
+        f32Const(b, loc, -std::numeric_limits<double>::infinity()));
+  return s;
+}
+
 Value builders::buildMaskedScores(OpBuilder &b, Location loc,
                                 const GroupedOperands &ops, Value scores) {
   MLIRContext *ctx = b.getContext();
@@ -203,28 +217,31 @@ Value builders::buildMaskedScores(OpBuilder &b, Location loc,
       b, loc, scores.getType(), inputs, ValueRange{scores}, maps,
       SmallVector<IteratorType>(5, kPar),
       [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Value s = args.back();
-        s = arith::MulFOp::create(nb, nl, s, f32Const(nb, nl, ops.scale));
-        if (biasIdx >= 0)
-          s = arith::AddFOp::create(nb, nl, s, toF32(nb, nl, args[biasIdx]));
-        Conjunction kb{nb, nl, Value()};
-        if (maskIdx >= 0)
-          kb.conj(args[maskIdx]);
-        if (positional) {
-          Value m = linalg::IndexOp::create(nb, nl, 3);
-          Value n = linalg::IndexOp::create(nb, nl, 4);
-          Value kpos = arith::AddIOp::create(nb, nl, visible.keyPos, n);
-          Value qpos = arith::AddIOp::create(nb, nl, visible.rowPos, m);
-          kb.conj(visible.buildKeep(
-              nb, nl, qpos, kpos,
-              visible.keyLimits(nb, nl,
-                                lensIdx >= 0 ? args[lensIdx] : Value())));
-        }
-        if (kb.keep)
-          s = arith::SelectOp::create(
-              nb, nl, kb.keep, s,
-              f32Const(nb, nl, -std::numeric_limits<double>::infinity()));
-        linalg::YieldOp::create(nb, nl, s);
+        ScoreElement e;
+        e.score = args.back();
+        e.scale = ops.scale;
+        auto bias = [&](OpBuilder &) {
+          return biasIdx >= 0 ? args[biasIdx] : Value();
+        };
+        auto keep = [&](OpBuilder &) {
+          Conjunction kb{nb, nl, Value()};
+          if (maskIdx >= 0)
+            kb.conj(args[maskIdx]);
+          if (positional) {
+            Value m = linalg::IndexOp::create(nb, nl, 3);
+            Value n = linalg::IndexOp::create(nb, nl, 4);
+            Value kpos = arith::AddIOp::create(nb, nl, visible.keyPos, n);
+            Value qpos = arith::AddIOp::create(nb, nl, visible.rowPos, m);
+            kb.conj(visible.buildKeep(
+                nb, nl, qpos, kpos,
+                visible.keyLimits(nb, nl,
+                                  lensIdx >= 0 ? args[lensIdx] : Value())));
+          }
+          return kb.keep;
+        };
+        e.bias = bias;
+        e.keep = keep;
+        linalg::YieldOp::create(nb, nl, buildScoreElement(nb, nl, e));
       });
   return generic.getResult(0);
 }

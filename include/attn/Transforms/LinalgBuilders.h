@@ -56,8 +56,30 @@ Value buildFilled(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> shape,
 /// f32 whatever the input element type.
 Value buildScores(OpBuilder &b, Location loc, const GroupedOperands &ops);
 
-/// scores * scale + bias where the key is kept, -inf elsewhere. Masking is a
-/// selection, so NaN/Inf in hidden keys never reaches the result.
+/// The element function of the one score stage, which every lowering's
+/// score stage builds its body with (buildMaskedScores for the reference and
+/// codegen=linalg, the CPU decomposition's score stage for the fast path):
+///
+///   s = q . k (f32) [* scale] [+ bias];  s = keep ? s : -inf
+///
+/// (PyTorch SDPA / FlashAttention semantics: the bias is added to the scaled
+/// score, hidden keys get -inf, a selection, so NaN or inf in a hidden
+/// key's score never reaches the softmax). A score modification (softcap,
+/// ALiBi, a score_mod region) is written here once; a mask rule joins
+/// `keep`. The callbacks emit, in this order, the bias element (any float
+/// type; null for none) and the i1 keep predicate (tensor mask, position
+/// rules; null when every key is kept) at the point of use.
+struct ScoreElement {
+  Value score;
+  /// Multiplied in here unless the contraction applied it.
+  std::optional<double> scale;
+  function_ref<Value(OpBuilder &)> bias;
+  function_ref<Value(OpBuilder &)> keep;
+};
+Value buildScoreElement(OpBuilder &b, Location loc, const ScoreElement &e);
+
+/// scores * scale + bias where the key is kept, -inf elsewhere
+/// (buildScoreElement over the grouped layout [B, Hk, G, M, N]).
 Value buildMaskedScores(OpBuilder &b, Location loc, const GroupedOperands &ops,
                         Value scores);
 

@@ -184,47 +184,53 @@ struct Decomposer {
     linalg::GenericOp g = generic(
         "score", st.getType(), {}, st, {id}, {kPar, kPar},
         [&](OpBuilder &b, ValueRange args) {
-          Value s = args[0];
           Value j = linalg::IndexOp::create(b, loc, keyLanes ? 1 : 0);
           Value m = linalg::IndexOp::create(b, loc, keyLanes ? 0 : 1);
           auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); };
-          if (scaleHere)
-            s = arith::MulFOp::create(b, loc, s, fconst(b, scale()));
-          Value row = M == 1 ? c(0) : arith::MinSIOp::create(b, loc, m, c(M - 1)).getResult();
+          Value row;
+          // Bias and mask are read at the (clamped) row and key of the
+          // element, with broadcast dimensions at 0.
           auto at = [&](Value operand) -> SmallVector<Value> {
+            if (!row)
+              row = M == 1 ? c(0) : arith::MinSIOp::create(b, loc, m, c(M - 1)).getResult();
             auto t = cast<RankedTensorType>(operand.getType());
             return {t.getDimSize(0) == 1 ? c(0) : bIdx,
                     t.getDimSize(1) == 1 ? c(0) : h,
                     t.getDimSize(2) == 1 ? c(0) : row, j};
           };
-          Value keep;
-          auto conj = [&](Value k) {
-            keep = keep ? arith::AndIOp::create(b, loc, keep, k).getResult() : k;
+          auto readBias = [&](OpBuilder &) {
+            return bias ? tensor::ExtractOp::create(b, loc, bias, at(bias)).getResult()
+                        : Value();
           };
-          if (bias) {
-            Value bv = tensor::ExtractOp::create(b, loc, bias, at(bias));
-            if (!bv.getType().isF32())
-              bv = arith::ExtFOp::create(b, loc, b.getF32Type(), bv);
-            s = arith::AddFOp::create(b, loc, s, bv);
-          }
-          if (mask)
-            conj(tensor::ExtractOp::create(b, loc, mask, at(mask)));
-          Value j32 = arith::IndexCastOp::create(b, loc, i32, j);
-          if (withBand) {
-            // rel = (kv_offset + j) - (q_offset + m), in i32 like the lanes.
-            Value kPos = arith::IndexCastOp::create(b, loc, i32,
-                                                    arith::AddIOp::create(b, loc, kOff, j));
-            Value qPos = arith::IndexCastOp::create(b, loc, i32,
-                                                    arith::AddIOp::create(b, loc, qOff, m));
-            conj(band.buildKeeps(b, loc, arith::SubIOp::create(b, loc, kPos, qPos)));
-          }
-          if (keyLanes) {
-            conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, j32, lo32));
-            conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j32, hi32));
-          }
-          if (keep)
-            s = arith::SelectOp::create(b, loc, keep, s, fconst(b, kNegInf));
-          linalg::YieldOp::create(b, loc, s);
+          auto keepOf = [&](OpBuilder &) {
+            Value keep;
+            auto conj = [&](Value k) {
+              keep = keep ? arith::AndIOp::create(b, loc, keep, k).getResult() : k;
+            };
+            if (mask)
+              conj(tensor::ExtractOp::create(b, loc, mask, at(mask)));
+            Value j32 = arith::IndexCastOp::create(b, loc, i32, j);
+            if (withBand) {
+              // rel = (kv_offset + j) - (q_offset + m), in i32 like the lanes.
+              Value kPos = arith::IndexCastOp::create(b, loc, i32,
+                                                      arith::AddIOp::create(b, loc, kOff, j));
+              Value qPos = arith::IndexCastOp::create(b, loc, i32,
+                                                      arith::AddIOp::create(b, loc, qOff, m));
+              conj(band.buildKeeps(b, loc, arith::SubIOp::create(b, loc, kPos, qPos)));
+            }
+            if (keyLanes) {
+              conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, j32, lo32));
+              conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j32, hi32));
+            }
+            return keep;
+          };
+          builders::ScoreElement e;
+          e.score = args[0];
+          if (scaleHere)
+            e.scale = scale();
+          e.bias = readBias;
+          e.keep = keepOf;
+          linalg::YieldOp::create(b, loc, builders::buildScoreElement(b, loc, e));
         });
     return g.getResult(0);
   }

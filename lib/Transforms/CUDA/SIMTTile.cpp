@@ -47,7 +47,7 @@ constexpr int64_t kRows = kSimtRowsPerThread;
 class SIMTCodegen final : public TileCodegen {
 public:
   SIMTCodegen(const TileShape &shape, const MaskInfo &mask, double scale)
-      : shape(shape), mask(mask), scale(scale) {}
+      : shape(shape), mask(mask), hook{scale} {}
 
   int64_t numThreads() const override {
     return shape.blockQ / kRows * kSimtGroupLanes;
@@ -72,8 +72,7 @@ private:
   int64_t cols() const { return shape.blockK / kSimtGroupLanes; }
   int64_t chunks() const { return shape.vHeadDim / (4 * kSimtGroupLanes); }
   int64_t numAcc() const { return kRows * chunks(); }
-  bool preScale() const { return scale <= 0; }
-  double expFactor() const { return preScale() ? kLog2E : scale * kLog2E; }
+  double expFactor() const { return hook.expFactor(); }
   SmallVector<Value> compute(Emitter &e, const KernelInputs &in,
                              const SharedTiles &smem, Value stage,
                              const BlockPositions &pos, Value allVisible,
@@ -84,7 +83,7 @@ private:
 
   TileShape shape;
   MaskInfo mask;
-  double scale;
+  ScoreHook hook;
   Value queryTile, probTile; // memref<blockQ x stride x f32, workgroup>
 };
 
@@ -223,12 +222,10 @@ SmallVector<Value> SIMTCodegen::compute(Emitter &e, const KernelInputs &in,
     scf::YieldOp::create(b, loc, s);
   }
   SmallVector<Value> s(dLoop.getResults());
-  if (preScale())
-    for (Value &x : s)
-      x = arith::MulFOp::create(b, loc, x, e.f32(scale));
+  for (Value &x : s)
+    x = hook.applyScale(e, x);
 
   // Per-element masks where the block is only partly visible to the warp.
-  Value negInf = e.f32(kNegInf);
   if (!mask.maskFree()) {
     auto ifOp = scf::IfOp::create(b, loc, TypeRange(ValueRange(s)), allVisible,
                                   /*withElseRegion=*/true);
@@ -241,8 +238,8 @@ SmallVector<Value> SIMTCodegen::compute(Emitter &e, const KernelInputs &in,
     for (int64_t i = 0; i < kRows; ++i) {
       Value row = e.toI32(rows[i]);
       for (int64_t j = 0; j < cols(); ++j) {
-        Value keep = keepElement(e, mask, em, row, e.toI32(keyCols[j]));
-        masked.push_back(e.select(keep, s[i * cols() + j], negInf));
+        masked.push_back(hook.applyMask(e, mask, em, row,
+                                        e.toI32(keyCols[j]), s[i * cols() + j]));
       }
     }
     scf::YieldOp::create(b, loc, masked);

@@ -50,7 +50,7 @@ namespace {
 class TensorCoreCodegen final : public TileCodegen {
 public:
   TensorCoreCodegen(const TileShape &shape, const MaskInfo &mask, double scale)
-      : shape(shape), mask(mask), scale(scale) {}
+      : shape(shape), mask(mask), hook{scale} {}
 
   int64_t numThreads() const override { return 32 * (shape.blockQ / 16); }
   int64_t scratchBytes() const override { return 0; }
@@ -68,8 +68,7 @@ private:
   int64_t numAcc() const { return shape.vHeadDim / 8; }
   /// Scores are pre-multiplied by the scale when it is not positive, so
   /// that the running max can be taken on them; exp2 then uses log2(e).
-  bool preScale() const { return scale <= 0; }
-  double expFactor() const { return preScale() ? kLog2E : scale * kLog2E; }
+  double expFactor() const { return hook.expFactor(); }
 
   Value mma(Emitter &e, Value a, Value b, Value c);
   Value ldmatrix(Emitter &e, Value tile, Value stage, Value row, Value col,
@@ -81,7 +80,7 @@ private:
 
   TileShape shape;
   MaskInfo mask;
-  double scale;
+  ScoreHook hook;
   /// The warp's query rows as A fragments, one per k-step of head_dim.
   SmallVector<Value> queryFragments;
 };
@@ -238,14 +237,7 @@ SmallVector<Value> TensorCoreCodegen::compute(
           e.add(e.apply(kx2, 1, lane), e.idx(D - 16)), 2, false);
       s = mma(e, queryFragments.back(), frag, s);
     }
-    if (preScale())
-      s = arith::MulFOp::create(
-          b, loc, s,
-          arith::ConstantOp::create(
-              b, loc,
-              DenseElementsAttr::get(vec({2, 2}, f32),
-                                     b.getF32FloatAttr(scale))));
-    scores.push_back(s);
+    scores.push_back(hook.applyScale(e, s));
   }
 
   // Per-element masks where the block is only partly visible to the warp.
@@ -257,7 +249,6 @@ SmallVector<Value> TensorCoreCodegen::compute(
     scf::YieldOp::create(b, loc, scores);
     b.setInsertionPointToStart(ifOp.elseBlock());
     ElementMask em = getElementMask(e, mask, in, pos, BK);
-    Value negInf = e.f32(kNegInf);
     Value rowBase = e.mul(in.warpId, e.idx(16));
     SmallVector<Value> masked;
     for (int64_t nt = 0; nt < BK / 8; ++nt) {
@@ -269,8 +260,7 @@ SmallVector<Value> TensorCoreCodegen::compute(
           Value col = e.toI32(e.add(e.apply(map, 1, lane), e.idx(8 * nt)));
           Value s = vector::ExtractOp::create(b, loc, scores[nt],
                                               ArrayRef<int64_t>{r, c});
-          elems.push_back(
-              e.select(keepElement(e, mask, em, row, col), s, negInf));
+          elems.push_back(hook.applyMask(e, mask, em, row, col, s));
         }
       masked.push_back(
           vector::FromElementsOp::create(b, loc, vec({2, 2}, f32), elems));

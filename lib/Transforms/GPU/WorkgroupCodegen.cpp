@@ -142,6 +142,23 @@ void gpu_lowering::storeLogSumExp(Emitter &e, const KernelInputs &in, Value writ
                                      e.add(in.lseOffsets[2], row)});
 }
 
+Value ScoreHook::applyScale(Emitter &e, Value s) const {
+  if (!preScale())
+    return s;
+  Attribute value = e.b.getF32FloatAttr(scale);
+  if (auto vector = dyn_cast<VectorType>(s.getType()))
+    value = DenseElementsAttr::get(vector, value);
+  return arith::MulFOp::create(
+      e.b, e.loc, s,
+      arith::ConstantOp::create(e.b, e.loc, cast<TypedAttr>(value)));
+}
+
+Value ScoreHook::applyMask(Emitter &e, const MaskInfo &mask,
+                           const ElementMask &em, Value row, Value col,
+                           Value s) const {
+  return e.select(keepElement(e, mask, em, row, col), s, e.f32(kNegInf));
+}
+
 Value gpu_lowering::keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,
                         Value row, Value col) {
   using P = arith::CmpIPredicate;

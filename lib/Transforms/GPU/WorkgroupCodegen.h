@@ -132,6 +132,30 @@ ElementMask getElementMask(Emitter &e, const MaskInfo &mask,
 Value keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,
                   Value row, Value col);
 
+/// log2(e) and ln(2) (the running max starts at attn::kNegInf).
+constexpr double kLog2E = 1.4426950408889634;
+constexpr double kLn2 = 0.6931471805599453;
+
+/// The score hook of the CUDA tile code, shared by the tensor-core and the
+/// FMA (SIMT) emitters: what happens to each raw score q . k before the
+/// online softmax, the CUDA counterpart of builders::buildScoreElement (a
+/// score modification on CUDA is written here once). A positive scale is
+/// folded into exp2's factor (expFactor = scale * log2 e, FlashAttention-2's
+/// trick); a zero or negative one is multiplied in first (preScale), so that
+/// the running max is taken on the scaled scores. Hidden keys get -inf.
+struct ScoreHook {
+  double scale;
+
+  bool preScale() const { return scale <= 0; }
+  /// The factor of exp2 for scores in the units of the running max.
+  double expFactor() const { return preScale() ? kLog2E : scale * kLog2E; }
+  /// `s` (f32 or a vector of f32) multiplied by the scale when preScale.
+  Value applyScale(Emitter &e, Value s) const;
+  /// keep(row, col) ? s : -inf, for i32 local `row` and `col`.
+  Value applyMask(Emitter &e, const MaskInfo &mask, const ElementMask &em,
+                  Value row, Value col, Value s) const;
+};
+
 /// Epilogue: when `writer` holds, stores the log-sum-exp of local row `row`,
 /// ln(sum_j exp(scale s_j)) = (m * expFactor + log2 l) * ln 2 for the
 /// running max `m` (in score units) and the row sum `l` of exp2 terms, or
@@ -142,10 +166,6 @@ void storeLogSumExp(Emitter &e, const KernelInputs &in, Value writer, Value row,
 
 /// Keys at or past this absolute position when nothing limits them.
 constexpr int64_t kNoKeyLimit = int64_t(1) << 40;
-
-/// log2(e) and ln(2) (the running max starts at attn::kNegInf).
-constexpr double kLog2E = 1.4426950408889634;
-constexpr double kLn2 = 0.6931471805599453;
 
 } // namespace gpu_lowering
 } // namespace attn
