@@ -242,39 +242,62 @@ struct Decomposer {
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j, hi));
   }
 
-  /// One (batch, query head) of the tile; returns the new acc, max, sum.
-  SmallVector<Value> buildHead(Value qt, Value bIdx, Value h, Value acc4,
-                               Value max4, Value sum4) {
-    OpFoldResult bF = bIdx, hF = h, z = rw.getIndexAttr(0);
+  /// One (batch, query head) of the tile as the stages see it: the head's
+  /// key and value, its running state, the positions of row 0 (on the
+  /// diagonal) and key 0, the last non-padding row and the keys [jLo, jHi)
+  /// that some row sees.
+  struct Head {
+    Value bIdx, h;
+    OpFoldResult bF, hF;
+    Value k2, v2, acc2, m1, l1;
+    Value qOff, kOff, qLast, jLo, jHi;
+  };
+
+  /// Slices the head out of the tile and asks VisibleKeys for its key range.
+  Head beginHead(Value bIdx, Value h, Value acc4, Value max4, Value sum4) {
+    Head hd;
+    hd.bIdx = bIdx;
+    hd.h = h;
+    hd.bF = bIdx;
+    hd.hF = h;
+    OpFoldResult z = rw.getIndexAttr(0);
     Value hk = G == 1 ? h : arith::DivUIOp::create(rw, loc, h, idx(G)).getResult();
     OpFoldResult hkF = hk;
-    Value k2 = slice(op.getKey(), {bF, hkF, z, z}, {1, 1, N, D}, 2);
-    Value v2 = slice(op.getValue(), {bF, hkF, z, z}, {1, 1, N, Dv}, 2);
-    Value acc2 = slice(acc4, {bF, hF, z, z}, {1, 1, M, Dv}, 2);
-    Value m1 = slice(max4, {bF, hF, z}, {1, 1, M}, 2);
-    Value l1 = slice(sum4, {bF, hF, z}, {1, 1, M}, 2);
+    hd.k2 = slice(op.getKey(), {hd.bF, hkF, z, z}, {1, 1, N, D}, 2);
+    hd.v2 = slice(op.getValue(), {hd.bF, hkF, z, z}, {1, 1, N, Dv}, 2);
+    hd.acc2 = slice(acc4, {hd.bF, hd.hF, z, z}, {1, 1, M, Dv}, 2);
+    hd.m1 = slice(max4, {hd.bF, hd.hF, z}, {1, 1, M}, 2);
+    hd.l1 = slice(sum4, {hd.bF, hd.hF, z}, {1, 1, M}, 2);
 
     // Positions of the first row (on the diagonal) and key, and the keys
     // [jLo, jHi) that some row of the tile sees.
     VisibleKeys visible = VisibleKeys::get(rw, loc, detail);
-    Value qOff = visible.rowPos, kOff = visible.keyPos;
-    Value qLast = visible.lastRow(rw, loc, qOff, idx(M));
-    Value jLo = idx(0), jHi = idx(N);
+    hd.qOff = visible.rowPos;
+    hd.kOff = visible.keyPos;
+    hd.qLast = visible.lastRow(rw, loc, hd.qOff, idx(M));
+    hd.jLo = idx(0);
+    hd.jHi = idx(N);
     visible.narrowToSomeRow(
-        rw, loc, qOff, qLast,
-        visible.keyLimits(rw, loc, visible.readKvLen(rw, loc, bIdx)), jLo, jHi);
-    jLo = sb.minI(jLo, idx(N));
-    jHi = sb.maxI(jHi, jLo);
+        rw, loc, hd.qOff, hd.qLast,
+        visible.keyLimits(rw, loc, visible.readKvLen(rw, loc, hd.bIdx)),
+        hd.jLo, hd.jHi);
+    hd.jLo = sb.minI(hd.jLo, idx(N));
+    hd.jHi = sb.maxI(hd.jHi, hd.jLo);
+    return hd;
+  }
 
+  /// The scores stage: the Q K^T contraction in the tile's layout (keys on
+  /// the lanes, or queries on the lanes as FMA, bf16 pairs or AMX).
+  Value buildScoresStage(const Head &hd, Value qt) {
+    OpFoldResult bF = hd.bF, hF = hd.hF, z = rw.getIndexAttr(0);
     Type f32 = rw.getF32Type();
-    // Scores.
     int64_t rows = keyLanes ? M : N, cols = keyLanes ? N : Mp;
     Value st0 = filled({rows, cols}, 0.0);
     Value st;
     if (keyLanes) {
       Value q2 = slice(op.getQuery(), {bF, hF, z, z}, {1, 1, M, D}, 2);
       AffineExpr m = dim(0), j = dim(1), dd = dim(2);
-      st = generic("scores", st0.getType(), {q2, k2}, st0,
+      st = generic("scores", st0.getType(), {q2, hd.k2}, st0,
                    {map(3, {m, dd}), map(3, {j, dd}), map(3, {m, j})},
                    {kPar, kPar, kRed}, [&](OpBuilder &b, ValueRange a) {
                      auto ext = [&](Value v) {
@@ -296,7 +319,7 @@ struct Decomposer {
                           : slice(qt, {bF, hF, z, z}, {1, 1, D, Mp}, 2);
       SmallVector<AffineMap> maps;
       SmallVector<IteratorType> iters;
-      Value lhs = k2, rhs = q2;
+      Value lhs = hd.k2, rhs = q2;
       if (usePairs) {
         // The pairs as a dimension of their own: K [j][p][r], QP [p][m][r].
         auto expand = [&](Value v, ArrayRef<int64_t> shape) {
@@ -305,7 +328,7 @@ struct Decomposer {
               rw, loc, tensorType(shape, t.getElementType()), v,
               SmallVector<ReassociationIndices>{{0}, {1, 2}});
         };
-        lhs = expand(k2, {N, D / 2, 2});
+        lhs = expand(hd.k2, {N, D / 2, 2});
         rhs = expand(q2, {D / 2, Mp, 2});
         AffineExpr j = dim(0), m = dim(1), p = dim(2), r = dim(3);
         maps = {map(4, {j, p, r}), map(4, {p, m, r}), map(4, {j, m})};
@@ -333,12 +356,16 @@ struct Decomposer {
       st = g.getResult(0);
     }
 
-    // The score stage; with queries on the lanes, a tile inside the band
-    // skips the band test.
+    return st;
+  }
+
+  /// The score stage (buildScoreStage); with queries on the lanes, a tile
+  /// inside the band skips the band test.
+  Value buildMaskedScoreStage(const Head &hd, Value st) {
     if (!keyLanes && !band.isUnbounded()) {
-      Value hiKey = sb.add(kOff, sb.sub(jHi, idx(1))), loKey = sb.add(kOff, jLo);
-      Value inside = band.buildKeepsAnyAll(rw, loc, sb.sub(loKey, qLast),
-                                           sb.sub(hiKey, qOff))
+      Value hiKey = sb.add(hd.kOff, sb.sub(hd.jHi, idx(1))), loKey = sb.add(hd.kOff, hd.jLo);
+      Value inside = band.buildKeepsAnyAll(rw, loc, sb.sub(loKey, hd.qLast),
+                                           sb.sub(hiKey, hd.qOff))
                          .second;
       auto ifOp = scf::IfOp::create(rw, loc, TypeRange{st.getType()}, inside,
                                     /*withElseRegion=*/true);
@@ -346,24 +373,37 @@ struct Decomposer {
         OpBuilder::InsertionGuard g(rw);
         rw.setInsertionPointToStart(ifOp.thenBlock());
         scf::YieldOp::create(
-            rw, loc, buildScoreStage(st, bIdx, h, qOff, kOff, jLo, jHi, false));
+            rw, loc, buildScoreStage(st, hd.bIdx, hd.h, hd.qOff, hd.kOff, hd.jLo, hd.jHi, false));
         rw.setInsertionPointToStart(ifOp.elseBlock());
         scf::YieldOp::create(
-            rw, loc, buildScoreStage(st, bIdx, h, qOff, kOff, jLo, jHi, true));
+            rw, loc, buildScoreStage(st, hd.bIdx, hd.h, hd.qOff, hd.kOff, hd.jLo, hd.jHi, true));
       }
       st = ifOp.getResult(0);
     } else {
-      st = buildScoreStage(st, bIdx, h, qOff, kOff, jLo, jHi,
+      st = buildScoreStage(st, hd.bIdx, hd.h, hd.qOff, hd.kOff, hd.jLo, hd.jHi,
                            keyLanes && !band.isUnbounded());
     }
 
-    // Row statistics over `lanes` rows (Mp with queries on the lanes).
+    return st;
+  }
+
+  /// The row statistics of a head, over `statRows` rows (Mp with queries on
+  /// the lanes, padded with -inf max and 0 sum).
+  struct RowStats {
+    int64_t statRows;
+    Value mNew, alpha, lScaled;
+  };
+
+  /// The max stage, then the alpha stage: m' = max(m, rowmax),
+  /// alpha = exp(m - safe(m')), alpha * l.
+  RowStats buildMaxAndAlphaStages(const Head &hd, Value st) {
+    Type f32 = rw.getF32Type();
     int64_t statRows = keyLanes ? M : Mp;
-    Value mOld = m1, lOld = l1;
+    Value mOld = hd.m1, lOld = hd.l1;
     if (statRows != M) {
       OpFoldResult z0 = rw.getIndexAttr(0);
-      mOld = insert(m1, filled({statRows}, kNegInf), {z0}, {M});
-      lOld = insert(l1, filled({statRows}, 0.0), {z0}, {M});
+      mOld = insert(hd.m1, filled({statRows}, kNegInf), {z0}, {M});
+      lOld = insert(hd.l1, filled({statRows}, 0.0), {z0}, {M});
     }
     Value rowMaxInit = filled({statRows}, kNegInf);
     Value rowMax;
@@ -379,7 +419,7 @@ struct Decomposer {
                    .getResult(0);
     } else {
       AffineExpr j = dim(0), m = dim(1);
-      rowMax = generic("max", rowMaxInit.getType(), {st, jLo, jHi}, rowMaxInit,
+      rowMax = generic("max", rowMaxInit.getType(), {st, hd.jLo, hd.jHi}, rowMaxInit,
                        {map(2, {j, m}), scalarMap(2), scalarMap(2), map(2, {m})},
                        {kRed, kPar}, [&](OpBuilder &b, ValueRange a) {
                          Value jv = linalg::IndexOp::create(b, loc, 0);
@@ -407,7 +447,14 @@ struct Decomposer {
         });
     Value mNew = alphaStage.getResult(0), alpha = alphaStage.getResult(1),
           lScaled = alphaStage.getResult(2);
-    // P = exp(S - safe(m')), l' = alpha l + sum_j P.
+    return {statRows, mNew, alpha, lScaled};
+  }
+
+  /// The exp_sum stage: P = exp(S - safe(m')), l' = alpha l + sum_j P.
+  /// Returns {P, l'}.
+  std::pair<Value, Value> buildExpSumStage(const Head &hd, Value st,
+                                           const RowStats &stats) {
+    Value mNew = stats.mNew, lScaled = stats.lScaled;
     linalg::GenericOp expSum;
     if (keyLanes) {
       AffineExpr m = dim(0), j = dim(1);
@@ -422,7 +469,7 @@ struct Decomposer {
     } else {
       AffineExpr j = dim(0), m = dim(1);
       expSum = generic(
-          "exp_sum", TypeRange{st.getType(), lScaled.getType()}, {mNew, jLo, jHi},
+          "exp_sum", TypeRange{st.getType(), lScaled.getType()}, {mNew, hd.jLo, hd.jHi},
           {st, lScaled}, {map(2, {m}), scalarMap(2), scalarMap(2), map(2, {j, m}), map(2, {m})},
           {kRed, kPar}, [&](OpBuilder &b, ValueRange a) {
             Value jv = linalg::IndexOp::create(b, loc, 0);
@@ -436,13 +483,21 @@ struct Decomposer {
                                b, loc, keep, arith::AddFOp::create(b, loc, a[4], p), a[4])});
           });
     }
-    Value probs = expSum.getResult(0), lNew = expSum.getResult(1);
+    return {expSum.getResult(0), expSum.getResult(1)};
 
-    // acc = alpha * acc, then acc += P V over the keys each row keeps.
+  }
+
+  /// The rescale stage acc = alpha * acc, then the pv stage acc += P V over
+  /// the keys each row sees. Returns the new accumulator.
+  Value buildRescaleAndPVStages(const Head &hd, Value probs,
+                                const RowStats &stats) {
+    Type f32 = rw.getF32Type();
+    int64_t statRows = stats.statRows;
+    Value alpha = stats.alpha;
     OpFoldResult z0 = rw.getIndexAttr(0);
     Value alphaM = statRows == M ? alpha : slice(alpha, {z0}, {M}, 0);
     Value rescaled =
-        generic("rescale", acc2.getType(), {alphaM}, acc2,
+        generic("rescale", hd.acc2.getType(), {alphaM}, hd.acc2,
                 {map(2, {dim(0)}), AffineMap::getMultiDimIdentityMap(2, rw.getContext())},
                 {kPar, kPar}, [&](OpBuilder &b, ValueRange a) {
                   linalg::YieldOp::create(b, loc,
@@ -453,7 +508,7 @@ struct Decomposer {
     AffineExpr m = dim(0), e = dim(1), j = dim(2);
     bool guardZero = op.getMask() != nullptr;
     linalg::GenericOp pv = generic(
-        "pv", rescaled.getType(), {p2, v2, jLo, jHi, qOff, kOff}, rescaled,
+        "pv", rescaled.getType(), {p2, hd.v2, hd.jLo, hd.jHi, hd.qOff, hd.kOff}, rescaled,
         {keyLanes ? map(3, {m, j}) : map(3, {j, m}), map(3, {j, e}), scalarMap(3),
          scalarMap(3), scalarMap(3), scalarMap(3), map(3, {m, e})},
         {kPar, kPar, kRed}, [&](OpBuilder &b, ValueRange a) {
@@ -477,11 +532,25 @@ struct Decomposer {
         });
     pv->setAttr(kSchemeAttr, rw.getStringAttr(amx ? "amx" : "fma"));
 
+    return pv.getResult(0);
+  }
+
+  /// One (batch, query head) of the tile; returns the new acc, max, sum.
+  SmallVector<Value> buildHead(Value qt, Value bIdx, Value h, Value acc4,
+                               Value max4, Value sum4) {
+    Head hd = beginHead(bIdx, h, acc4, max4, sum4);
+    Value st = buildMaskedScoreStage(hd, buildScoresStage(hd, qt));
+    RowStats stats = buildMaxAndAlphaStages(hd, st);
+    auto [probs, lNew] = buildExpSumStage(hd, st, stats);
+    Value acc = buildRescaleAndPVStages(hd, probs, stats);
+    Value mNew = stats.mNew;
+    OpFoldResult bF = hd.bF, hF = hd.hF, z = rw.getIndexAttr(0), z0 = z;
+    int64_t statRows = stats.statRows;
     if (statRows != M) {
       mNew = slice(mNew, {z0}, {M}, 0);
       lNew = slice(lNew, {z0}, {M}, 0);
     }
-    return {insert(pv.getResult(0), acc4, {bF, hF, z, z}, {1, 1, M, Dv}),
+    return {insert(acc, acc4, {bF, hF, z, z}, {1, 1, M, Dv}),
             insert(mNew, max4, {bF, hF, z}, {1, 1, M}),
             insert(lNew, sum4, {bF, hF, z}, {1, 1, M})};
   }

@@ -122,21 +122,25 @@ FailureOr<BlockDesc> LaunchBodyBuilder::describeTile(Materializer &m,
       return failure();
     d.pos.keyPos = *x;
   }
-  d.pos.keyLimit = e.idx(kNoKeyLimit);
+  // The tile's key limits (VisibleKeys: kv_bound, then kv_lens[b]), read
+  // through the materialized views and folded into one.
+  VisibleKeys visible;
   if (Value bound = tile.getKvBound()) {
     FailureOr<Value> x = m.scalar(bound);
     if (failed(x))
       return failure();
-    d.pos.keyLimit = e.minI(d.pos.keyLimit, *x);
+    visible.kvBound = *x;
   }
+  Value len;
   if (Value lens = tile.getKvLens()) {
     FailureOr<TileView> l = m.view(lens);
     if (failed(l))
       return failure();
-    Value len = memref::LoadOp::create(b, loc, l->memref, l->offsets);
-    len = arith::IndexCastOp::create(b, loc, b.getIndexType(), len);
-    d.pos.keyLimit = e.minI(d.pos.keyLimit, len);
+    len = memref::LoadOp::create(b, loc, l->memref, l->offsets);
   }
+  d.pos.keyLimit = e.idx(kNoKeyLimit);
+  for (Value limit : visible.keyLimits(b, loc, len))
+    d.pos.keyLimit = e.minI(d.pos.keyLimit, limit);
   return d;
 }
 
