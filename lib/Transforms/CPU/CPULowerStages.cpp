@@ -2,7 +2,8 @@
 //
 // Lowers the linalg.generic stages that attn-cpu-decompose-online-attention
 // made of each tile (CPUTileLowering.h has the contract), after
-// bufferization, one pattern per stage:
+// bufferization, by what each stage's structure says it computes
+// (CPUStageMatch.cpp), with these microkernels:
 //
 //   scores    register-blocked Q K^T: FMA with each key element broadcast
 //             against queries on the lanes (CPUTileScores.cpp), AVX512-BF16
@@ -13,16 +14,17 @@
 //             the region vectorizer (CPUVectorizeStage.cpp);
 //   max, exp_sum
 //             lane-wise over queries (no horizontal reductions), or per row
-//             with keys on the lanes; the -inf fill of the row max is folded
-//             in;
+//             with keys on the lanes (CPUTileReductions.cpp); the -inf fill
+//             of the row max is folded in;
 //   rescale + pv
 //             register-blocked P V with the value dimension on the lanes and
 //             each probability broadcast, the rescaling folded into the
 //             accumulator loads, per-row guards where a key is kept by only
-//             some rows (or AMX tile products).
+//             some rows (CPUTileProbsTimesValue.cpp), or AMX tile products.
 //
-// A stage a pattern does not take stays a linalg.generic and is lowered to
-// loops with the rest of the function, which is also what the stages mean.
+// A stage that matches no microkernel's function stays a linalg.generic
+// and is lowered to loops with the rest of the function, which computes
+// what its body says.
 //
 //===----------------------------------------------------------------------===//
 
@@ -45,140 +47,6 @@ namespace attn {
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::cpu;
-
-namespace mlir {
-namespace attn {
-namespace cpu {
-
-void StageBuilder::emitRowMaxLanes(Value st, Value mx, Value jLo, Value jHi,
-                                   bool negInfInit) {
-  int64_t Mp = dimOf(st, 1);
-  auto chunkLoop = scf::ForOp::create(b, loc, idx(0), idx(Mp), idx(VL));
-  OpBuilder::InsertionGuard g(b);
-  b.setInsertionPoint(chunkLoop.getBody()->getTerminator());
-  Value c = chunkLoop.getInductionVar();
-  auto score = [&](Value j) {
-    return vector::LoadOp::create(b, loc, vecType(VL, f32), st, ValueRange{j, c});
-  };
-  Value init = negInfInit ? splat(kNegInf, VL)
-                          : vector::LoadOp::create(b, loc, vecType(VL, f32), mx,
-                                                   ValueRange{c}).getResult();
-  Value pairsEnd = add(jLo, arith::AndIOp::create(b, loc, sub(jHi, jLo), idx(-2)));
-  auto pairs = scf::ForOp::create(b, loc, jLo, pairsEnd, idx(2),
-                                  ValueRange{init, splat(kNegInf, VL)});
-  {
-    OpBuilder::InsertionGuard g2(b);
-    b.setInsertionPointToStart(pairs.getBody());
-    Value j = pairs.getInductionVar();
-    Value r0 = runningMax(pairs.getRegionIterArgs()[0], score(j));
-    Value r1 = runningMax(pairs.getRegionIterArgs()[1], score(add(j, idx(1))));
-    scf::YieldOp::create(b, loc, ValueRange{r0, r1});
-  }
-  auto rest = scf::ForOp::create(b, loc, pairsEnd, jHi, idx(1),
-                                 ValueRange{pairs.getResult(0)});
-  {
-    OpBuilder::InsertionGuard g2(b);
-    b.setInsertionPointToStart(rest.getBody());
-    scf::YieldOp::create(
-        b, loc, runningMax(rest.getRegionIterArgs()[0], score(rest.getInductionVar())));
-  }
-  vector::StoreOp::create(b, loc, runningMax(rest.getResult(0), pairs.getResult(1)),
-                          mx, ValueRange{c});
-}
-
-void StageBuilder::emitRowMaxRows(Value st, Value mx, bool negInfInit) {
-  int64_t M = dimOf(st, 0), N = dimOf(st, 1), full = N / VL * VL;
-  auto rowLoop = scf::ForOp::create(b, loc, idx(0), idx(M), idx(1));
-  OpBuilder::InsertionGuard g(b);
-  b.setInsertionPoint(rowLoop.getBody()->getTerminator());
-  Value m = rowLoop.getInductionVar();
-  Value acc = negInfInit ? fconst(kNegInf)
-                         : memref::LoadOp::create(b, loc, mx, ValueRange{m}).getResult();
-  if (full) {
-    auto loop = scf::ForOp::create(b, loc, idx(0), idx(full), idx(VL),
-                                   ValueRange{splat(kNegInf, VL)});
-    {
-      OpBuilder::InsertionGuard g2(b);
-      b.setInsertionPointToStart(loop.getBody());
-      Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), st,
-                                       ValueRange{m, loop.getInductionVar()});
-      scf::YieldOp::create(b, loc, runningMax(loop.getRegionIterArgs()[0], s));
-    }
-    acc = runningMax(acc, vector::ReductionOp::create(
-                              b, loc, vector::CombiningKind::MAXIMUMF, loop.getResult(0)));
-  }
-  if (N != full) {
-    Value s = vector::LoadOp::create(b, loc, vecType(N - full, f32), st,
-                                     ValueRange{m, idx(full)});
-    acc = runningMax(acc, vector::ReductionOp::create(
-                              b, loc, vector::CombiningKind::MAXIMUMF, s));
-  }
-  memref::StoreOp::create(b, loc, acc, mx, ValueRange{m});
-}
-
-void StageBuilder::emitExpSumLanes(Value st, Value l, Value mNew, Value jLo,
-                                   Value jHi) {
-  int64_t Mp = dimOf(st, 1);
-  auto chunkLoop = scf::ForOp::create(b, loc, idx(0), idx(Mp), idx(VL));
-  OpBuilder::InsertionGuard g(b);
-  b.setInsertionPoint(chunkLoop.getBody()->getTerminator());
-  Value c = chunkLoop.getInductionVar();
-  Value mSafe = safeMax(vector::LoadOp::create(b, loc, vecType(VL, f32), mNew, ValueRange{c}));
-  Value lInit = vector::LoadOp::create(b, loc, vecType(VL, f32), l, ValueRange{c});
-  auto sumLoop = scf::ForOp::create(b, loc, jLo, jHi, idx(1), ValueRange{lInit});
-  {
-    OpBuilder::InsertionGuard g2(b);
-    b.setInsertionPointToStart(sumLoop.getBody());
-    Value j = sumLoop.getInductionVar();
-    Value s = vector::LoadOp::create(b, loc, vecType(VL, f32), st, ValueRange{j, c});
-    Value p = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, s, mSafe));
-    vector::StoreOp::create(b, loc, p, st, ValueRange{j, c});
-    scf::YieldOp::create(
-        b, loc, arith::AddFOp::create(b, loc, sumLoop.getRegionIterArgs()[0], p)
-                    .getResult());
-  }
-  vector::StoreOp::create(b, loc, sumLoop.getResult(0), l, ValueRange{c});
-}
-
-void StageBuilder::emitExpSumRows(Value st, Value l, Value mNew) {
-  int64_t M = dimOf(st, 0), N = dimOf(st, 1), full = N / VL * VL;
-  auto rowLoop = scf::ForOp::create(b, loc, idx(0), idx(M), idx(1));
-  OpBuilder::InsertionGuard g(b);
-  b.setInsertionPoint(rowLoop.getBody()->getTerminator());
-  Value m = rowLoop.getInductionVar();
-  Value mSafe = safeMax(memref::LoadOp::create(b, loc, mNew, ValueRange{m}));
-  auto expAt = [&](Value j0, int64_t width) {
-    Value s = vector::LoadOp::create(b, loc, vecType(width, f32), st, ValueRange{m, j0});
-    Value p = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, s, bcast(mSafe, width)));
-    vector::StoreOp::create(b, loc, p, st, ValueRange{m, j0});
-    return p;
-  };
-  Value acc = memref::LoadOp::create(b, loc, l, ValueRange{m});
-  if (full) {
-    auto loop = scf::ForOp::create(b, loc, idx(0), idx(full), idx(VL),
-                                   ValueRange{splat(0.0f, VL)});
-    {
-      OpBuilder::InsertionGuard g2(b);
-      b.setInsertionPointToStart(loop.getBody());
-      Value p = expAt(loop.getInductionVar(), VL);
-      scf::YieldOp::create(
-          b, loc, arith::AddFOp::create(b, loc, loop.getRegionIterArgs()[0], p).getResult());
-    }
-    acc = arith::AddFOp::create(
-        b, loc, acc,
-        vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, loop.getResult(0)));
-  }
-  if (N != full)
-    acc = arith::AddFOp::create(
-        b, loc, acc,
-        vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                    expAt(idx(full), N - full)));
-  memref::StoreOp::create(b, loc, acc, l, ValueRange{m});
-}
-
-} // namespace cpu
-} // namespace attn
-} // namespace mlir
 
 int64_t mlir::attn::getCPUTileScratchBytes(int64_t batch, int64_t heads,
                                             int64_t query, int64_t key,

@@ -9,8 +9,9 @@
 //     on buffers: each tagged stage is matched by structure (its iterator
 //     types, indexing maps and whole body: CPUStageMatch.cpp) and lowered
 //     by the microkernel that computes exactly that function (the
-//     contractions: CPUTileScores.cpp, CPUTileAMX.cpp, CPUTileDecode.cpp;
-//     the reductions: CPULowerStages.cpp) or by the region vectorizer
+//     contractions: CPUTileScores.cpp, CPUTileAMX.cpp, CPUTileDecode.cpp,
+//     CPUTileProbsTimesValue.cpp; the reductions: CPUTileReductions.cpp)
+//     or by the region vectorizer
 //     (CPUVectorizeStage.cpp: the elementwise stages, among them the score
 //     stage, whose region is the one place a score modification or a mask
 //     test lives). A stage that matches no family is left to the loop
