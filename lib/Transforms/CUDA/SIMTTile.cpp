@@ -324,7 +324,6 @@ void SIMTCodegen::epilogue(Emitter &e, const KernelInputs &in,
   OpBuilder &b = e.b;
   Location loc = e.loc;
   MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type();
   Type outElt = shape.outputElementType;
   Value tid = in.threadId;
   Value groupLead =
@@ -335,34 +334,13 @@ void SIMTCodegen::epilogue(Emitter &e, const KernelInputs &in,
   for (int64_t y = 0; y < chunks(); ++y)
     outCols.push_back(e.apply(getSimtOutputColMap(ctx, y), 0, tid));
   for (int64_t i = 0; i < kRows; ++i) {
-    Value m = state[numAcc() + i];
-    Value l = state[numAcc() + kRows + i];
-    for (int32_t x = 1; x < kSimtGroupLanes; x *= 2)
-      l = arith::AddFOp::create(b, loc, l, e.shuffleXor(l, x));
-    Value empty =
-        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, l, e.f32(0));
-    Value inv =
-        e.select(empty, e.f32(0), arith::DivFOp::create(b, loc, e.f32(1), l));
-    Value row = rowOf(e, in, i);
-    auto ifOp = scf::IfOp::create(
-        b, loc, e.cmpI(arith::CmpIPredicate::slt, row, in.outputRows),
-        /*withElseRegion=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(ifOp.thenBlock());
-    Value invVec = vector::BroadcastOp::create(b, loc, vec(4, f32), inv);
-    Value outRow = e.add(in.outputOffsets[2], row);
-    int64_t outBytes = outElt.getIntOrFloatBitWidth() / 8;
-    for (int64_t y = 0; y < chunks(); ++y) {
-      Value v = arith::MulFOp::create(b, loc, state[i * chunks() + y], invVec);
-      if (!outElt.isF32())
-        v = arith::TruncFOp::create(b, loc, vec(4, outElt), v);
-      vector::StoreOp::create(
-          b, loc, v, in.output,
-          ValueRange{in.outputOffsets[0], in.outputOffsets[1], outRow,
-                     e.add(in.outputOffsets[3], outCols[y])},
-          /*nontemporal=*/false, llvm::MaybeAlign(4 * outBytes));
-    }
-    storeLogSumExp(e, in, groupLead, row, m, l, empty, expFactor());
+    RowNormalizer norm =
+        normalizeRow(e, state[numAcc() + kRows + i], kSimtGroupLanes);
+    storeOutputRow(
+        e, in, rowOf(e, in, i), chunks(), 4,
+        [&](int64_t y) { return state[i * chunks() + y]; },
+        [&](int64_t y) { return outCols[y]; }, outElt, norm, groupLead,
+        state[numAcc() + i], expFactor());
   }
 }
 

@@ -359,45 +359,24 @@ void TensorCoreCodegen::epilogue(Emitter &e, const KernelInputs &in,
   OpBuilder &b = e.b;
   Location loc = e.loc;
   MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type();
   Type outElt = shape.outputElementType;
-  int64_t outBytes = outElt.getIntOrFloatBitWidth() / 8;
   Value lane = in.laneId;
   Value rowBase = e.mul(in.warpId, e.idx(16));
   Value firstLane =
       e.cmpI(arith::CmpIPredicate::eq,
              b.createOrFold<arith::RemUIOp>(loc, lane, e.idx(4)), e.idx(0));
   for (int64_t r = 0; r < 2; ++r) {
-    Value m = state[numAcc() + r];
-    Value l = state[numAcc() + 2 + r];
-    l = arith::AddFOp::create(b, loc, l, e.shuffleXor(l, 1));
-    l = arith::AddFOp::create(b, loc, l, e.shuffleXor(l, 2));
-    Value empty =
-        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, l, e.f32(0));
-    Value inv =
-        e.select(empty, e.f32(0), arith::DivFOp::create(b, loc, e.f32(1), l));
+    RowNormalizer norm = normalizeRow(e, state[numAcc() + 2 + r], 4);
     AffineMap map = getMmaAccumulatorMap(ctx, r, 0);
     Value row = e.add(rowBase, e.apply(map, 0, lane));
     Value col = e.apply(map, 1, lane);
-    auto ifOp = scf::IfOp::create(
-        b, loc, e.cmpI(arith::CmpIPredicate::slt, row, in.outputRows),
-        /*withElseRegion=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(ifOp.thenBlock());
-    Value invVec = vector::BroadcastOp::create(b, loc, vec({2}, f32), inv);
-    Value outRow = e.add(in.outputOffsets[2], row);
-    for (int64_t n = 0; n < numAcc(); ++n) {
-      Value pair = vector::ExtractOp::create(b, loc, state[n], r);
-      pair = arith::MulFOp::create(b, loc, pair, invVec);
-      if (!outElt.isF32())
-        pair = arith::TruncFOp::create(b, loc, vec({2}, outElt), pair);
-      vector::StoreOp::create(
-          b, loc, pair, in.output,
-          ValueRange{in.outputOffsets[0], in.outputOffsets[1], outRow,
-                     e.add(in.outputOffsets[3], e.add(col, e.idx(8 * n)))},
-          /*nontemporal=*/false, llvm::MaybeAlign(2 * outBytes));
-    }
-    storeLogSumExp(e, in, firstLane, row, m, l, empty, expFactor());
+    storeOutputRow(
+        e, in, row, numAcc(), 2,
+        [&](int64_t n) {
+          return vector::ExtractOp::create(b, loc, state[n], r).getResult();
+        },
+        [&](int64_t n) { return e.add(col, e.idx(8 * n)); }, outElt, norm,
+        firstLane, state[numAcc() + r], expFactor());
   }
 }
 

@@ -8,6 +8,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -157,6 +158,51 @@ Value ScoreHook::applyMask(Emitter &e, const MaskInfo &mask,
                            const ElementMask &em, Value row, Value col,
                            Value s) const {
   return e.select(keepElement(e, mask, em, row, col), s, e.f32(kNegInf));
+}
+
+RowNormalizer gpu_lowering::normalizeRow(Emitter &e, Value l, int64_t lanes) {
+  OpBuilder &b = e.b;
+  Location loc = e.loc;
+  for (int32_t x = 1; x < lanes; x *= 2)
+    l = arith::AddFOp::create(b, loc, l, e.shuffleXor(l, x));
+  Value empty =
+      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, l, e.f32(0));
+  Value inv =
+      e.select(empty, e.f32(0), arith::DivFOp::create(b, loc, e.f32(1), l));
+  return {l, empty, inv};
+}
+
+void gpu_lowering::storeOutputRow(Emitter &e, const KernelInputs &in,
+                                  Value row, int64_t count, int64_t width,
+                                  function_ref<Value(int64_t)> acc,
+                                  function_ref<Value(int64_t)> col,
+                                  Type outputElementType,
+                                  const RowNormalizer &norm, Value writer,
+                                  Value m, double expFactor) {
+  OpBuilder &b = e.b;
+  Location loc = e.loc;
+  Type f32 = b.getF32Type();
+  auto ifOp = scf::IfOp::create(
+      b, loc, e.cmpI(arith::CmpIPredicate::slt, row, in.outputRows),
+      /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  Value invVec =
+      vector::BroadcastOp::create(b, loc, VectorType::get({width}, f32), norm.inv);
+  Value outRow = e.add(in.outputOffsets[2], row);
+  int64_t outBytes = outputElementType.getIntOrFloatBitWidth() / 8;
+  for (int64_t k = 0; k < count; ++k) {
+    Value v = arith::MulFOp::create(b, loc, acc(k), invVec);
+    if (!outputElementType.isF32())
+      v = arith::TruncFOp::create(
+          b, loc, VectorType::get({width}, outputElementType), v);
+    vector::StoreOp::create(
+        b, loc, v, in.output,
+        ValueRange{in.outputOffsets[0], in.outputOffsets[1], outRow,
+                   e.add(in.outputOffsets[3], col(k))},
+        /*nontemporal=*/false, llvm::MaybeAlign(width * outBytes));
+  }
+  storeLogSumExp(e, in, writer, row, m, norm.l, norm.empty, expFactor);
 }
 
 Value gpu_lowering::keepElement(Emitter &e, const MaskInfo &mask, const ElementMask &em,

@@ -156,6 +156,27 @@ struct ScoreHook {
                   Value row, Value col, Value s) const;
 };
 
+/// The end of the online softmax for one row, in the epilogue of both CUDA
+/// emitters: the row sum `l` summed over the `lanes` lanes that hold parts
+/// of it (xor shuffles), `empty` = (l == 0) for a row with no visible key,
+/// and the output factor `inv` = empty ? 0 : 1 / l.
+struct RowNormalizer {
+  Value l, empty, inv;
+};
+RowNormalizer normalizeRow(Emitter &e, Value l, int64_t lanes);
+
+/// When local row `row` is a real row (row < outputRows), stores
+/// out[row][col(k)] = acc(k) * inv, cast to the output element type, for
+/// `count` vectors of `width` f32 (acc and col are called inside the guard),
+/// then the row's log-sum-exp (storeLogSumExp with `writer`, the running
+/// max `m` and the normalizer).
+void storeOutputRow(Emitter &e, const KernelInputs &in, Value row,
+                    int64_t count, int64_t width,
+                    function_ref<Value(int64_t)> acc,
+                    function_ref<Value(int64_t)> col, Type outputElementType,
+                    const RowNormalizer &norm, Value writer, Value m,
+                    double expFactor);
+
 /// Epilogue: when `writer` holds, stores the log-sum-exp of local row `row`,
 /// ln(sum_j exp(scale s_j)) = (m * expFactor + log2 l) * ln 2 for the
 /// running max `m` (in score units) and the row sum `l` of exp2 terms, or
