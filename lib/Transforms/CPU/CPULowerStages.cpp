@@ -120,6 +120,63 @@ Value allocaAtEntry(RewriterBase &rewriter, Operation *op,
       .getResult();
 }
 
+/// Why the microkernel of `match` cannot take the stage's shapes (the
+/// structure matched, but a microkernel also needs static sizes, whole
+/// vectors where it has no remainder code, and bf16 pairs as views of 2-D
+/// buffers), or empty when it can.
+std::string microkernelMisfit(linalg::GenericOp op, const StageMatch &match,
+                              int64_t vectorWidth, bool amx) {
+  using K = StageMatch::Kind;
+  for (Value v : op->getOperands())
+    if (auto t = dyn_cast<MemRefType>(v.getType()); t && !t.hasStaticShape())
+      return "an operand has a dynamic size";
+  OperandRange ins = op.getInputs();
+  Value out = op.getOutputs()[0];
+  auto divides = [](int64_t size, int64_t by) { return size % by == 0; };
+  switch (match.kind) {
+  case K::ScoresLanes:
+  case K::MaxLanes:
+  case K::ExpSumLanes: {
+    // Queries on the lanes: whole vectors of rows.
+    Value scores = match.kind == K::MaxLanes ? ins[0] : out;
+    if (!divides(dimOf(scores, 1), vectorWidth))
+      return "the query rows are not a whole number of vectors";
+    return "";
+  }
+  case K::ScoresRows:
+    if (!divides(dimOf(ins[0], 1), vectorWidth))
+      return "head_dim is not a whole number of vectors";
+    return "";
+  case K::ScoresPairs: {
+    for (Value v : {ins[0], ins[1]}) {
+      auto expand = v.getDefiningOp<memref::ExpandShapeOp>();
+      if (!expand || expand.getSrcType().getRank() != 2 ||
+          !expand.getSrcType().getElementType().isBF16())
+        return "the bf16 pairs are not views of 2-D bf16 buffers";
+    }
+    int64_t n = dimOf(out, 0), mp = dimOf(out, 1);
+    int64_t d = 2 * cast<MemRefType>(ins[0].getType()).getDimSize(1);
+    if (amx && (!divides(n, kAMXTileRows) || !divides(mp, kAMXTileRows) ||
+                !divides(d, kAMXPairCols)))
+      return "the tile is not whole AMX tiles";
+    if (!amx && !divides(mp, vectorWidth))
+      return "the query rows are not a whole number of vectors";
+    return "";
+  }
+  case K::ProbsTimesValue:
+    if (amx) {
+      int64_t m = dimOf(out, 0), dv = dimOf(out, 1), n = dimOf(ins[1], 0);
+      if (!divides(m, kAMXTileRows) || !divides(n, kAMXPairCols) ||
+          !divides(dv, kAMXTileRows) ||
+          !cast<MemRefType>(ins[1].getType()).getElementType().isBF16())
+        return "the tile is not whole bf16 AMX tiles";
+    }
+    return "";
+  default:
+    return "";
+  }
+}
+
 /// The tile stage `op` if it is one (a tagged linalg.generic) and computes
 /// `kind`.
 linalg::GenericOp stageOfKind(Operation *op, StageMatch::Kind kind) {
@@ -158,6 +215,10 @@ FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
         return failure();
       }
     }
+  bool amxHint = schemeOf(op) == "amx" && !match.rowMajorP && !match.guardZero;
+  reason = microkernelMisfit(op, match, vectorWidth, amxHint);
+  if (!reason.empty())
+    return failure();
   OperandRange ins = op.getInputs();
   OperandRange outs = op.getOutputs();
   std::string what = stringifyStageKind(match.kind).str();
@@ -183,7 +244,7 @@ FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
       what += " (FMA)";
     } else if (match.kind == K::ScoresRows) {
       sb.emitScoresRows(ins[0], ins[1], outs[0]);
-    } else if (schemeOf(op) == "amx") {
+    } else if (amxHint) {
       sb.emitScoresAMX(unpaired(ins[0]), unpaired(ins[1]), outs[0]);
       what += " (AMX)";
     } else {
@@ -247,7 +308,7 @@ FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
     keys.qOff = match.qOff;
     keys.kOff = match.kOff;
     keys.guardZero = match.guardZero;
-    if (schemeOf(op) == "amx" && !match.rowMajorP && !match.guardZero) {
+    if (amxHint) {
       int64_t M = dimOf(outs[0], 0), Dv = dimOf(outs[0], 1), N = dimOf(ins[1], 0);
       Type bf16 = rewriter.getBF16Type();
       Value probs = allocaAtEntry(rewriter, op, {M, N}, bf16);

@@ -4,12 +4,16 @@
 // extra multiply in the score contraction, a sum where the row max was)
 // is left to the loop lowering and computes what its body says; the
 // unedited stages beside them take the microkernels and compute the same
-// as the loops would. The remarks name the lowering each stage took.
+// as the loops would. A stage whose structure matches but whose shapes a
+// microkernel cannot take (12 query rows: no remainder code for 16 lanes)
+// is left to loops too (the previous lowering wrote zeros there). The
+// remarks name the lowering each stage took.
 // RUN: attn-opt %s --attn-cpu-lower-stages=remarks=1 -o /dev/null 2>&1 | FileCheck %s --check-prefix=REMARK
 // RUN: attn-opt %s --attn-cpu-lower-stages --convert-linalg-to-loops --convert-vector-to-scf --convert-scf-to-cf --convert-vector-to-llvm --convert-to-llvm --reconcile-unrealized-casts | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_runner_utils -shared-libs=%mlir_c_runner_utils | FileCheck %s
 
 // REMARK: remark: stage 'scores': score contraction, queries on the lanes (FMA)
 // REMARK: remark: stage 'scores': left to loops: body is not acc + a * b
+// REMARK: remark: stage 'scores': left to loops: the query rows are not a whole number of vectors
 // REMARK: remark: stage 'max': row max, keys on the lanes
 // REMARK: remark: stage 'max': left to loops: body is not the running max s > m ? s : m
 
@@ -23,6 +27,9 @@ memref.global "private" constant @keys : memref<4x2xf32> = dense<[[1.0, 2.0], [3
 memref.global "private" constant @queries : memref<2x16xf32> = dense<[
   [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
   [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]>
+memref.global "private" constant @queries12 : memref<2x12xf32> = dense<[
+  [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+  [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]>
 memref.global "private" constant @rows : memref<2x16xf32> = dense<[
   [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0],
   [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0, -10.0, -11.0, -12.0, -13.0, -14.0, -15.0, -16.0]]>
@@ -55,6 +62,23 @@ func.func @scores_edited(%k: memref<4x2xf32>, %qt: memref<2x16xf32>, %s: memref<
     %p = arith.mulf %a, %b : f32
     %p2 = arith.mulf %p, %two : f32
     %r = arith.addf %acc, %p2 : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// The unedited contraction over 12 query rows, not a whole number of
+// 16-lane vectors: the microkernel has no remainder code, so it is left to
+// loops (2, 5, 8, 11 again).
+func.func @scores_12_rows(%k: memref<4x2xf32>, %qt: memref<2x12xf32>, %s: memref<4x12xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%s : memref<4x12xf32>)
+  linalg.generic {indexing_maps = [#kd, #dm, #jm], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%k, %qt : memref<4x2xf32>, memref<2x12xf32>) outs(%s : memref<4x12xf32>)
+      attrs = {attn.cpu_stage = "scores", attn.cpu_scheme = "fma"} {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %p : f32
     linalg.yield %r : f32
   }
   return
@@ -128,6 +152,22 @@ func.func @main() {
   call @scores_edited(%k, %qt, %s) : (memref<4x2xf32>, memref<2x16xf32>, memref<4x16xf32>) -> ()
   call @print_column(%s) : (memref<4x16xf32>) -> ()
 
+  // CHECK-NEXT: 2
+  // CHECK-NEXT: 5
+  // CHECK-NEXT: 8
+  // CHECK-NEXT: 11
+  %qt12c = memref.get_global @queries12 : memref<2x12xf32>
+  %s12 = memref.alloc() : memref<4x12xf32>
+  call @scores_12_rows(%k, %qt12c, %s12) : (memref<4x2xf32>, memref<2x12xf32>, memref<4x12xf32>) -> ()
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c5 = arith.constant 5 : index
+  scf.for %j = %c0 to %c4 step %c1 {
+    %x = memref.load %s12[%j, %c5] : memref<4x12xf32>
+    vector.print %x : f32
+  }
+
   // CHECK-NEXT: 16
   // CHECK-NEXT: 0
   linalg.fill ins(%zero : f32) outs(%mx : memref<2xf32>)
@@ -139,6 +179,7 @@ func.func @main() {
   call @row_max_edited(%st, %mx) : (memref<2x16xf32>, memref<2xf32>) -> ()
   call @print_rows(%mx) : (memref<2xf32>) -> ()
 
+  memref.dealloc %s12 : memref<4x12xf32>
   memref.dealloc %s : memref<4x16xf32>
   memref.dealloc %mx : memref<2xf32>
   return
