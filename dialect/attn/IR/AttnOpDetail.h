@@ -145,9 +145,11 @@ OpFoldResult getDiagonalShift(OpBuilder &b, Location loc,
                               const AttentionOpDetail &op);
 
 /// Which keys each query row of an attention op sees: the one owner of the
-/// rule, which every lowering asks (tiling, the linalg decomposition and
-/// reference, the CPU fast path, the CUDA workgroups; runtime/Spec.cpp's
-/// attentionFlops counts with KeyBand::countVisible). Positions are index
+/// rule, which the lowerings ask (tiling's key loop, the linalg score stage
+/// and guarded value, the CPU fast path's key ranges, the CUDA workgroups'
+/// key limits; the per-element band tests of the CPU score stage and the
+/// CUDA tiles ask its `band`; runtime/Spec.cpp's attentionFlops counts with
+/// KeyBand::countVisible). Positions are index
 /// values: local query row `i` of the op sits at diagonal position
 /// `rowPos + i` (q_offset plus the bottom-right shift), local key `j` at
 /// absolute position `keyPos + j` (kv_offset). Row `i` sees key `j` iff
