@@ -233,23 +233,29 @@ nlohmann::json describeKernel(const Kernel &kernel, Runtime &runtime,
   return result;
 }
 
-/// Compiles (or loads from the disk cache) the kernel of `spec` without
-/// running it and prints describeKernel's line.
-int compileKernelOnly(const AttentionSpec &spec, Target target,
-                      const CompileOptions &compileOptions, unsigned threads,
-                      const std::string &cacheDir) {
+/// A runtime with the command line's threads and cache directory, the
+/// kernel of `spec` it compiled (or loaded from the disk cache) and the
+/// milliseconds that took. Exits on failure.
+struct CompiledKernel {
+  std::unique_ptr<Runtime> runtime;
+  std::shared_ptr<Kernel> kernel;
+  double compileMs;
+};
+
+CompiledKernel compileKernel(const AttentionSpec &spec, Target target,
+                             const CompileOptions &compileOptions,
+                             unsigned threads, const std::string &cacheDir) {
   RuntimeOptions options;
   options.numThreads = threads;
   options.cacheDir = cacheDir;
-  std::unique_ptr<Runtime> runtime = check(Runtime::create(options));
+  CompiledKernel c;
+  c.runtime = check(Runtime::create(options));
   auto start = std::chrono::steady_clock::now();
-  std::shared_ptr<Kernel> kernel =
-      check(runtime->getKernel(spec, target, compileOptions), 1);
-  double compileMs = std::chrono::duration<double, std::milli>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
-  std::printf("%s\n", describeKernel(*kernel, *runtime, compileMs).dump().c_str());
-  return 0;
+  c.kernel = check(c.runtime->getKernel(spec, target, compileOptions), 1);
+  c.compileMs = std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
+  return c;
 }
 
 /// Device copies of the arrays of `args` (TensorRef.data replaced by device
@@ -399,7 +405,11 @@ int run(int argc, char **argv) {
         !maskPath.empty() || !lensPath.empty() || !outPath.empty() ||
         !lsePath.empty() || !expectPath.empty())
       fail(2, "--compile-only takes no input or output arrays");
-    return compileKernelOnly(spec, target, compileOptions, threads, cacheDir);
+    CompiledKernel c =
+        compileKernel(spec, target, compileOptions, threads, cacheDir);
+    std::printf("%s\n",
+                describeKernel(*c.kernel, *c.runtime, c.compileMs).dump().c_str());
+    return 0;
   }
   // Every output path is checked before anything is read or run; the
   // files are written at the end, all or none.
@@ -514,17 +524,11 @@ int run(int argc, char **argv) {
   }
 
   // Compile (or fail) before anything is written.
-  RuntimeOptions options;
-  options.numThreads = threads;
-  options.cacheDir = cacheDir;
-  std::unique_ptr<Runtime> runtimePtr = check(Runtime::create(options));
-  Runtime &runtime = *runtimePtr;
-  auto compileStart = std::chrono::steady_clock::now();
-  std::shared_ptr<Kernel> kernel =
-      check(runtime.getKernel(spec, target, compileOptions), 1);
-  double compileMs = std::chrono::duration<double, std::milli>(
-                         std::chrono::steady_clock::now() - compileStart)
-                         .count();
+  CompiledKernel compiled =
+      compileKernel(spec, target, compileOptions, threads, cacheDir);
+  Runtime &runtime = *compiled.runtime;
+  std::shared_ptr<Kernel> kernel = compiled.kernel;
+  double compileMs = compiled.compileMs;
   check(kernel->validate(args));
 
   // CUDA kernels read and write device memory.

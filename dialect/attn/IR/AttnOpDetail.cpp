@@ -272,17 +272,13 @@ Value VisibleKeys::buildKeepForSomeRow(OpBuilder &b, Location loc,
   };
   for (Value limit : limits)
     conj(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, key, limit));
-  // Some row r in [firstRow, lastRow] has lower <= key - r <= upper.
-  if (band.lower)
-    conj(arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::sge,
-        arith::SubIOp::create(b, loc, key, firstRow),
-        arith::ConstantIndexOp::create(b, loc, *band.lower)));
-  if (band.upper)
-    conj(arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::sle,
-        arith::SubIOp::create(b, loc, key, lastRow),
-        arith::ConstantIndexOp::create(b, loc, *band.upper)));
+  // Some row r in [firstRow, lastRow] has lower <= key - r <= upper: the
+  // band keeps some rel in [key - lastRow, key - firstRow].
+  if (!band.isUnbounded())
+    conj(band.buildKeepsAnyAll(b, loc,
+                               arith::SubIOp::create(b, loc, key, lastRow),
+                               arith::SubIOp::create(b, loc, key, firstRow))
+             .first);
   return keep;
 }
 

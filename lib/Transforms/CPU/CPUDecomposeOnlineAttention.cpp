@@ -248,7 +248,6 @@ struct Decomposer {
   /// that some row sees.
   struct Head {
     Value bIdx, h;
-    OpFoldResult bF, hF;
     Value k2, v2, acc2, m1, l1;
     Value qOff, kOff, qLast, jLo, jHi;
   };
@@ -258,16 +257,14 @@ struct Decomposer {
     Head hd;
     hd.bIdx = bIdx;
     hd.h = h;
-    hd.bF = bIdx;
-    hd.hF = h;
-    OpFoldResult z = rw.getIndexAttr(0);
+    OpFoldResult bF = bIdx, hF = h, z = rw.getIndexAttr(0);
     Value hk = G == 1 ? h : arith::DivUIOp::create(rw, loc, h, idx(G)).getResult();
     OpFoldResult hkF = hk;
-    hd.k2 = slice(op.getKey(), {hd.bF, hkF, z, z}, {1, 1, N, D}, 2);
-    hd.v2 = slice(op.getValue(), {hd.bF, hkF, z, z}, {1, 1, N, Dv}, 2);
-    hd.acc2 = slice(acc4, {hd.bF, hd.hF, z, z}, {1, 1, M, Dv}, 2);
-    hd.m1 = slice(max4, {hd.bF, hd.hF, z}, {1, 1, M}, 2);
-    hd.l1 = slice(sum4, {hd.bF, hd.hF, z}, {1, 1, M}, 2);
+    hd.k2 = slice(op.getKey(), {bF, hkF, z, z}, {1, 1, N, D}, 2);
+    hd.v2 = slice(op.getValue(), {bF, hkF, z, z}, {1, 1, N, Dv}, 2);
+    hd.acc2 = slice(acc4, {bF, hF, z, z}, {1, 1, M, Dv}, 2);
+    hd.m1 = slice(max4, {bF, hF, z}, {1, 1, M}, 2);
+    hd.l1 = slice(sum4, {bF, hF, z}, {1, 1, M}, 2);
 
     // Positions of the first row (on the diagonal) and key, and the keys
     // [jLo, jHi) that some row of the tile sees.
@@ -289,7 +286,7 @@ struct Decomposer {
   /// The scores stage: the Q K^T contraction in the tile's layout (keys on
   /// the lanes, or queries on the lanes as FMA, bf16 pairs or AMX).
   Value buildScoresStage(const Head &hd, Value qt) {
-    OpFoldResult bF = hd.bF, hF = hd.hF, z = rw.getIndexAttr(0);
+    OpFoldResult bF = hd.bIdx, hF = hd.h, z = rw.getIndexAttr(0);
     Type f32 = rw.getF32Type();
     int64_t rows = keyLanes ? M : N, cols = keyLanes ? N : Mp;
     Value st0 = filled({rows, cols}, 0.0);
@@ -544,11 +541,11 @@ struct Decomposer {
     auto [probs, lNew] = buildExpSumStage(hd, st, stats);
     Value acc = buildRescaleAndPVStages(hd, probs, stats);
     Value mNew = stats.mNew;
-    OpFoldResult bF = hd.bF, hF = hd.hF, z = rw.getIndexAttr(0), z0 = z;
+    OpFoldResult bF = hd.bIdx, hF = hd.h, z = rw.getIndexAttr(0);
     int64_t statRows = stats.statRows;
     if (statRows != M) {
-      mNew = slice(mNew, {z0}, {M}, 0);
-      lNew = slice(lNew, {z0}, {M}, 0);
+      mNew = slice(mNew, {z}, {M}, 0);
+      lNew = slice(lNew, {z}, {M}, 0);
     }
     return {insert(acc, acc4, {bF, hF, z, z}, {1, 1, M, Dv}),
             insert(mNew, max4, {bF, hF, z}, {1, 1, M}),
