@@ -138,6 +138,10 @@ LogicalResult mlir::attn::buildCPUPipeline(
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createCPUDistributeWorkgroupsPass());
+  // The stages' lowering is decided on tensors, where a stage's init is an
+  // SSA value, and carried out on buffers.
+  if (vectorCodegen)
+    pm.addNestedPass<func::FuncOp>(createCPUPlanStagesPass());
   addBufferization(pm);
   if (vectorCodegen) {
     CPULowerStagesPassOptions lowerOptions;

@@ -1,7 +1,22 @@
-// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages --canonicalize --cse | FileCheck %s
-// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention=bf16-dot=1 --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages --canonicalize --cse | FileCheck %s --check-prefix=BF16
-// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention=amx=1 --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages --canonicalize --cse | FileCheck %s --check-prefix=AMX
-// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages=remarks=1 -o /dev/null 2>&1 | FileCheck %s --check-prefix=REMARK --implicit-check-not="left to loops: body" --implicit-check-not="left to loops: the guard" --implicit-check-not="left to loops: indexing"
+// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention --canonicalize --cse --attn-cpu-plan-stages --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages --canonicalize --cse | FileCheck %s
+// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention=bf16-dot=1 --canonicalize --cse --attn-cpu-plan-stages --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages --canonicalize --cse | FileCheck %s --check-prefix=BF16
+// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention=amx=1 --canonicalize --cse --attn-cpu-plan-stages --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages --canonicalize --cse | FileCheck %s --check-prefix=AMX
+// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention --canonicalize --cse --attn-cpu-plan-stages --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --canonicalize --cse --attn-cpu-lower-stages=remarks=1 -o /dev/null 2>&1 | FileCheck %s --check-prefix=REMARK --implicit-check-not="left to loops: body" --implicit-check-not="left to loops: the guard" --implicit-check-not="left to loops: indexing"
+// RUN: attn-opt %s -split-input-file --attn-cpu-decompose-online-attention --canonicalize --cse --attn-cpu-plan-stages | FileCheck %s --check-prefix=PLAN
+
+// The plan, made on tensors: each stage records the function its structure
+// computes; each producer of a stage's init that the stage alone reads (the
+// fills of the score contraction and the row max, the row rescale of P V)
+// is marked as folded into it.
+// PLAN-LABEL: func.func @tile
+// PLAN:         attn.cpu_kernel = "elementwise"{{.+}}attn.cpu_stage = "query"
+// PLAN:         %[[SF:.+]] = linalg.fill {attn.cpu_folded_into = "scores_lanes"} ins(%{{.+}} : f32)
+// PLAN:         linalg.generic {{.+}}outs(%[[SF]] : {{.+}}attn.cpu_kernel = "scores_lanes"{{.+}}attn.cpu_stage = "scores"
+// PLAN:         %[[MF:.+]] = linalg.fill {attn.cpu_folded_into = "max_lanes"}
+// PLAN:         linalg.generic {{.+}}outs(%[[MF]] : {{.+}}attn.cpu_kernel = "max_lanes"{{.+}}attn.cpu_stage = "max"
+// PLAN:         attn.cpu_kernel = "exp_sum_lanes"
+// PLAN:         %[[R:.+]] = linalg.generic {{.+}}attn.cpu_folded_into = "pv", attn.cpu_kernel = "rescale"
+// PLAN:         linalg.generic {{.+}}outs(%[[R]] : {{.+}}attn.cpu_kernel = "pv"
 
 // The stages of a tile become register-blocked vector code: S^T = K Q^T
 // with each key element broadcast against 16 queries (the zero fill folded
@@ -149,9 +164,9 @@ func.func @decode(%q: tensor<1x4x1x32xf32>, %k: tensor<1x1x64x32xf32>, %v: tenso
 // REMARK: remark: stage 'score': left to loops: the region vectorizer does not take it
 // CHECK-LABEL: func.func @left_for_loops
 // CHECK:         linalg.generic {{.+}}attn.cpu_stage = "score"
-func.func @left_for_loops(%s: memref<16x16xf32>) {
-  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
-      outs(%s : memref<16x16xf32>) attrs = {attn.cpu_stage = "score"} {
+func.func @left_for_loops(%s: tensor<16x16xf32>) -> tensor<16x16xf32> {
+  %r = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      outs(%s : tensor<16x16xf32>) attrs = {attn.cpu_stage = "score"} {
   ^bb0(%x: f32):
     %c = arith.cmpf ogt, %x, %x : f32
     %y = scf.if %c -> f32 {
@@ -161,6 +176,35 @@ func.func @left_for_loops(%s: memref<16x16xf32>) {
       scf.yield %z : f32
     }
     linalg.yield %y : f32
-  }
-  return
+  } -> tensor<16x16xf32>
+  return %r : tensor<16x16xf32>
+}
+
+// -----
+
+// A zero fill that another op also reads is not folded into the score
+// contraction (the microkernel would leave that reader without the zeros):
+// the plan marks nothing, and the contraction is left to loops.
+// PLAN-LABEL: func.func @fill_read_twice
+// PLAN:         %[[F:.+]] = linalg.fill ins(
+// PLAN:         linalg.generic {{.+}}outs(%[[F]] : {{.+}}attn.cpu_kernel = "scores_lanes"
+// REMARK: remark: stage 'scores': left to loops: no zero fill of its output was folded into it on tensors
+// CHECK-LABEL: func.func @fill_read_twice
+// CHECK:         linalg.fill
+// CHECK:         linalg.generic {{.+}}attn.cpu_stage = "scores"
+func.func @fill_read_twice(%k: tensor<32x16xf32>, %qt: tensor<16x16xf32>)
+    -> (tensor<32x16xf32>, tensor<32x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<32x16xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<32x16xf32>) -> tensor<32x16xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(j, m, d) -> (j, d)>, affine_map<(j, m, d) -> (d, m)>, affine_map<(j, m, d) -> (j, m)>],
+                       iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%k, %qt : tensor<32x16xf32>, tensor<16x16xf32>) outs(%f : tensor<32x16xf32>)
+      attrs = {attn.cpu_stage = "scores", attn.cpu_scheme = "fma"} {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<32x16xf32>
+  return %s, %f : tensor<32x16xf32>, tensor<32x16xf32>
 }

@@ -220,6 +220,29 @@ def CPUDecomposeOnlineAttentionPass
   ];
 }
 
+def CPUPlanStagesPass
+    : Pass<"attn-cpu-plan-stages", "::mlir::func::FuncOp"> {
+  let summary = "Decide on tensors how each linalg stage of a CPU tile is "
+                "lowered";
+  let description = [{
+    Runs on tensors, after `attn-cpu-decompose-online-attention` and before
+    bufferization. For each `linalg.generic` tagged `attn.cpu_stage`, records
+    as `attn.cpu_kernel` the microkernel family its structure (iterator
+    types, indexing maps and whole body) computes (`loops` for none), and
+    tags with `attn.cpu_folded_into` each producer a microkernel folds in:
+    the zero fill of a score contraction's output, the -inf fill of a row
+    max, and the row rescale stage of the P V accumulator, each only where
+    its result is the stage's init operand and the stage is its only reader.
+    After bufferization `attn-cpu-lower-stages` follows the plan where the
+    stage still matches it. `remarks` emits a remark per stage with the
+    decision.
+  }];
+  let options = [
+    Option<"remarks", "remarks", "bool", /*default=*/"false",
+           "Emit a remark per stage naming the planned lowering">,
+  ];
+}
+
 def CPULowerStagesPass
     : Pass<"attn-cpu-lower-stages", "::mlir::func::FuncOp"> {
   let summary = "Lower the bufferized linalg stages of CPU tiles to "
@@ -227,15 +250,16 @@ def CPULowerStagesPass
   let description = [{
     Lowers each `linalg.generic` tagged `attn.cpu_stage` by
     `attn-cpu-decompose-online-attention` (on buffers) with the microkernel
-    that computes what the stage's structure says: its iterator types,
-    indexing maps and whole body are matched (CPUStageMatch.cpp), and the
-    tags are hints only (AMX or AVX512-BF16 for the same contraction):
+    that `attn-cpu-plan-stages` chose on tensors, where the stage's
+    structure (its iterator types, indexing maps and whole body:
+    CPUStageMatch.cpp) still computes that function; the stage tags are
+    hints only (AMX or AVX512-BF16 for the same contraction):
 
     * `scores`: S^T = K Q^T in register blocks of up to 24 accumulators,
       each key element broadcast (fma), AVX512-BF16 dot products
       (x86vector.avx512.dot), AMX tile products (amx.tile_mulf), or keys on
       the lanes with the horizontal sums of 16 keys done at once (rows); the
-      zero fill of its output is folded in;
+      zero fill of its output (planned on tensors) is folded in;
     * `score` and `alpha`: the region vectorized along the innermost loop
       (whatever the region holds: this is where a score modification goes);
     * `max` and `exp_sum`: lane-wise over queries (no horizontal

@@ -2,14 +2,15 @@
 //
 // Lowers the linalg.generic stages that attn-cpu-decompose-online-attention
 // made of each tile (CPUTileLowering.h has the contract), after
-// bufferization, by what each stage's structure says it computes
-// (CPUStageMatch.cpp), with these microkernels:
+// bufferization, as attn-cpu-plan-stages decided on tensors, where each
+// stage's structure still says it computes that (CPUStageMatch.cpp), with
+// these microkernels:
 //
 //   scores    register-blocked Q K^T: FMA with each key element broadcast
 //             against queries on the lanes (CPUTileScores.cpp), AVX512-BF16
 //             dot products of bf16 pairs, AMX tile products
 //             (CPUTileAMX.cpp), or keys on the lanes (CPUTileDecode.cpp);
-//             the zero fill of its output is folded in;
+//             the zero fill of its output (planned) is folded in;
 //   score, alpha
 //             the region vectorizer (CPUVectorizeStage.cpp);
 //   max, exp_sum
@@ -81,10 +82,6 @@ int64_t mlir::attn::getCPUTileScratchBytes(int64_t batch, int64_t heads,
 
 namespace {
 
-StringRef stageOf(Operation *op) {
-  auto a = op->getAttrOfType<StringAttr>(kStageAttr);
-  return a ? a.getValue() : StringRef();
-}
 /// The decomposition's choice of microkernel where two compute the same
 /// function (AMX or AVX512-BF16 for bf16 pairs, AMX or FMA for P V): a
 /// hint, never a reason to take a body for what it does not compute.
@@ -93,20 +90,24 @@ StringRef schemeOf(Operation *op) {
   return a ? a.getValue() : StringRef();
 }
 
-/// The linalg.fill of `buffer` with `value` before `op` with only pure ops
-/// (views, index arithmetic) between them, if any.
-linalg::FillOp fillBefore(Operation *op, Value buffer, double value) {
-  Operation *prev = op->getPrevNode();
-  while (prev && isPure(prev))
-    prev = prev->getPrevNode();
-  auto fill = dyn_cast_or_null<linalg::FillOp>(prev);
-  if (!fill || fill.getOutputs().front() != buffer)
-    return nullptr;
-  auto cst = fill.getInputs().front().getDefiningOp<arith::ConstantOp>();
-  auto f = cst ? dyn_cast<FloatAttr>(cst.getValue()) : FloatAttr();
-  if (!f || f.getValueAsDouble() != value)
-    return nullptr;
-  return fill;
+/// The producer that attn-cpu-plan-stages folded into `op` (tagged
+/// kFoldedIntoAttr with `kind`) and that writes `buffer`, op's output: the
+/// nearest such op before `op` in its block, provided no op between them
+/// uses the buffer (the planner proved this on tensors; it is checked here
+/// again on the buffer itself). Null if there is none: bufferization may
+/// have given the stage a buffer of its own.
+Operation *foldedProducer(Operation *op, Value buffer, StringRef kind) {
+  for (Operation *prev = op->getPrevNode(); prev; prev = prev->getPrevNode()) {
+    auto tag = prev->getAttrOfType<StringAttr>(kFoldedIntoAttr);
+    auto dps = dyn_cast<DestinationStyleOpInterface>(prev);
+    if (tag && tag.getValue() == kind && dps && dps.getNumDpsInits() >= 1 &&
+        dps.getDpsInits()[0] == buffer)
+      return prev;
+    for (Operation *user : buffer.getUsers())
+      if (prev->isAncestor(user))
+        return nullptr;
+  }
+  return nullptr;
 }
 
 Value allocaAtEntry(RewriterBase &rewriter, Operation *op,
@@ -177,16 +178,6 @@ std::string microkernelMisfit(linalg::GenericOp op, const StageMatch &match,
   }
 }
 
-/// The tile stage `op` if it is one (a tagged linalg.generic) and computes
-/// `kind`.
-linalg::GenericOp stageOfKind(Operation *op, StageMatch::Kind kind) {
-  auto generic = dyn_cast_or_null<linalg::GenericOp>(op);
-  if (!generic || stageOf(generic).empty() ||
-      matchStage(generic).kind != kind)
-    return nullptr;
-  return generic;
-}
-
 /// Lowers one stage by what its structure says it computes (matchStage).
 /// Returns the lowering taken, or failure with `reason` for a stage left to
 /// the loop lowering.
@@ -195,8 +186,20 @@ FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
                                   std::string &reason) {
   using K = StageMatch::Kind;
   StageMatch match = matchStage(op);
+  auto planned = op->getAttrOfType<StringAttr>(kPlannedKernelAttr);
+  if (!planned) {
+    reason = "no plan: attn-cpu-plan-stages decides a stage's lowering on "
+             "tensors";
+    return failure();
+  }
   if (match.kind == K::None) {
     reason = match.reason;
+    return failure();
+  }
+  if (planned.getValue() != getStageKindName(match.kind)) {
+    reason = ("its body no longer computes what was planned on tensors ('" +
+              planned.getValue() + "')")
+                 .str();
     return failure();
   }
   OpBuilder::InsertionGuard guard(rewriter);
@@ -228,9 +231,9 @@ FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
   case K::ScoresLanes:
   case K::ScoresPairs:
   case K::ScoresRows: {
-    linalg::FillOp fill = fillBefore(op, outs[0], 0.0);
+    Operation *fill = foldedProducer(op, outs[0], planned.getValue());
     if (!fill) {
-      reason = "the contraction's output is not zero-filled just before it";
+      reason = "no zero fill of its output was folded into it on tensors";
       return failure();
     }
     // bf16 pairs are a dimension of their own in the stage: the
@@ -256,7 +259,7 @@ FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
   }
   case K::MaxLanes:
   case K::MaxRows: {
-    linalg::FillOp fill = fillBefore(op, outs[0], kNegInf);
+    Operation *fill = foldedProducer(op, outs[0], planned.getValue());
     if (match.kind == K::MaxRows)
       sb.emitRowMaxRows(ins[0], outs[0], fill != nullptr);
     else
@@ -273,10 +276,8 @@ FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
     sb.emitExpSumRows(outs[0], outs[1], ins[0]);
     break;
   case K::Rescale: {
-    // Folded into the P V stage that follows it.
-    linalg::GenericOp next =
-        stageOfKind(op->getNextNode(), K::ProbsTimesValue);
-    if (next && next.getOutputs()[0] == outs[0])
+    // Left for the P V stage that reads it, which folds it in.
+    if (op->hasAttr(kFoldedIntoAttr))
       return std::string("row rescale, folded into the P V stage after it");
     if (failed(vectorizeElementwiseStage(rewriter, op, vectorWidth))) {
       reason = "the region vectorizer does not take it";
@@ -287,7 +288,7 @@ FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
   case K::Elementwise:
     // The query stage (a transposing gather, once per query block) is left
     // to loops: a layout hint, which changes how, not what, it computes.
-    if (stageOf(op) == "query") {
+    if (stageName(op) == "query") {
       reason = "the query stage runs once per query block";
       return failure();
     }
@@ -298,8 +299,9 @@ FailureOr<std::string> lowerStage(RewriterBase &rewriter, linalg::GenericOp op,
     return std::string("elementwise, region vectorizer");
   case K::ProbsTimesValue: {
     Value alpha;
-    linalg::GenericOp prev = stageOfKind(op->getPrevNode(), K::Rescale);
-    if (prev && prev.getOutputs()[0] == outs[0])
+    auto prev = dyn_cast_or_null<linalg::GenericOp>(
+        foldedProducer(op, outs[0], planned.getValue()));
+    if (prev && matchStage(prev).kind == K::Rescale)
       alpha = prev.getInputs()[0];
     StageBuilder::KeyGuard keys;
     keys.band = match.band;
@@ -351,7 +353,7 @@ struct CPULowerStagesPass
     }
     SmallVector<linalg::GenericOp> stages;
     WalkResult walk = getOperation()->walk([&](linalg::GenericOp op) {
-      if (stageOf(op).empty())
+      if (stageName(op).empty())
         return WalkResult::advance();
       if (!op.hasPureBufferSemantics()) {
         op.emitOpError("CPU stage lowering expects a bufferized stage "
@@ -375,7 +377,7 @@ struct CPULowerStagesPass
     for (linalg::GenericOp op : stages) {
       std::string reason;
       Location loc = op.getLoc();
-      std::string stage = stageOf(op).str();
+      std::string stage = stageName(op).str();
       FailureOr<std::string> lowered =
           lowerStage(rewriter, op, vectorWidth, vectorRegisters, reason);
       if (!remarks)

@@ -441,3 +441,32 @@ StringRef mlir::attn::cpu::stringifyStageKind(StageMatch::Kind kind) {
   }
   llvm_unreachable("unknown stage kind");
 }
+
+StringRef mlir::attn::cpu::getStageKindName(StageMatch::Kind kind) {
+  using K = StageMatch::Kind;
+  switch (kind) {
+  case K::None:
+    return "loops";
+  case K::ScoresLanes:
+    return "scores_lanes";
+  case K::ScoresPairs:
+    return "scores_pairs";
+  case K::ScoresRows:
+    return "scores_rows";
+  case K::MaxLanes:
+    return "max_lanes";
+  case K::MaxRows:
+    return "max_rows";
+  case K::ExpSumLanes:
+    return "exp_sum_lanes";
+  case K::ExpSumRows:
+    return "exp_sum_rows";
+  case K::Rescale:
+    return "rescale";
+  case K::ProbsTimesValue:
+    return "pv";
+  case K::Elementwise:
+    return "elementwise";
+  }
+  llvm_unreachable("unknown stage kind");
+}

@@ -1,14 +1,17 @@
 //===- CPUTileLowering.h - CPU tile stages and their microkernels -*- C++ -*-===//
 //
-// The CPU road of one attn.online_attention tile, in two passes:
+// The CPU road of one attn.online_attention tile, in three passes:
 //
 //   attn-cpu-decompose-online-attention (CPUDecomposeOnlineAttention.cpp)
 //     on tensors: each tile becomes linalg.generic stages, tagged with
 //     kStageAttr, inside the key loop (the stage contract is below);
+//   attn-cpu-plan-stages (CPUPlanStages.cpp)
+//     on tensors: decides each stage's lowering from its structure and
+//     which producers of its init operand a microkernel folds in;
 //   attn-cpu-lower-stages (CPULowerStages.cpp)
-//     on buffers: each tagged stage is matched by structure (its iterator
-//     types, indexing maps and whole body: CPUStageMatch.cpp) and lowered
-//     by the microkernel that computes exactly that function (the
+//     on buffers: each stage whose structure (its iterator types, indexing
+//     maps and whole body: CPUStageMatch.cpp) still matches its plan is
+//     lowered by the microkernel that computes exactly that function (the
 //     contractions: CPUTileScores.cpp, CPUTileAMX.cpp, CPUTileDecode.cpp,
 //     CPUTileProbsTimesValue.cpp; the reductions: CPUTileReductions.cpp)
 //     or by the region vectorizer
@@ -56,8 +59,8 @@ namespace cpu {
 // semantics; indices: j key, m query row, d / p head_dim (pairs), e v_dim:
 //   query     outs QT [D][Mp] f32 = scale * Q^T, or QP [D/2][2 Mp] bf16
 //             pairs; rows >= M are 0. Lowered to loops (once per block).
-//   scores    the Q K^T contraction into S (outs, zero-filled by the
-//             linalg.fill just before it); kSchemeAttr: fma (K (j,d),
+//   scores    the Q K^T contraction into S (outs, zero-filled by a
+//             linalg.fill); kSchemeAttr: fma (K (j,d),
 //             QT (d,m)), bf16_dot / amx (K (j,p,r), QP (p,m,r): the
 //             2-D buffers expanded so that a pair is a dimension), rows
 //             (Q (m,d), K (j,d)).
@@ -78,6 +81,23 @@ namespace cpu {
 //             kSchemeAttr fma or amx. The lowering reads the band and the
 //             p != 0 guard off the body.
 //===----------------------------------------------------------------------===//
+
+//===----------------------------------------------------------------------===//
+// Planning on tensors (attn-cpu-plan-stages).
+//
+// kPlannedKernelAttr on a stage: getStageKindName of what its structure
+// computed on tensors; attn-cpu-lower-stages takes that microkernel only if
+// the stage still matches it after bufferization (anything else: loops).
+// kFoldedIntoAttr on a producer (a linalg.fill, or a rescale stage): the
+// name of the stage kind that folds it in. The planner sets it only where
+// the producer's result is the stage's init operand and the stage is its
+// only reader, so that after in-place bufferization nothing touches the
+// buffer they share between the two; the lowering erases a folded producer
+// with the stage it lowers, and leaves it in place otherwise.
+//===----------------------------------------------------------------------===//
+
+constexpr llvm::StringLiteral kPlannedKernelAttr = "attn.cpu_kernel";
+constexpr llvm::StringLiteral kFoldedIntoAttr = "attn.cpu_folded_into";
 
 constexpr llvm::StringLiteral kStageAttr = "attn.cpu_stage";
 constexpr llvm::StringLiteral kSchemeAttr = "attn.cpu_scheme";
@@ -153,6 +173,15 @@ struct StageMatch {
 StageMatch matchStage(linalg::GenericOp op);
 /// A few words naming a kind, for remarks.
 StringRef stringifyStageKind(StageMatch::Kind kind);
+/// The kind's name in kPlannedKernelAttr and kFoldedIntoAttr
+/// (`scores_lanes`, `max_rows`, `pv`, ..., `loops` for None).
+StringRef getStageKindName(StageMatch::Kind kind);
+
+/// The stage tag (kStageAttr) of `op`, or empty.
+inline StringRef stageName(Operation *op) {
+  auto a = op->getAttrOfType<StringAttr>(kStageAttr);
+  return a ? a.getValue() : StringRef();
+}
 
 /// Lowers an elementwise stage (all loops parallel, static, buffers) by
 /// vectorizing its region along the innermost loop: see
