@@ -106,8 +106,7 @@ std::optional<MaskMatch> matchMask(Value s, EvaluationBudget &budget);
 std::pair<Value, Value> unbiased(Value s);
 /// For an additive mask of 0 and -inf: the keep mask, evaluated, of shape
 /// [Sq, Sk]; nullopt for any other bias.
-std::optional<IntTensor> additiveMaskKeep(Value bias,
-                                          EvaluationBudget &budget);
+std::optional<IntTensor> additiveMaskKeep(Value bias, EvaluationBudget &budget);
 
 //===----------------------------------------------------------------------===//
 // GQA / MQA (FuseAttentionMatch.cpp).
