@@ -258,7 +258,8 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
         llvm::map_to_vector(outs, [](Value v) { return v.getType(); });
     auto attention = mlir::attn::AttentionOp::create(
         b, loc, resultTypes, in.query, in.key, in.value, in.mask, in.bias,
-        in.kvLens, ValueRange{}, Value(), Value(), scale,
+        in.kvLens, /*captures=*/ValueRange{}, /*offsets=*/ValueRange{}, Value(),
+        Value(), scale,
         e.maskKind(/*forceTopLeft=*/false), outs);
     for (auto [res, dest] : llvm::zip(attention.getResults(), outMemRefs))
       e.writeBack(res, dest);
@@ -343,7 +344,8 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
     auto online = mlir::attn::OnlineAttentionOp::create(
         b, loc, stateTypes, in.query, keySlice(in.key, 2),
         keySlice(in.value, 2), keySlice(in.mask, 3), keySlice(in.bias, 3),
-        in.kvLens, ValueRange{qOff, k0}, Value(), Value(), scale,
+        in.kvLens, /*captures=*/ValueRange{}, ValueRange{qOff, k0}, Value(),
+        Value(), scale,
         e.maskKind(/*forceTopLeft=*/true), state);
     for (auto [res, view] : llvm::zip(online.getResults(), views))
       e.writeBack(res, view);

@@ -19,6 +19,8 @@ using namespace mlir::attn;
 
 FailureOr<SmallVector<Value>>
 mlir::attn::convertToOnlineAttention(RewriterBase &rewriter, AttentionOp op) {
+  if (failed(rejectModRegions(op, "attn-convert-to-online-attention")))
+    return failure();
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
   Location loc = op.getLoc();
@@ -33,7 +35,8 @@ mlir::attn::convertToOnlineAttention(RewriterBase &rewriter, AttentionOp op) {
   auto online = OnlineAttentionOp::create(
       rewriter, loc, TypeRange{acc.getType(), max.getType(), sum.getType()},
       op.getQuery(), op.getKey(), op.getValue(), op.getMask(), op.getBias(),
-      op.getKvLens(), op.getOffsets(), op.getKvBound(), op.getQBound(),
+      op.getKvLens(), op.getCaptures(), op.getOffsets(), op.getKvBound(),
+      op.getQBound(),
       op.getScaleAttr(),
       op.getMaskKindAttr(), ValueRange{acc, max, sum});
   SmallVector<Value> results = builders::buildNormalization(

@@ -283,7 +283,7 @@ struct FuseAttentionPattern : OpRewritePattern<tensor::ExpandShapeOp> {
     Value init = tensor::EmptyOp::create(rewriter, loc, outType.getShape(), elt);
     auto attention = AttentionOp::create(
         rewriter, loc, TypeRange{outType}, q, k, v, maskTensor, bias, Value(),
-        ValueRange{}, Value(), Value(),
+        /*captures=*/ValueRange{}, /*offsets=*/ValueRange{}, Value(), Value(),
         rewriter.getF32FloatAttr(static_cast<float>(scale)),
         mask ? mask->kind : nullptr, ValueRange{init});
     rewriter.replaceOp(out, attention->getResults());

@@ -110,7 +110,8 @@ OpTy rebuild(OpBuilder &b, OpTy op, Value query, Value key, Value value,
   SmallVector<Type> types =
       llvm::map_to_vector(outs, [](Value v) { return v.getType(); });
   return OpTy::create(b, op.getLoc(), types, query, key, value, mask, bias,
-                      op.getKvLens(), offsets, kvBound, qBound,
+                      op.getKvLens(), op.getCaptures(), offsets, kvBound,
+                      qBound,
                       op.getScaleAttr(), op.getMaskKindAttr(), outs);
 }
 
@@ -483,6 +484,8 @@ struct TileAttentionPass
     });
     IRRewriter rewriter(&getContext());
     for (Operation *op : ops) {
+      if (failed(rejectModRegions(op, "attn-tile-attention")))
+        return signalPassFailure();
       AttentionTileSizes opSizes = *sizes;
       if (select) {
         FailureOr<AttentionProblem> problem = AttentionProblem::get(op);

@@ -37,6 +37,7 @@ def Attn_Dialect : Dialect {
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
     "::mlir::tensor::TensorDialect",
     "::mlir::affine::AffineDialect"
   ];

@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/TypeUtilities.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -45,6 +46,12 @@ AttentionOpDetail::AttentionOpDetail(Operation *op) : op(op) {
                         concrete.getBias(),     concrete.getKvLens(),
                         concrete.getQueryOffset(), concrete.getKeyOffset(),
                         concrete.getKvBound(),  concrete.getQBound(),
+                        concrete.getBatchOffset(), concrete.getHeadOffset(),
+                        concrete.getCaptures(),
+                        concrete.hasScoreMod() ? &concrete.getScoreMod()
+                                               : nullptr,
+                        concrete.hasMaskMod() ? &concrete.getMaskMod()
+                                              : nullptr,
                         concrete.getMaskKindAttr(), concrete.getScaleAttr()};
   };
   if (auto a = dyn_cast<AttentionOp>(op))
@@ -460,10 +467,15 @@ LogicalResult mlir::attn::verifyAttentionLikeOp(Operation *op) {
 
   auto offsets = isa<AttentionOp>(op) ? cast<AttentionOp>(op).getOffsets()
                                       : cast<OnlineAttentionOp>(op).getOffsets();
-  if (!offsets.empty() && offsets.size() != 2)
-    return op->emitOpError() << "expects 0 or 2 offsets (q_offset, kv_offset), "
-                                "got "
+  if (!offsets.empty() && offsets.size() != 2 && offsets.size() != 4)
+    return op->emitOpError() << "expects 0, 2 (q_offset, kv_offset) or 4 "
+                                "(b_offset, h_offset, q_offset, kv_offset) "
+                                "offsets, got "
                              << offsets.size();
+  if (offsets.size() == 4 && !detail.hasModRegions())
+    return op->emitOpError()
+           << "expects 4 offsets (b_offset, h_offset, q_offset, kv_offset) "
+              "only with a score_mod or mask_mod region, which reads them";
 
   if (auto attention = dyn_cast<AttentionOp>(op)) {
     auto outs = attention.getOutputs();
@@ -489,4 +501,93 @@ LogicalResult mlir::attn::verifyAttentionLikeOp(Operation *op) {
       failed(verifier.checkOut(outs[2], "sum", rowShape, false)))
     return failure();
   return success();
+}
+
+LogicalResult mlir::attn::verifyModRegions(Operation *op) {
+  AttentionOpDetail detail(op);
+  ValueRange captures = detail.captures();
+  for (auto [i, c] : llvm::enumerate(captures)) {
+    auto type = dyn_cast<RankedTensorType>(c.getType());
+    Type elt = type ? type.getElementType() : Type();
+    if (!type || !(isa<FloatType, IntegerType>(elt) || elt.isIndex()))
+      return op->emitOpError()
+             << "capture #" << i
+             << " must be a ranked tensor of integer, index or float "
+                "elements, got "
+             << c.getType();
+  }
+  if (!captures.empty() && !detail.hasModRegions())
+    return op->emitOpError(
+        "has captures but no score_mod or mask_mod region to read them");
+  MLIRContext *ctx = op->getContext();
+  Type f32 = Float32Type::get(ctx), idx = IndexType::get(ctx),
+       i1 = IntegerType::get(ctx, 1);
+  auto check = [&](Region *region, StringRef name, ArrayRef<Type> leading,
+                   Type yielded) -> LogicalResult {
+    if (!region)
+      return success();
+    if (!region->hasOneBlock())
+      return op->emitOpError() << "'" << name << "' must have one block";
+    Block &block = region->front();
+    SmallVector<Type> expected(leading);
+    llvm::append_range(expected, captures.getTypes());
+    if (block.getArgumentTypes() != TypeRange(expected)) {
+      std::string want;
+      llvm::raw_string_ostream os(want);
+      llvm::interleaveComma(expected, os);
+      return op->emitOpError()
+             << "'" << name << "' block arguments must be (" << want
+             << "): the leading scalars, then one per capture";
+    }
+    // The ops of the region were verified first: the block ends in a
+    // terminator.
+    auto yield = dyn_cast<YieldOp>(block.getTerminator());
+    if (!yield)
+      return op->emitOpError() << "'" << name << "' must end in attn.yield";
+    if (yield.getValue().getType() != yielded)
+      return op->emitOpError() << "'" << name << "' must yield " << yielded
+                               << ", got " << yield.getValue().getType();
+    for (Operation &inner : block.without_terminator()) {
+      if (auto extract = dyn_cast<tensor::ExtractOp>(inner)) {
+        auto arg = dyn_cast<BlockArgument>(extract.getTensor());
+        if (!arg || arg.getOwner() != &block ||
+            arg.getArgNumber() < leading.size())
+          return inner.emitOpError()
+                 << "in '" << name
+                 << "' may only read a capture (a block argument)";
+        continue;
+      }
+      StringRef ns = inner.getDialect() ? inner.getDialect()->getNamespace()
+                                        : StringRef();
+      if (!(ns == "arith" || ns == "math") || inner.getNumRegions() != 0)
+        return inner.emitOpError()
+               << "is not allowed in '" << name
+               << "' (arith, math and tensor.extract of a capture only)";
+    }
+    return success();
+  };
+  if (failed(check(detail.scoreMod(), "score_mod",
+                   {f32, idx, idx, idx, idx}, f32)) ||
+      failed(check(detail.maskMod(), "mask_mod", {idx, idx, idx, idx}, i1)))
+    return failure();
+  return success();
+}
+
+LogicalResult mlir::attn::rejectModRegions(Operation *op, StringRef where) {
+  if (!AttentionOpDetail(op).hasModRegions())
+    return success();
+  return op->emitOpError()
+         << "with a score_mod or mask_mod region is not supported by " << where
+         << " yet";
+}
+
+Value mlir::attn::inlineModRegion(OpBuilder &b, Region &region,
+                                  ValueRange args) {
+  Block &block = region.front();
+  assert(block.getNumArguments() == args.size() && "one value per argument");
+  IRMapping map;
+  map.map(block.getArguments(), args);
+  for (Operation &inner : block.without_terminator())
+    b.clone(inner, map);
+  return map.lookupOrDefault(cast<YieldOp>(block.getTerminator()).getValue());
 }

@@ -67,6 +67,16 @@ public:
   Value keyOffset() const { return operands.kvOffset; }
   Value kvBound() const { return operands.kvBound; }
   Value qBound() const { return operands.qBound; }
+  /// Absolute batch / query-head index of the op's first batch / head (the
+  /// four-offset form), or null (0).
+  Value batchOffset() const { return operands.bOffset; }
+  Value headOffset() const { return operands.hOffset; }
+  /// The `captures(...)` operands the regions read.
+  ValueRange captures() const { return operands.captures; }
+  /// The score_mod / mask_mod region, or null when the op has none.
+  Region *scoreMod() const { return operands.scoreMod; }
+  Region *maskMod() const { return operands.maskMod; }
+  bool hasModRegions() const { return scoreMod() || maskMod(); }
   MaskKindAttrInterface maskKind() const { return operands.maskKind; }
   double scale() const;
   AttentionDims dims() const {
@@ -76,7 +86,9 @@ public:
 private:
   struct Operands {
     Value query, key, value, mask, bias, kvLens, qOffset, kvOffset, kvBound,
-        qBound;
+        qBound, bOffset, hOffset;
+    ValueRange captures;
+    Region *scoreMod = nullptr, *maskMod = nullptr;
     MaskKindAttrInterface maskKind;
     FloatAttr scale;
   };
@@ -223,6 +235,26 @@ bool isBroadcastDim(Value operand, unsigned dim);
 /// error naming the offending operand. `numOutputs` is the number of outs the
 /// op expects (for attn.attention 1 or 2; for attn.online_attention 3).
 LogicalResult verifyAttentionLikeOp(Operation *op);
+/// Verifies the captures, score_mod and mask_mod of an attention-like op
+/// (after the ops inside the regions): block arguments, yielded type and
+/// the allowed ops (arith, math, tensor.extract of a capture).
+LogicalResult verifyModRegions(Operation *op);
+
+/// The leading block arguments of the regions, before one per capture:
+/// score_mod (score: f32, b, h, q_idx, kv_idx: index), mask_mod (b, h,
+/// q_idx, kv_idx: index).
+constexpr unsigned kScoreModLeadingArgs = 5, kMaskModLeadingArgs = 4;
+
+/// Emits an error on `op` and fails when it carries a score_mod or mask_mod
+/// region, which `where` (a pass or target) does not lower yet; succeeds
+/// otherwise.
+LogicalResult rejectModRegions(Operation *op, StringRef where);
+
+/// Inlines a score_mod / mask_mod `region` at the builder's insertion point:
+/// its block arguments become `args` (the leading scalars, then one value
+/// per capture; as many as the block has) and the value its `attn.yield`
+/// yields is returned.
+Value inlineModRegion(OpBuilder &b, Region &region, ValueRange args);
 
 /// Scale default: 1/sqrt(head_dim).
 double defaultScale(int64_t headDim);

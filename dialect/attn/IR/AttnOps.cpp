@@ -16,6 +16,10 @@ LogicalResult AttentionOp::verify() { return verifyAttentionLikeOp(*this); }
 LogicalResult OnlineAttentionOp::verify() {
   return verifyAttentionLikeOp(*this);
 }
+LogicalResult AttentionOp::verifyRegions() { return verifyModRegions(*this); }
+LogicalResult OnlineAttentionOp::verifyRegions() {
+  return verifyModRegions(*this);
+}
 
 double AttentionOp::getScaleValue() {
   return AttentionOpDetail(*this).scale();

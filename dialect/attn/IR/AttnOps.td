@@ -7,6 +7,7 @@ include "dialect/attn/IR/AttnBase.td"
 include "dialect/attn/IR/AttnAttrs.td"
 include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/TilingInterface.td"
 
 // Operands and attributes shared by both operations, for operands of type T.
@@ -18,6 +19,7 @@ class AttnArgsOf<Type T> {
     Optional<T>:$mask,
     Optional<T>:$bias,
     Optional<T>:$kv_lens,
+    Variadic<T>:$captures,
     Variadic<Index>:$offsets,
     Optional<Index>:$kv_bound,
     Optional<Index>:$q_bound,
@@ -31,24 +33,44 @@ def Attn_TensorOrMemRef : AnyTypeOf<[AnyRankedTensor, AnyMemRef]>;
 class Attn_AttentionLikeOp<string mnemonic, list<Trait> traits = []>
     : Attn_Op<mnemonic, !listconcat(traits, [
         AttrSizedOperandSegments,
+        // score_mod / mask_mod see the op's values only through captures,
+        // so no pass moves a value into or out of them.
+        IsolatedFromAbove,
         DestinationStyleOpInterface,
         DeclareOpInterfaceMethods<TilingInterface, [
           "getIterationDomain", "getLoopIteratorTypes",
           "getTiledImplementation", "getResultTilePosition",
           "generateResultTileValue"]>])> {
+  let regions = (region AnyRegion:$score_mod, AnyRegion:$mask_mod);
   code commonClassDeclaration = [{
     /// The scale applied to Q K^T: the `scale` attribute, or 1/sqrt(head_dim)
     /// when it is absent.
     double getScaleValue();
     MutableOperandRange getDpsInitsMutable() { return getOutputsMutable(); }
     /// Absolute position of the first query row / key, or a null Value when
-    /// the op carries no offsets (position 0).
+    /// the op carries no offsets (position 0). With four offsets they are
+    /// (batch, q_head, q, kv); with two, (q, kv); any other count is
+    /// rejected by the verifier (and read as none before it runs).
     Value getQueryOffset() {
-      return getOffsets().empty() ? Value() : getOffsets()[0];
+      auto o = getOffsets();
+      return o.size() == 2 || o.size() == 4 ? o[o.size() - 2] : Value();
     }
     Value getKeyOffset() {
-      return getOffsets().empty() ? Value() : getOffsets()[1];
+      auto o = getOffsets();
+      return o.size() == 2 || o.size() == 4 ? o[o.size() - 1] : Value();
     }
+    /// Absolute batch / query-head index of the op's first batch / head (the
+    /// four-offset form that tiling gives ops with score_mod / mask_mod), or
+    /// a null Value (0).
+    Value getBatchOffset() {
+      return getOffsets().size() == 4 ? getOffsets()[0] : Value();
+    }
+    Value getHeadOffset() {
+      return getOffsets().size() == 4 ? getOffsets()[1] : Value();
+    }
+    /// True when the op carries a score_mod or a mask_mod region.
+    bool hasScoreMod() { return !getScoreMod().empty(); }
+    bool hasMaskMod() { return !getMaskMod().empty(); }
   }];
   code positionsFormat = [{
     (`offsets` `(` $offsets^ `)`)?
@@ -56,6 +78,8 @@ class Attn_AttentionLikeOp<string mnemonic, list<Trait> traits = []>
     (`q_bound` `(` $q_bound^ `)`)?
   }];
   let hasVerifier = 1;
+  // The regions' ops are verified before the regions are checked as a whole.
+  let hasRegionVerifier = 1;
 }
 
 def Attn_AttentionOp : Attn_AttentionLikeOp<"attention", [Pure]> {
@@ -89,13 +113,37 @@ def Attn_AttentionOp : Attn_AttentionLikeOp<"attention", [Pure]> {
     `mask_kind` (optional) is a compile-time mask: `#attn.causal<...>` or
     `#attn.sliding_window<...>`. All masks combine by intersection.
 
+    User-defined modifications (FlexAttention's `score_mod` / `mask_mod`,
+    He et al. 2024, "FlexAttention"): two optional single-block regions
+    ending in `attn.yield`.
+    * `score_mod(%score: f32, %b: index, %h: index, %q_idx: index,
+      %kv_idx: index, %captures...)` yields the modified f32 score; it is
+      applied to `scale * q.k + bias`, before masking.
+    * `mask_mod(%b: index, %h: index, %q_idx: index, %kv_idx: index,
+      %captures...)` yields i1: `true` keeps the key. It is intersected with
+      every other mask.
+    The indices are absolute: batch, query head, query row
+    (`q_offset + i`, row `i` of `query`) and key (`kv_offset + j`). Each
+    region has one trailing block argument per `captures(...)` operand, of
+    the same type: tensors (integer, index or float elements, e.g. per-head
+    ALiBi slopes, a T5 bias table, document ids) read with `tensor.extract`
+    at computed indices. Regions may contain arith, math and
+    `tensor.extract` of a capture only; the op is isolated from above, so a
+    region uses no value from outside (constants are written inside it). The
+    log-sum-exp is over the modified scores; NaN that `score_mod` produces on
+    hidden keys never reaches the output; a row with no visible key gives
+    output 0 and log-sum-exp -inf.
+
     Positions (used by tiling; absent in user IR): `offsets(%q_offset,
     %kv_offset)` is the absolute position of the first query row and the first
     key, at which the mask kind and `kv_lens` are evaluated (0 when absent);
     `kv_bound(%n)` hides keys at absolute positions `>= n` (the padded tail
     block); `q_bound(%n)` marks query rows at positions `>= n` (in the
     coordinates of `q_offset`) as padding, which keep no key. A bottom-right
-    alignment shifts by this op's own `Sk - Sq`. A query
+    alignment shifts by this op's own `Sk - Sq`. An op with a region may
+    carry four offsets, `offsets(%b_offset, %h_offset, %q_offset,
+    %kv_offset)`: the absolute batch and query head of its first batch and
+    head as well, which the regions see. A query
     row that keeps no key produces output 0 and log-sum-exp -inf
     (FlexAttention's convention), never NaN.
 
@@ -106,6 +154,24 @@ def Attn_AttentionOp : Attn_AttentionLikeOp<"attention", [Pure]> {
            ins(%q, %k, %v : tensor<1x8x128x64xf32>, tensor<1x2x256x64xf32>,
                             tensor<1x2x256x64xf32>)
            outs(%init : tensor<1x8x128x64xf32>) -> tensor<1x8x128x64xf32>
+    ```
+
+    ALiBi (Press et al. 2022) as a score_mod with per-head slopes:
+
+    ```mlir
+    %o = attn.attention ins(%q, %k, %v : ...) captures(%slopes : tensor<8xf32>)
+           outs(%init : tensor<1x8x128x64xf32>) -> tensor<1x8x128x64xf32>
+      score_mod {
+      ^bb0(%s: f32, %b: index, %h: index, %qi: index, %kj: index,
+           %sl: tensor<8xf32>):
+        %slope = tensor.extract %sl[%h] : tensor<8xf32>
+        %rel = arith.subi %kj, %qi : index
+        %r = arith.index_cast %rel : index to i64
+        %rf = arith.sitofp %r : i64 to f32
+        %bias = arith.mulf %slope, %rf : f32
+        %out = arith.addf %s, %bias : f32
+        attn.yield %out : f32
+      }
     ```
   }];
   let arguments = !con(AttnArgsOf<AnyRankedTensor>.args,
@@ -118,9 +184,12 @@ def Attn_AttentionOp : Attn_AttentionLikeOp<"attention", [Pure]> {
     (`mask` `(` $mask^ `:` type($mask) `)`)?
     (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`kv_lens` `(` $kv_lens^ `:` type($kv_lens) `)`)?
+    (`captures` `(` $captures^ `:` type($captures) `)`)?
   }] # positionsFormat # [{
     `outs` `(` $outputs `:` type($outputs) `)`
     (`->` type($results)^)?
+    (`score_mod` $score_mod^)?
+    (`mask_mod` $mask_mod^)?
   }];
   let extraClassDeclaration = commonClassDeclaration # [{
     /// True when the op also returns the log-sum-exp.
@@ -157,6 +226,10 @@ def Attn_OnlineAttentionOp : Attn_AttentionLikeOp<"online_attention", [
     Positions are as for `attn.attention`; tiling folds a bottom-right
     alignment into `q_offset`, so tiles carry top-left masks.
 
+    `captures`, `score_mod` and `mask_mod` are as for `attn.attention`; a
+    tile of an op with regions carries four offsets `(b, h, q, kv)`, so that
+    the regions see absolute batch and head indices.
+
     The op is in destination-passing style: on tensors it returns the updated
     state; after bufferization it takes memrefs, has no results and updates
     its `acc`, `max` and `sum` buffers in place (the form that target
@@ -184,15 +257,29 @@ def Attn_OnlineAttentionOp : Attn_AttentionLikeOp<"online_attention", [
     (`mask` `(` $mask^ `:` type($mask) `)`)?
     (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`kv_lens` `(` $kv_lens^ `:` type($kv_lens) `)`)?
+    (`captures` `(` $captures^ `:` type($captures) `)`)?
   }] # positionsFormat # [{
     `outs` `(` $outputs `:` type($outputs) `)`
     (`->` type($results)^)?
+    (`score_mod` $score_mod^)?
+    (`mask_mod` $mask_mod^)?
   }];
   let extraClassDeclaration = commonClassDeclaration # [{
     Value getAccInit() { return getOutputs()[0]; }
     Value getMaxInit() { return getOutputs()[1]; }
     Value getSumInit() { return getOutputs()[2]; }
   }];
+}
+
+def Attn_YieldOp : Attn_Op<"yield", [Pure, Terminator, ReturnLike,
+    ParentOneOf<["AttentionOp", "OnlineAttentionOp"]>]> {
+  let summary = "terminator of score_mod / mask_mod regions";
+  let description = [{
+    Yields the modified score (f32) of a `score_mod` region or the keep
+    predicate (i1) of a `mask_mod` region.
+  }];
+  let arguments = (ins AnyType:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
 }
 
 #endif // ATTN_DIALECT_ATTNOPS_TD

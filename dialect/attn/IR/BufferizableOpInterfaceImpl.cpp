@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialect/attn/IR/AttnOpDetail.h"
 #include "dialect/attn/IR/AttnOps.h"
 #include "dialect/attn/IR/BufferizableOpInterfaceImpl.h"
 
@@ -24,6 +25,9 @@ struct OnlineAttentionOpBufferization
                           const BufferizationOptions &options,
                           BufferizationState &state) const {
     auto attention = cast<OnlineAttentionOp>(op);
+    // The regions read their captures as tensors.
+    if (failed(rejectModRegions(op, "bufferization")))
+      return failure();
     auto buffer = [&](Value v) -> FailureOr<Value> {
       if (!v || !isa<TensorType>(v.getType()))
         return v;
@@ -47,7 +51,7 @@ struct OnlineAttentionOpBufferization
     }
     rewriter.setInsertionPoint(op);
     OnlineAttentionOp::create(rewriter, op->getLoc(), TypeRange{}, *query, *key,
-                              *value, *mask, *bias, *kvLens,
+                              *value, *mask, *bias, *kvLens, ValueRange{},
                               attention.getOffsets(), attention.getKvBound(),
                               attention.getQBound(),
                               attention.getScaleAttr(),

@@ -92,7 +92,8 @@ template <typename OpTy>
 FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
                                             ArrayRef<OpFoldResult> offsets,
                                             ArrayRef<OpFoldResult> sizes) {
-  if (!op.hasPureTensorSemantics())
+  if (!op.hasPureTensorSemantics() ||
+      failed(rejectModRegions(op, "tiling")))
     return failure();
   TileBuilder tb(op, b);
   AttentionOpDetail &detail = tb.detail;
@@ -209,7 +210,8 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
         b, tb.loc, tb.apply(s0 + s1, {qBound, shift}));
   }
   auto tiled = OpTy::create(b, tb.loc, resultTypes, query, key, value, mask,
-                            bias, kvLens, newOffsets, detail.kvBound(), qBound,
+                            bias, kvLens, detail.captures(), newOffsets,
+                            detail.kvBound(), qBound,
                             op.getScaleAttr(), maskKind, outs);
   // Keep the scale of the whole op: the tile's head_dim is the same, but be
   // explicit so that a later change of the default cannot drift.

@@ -274,6 +274,8 @@ void setQueryInsertionPoint(OpBuilder &b, Value query) {
 LogicalResult mlir::attn::decomposeOnlineAttentionForCPU(
     RewriterBase &rewriter, OnlineAttentionOp op, const CPUTargetInfo &target,
     DenseMap<Value, Value> &queryStages) {
+  if (failed(rejectModRegions(op, "attn-cpu-decompose-online-attention")))
+    return failure();
   int64_t vectorWidth = target.vectorWidth;
   if (vectorWidth != 8 && vectorWidth != 16)
     return op.emitOpError() << "CPU lowering supports vector widths of 8 "

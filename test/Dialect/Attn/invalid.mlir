@@ -193,7 +193,7 @@ func.func @scale(%q: tensor<1x8x16x4xf32>, %k: tensor<1x8x16x4xf32>, %v: tensor<
 // -----
 
 func.func @offsets(%q: tensor<1x8x16x4xf32>, %k: tensor<1x8x16x4xf32>, %v: tensor<1x8x16x4xf32>, %o: tensor<1x8x16x4xf32>, %i: index) {
-  // expected-error @+1 {{expects 0 or 2 offsets (q_offset, kv_offset), got 1}}
+  // expected-error @+1 {{expects 0, 2 (q_offset, kv_offset) or 4 (b_offset, h_offset, q_offset, kv_offset) offsets, got 1}}
   %r = attn.attention ins(%q, %k, %v : tensor<1x8x16x4xf32>, tensor<1x8x16x4xf32>, tensor<1x8x16x4xf32>) offsets(%i)
       outs(%o : tensor<1x8x16x4xf32>) -> tensor<1x8x16x4xf32>
   return
@@ -296,4 +296,214 @@ func.func @window_bounds(%q: tensor<1x1x4x4xf32>, %o: tensor<1x1x4x4xf32>) {
   %r = attn.attention {mask_kind = #attn.sliding_window<left = -1, right = 0>} ins(%q, %q, %q : tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>)
       outs(%o : tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
   return
+}
+
+// -----
+
+func.func @capture_element(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %c: tensor<8xf32>, %cs: tensor<8xcomplex<f32>>, %x: f32) {
+  // expected-error @+1 {{capture #0 must be a ranked tensor of integer, index or float elements, got 'tensor<8xcomplex<f32>>'}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      captures(%cs : tensor<8xcomplex<f32>>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    mask_mod {
+    ^bb0(%b: index, %h: index, %i: index, %j: index, %a: tensor<8xcomplex<f32>>):
+      %t = arith.constant true
+      attn.yield %t : i1
+    }
+  return
+}
+
+// -----
+
+func.func @captures_unread(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %c: tensor<8xf32>, %cs: tensor<8xcomplex<f32>>, %x: f32) {
+  // expected-error @+1 {{has captures but no score_mod or mask_mod region to read them}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      captures(%c : tensor<8xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @score_mod_args(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %c: tensor<8xf32>, %cs: tensor<8xcomplex<f32>>, %x: f32) {
+  // expected-error @+1 {{'score_mod' block arguments must be (f32, index, index, index, index, tensor<8xf32>): the leading scalars, then one per capture}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      captures(%c : tensor<8xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    score_mod {
+    ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+      attn.yield %s : f32
+    }
+  return
+}
+
+// -----
+
+func.func @mask_mod_args(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %c: tensor<8xf32>, %cs: tensor<8xcomplex<f32>>, %x: f32) {
+  // expected-error @+1 {{'mask_mod' block arguments must be (index, index, index, index): the leading scalars, then one per capture}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    mask_mod {
+    ^bb0(%s: f32, %b: index, %h: index, %i: index):
+      %t = arith.constant true
+      attn.yield %t : i1
+    }
+  return
+}
+
+// -----
+
+func.func @score_mod_yield_type(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %c: tensor<8xf32>, %cs: tensor<8xcomplex<f32>>, %x: f32) {
+  // expected-error @+1 {{'score_mod' must yield 'f32', got 'i1'}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    score_mod {
+    ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+      %t = arith.constant true
+      attn.yield %t : i1
+    }
+  return
+}
+
+// -----
+
+func.func @mask_mod_yield_type(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %c: tensor<8xf32>, %cs: tensor<8xcomplex<f32>>, %x: f32) {
+  // expected-error @+1 {{'mask_mod' must yield 'i1', got 'f32'}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    mask_mod {
+    ^bb0(%b: index, %h: index, %i: index, %j: index):
+      %z = arith.constant 0.0 : f32
+      attn.yield %z : f32
+    }
+  return
+}
+
+// -----
+
+func.func @score_mod_terminator(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %c: tensor<8xf32>, %cs: tensor<8xcomplex<f32>>, %x: f32) {
+  // expected-error @+1 {{'score_mod' must end in attn.yield}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    score_mod {
+    ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+      llvm.unreachable
+    }
+  return
+}
+
+// -----
+
+func.func @score_mod_blocks(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %c: tensor<8xf32>, %cs: tensor<8xcomplex<f32>>, %x: f32) {
+  // expected-error @+1 {{'score_mod' must have one block}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    score_mod {
+    ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+      cf.br ^bb1
+    ^bb1:
+      attn.yield %s : f32
+    }
+  return
+}
+
+// -----
+
+// The op is isolated from above: a region reads the op's values only
+// through captures.
+func.func @score_mod_outside_value(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %x: f32) {
+  // expected-note @+1 {{required by region isolation constraints}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    score_mod {
+    ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+      // expected-error @+1 {{'arith.addf' op using value defined outside the region}}
+      %y = arith.addf %s, %x : f32
+      attn.yield %y : f32
+    }
+  return
+}
+
+// -----
+
+func.func @score_mod_side_effect(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %c: tensor<8xf32>, %x: f32) {
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    score_mod {
+    ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+      // expected-error @+1 {{'memref.alloc' op is not allowed in 'score_mod' (arith, math and tensor.extract of a capture only)}}
+      %m = memref.alloc() : memref<4xf32>
+      attn.yield %s : f32
+    }
+  return
+}
+
+// -----
+
+// A region reads tensors only through captures (a table built inside it is
+// not one).
+func.func @score_mod_extract_local(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>) {
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+    score_mod {
+    ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+      %t = arith.constant dense<[1.0, 2.0]> : tensor<2xf32>
+      // expected-error @+1 {{'tensor.extract' op in 'score_mod' may only read a capture (a block argument)}}
+      %y = tensor.extract %t[%h] : tensor<2xf32>
+      attn.yield %y : f32
+    }
+  return
+}
+
+// -----
+
+// Four offsets carry the batch and head positions that only a region reads.
+func.func @four_offsets_without_region(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>, %o: tensor<1x2x8x4xf32>, %i: index) {
+  // expected-error @+1 {{expects 4 offsets (b_offset, h_offset, q_offset, kv_offset) only with a score_mod or mask_mod region, which reads them}}
+  %r = attn.attention ins(%q, %k, %v : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>)
+      offsets(%i, %i, %i, %i)
+      outs(%o : tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+  return
+}
+
+// -----
+
+// Captures stay tensors: an op with regions is decomposed into linalg on
+// tensors, never bufferized.
+func.func @capture_memref(%q: memref<1x1x16x8xf32>, %k: memref<1x1x16x8xf32>, %v: memref<1x1x16x8xf32>,
+                          %acc: memref<1x1x16x8xf32>, %m: memref<1x1x16xf32>, %l: memref<1x1x16xf32>, %c: memref<8xf32>) {
+  // expected-error @+1 {{capture #0 must be a ranked tensor of integer, index or float elements, got 'memref<8xf32>'}}
+  attn.online_attention ins(%q, %k, %v : memref<1x1x16x8xf32>, memref<1x1x16x8xf32>, memref<1x1x16x8xf32>)
+      captures(%c : memref<8xf32>)
+      outs(%acc, %m, %l : memref<1x1x16x8xf32>, memref<1x1x16xf32>, memref<1x1x16xf32>)
+    mask_mod {
+    ^bb0(%b: index, %h: index, %i: index, %j: index, %a: memref<8xf32>):
+      %t = arith.constant true
+      attn.yield %t : i1
+    }
+  return
+}
+
+// -----
+
+// The same rules hold on the tile-level op.
+func.func @online_mask_mod_yield(%q: tensor<1x1x16x8xf32>, %k: tensor<1x1x16x8xf32>, %v: tensor<1x1x16x8xf32>,
+                                 %acc: tensor<1x1x16x8xf32>, %m: tensor<1x1x16xf32>, %l: tensor<1x1x16xf32>) {
+  // expected-error @+1 {{'mask_mod' must yield 'i1', got 'index'}}
+  %a, %mm, %ll = attn.online_attention ins(%q, %k, %v : tensor<1x1x16x8xf32>, tensor<1x1x16x8xf32>, tensor<1x1x16x8xf32>)
+      outs(%acc, %m, %l : tensor<1x1x16x8xf32>, tensor<1x1x16xf32>, tensor<1x1x16xf32>)
+      -> tensor<1x1x16x8xf32>, tensor<1x1x16xf32>, tensor<1x1x16xf32>
+    mask_mod {
+    ^bb0(%b: index, %h: index, %i: index, %j: index):
+      attn.yield %i : index
+    }
+  return
+}
+
+// -----
+
+func.func @yield_outside() {
+  %t = arith.constant true
+  // expected-error @+1 {{'attn.yield' op expects parent op to be one of 'attn.attention, attn.online_attention'}}
+  attn.yield %t : i1
 }
