@@ -1,6 +1,7 @@
 //===- LinalgBuilders.cpp - linalg building blocks of attention -----------===//
 
 #include "attn/Transforms/LinalgBuilders.h"
+#include "LinalgBuildersDetail.h"
 
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -16,48 +17,8 @@
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::builders;
+using namespace mlir::attn::builders::detail;
 
-using utils::IteratorType;
-
-namespace {
-constexpr IteratorType kPar = IteratorType::parallel;
-constexpr IteratorType kRed = IteratorType::reduction;
-
-Value f32Const(OpBuilder &b, Location loc, double v) {
-  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
-}
-
-Value toF32(OpBuilder &b, Location loc, Value v) {
-  if (v.getType().isF32())
-    return v;
-  return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
-}
-
-arith::FastMathFlagsAttr contract(OpBuilder &b) {
-  return arith::FastMathFlagsAttr::get(b.getContext(),
-                                       arith::FastMathFlags::contract);
-}
-
-
-/// Map from `numDims` loops to the listed loop dims (or constant 0 for -1).
-AffineMap mapOf(MLIRContext *ctx, unsigned numDims, ArrayRef<int64_t> dims) {
-  SmallVector<AffineExpr> exprs;
-  for (int64_t d : dims)
-    exprs.push_back(d < 0 ? getAffineConstantExpr(0, ctx)
-                          : getAffineDimExpr(d, ctx));
-  return AffineMap::get(numDims, 0, exprs, ctx);
-}
-
-Value emptyLike(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> shape,
-                Type elementType) {
-  return tensor::EmptyOp::create(b, loc, shape, elementType);
-}
-
-SmallVector<OpFoldResult> mixedShape(OpBuilder &b, Location loc, Value v) {
-  return tensor::getMixedSizes(b, loc, v);
-}
-
-} // namespace
 
 Value builders::expandHeads(OpBuilder &b, Location loc, Value v, int64_t group) {
   auto type = cast<RankedTensorType>(v.getType());
@@ -127,6 +88,13 @@ FailureOr<GroupedOperands> builders::groupOperands(OpBuilder &b,
 
   g.visible = VisibleKeys::get(b, loc, op);
   g.scale = op.scale();
+  g.scoreMod = op.scoreMod();
+  g.maskMod = op.maskMod();
+  llvm::append_range(g.captures, op.captures());
+  g.batchPos = op.batchOffset();
+  g.headPos = op.headOffset();
+  g.queryPos = op.queryOffset();
+  g.keyPos = op.keyOffset();
   return g;
 }
 
@@ -152,99 +120,6 @@ Value builders::buildScores(OpBuilder &b, Location loc,
   return generic.getResult(0);
 }
 
-namespace {
-/// The conjunction of keep conditions inside a generic body.
-struct Conjunction {
-  OpBuilder &b;
-  Location loc;
-  Value keep;
-
-  void conj(Value c) {
-    if (c)
-      keep = keep ? arith::AndIOp::create(b, loc, keep, c).getResult() : c;
-  }
-};
-} // namespace
-
-Value builders::buildScoreElement(OpBuilder &b, Location loc,
-                                  const ScoreElement &e) {
-  Value s = e.score;
-  if (e.scale)
-    s = arith::MulFOp::create(b, loc, s, f32Const(b, loc, *e.scale));
-  if (Value bias = e.bias ? e.bias(b) : Value())
-    s = arith::AddFOp::create(b, loc, s, toF32(b, loc, bias));
-  if (Value keep = e.keep ? e.keep(b) : Value())
-    s = arith::SelectOp::create(
-        b, loc, keep, s,
-        f32Const(b, loc, -std::numeric_limits<double>::infinity()));
-  return s;
-}
-
-Value builders::buildMaskedScores(OpBuilder &b, Location loc,
-                                const GroupedOperands &ops, Value scores) {
-  MLIRContext *ctx = b.getContext();
-  // Loops (b, k, g, m, n).
-  SmallVector<Value> inputs;
-  SmallVector<AffineMap> maps;
-  auto addMaskLike = [&](Value v, bool bcastBatch, bool bcastHead,
-                         bool bcastQuery) {
-    int64_t bd = bcastBatch ? -1 : 0, md = bcastQuery ? -1 : 3;
-    inputs.push_back(v);
-    maps.push_back(bcastHead ? mapOf(ctx, 5, {bd, -1, md, 4})
-                             : mapOf(ctx, 5, {bd, 1, 2, md, 4}));
-  };
-  int maskIdx = -1, biasIdx = -1, lensIdx = -1;
-  if (ops.mask) {
-    maskIdx = inputs.size();
-    addMaskLike(ops.mask, ops.maskBcastBatch, ops.maskBcastHead,
-                ops.maskBcastQuery);
-  }
-  if (ops.bias) {
-    biasIdx = inputs.size();
-    addMaskLike(ops.bias, ops.biasBcastBatch, ops.biasBcastHead,
-                ops.biasBcastQuery);
-  }
-  const VisibleKeys &visible = ops.visible;
-  if (visible.kvLens) {
-    lensIdx = inputs.size();
-    inputs.push_back(visible.kvLens);
-    maps.push_back(mapOf(ctx, 5, {0}));
-  }
-  maps.push_back(mapOf(ctx, 5, {0, 1, 2, 3, 4}));
-  bool positional = visible.hasPositionRules();
-
-  auto generic = linalg::GenericOp::create(
-      b, loc, scores.getType(), inputs, ValueRange{scores}, maps,
-      SmallVector<IteratorType>(5, kPar),
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        ScoreElement e;
-        e.score = args.back();
-        e.scale = ops.scale;
-        auto bias = [&](OpBuilder &) {
-          return biasIdx >= 0 ? args[biasIdx] : Value();
-        };
-        auto keep = [&](OpBuilder &) {
-          Conjunction kb{nb, nl, Value()};
-          if (maskIdx >= 0)
-            kb.conj(args[maskIdx]);
-          if (positional) {
-            Value m = linalg::IndexOp::create(nb, nl, 3);
-            Value n = linalg::IndexOp::create(nb, nl, 4);
-            Value kpos = arith::AddIOp::create(nb, nl, visible.keyPos, n);
-            Value qpos = arith::AddIOp::create(nb, nl, visible.rowPos, m);
-            kb.conj(visible.buildKeep(
-                nb, nl, qpos, kpos,
-                visible.keyLimits(nb, nl,
-                                  lensIdx >= 0 ? args[lensIdx] : Value())));
-          }
-          return kb.keep;
-        };
-        e.bias = bias;
-        e.keep = keep;
-        linalg::YieldOp::create(nb, nl, buildScoreElement(nb, nl, e));
-      });
-  return generic.getResult(0);
-}
 
 static Value buildRowReduction(OpBuilder &b, Location loc, Value in, Value init,
                                bool isMax) {

@@ -37,6 +37,13 @@ struct GroupedOperands {
   /// band, kv_lens): the op detail's one rule.
   VisibleKeys visible;
   double scale = 1.0;
+  /// The op's score_mod / mask_mod regions (null when absent), the values
+  /// their capture arguments stand for, and the absolute batch, query head,
+  /// query row and key of the op's first ones (the op's offsets as written;
+  /// null for 0), from which the regions' indices are counted.
+  Region *scoreMod = nullptr, *maskMod = nullptr;
+  SmallVector<Value> captures;
+  Value batchPos, headPos, queryPos, keyPos;
 };
 
 /// Splits the heads of the op's operands. Fails (with an error on the op)
@@ -60,22 +67,38 @@ Value buildScores(OpBuilder &b, Location loc, const GroupedOperands &ops);
 /// score stage builds its body with (buildMaskedScores for the reference and
 /// codegen=linalg, the CPU decomposition's score stage for the fast path):
 ///
-///   s = q . k (f32) [* scale] [+ bias];  s = keep ? s : -inf
+///   s = q . k (f32) [* scale] [+ bias];  s = score_mod(s);
+///   s = keep ? s : -inf
 ///
 /// (PyTorch SDPA / FlashAttention semantics: the bias is added to the scaled
 /// score, hidden keys get -inf, a selection, so NaN or inf in a hidden
 /// key's score never reaches the softmax). A score modification (softcap,
 /// ALiBi, a score_mod region) is written here once; a mask rule joins
 /// `keep`. The callbacks emit, in this order, the bias element (any float
-/// type; null for none) and the i1 keep predicate (tensor mask, position
-/// rules; null when every key is kept) at the point of use.
+/// type; null for none), the modified score (FlexAttention's score_mod,
+/// He et al. 2024: given the f32 score after scale and bias; null for
+/// none) and the i1 keep predicate (tensor mask, position rules, mask_mod;
+/// null when every key is kept) at the point of use.
 struct ScoreElement {
   Value score;
   /// Multiplied in here unless the contraction applied it.
   std::optional<double> scale;
   function_ref<Value(OpBuilder &)> bias;
+  function_ref<Value(OpBuilder &, Value)> scoreMod;
   function_ref<Value(OpBuilder &)> keep;
 };
+
+/// The absolute (batch, query head, query row, key) of a score element, the
+/// leading index arguments of the score_mod / mask_mod regions.
+struct ModIndices {
+  Value batch, head, queryRow, key;
+};
+/// score_mod(s, indices, captures) inlined at the builder (inlineModRegion).
+Value buildScoreMod(OpBuilder &b, Region &scoreMod, Value score,
+                    const ModIndices &at, ValueRange captures);
+/// mask_mod(indices, captures) inlined at the builder: i1, true keeps.
+Value buildMaskMod(OpBuilder &b, Region &maskMod, const ModIndices &at,
+                   ValueRange captures);
 Value buildScoreElement(OpBuilder &b, Location loc, const ScoreElement &e);
 
 /// scores * scale + bias where the key is kept, -inf elsewhere

@@ -27,8 +27,6 @@ using utils::IteratorType;
 
 FailureOr<SmallVector<Value>>
 mlir::attn::lowerAttentionToLinalg(RewriterBase &rewriter, AttentionOp op) {
-  if (failed(rejectModRegions(op, "convert-attn-to-linalg")))
-    return failure();
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
   Location loc = op.getLoc();
