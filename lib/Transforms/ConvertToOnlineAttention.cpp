@@ -19,8 +19,6 @@ using namespace mlir::attn;
 
 FailureOr<SmallVector<Value>>
 mlir::attn::convertToOnlineAttention(RewriterBase &rewriter, AttentionOp op) {
-  if (failed(rejectModRegions(op, "attn-convert-to-online-attention")))
-    return failure();
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
   Location loc = op.getLoc();
@@ -39,6 +37,7 @@ mlir::attn::convertToOnlineAttention(RewriterBase &rewriter, AttentionOp op) {
       op.getQBound(),
       op.getScaleAttr(),
       op.getMaskKindAttr(), ValueRange{acc, max, sum});
+  copyModRegions(rewriter, loc, op, online, OpFoldResult());
   SmallVector<Value> results = builders::buildNormalization(
       rewriter, loc, online.getResult(0), online.getResult(1),
       online.getResult(2), op.getOutputs());

@@ -33,8 +33,6 @@ using namespace mlir::attn::builders;
 FailureOr<SmallVector<Value>>
 mlir::attn::decomposeOnlineAttention(RewriterBase &rewriter,
                                      OnlineAttentionOp op) {
-  if (failed(rejectModRegions(op, "attn-decompose-online-attention")))
-    return failure();
   // The decomposition builds linalg on tensors from the op's operands.
   if (!op.hasPureTensorSemantics())
     return op.emitOpError("decomposition needs tensor operands (run it "

@@ -113,6 +113,21 @@ Value builders::buildMaskedScores(OpBuilder &b, Location loc,
                   : head;
           at.queryRow = index(3, ops.queryPos);
           at.key = index(4, ops.keyPos);
+          // A tile's padding rows and padded tail keys are hidden, but a
+          // region may index a capture with them: clamp to the last real
+          // ones.
+          auto last = [&](Value bound) {
+            Value zero = arith::ConstantIndexOp::create(nb, nl, 0);
+            Value one = arith::ConstantIndexOp::create(nb, nl, 1);
+            return arith::MaxSIOp::create(
+                nb, nl, arith::SubIOp::create(nb, nl, bound, one), zero);
+          };
+          if (ops.visible.qBound)
+            at.queryRow = arith::MinSIOp::create(nb, nl, at.queryRow,
+                                                 last(ops.visible.qBound));
+          if (ops.visible.kvBound)
+            at.key = arith::MinSIOp::create(nb, nl, at.key,
+                                            last(ops.visible.kvBound));
         }
         auto scoreMod = [&](OpBuilder &sb, Value s) {
           return buildScoreMod(sb, *ops.scoreMod, s, at, ops.captures);

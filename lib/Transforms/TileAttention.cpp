@@ -109,10 +109,12 @@ OpTy rebuild(OpBuilder &b, OpTy op, Value query, Value key, Value value,
              Value qBound, ValueRange outs) {
   SmallVector<Type> types =
       llvm::map_to_vector(outs, [](Value v) { return v.getType(); });
-  return OpTy::create(b, op.getLoc(), types, query, key, value, mask, bias,
-                      op.getKvLens(), op.getCaptures(), offsets, kvBound,
-                      qBound,
-                      op.getScaleAttr(), op.getMaskKindAttr(), outs);
+  auto rebuilt = OpTy::create(b, op.getLoc(), types, query, key, value, mask,
+                              bias, op.getKvLens(), op.getCaptures(), offsets,
+                              kvBound, qBound, op.getScaleAttr(),
+                              op.getMaskKindAttr(), outs);
+  copyModRegions(b, op.getLoc(), op, rebuilt, OpFoldResult());
+  return rebuilt;
 }
 
 /// Tiles the key/value reduction of `op` with key tile `tk`, visiting only
@@ -375,7 +377,8 @@ FailureOr<scf::ForallOp> tileParallel(RewriterBase &rewriter, OpTy op,
     SmallVector<Value> positions(tile->getOffsets());
     if (positions.empty())
       positions = {m.c(0), m.c(0)};
-    Value qBound = m.add(positions[0], m.v(qSize));
+    // (b, h, q, kv) for a tile with regions, else (q, kv).
+    Value qBound = m.add(positions[positions.size() - 2], m.v(qSize));
     if (Value old = tile->getQBound())
       qBound = m.min(qBound, old);
     OpTy padded = rebuild(rewriter, *tile, padQ(tile->getQuery()),
@@ -484,7 +487,8 @@ struct TileAttentionPass
     });
     IRRewriter rewriter(&getContext());
     for (Operation *op : ops) {
-      if (failed(rejectModRegions(op, "attn-tile-attention")))
+      if (target == "cuda" &&
+          failed(rejectModRegions(op, "the CUDA lowering")))
         return signalPassFailure();
       AttentionTileSizes opSizes = *sizes;
       if (select) {

@@ -171,3 +171,40 @@ func.func @decode(%q: tensor<1x4x1x32xf32>, %k: tensor<1x1x64x32xf32>, %v: tenso
       -> tensor<1x4x1x32xf32>, tensor<1x4x1xf32>, tensor<1x4x1xf32>
   return %o#0, %o#1, %o#2 : tensor<1x4x1x32xf32>, tensor<1x4x1xf32>, tensor<1x4x1xf32>
 }
+
+// -----
+
+// mask_mod (document ids as a capture) goes into the one score stage, at the
+// absolute query row (q_offset + m, clamped to the last real row) and key
+// (kv_offset + j); P V then skips keys by p != 0, as for tensor masks.
+// CHECK-LABEL: func.func @doc_mask
+// CHECK-SAME:    %[[DOC:[a-z0-9]+]]: tensor<64xi32>, %{{.+}}: index, %{{.+}}: index, %[[Q0:[a-z0-9]+]]: index, %[[K0:[a-z0-9]+]]: index
+// CHECK:         linalg.generic {{.+}} attrs = {{.+}}attn.cpu_stage = "score"
+// CHECK:           %[[J:.+]] = linalg.index 0 : index
+// CHECK:           %[[M:.+]] = linalg.index 1 : index
+// CHECK:           %[[QP:.+]] = arith.addi %[[Q0]], %[[M]] : index
+// CHECK:           %[[KP:.+]] = arith.addi %[[K0]], %[[J]] : index
+// CHECK:           %[[QC:.+]] = arith.minsi %[[QP]], %{{.+}} : index
+// CHECK:           %[[DQ:.+]] = tensor.extract %[[DOC]][%[[QC]]]
+// CHECK:           %[[DK:.+]] = tensor.extract %[[DOC]][%[[KP]]]
+// CHECK:           %[[KEEP:.+]] = arith.cmpi eq, %[[DQ]], %[[DK]] : i32
+// CHECK:           arith.select %[[KEEP]], %{{.+}}, %{{.+}} : f32
+// CHECK:         linalg.generic {{.+}}attn.cpu_stage = "pv"
+// CHECK:           arith.cmpf une
+func.func @doc_mask(%q: tensor<1x1x16x16xf32>, %k: tensor<1x1x16x16xf32>, %v: tensor<1x1x16x16xf32>,
+                    %acc: tensor<1x1x16x16xf32>, %m: tensor<1x1x16xf32>, %l: tensor<1x1x16xf32>,
+                    %doc: tensor<64xi32>, %b0: index, %h0: index, %q0: index, %k0: index)
+    -> (tensor<1x1x16x16xf32>, tensor<1x1x16xf32>, tensor<1x1x16xf32>) {
+  %a, %mm, %ll = attn.online_attention ins(%q, %k, %v : tensor<1x1x16x16xf32>, tensor<1x1x16x16xf32>, tensor<1x1x16x16xf32>)
+      captures(%doc : tensor<64xi32>) offsets(%b0, %h0, %q0, %k0)
+      outs(%acc, %m, %l : tensor<1x1x16x16xf32>, tensor<1x1x16xf32>, tensor<1x1x16xf32>)
+      -> tensor<1x1x16x16xf32>, tensor<1x1x16xf32>, tensor<1x1x16xf32>
+    mask_mod {
+    ^bb0(%b: index, %h: index, %i: index, %j: index, %d: tensor<64xi32>):
+      %di = tensor.extract %d[%i] : tensor<64xi32>
+      %dj = tensor.extract %d[%j] : tensor<64xi32>
+      %same = arith.cmpi eq, %di, %dj : i32
+      attn.yield %same : i1
+    }
+  return %a, %mm, %ll : tensor<1x1x16x16xf32>, tensor<1x1x16xf32>, tensor<1x1x16xf32>
+}

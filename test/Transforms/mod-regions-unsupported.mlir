@@ -1,12 +1,13 @@
-// score_mod / mask_mod regions are part of the dialect; a pass that does not
-// lower them yet says so (one error, non-zero exit) rather than dropping them
-// (convert-attn-to-linalg, the reference, takes them:
-// test/Integration/CPU/mod-regions-run.mlir).
-// RUN: not attn-opt %s --attn-tile-attention="tile-sizes=1,1,16,16" 2>&1 | FileCheck %s --check-prefix=TILE
-// RUN: not attn-opt %s --attn-convert-to-online-attention 2>&1 | FileCheck %s --check-prefix=ONLINE
-// RUN: not attn-opt %s --attn-cpu-pipeline="cpu=generic" 2>&1 | FileCheck %s --check-prefix=TILE
-// TILE: error: 'attn.attention' op with a score_mod or mask_mod region is not supported by attn-tile-attention yet
-// ONLINE: error: 'attn.attention' op with a score_mod or mask_mod region is not supported by attn-convert-to-online-attention yet
+// score_mod / mask_mod regions are lowered on the CPU (reference, linalg
+// stages and vector code: test/Integration/CPU/mod-regions-run.mlir). The
+// CUDA lowering does not take them yet, and an op with regions is never
+// bufferized (its regions read captures as tensors): each says so, one
+// error and a non-zero exit, rather than dropping the regions.
+// RUN: not attn-opt %s --attn-tile-attention="target=cuda" 2>&1 | FileCheck %s --check-prefix=CUDA
+// RUN: not attn-opt %s --attn-cuda-pipeline 2>&1 | FileCheck %s --check-prefix=CUDA
+// RUN: not attn-opt %s --attn-convert-to-online-attention --one-shot-bufferize 2>&1 | FileCheck %s --check-prefix=BUFFER
+// CUDA: error: 'attn.attention' op with a score_mod or mask_mod region is not supported by the CUDA lowering yet
+// BUFFER: error: 'attn.online_attention' op with a score_mod or mask_mod region is not supported by bufferization yet
 
 func.func @softcap(%q: tensor<1x2x32x16xf32>, %k: tensor<1x2x32x16xf32>, %v: tensor<1x2x32x16xf32>,
                    %o: tensor<1x2x32x16xf32>) -> tensor<1x2x32x16xf32> {

@@ -591,3 +591,45 @@ Value mlir::attn::inlineModRegion(OpBuilder &b, Region &region,
     b.clone(inner, map);
   return map.lookupOrDefault(cast<YieldOp>(block.getTerminator()).getValue());
 }
+
+void mlir::attn::copyModRegions(OpBuilder &b, Location loc, Operation *from,
+                                Operation *to, OpFoldResult qShift) {
+  std::optional<int64_t> constShift =
+      qShift ? getConstantIntValue(qShift) : std::optional<int64_t>(0);
+  Value shiftCapture;
+  if (!constShift) {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(to);
+    shiftCapture = tensor::FromElementsOp::create(
+        b, loc, RankedTensorType::get({1}, b.getIndexType()),
+        ValueRange{cast<Value>(qShift)});
+    if (auto a = dyn_cast<AttentionOp>(to))
+      a.getCapturesMutable().append(shiftCapture);
+    else
+      cast<OnlineAttentionOp>(to).getCapturesMutable().append(shiftCapture);
+  }
+  // Region 0 is score_mod (q_idx is argument 3), region 1 mask_mod (2).
+  for (unsigned r = 0; r < 2; ++r) {
+    Region &src = from->getRegion(r), &dst = to->getRegion(r);
+    if (src.empty())
+      continue;
+    IRMapping map;
+    src.cloneInto(&dst, map);
+    if (constShift && *constShift == 0)
+      continue;
+    Block &block = dst.front();
+    BlockArgument q = block.getArgument(r == 0 ? 3 : 2);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(&block);
+    Value shift;
+    if (constShift) {
+      shift = arith::ConstantIndexOp::create(b, loc, *constShift);
+    } else {
+      BlockArgument arg = block.addArgument(shiftCapture.getType(), loc);
+      shift = tensor::ExtractOp::create(
+          b, loc, arg, ValueRange{arith::ConstantIndexOp::create(b, loc, 0)});
+    }
+    Value row = arith::SubIOp::create(b, loc, q, shift);
+    q.replaceAllUsesExcept(row, row.getDefiningOp());
+  }
+}

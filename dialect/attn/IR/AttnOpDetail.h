@@ -256,6 +256,17 @@ LogicalResult rejectModRegions(Operation *op, StringRef where);
 /// yields is returned.
 Value inlineModRegion(OpBuilder &b, Region &region, ValueRange args);
 
+/// Copies the score_mod / mask_mod regions of `from` into the (empty)
+/// regions of `to`, whose captures start with those of `from`. Where `to`'s
+/// q_offset has absorbed a bottom-right diagonal shift (tiling makes its
+/// tiles top-left so), `qShift` is that shift: each copied region then
+/// starts with q_idx - qShift, so that q_idx stays the row of the whole op;
+/// a shift that is not a constant becomes one more capture of `to`
+/// (tensor<1xindex>). A null or zero `qShift` copies the regions as they
+/// are.
+void copyModRegions(OpBuilder &b, Location loc, Operation *from,
+                    Operation *to, OpFoldResult qShift);
+
 /// Scale default: 1/sqrt(head_dim).
 double defaultScale(int64_t headDim);
 

@@ -92,8 +92,7 @@ template <typename OpTy>
 FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
                                             ArrayRef<OpFoldResult> offsets,
                                             ArrayRef<OpFoldResult> sizes) {
-  if (!op.hasPureTensorSemantics() ||
-      failed(rejectModRegions(op, "tiling")))
+  if (!op.hasPureTensorSemantics())
     return failure();
   TileBuilder tb(op, b);
   AttentionOpDetail &detail = tb.detail;
@@ -167,7 +166,11 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
       maskKind && maskKind.getBandAlignment() == MaskAlignment::BottomRight;
   SmallVector<Value> newOffsets;
   OpFoldResult shift;
-  if (maskKind || detail.kvLens() || detail.kvBound() || detail.qBound()) {
+  // score_mod / mask_mod see absolute batch and head indices too: their
+  // tiles carry all four positions.
+  bool regions = detail.hasModRegions();
+  if (maskKind || detail.kvLens() || detail.kvBound() || detail.qBound() ||
+      regions) {
     AffineExpr s0, s1;
     bindSymbols(b.getContext(), s0, s1);
     OpFoldResult qBase = detail.queryOffset() ? OpFoldResult(detail.queryOffset())
@@ -183,6 +186,16 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
     OpFoldResult kOff = tb.apply(s0 + s1, {kBase, k0});
     newOffsets = {getValueOrCreateConstantIndexOp(b, tb.loc, qOff),
                   getValueOrCreateConstantIndexOp(b, tb.loc, kOff)};
+    if (regions) {
+      auto absolute = [&](Value base, OpFoldResult start) {
+        return getValueOrCreateConstantIndexOp(
+            b, tb.loc,
+            tb.apply(s0 + s1, {base ? OpFoldResult(base) : zero, start}));
+      };
+      newOffsets.insert(newOffsets.begin(),
+                        {absolute(detail.batchOffset(), b0),
+                         absolute(detail.headOffset(), h0)});
+    }
   }
 
   SmallVector<Value> outs;
@@ -213,6 +226,8 @@ FailureOr<TilingResult> tileAttentionLikeOp(OpTy op, OpBuilder &b,
                             bias, kvLens, detail.captures(), newOffsets,
                             detail.kvBound(), qBound,
                             op.getScaleAttr(), maskKind, outs);
+  if (regions)
+    copyModRegions(b, tb.loc, op, tiled, bottomRight ? shift : OpFoldResult());
   // Keep the scale of the whole op: the tile's head_dim is the same, but be
   // explicit so that a later change of the default cannot drift.
   if (!op.getScaleAttr())

@@ -205,7 +205,9 @@ Value Decomposer::buildRescaleAndPVStages(const Head &hd, Value probs,
           .getResult(0);
   Value p2 = (keyLanes || Mp == M) ? probs : slice(probs, {z0, z0}, {N, M}, 0);
   AffineExpr m = dim(0), e = dim(1), j = dim(2);
-  bool guardZero = op.getMask() != nullptr;
+  // Keys hidden by a tensor mask or a mask_mod are known only from their
+  // probability (0): P V skips them by it, so a hidden NaN value stays out.
+  bool guardZero = op.getMask() != nullptr || detail.maskMod();
   linalg::GenericOp pv = generic(
       "pv", rescaled.getType(), {p2, hd.v2, hd.jLo, hd.jHi, hd.qOff, hd.kOff},
       rescaled,
@@ -274,8 +276,6 @@ void setQueryInsertionPoint(OpBuilder &b, Value query) {
 LogicalResult mlir::attn::decomposeOnlineAttentionForCPU(
     RewriterBase &rewriter, OnlineAttentionOp op, const CPUTargetInfo &target,
     DenseMap<Value, Value> &queryStages) {
-  if (failed(rejectModRegions(op, "attn-cpu-decompose-online-attention")))
-    return failure();
   int64_t vectorWidth = target.vectorWidth;
   if (vectorWidth != 8 && vectorWidth != 16)
     return op.emitOpError() << "CPU lowering supports vector widths of 8 "
@@ -284,7 +284,8 @@ LogicalResult mlir::attn::decomposeOnlineAttentionForCPU(
   if (!op.hasPureTensorSemantics())
     return op.emitOpError("CPU decomposition expects a tile on tensors (run it "
                           "before bufferization)");
-  AttentionDims d = AttentionOpDetail(op).dims();
+  AttentionOpDetail detail(op);
+  AttentionDims d = detail.dims();
   for (int64_t s :
        {d.batch, d.qHeads, d.kvHeads, d.qLen, d.kvLen, d.headDim, d.vHeadDim})
     if (ShapedType::isDynamic(s))
@@ -292,7 +293,8 @@ LogicalResult mlir::attn::decomposeOnlineAttentionForCPU(
   bool bf16 = getElementTypeOrSelf(op.getQuery().getType()).isBF16();
   bool keyLanes = useKeyLanes(d, vectorWidth);
   bool amx = target.amxBf16 && vectorWidth == 16 && bf16 && !keyLanes &&
-             amxApplies(d, op.getMask() || op.getBias());
+             amxApplies(d, op.getMask() || op.getBias() ||
+                               detail.hasModRegions());
   bool bf16Dot = !amx && target.avx512bf16 && vectorWidth == 16 && bf16 &&
                  d.headDim % 2 == 0 && !keyLanes;
   int64_t scratchBytes =

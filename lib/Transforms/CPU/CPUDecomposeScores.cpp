@@ -57,13 +57,28 @@ Value Decomposer::buildQueryStage(Value query) {
   return g.getResult(0);
 }
 
-Value Decomposer::buildScoreStage(Value st, Value bIdx, Value h, Value qOff,
-                                  Value kOff, Value jLo, Value jHi,
-                                  bool withBand) {
+Value Decomposer::buildScoreStage(const Head &hd, Value st, bool withBand) {
+  Value bIdx = hd.bIdx, h = hd.h, qOff = hd.qOff, kOff = hd.kOff,
+        jLo = hd.jLo, jHi = hd.jHi;
   bool scaleHere = pairs || keyLanes;
   Value bias = op.getBias(), mask = op.getMask();
-  if (!scaleHere && !bias && !mask && !withBand && !keyLanes)
+  Region *scoreMod = detail.scoreMod(), *maskMod = detail.maskMod();
+  if (!scaleHere && !bias && !mask && !withBand && !keyLanes && !scoreMod &&
+      !maskMod)
     return st;
+  // The regions' absolute batch and query head; their query row and key
+  // are clamped to the last real row and key (padding rows and padded tail
+  // keys are hidden, but a region may index a capture with them).
+  Value batchAbs, headAbs, lastKey;
+  if (scoreMod || maskMod) {
+    auto plus = [&](Value offset, Value local) {
+      return offset ? sb.add(offset, local) : local;
+    };
+    batchAbs = plus(detail.batchOffset(), bIdx);
+    headAbs = plus(detail.headOffset(), h);
+    if (Value bound = detail.kvBound())
+      lastKey = sb.maxI(sb.sub(bound, idx(1)), idx(0));
+  }
   Type i32 = rw.getI32Type();
   Value lo32, hi32;
   if (keyLanes) {
@@ -79,6 +94,17 @@ Value Decomposer::buildScoreStage(Value st, Value bIdx, Value h, Value qOff,
         auto c = [&](int64_t v) {
           return arith::ConstantIndexOp::create(b, loc, v);
         };
+        builders::ModIndices modAt;
+        if (scoreMod || maskMod) {
+          Value qPos = arith::AddIOp::create(b, loc, qOff, m);
+          Value kPos = arith::AddIOp::create(b, loc, kOff, j);
+          modAt.batch = batchAbs;
+          modAt.head = headAbs;
+          modAt.queryRow = arith::MinSIOp::create(b, loc, qPos, hd.qLast);
+          modAt.key = lastKey ? arith::MinSIOp::create(b, loc, kPos, lastKey)
+                                    .getResult()
+                              : kPos;
+        }
         Value row;
         // Bias and mask are read at the (clamped) row and key of the
         // element, with broadcast dimensions at 0.
@@ -105,6 +131,9 @@ Value Decomposer::buildScoreStage(Value st, Value bIdx, Value h, Value qOff,
           };
           if (mask)
             conj(tensor::ExtractOp::create(b, loc, mask, at(mask)));
+          if (maskMod)
+            conj(builders::buildMaskMod(b, *maskMod, modAt,
+                                        detail.captures()));
           Value j32 = arith::IndexCastOp::create(b, loc, i32, j);
           if (withBand) {
             // rel = (kv_offset + j) - (q_offset + m), in i32 like the lanes.
@@ -123,11 +152,17 @@ Value Decomposer::buildScoreStage(Value st, Value bIdx, Value h, Value qOff,
           }
           return keep;
         };
+        auto modScore = [&](OpBuilder &mb, Value s) {
+          return builders::buildScoreMod(mb, *scoreMod, s, modAt,
+                                         detail.captures());
+        };
         builders::ScoreElement e;
         e.score = args[0];
         if (scaleHere)
           e.scale = scale();
         e.bias = readBias;
+        if (scoreMod)
+          e.scoreMod = modScore;
         e.keep = keepOf;
         linalg::YieldOp::create(b, loc, builders::buildScoreElement(b, loc, e));
       });
@@ -224,17 +259,14 @@ Value Decomposer::buildMaskedScoreStage(const Head &hd, Value st) {
       OpBuilder::InsertionGuard g(rw);
       rw.setInsertionPointToStart(ifOp.thenBlock());
       scf::YieldOp::create(rw, loc,
-                           buildScoreStage(st, hd.bIdx, hd.h, hd.qOff, hd.kOff,
-                                           hd.jLo, hd.jHi, false));
+                           buildScoreStage(hd, st, false));
       rw.setInsertionPointToStart(ifOp.elseBlock());
       scf::YieldOp::create(rw, loc,
-                           buildScoreStage(st, hd.bIdx, hd.h, hd.qOff, hd.kOff,
-                                           hd.jLo, hd.jHi, true));
+                           buildScoreStage(hd, st, true));
     }
     st = ifOp.getResult(0);
   } else {
-    st = buildScoreStage(st, hd.bIdx, hd.h, hd.qOff, hd.kOff, hd.jLo, hd.jHi,
-                         keyLanes && !band.isUnbounded());
+    st = buildScoreStage(hd, st, keyLanes && !band.isUnbounded());
   }
 
   return st;

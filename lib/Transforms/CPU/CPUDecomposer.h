@@ -138,10 +138,10 @@ struct Decomposer {
   /// QP [B][Hq][D/2][2 Mp] bf16; rows >= M are 0.
   Value buildQueryStage(Value query);
 
-  /// The score stage on `st`; nullptr-free: returns `st` when it has
-  /// nothing to do.
-  Value buildScoreStage(Value st, Value bIdx, Value h, Value qOff, Value kOff,
-                        Value jLo, Value jHi, bool withBand);
+  /// The score stage on `st` of head `hd` (buildScoreElement: scale, bias,
+  /// score_mod, tensor mask, mask_mod, with `withBand` the band test);
+  /// returns `st` when it has nothing to do.
+  Value buildScoreStage(const Head &hd, Value st, bool withBand);
 
   /// Slices the head out of the tile and asks VisibleKeys for its key range.
   Head beginHead(Value bIdx, Value h, Value acc4, Value max4, Value sum4);

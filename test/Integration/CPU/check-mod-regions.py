@@ -67,6 +67,8 @@ VARIANTS = [
     ("alibi + batch bias, causal and document",
      lambda x, b, h, i, j: alibi(x, b, h, i, j) + 0.25 * b,
      lambda b, h, i, j: j <= i and DOC[i] == DOC[j]),
+    ("alibi, bottom-right causal", alibi,
+     lambda b, h, i, j: j <= i + SK - SQ),
 ]
 
 

@@ -1,14 +1,28 @@
-// score_mod / mask_mod through the unfused reference lowering
-// (convert-attn-to-linalg: the regions inlined into the one score stage),
-// run, and checked against an independent f64 evaluation of the same
-// definitions (check-mod-regions.py, plain Python) on B=2, Hq=4, Hkv=2
-// (GQA), Sq=7, Sk=9 (odd lengths), D=8: softcapping, ALiBi with per-head
-// slopes as a capture, document masking with document ids as a capture, a
-// mask_mod that hides every key of rows 0..2 (output 0, log-sum-exp -inf),
-// and ALiBi plus a batch-dependent bias under the built-in causal mask
-// intersected with document masking.
-// RUN: attn-opt %s --attn-cpu-pipeline="cpu=generic reference=1" | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_runner_utils -shared-libs=%mlir_c_runner_utils > %t
-// RUN: %python %S/check-mod-regions.py %t
+// score_mod / mask_mod run through every CPU lowering and checked against
+// an independent f64 evaluation of the same definitions
+// (check-mod-regions.py, plain Python) on B=2, Hq=4, Hkv=2 (GQA), Sq=7,
+// Sk=9 (odd lengths), D=8: softcapping, ALiBi with per-head slopes as a
+// capture, document masking with document ids as a capture, a mask_mod that
+// hides every key of rows 0..2 (output 0, log-sum-exp -inf), ALiBi plus a
+// batch-dependent bias under the built-in causal mask intersected with
+// document masking, and ALiBi under bottom-right causal (q_idx stays the
+// row of the whole op in tiles whose q_offset absorbed the shift).
+// The unfused reference (convert-attn-to-linalg):
+// RUN: attn-opt %s --attn-cpu-pipeline="cpu=generic reference=1" | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_runner_utils -shared-libs=%mlir_c_runner_utils > %t.ref
+// RUN: %python %S/check-mod-regions.py %t.ref
+// The flash path with linalg stages (codegen=linalg), tiles of 1 batch,
+// 2 heads, 4 rows and 4 keys: padded query and key tiles, a GQA split:
+// RUN: attn-opt %s --attn-cpu-pipeline="cpu=x86-64-v3 codegen=linalg tile-sizes=1,2,4,4" | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_runner_utils -shared-libs=%mlir_c_runner_utils > %t.linalg
+// RUN: %python %S/check-mod-regions.py %t.linalg
+// The vector code (the regions vectorized in the score stage), AVX2 and
+// the host's highest level, with the compiler's tile sizes and with small
+// padded ones:
+// RUN: attn-opt %s --attn-cpu-pipeline="cpu=x86-64-v3" | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_runner_utils -shared-libs=%mlir_c_runner_utils > %t.v3
+// RUN: %python %S/check-mod-regions.py %t.v3
+// RUN: attn-opt %s --attn-cpu-pipeline="cpu=x86-64-v3 tile-sizes=1,2,4,4" | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_runner_utils -shared-libs=%mlir_c_runner_utils > %t.v3small
+// RUN: %python %S/check-mod-regions.py %t.v3small
+// RUN: attn-opt %s --attn-cpu-pipeline="cpu=host tile-sizes=2,4,16,16" | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_runner_utils -shared-libs=%mlir_c_runner_utils > %t.host
+// RUN: %python %S/check-mod-regions.py %t.host
 
 !q = tensor<2x4x7x8xf32>
 !kv = tensor<2x2x9x8xf32>
@@ -173,6 +187,27 @@ func.func @combined(%q: !q, %k: !kv, %v: !kv, %slopes: tensor<4xf32>, %doc: tens
   return %r#0, %r#1 : !q, !lse
 }
 
+// s + slopes[h] * (kv_idx - q_idx), bottom-right causal (row i keeps
+// keys j <= i + Sk - Sq).
+func.func @alibi_bottom_right(%q: !q, %k: !kv, %v: !kv, %slopes: tensor<4xf32>) -> (!q, !lse) {
+  %o = tensor.empty() : !q
+  %l = tensor.empty() : !lse
+  %r:2 = attn.attention {mask_kind = #attn.causal<bottom_right>} ins(%q, %k, %v : !q, !kv, !kv)
+      captures(%slopes : tensor<4xf32>)
+      outs(%o, %l : !q, !lse) -> !q, !lse
+    score_mod {
+    ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index, %sl: tensor<4xf32>):
+      %slope = tensor.extract %sl[%h] : tensor<4xf32>
+      %rel = arith.subi %j, %i : index
+      %r64 = arith.index_cast %rel : index to i64
+      %rf = arith.sitofp %r64 : i64 to f32
+      %bias = arith.mulf %slope, %rf : f32
+      %y = arith.addf %s, %bias : f32
+      attn.yield %y : f32
+    }
+  return %r#0, %r#1 : !q, !lse
+}
+
 func.func private @printMemrefF32(tensor<*xf32>)
 
 func.func @print(%o: !q, %l: !lse) {
@@ -202,5 +237,7 @@ func.func @main() {
   call @print(%d#0, %d#1) : (!q, !lse) -> ()
   %e:2 = call @combined(%q, %k, %v, %slopes, %doc) : (!q, !kv, !kv, tensor<4xf32>, tensor<9xi32>) -> (!q, !lse)
   call @print(%e#0, %e#1) : (!q, !lse) -> ()
+  %f:2 = call @alibi_bottom_right(%q, %k, %v, %slopes) : (!q, !kv, !kv, tensor<4xf32>) -> (!q, !lse)
+  call @print(%f#0, %f#1) : (!q, !lse) -> ()
   return
 }
