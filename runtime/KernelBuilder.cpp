@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
@@ -231,13 +232,82 @@ Inputs readInputs(EntryBuilder &e, const AttentionSpec &spec, Block *body,
 }
 } // namespace
 
+namespace {
+/// The spec's named score modification as the score_mod region of `op`
+/// (its ScoreModSpec definition, in f32): ALiBi's slope from the query head
+/// by the closed form of attn::alibiSlope, 2^x computed as exp(x ln 2).
+void buildScoreModRegion(OpBuilder &b, Location loc, mlir::Operation *op,
+                         const attn::ScoreModSpec &mod, int64_t qHeads) {
+  namespace arith = mlir::arith;
+  namespace math = mlir::math;
+  Type f32 = b.getF32Type(), idx = b.getIndexType();
+  mlir::Region &region = op->getRegion(0);
+  Block *block = new Block();
+  region.push_back(block);
+  for (Type t : {f32, idx, idx, idx, idx})
+    block->addArgument(t, loc);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(block);
+  auto f = [&](double v) -> Value {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  };
+  auto toF32 = [&](Value i) -> Value {
+    Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), i);
+    return arith::SIToFPOp::create(b, loc, f32, i64);
+  };
+  Value s = block->getArgument(0), y;
+  if (mod.kind == attn::ScoreModSpec::Kind::Alibi) {
+    int64_t c = 1;
+    while (c * 2 <= qHeads)
+      c *= 2;
+    Value h = block->getArgument(2);
+    Value hf = toF32(h);
+    // h < c: 2^(-8 (h + 1) / c); else 2^(-8 (2 (h - c) + 1) / (2 c)).
+    double ln2 = std::log(2.0);
+    Value lo = arith::MulFOp::create(
+        b, loc, arith::AddFOp::create(b, loc, hf, f(1.0)),
+        f(-8.0 * ln2 / static_cast<double>(c)));
+    Value exponent = lo;
+    if (c != qHeads) {
+      Value hi = arith::MulFOp::create(
+          b, loc,
+          arith::AddFOp::create(
+              b, loc,
+              arith::MulFOp::create(
+                  b, loc,
+                  arith::SubFOp::create(b, loc, hf,
+                                        f(static_cast<double>(c))),
+                  f(2.0)),
+              f(1.0)),
+          f(-4.0 * ln2 / static_cast<double>(c)));
+      Value low = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::slt, h,
+          arith::ConstantIndexOp::create(b, loc, c));
+      exponent = arith::SelectOp::create(b, loc, low, lo, hi);
+    }
+    Value slope = math::ExpOp::create(b, loc, exponent);
+    Value rel = toF32(arith::SubIOp::create(b, loc, block->getArgument(4),
+                                            block->getArgument(3)));
+    y = arith::AddFOp::create(b, loc, s,
+                              arith::MulFOp::create(b, loc, slope, rel));
+  } else {
+    Value cap = f(mod.cap);
+    y = arith::MulFOp::create(
+        b, loc, cap,
+        math::TanhOp::create(b, loc, arith::DivFOp::create(b, loc, s, cap)));
+  }
+  mlir::attn::YieldOp::create(b, loc, y);
+}
+} // namespace
+
 OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
                                               const AttentionSpec &spec,
                                               bool workgroupRange,
                                               int64_t kvSplits) {
   ctx.loadDialect<func::FuncDialect, bufferization::BufferizationDialect,
                   memref::MemRefDialect, tensor::TensorDialect,
-                  mlir::arith::ArithDialect, mlir::attn::AttnDialect>();
+                  mlir::arith::ArithDialect, mlir::math::MathDialect,
+                  mlir::attn::AttnDialect>();
   EntryBuilder e(ctx, spec);
   OpBuilder &b = e.b;
   Location loc = e.loc;
@@ -261,12 +331,16 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
         in.kvLens, /*captures=*/ValueRange{}, /*offsets=*/ValueRange{}, Value(),
         Value(), scale,
         e.maskKind(/*forceTopLeft=*/false), outs);
+    if (spec.scoreMod)
+      buildScoreModRegion(b, loc, attention, *spec.scoreMod, spec.qHeads);
     for (auto [res, dest] : llvm::zip(attention.getResults(), outMemRefs))
       e.writeBack(res, dest);
     func::ReturnOp::create(b, loc);
     return module;
   }
 
+  assert(!spec.scoreMod && "validateCompileOptions refuses split-KV with a "
+                           "score_mod");
   // Split-KV: @attn_kernel(inputs..., workspace..., split, range) computes
   // the online-softmax state of split `split` of the keys;
   // @attn_kernel_merge(workspace..., outputs..., range) merges the splits.

@@ -461,6 +461,11 @@ llvm::Error attn::validateCompileOptions(const AttentionSpec &spec,
   if (options.kvSplits < 0 || options.kvSplits > kMaxKvSplits)
     return optionsError("kv_splits must be in 0.." + llvm::Twine(kMaxKvSplits) +
                         ", got " + llvm::Twine(options.kvSplits));
+  if (spec.scoreMod && options.kvSplits > 1)
+    return optionsError("kv_splits > 1 with a score_mod is not supported yet "
+                        "(leave kv_splits at 0 or 1)");
+  if (spec.scoreMod && target == Target::CUDA)
+    return optionsError("a score_mod is not supported on CUDA yet");
   return llvm::Error::success();
 }
 

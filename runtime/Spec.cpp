@@ -70,12 +70,28 @@ bool MaskSpec::operator==(const MaskSpec &o) const {
          headBroadcast == o.headBroadcast && queryBroadcast == o.queryBroadcast;
 }
 
+bool ScoreModSpec::operator==(const ScoreModSpec &o) const {
+  return kind == o.kind && cap == o.cap;
+}
+
+double attn::alibiSlope(int64_t h, int64_t qHeads) {
+  // Press et al.'s get_slopes: for n a power of two, 2^(-8 (h + 1) / n);
+  // otherwise the slopes of the power of two c below n, then every other
+  // slope of 2c: 2^(-8 (2k + 1) / (2c)).
+  int64_t c = 1;
+  while (c * 2 <= qHeads)
+    c *= 2;
+  if (h < c)
+    return std::exp2(-8.0 * static_cast<double>(h + 1) / c);
+  return std::exp2(-8.0 * static_cast<double>(2 * (h - c) + 1) / (2 * c));
+}
+
 bool AttentionSpec::operator==(const AttentionSpec &o) const {
   return batch == o.batch && qHeads == o.qHeads && kvHeads == o.kvHeads &&
          qLen == o.qLen && kvLen == o.kvLen && headDim == o.headDim &&
          vHeadDim == o.vHeadDim && dtype == o.dtype &&
-         scaleValue() == o.scaleValue() &&
-         masks == o.masks && returnLse == o.returnLse;
+         scaleValue() == o.scaleValue() && masks == o.masks &&
+         scoreMod == o.scoreMod && returnLse == o.returnLse;
 }
 
 double AttentionSpec::scaleValue() const {
@@ -210,6 +226,42 @@ llvm::Error parseAlign(ObjectReader &r, MaskSpec &mask) {
     return specError("'mask.align' must be \"top_left\" or \"bottom_right\", "
                      "got " + shown(json(*align)));
   return llvm::Error::success();
+}
+
+/// Parses the score_mod object; nullopt for null.
+llvm::Expected<std::optional<ScoreModSpec>> parseScoreMod(const json &obj) {
+  if (obj.is_null())
+    return std::nullopt;
+  if (!obj.is_object())
+    return specError("'score_mod' must be an object or null, got " +
+                     shown(obj));
+  ObjectReader r{obj, "score_mod.", {}};
+  std::optional<std::string> kind;
+  if (auto err = r.string("kind", kind))
+    return std::move(err);
+  if (!kind)
+    return specError("missing required key 'score_mod.kind'");
+  ScoreModSpec mod;
+  if (*kind == "alibi") {
+    mod.kind = ScoreModSpec::Kind::Alibi;
+  } else if (*kind == "softcap") {
+    mod.kind = ScoreModSpec::Kind::Softcap;
+    const json *cap = r.find("cap");
+    if (!cap)
+      return specError("missing required key 'score_mod.cap'");
+    if (!cap->is_number() || !std::isfinite(cap->get<double>()) ||
+        cap->get<double>() <= 0)
+      return specError("'score_mod.cap' must be a positive finite number, "
+                       "got " +
+                       shown(*cap));
+    mod.cap = cap->get<double>();
+  } else {
+    return specError("'score_mod.kind' must be one of alibi, softcap, got " +
+                     shown(json(*kind)));
+  }
+  if (auto err = r.unknownKeys())
+    return std::move(err);
+  return mod;
 }
 
 /// Parses one mask object; returns nullopt for kind "none".
@@ -372,6 +424,12 @@ llvm::Expected<AttentionSpec> AttentionSpec::fromJSON(const std::string &text) {
         spec.masks.push_back(**mask);
     }
   }
+  if (const json *m = r.find("score_mod")) {
+    auto mod = parseScoreMod(*m);
+    if (!mod)
+      return mod.takeError();
+    spec.scoreMod = *mod;
+  }
   if (auto err = r.unknownKeys())
     return std::move(err);
   if (auto err = spec.validate())
@@ -396,6 +454,9 @@ llvm::Error AttentionSpec::validate() const {
   // Any finite scale, as PyTorch's SDPA: 0 weighs the visible keys equally.
   if (scale && !std::isfinite(*scale))
     return specError("'scale' must be a finite number");
+  if (scoreMod && scoreMod->kind == ScoreModSpec::Kind::Softcap &&
+      !(std::isfinite(scoreMod->cap) && scoreMod->cap > 0))
+    return specError("'score_mod.cap' must be a positive finite number");
   if (qHeads % kvHeads != 0)
     return specError("'q_heads' (" + llvm::Twine(qHeads) +
                      ") must be a multiple of 'kv_heads' (" +
@@ -496,6 +557,18 @@ std::string AttentionSpec::toJSON() const {
     list.push_back(mj);
   }
   j["mask"] = list;
+  // Written only when present, so that the canonical form (and the kernel
+  // caches keyed by it) of a spec without one stays as it was.
+  if (scoreMod) {
+    json mj;
+    if (scoreMod->kind == ScoreModSpec::Kind::Alibi) {
+      mj["kind"] = "alibi";
+    } else {
+      mj["kind"] = "softcap";
+      mj["cap"] = scoreMod->cap;
+    }
+    j["score_mod"] = mj;
+  }
   return j.dump();
 }
 

@@ -24,10 +24,21 @@ Value builders::buildScoreElement(OpBuilder &b, Location loc,
   Value s = e.score;
   if (e.scale)
     s = arith::MulFOp::create(b, loc, s, f32Const(b, loc, *e.scale));
-  if (Value bias = e.bias ? e.bias(b) : Value())
+  Value bias = e.bias ? e.bias(b) : Value();
+  if (bias)
     s = arith::AddFOp::create(b, loc, s, toF32(b, loc, bias));
-  if (e.scoreMod)
-    s = e.scoreMod(b, s);
+  if (e.scoreMod) {
+    Value modified = e.scoreMod(b, s);
+    // A -inf bias hides its key (an additive mask): score_mod does not
+    // bring it back (softcap would make it -cap).
+    if (bias) {
+      Value negInf = f32Const(b, loc, -std::numeric_limits<double>::infinity());
+      Value hidden =
+          arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, s, negInf);
+      modified = arith::SelectOp::create(b, loc, hidden, negInf, modified);
+    }
+    s = modified;
+  }
   if (Value keep = e.keep ? e.keep(b) : Value())
     s = arith::SelectOp::create(
         b, loc, keep, s,

@@ -183,8 +183,36 @@ def _dynamic_dims(dynamic):
     raise ValueError(f"dynamic: expected 'kv', True or False, got {dynamic!r}")
 
 
+def alibi():
+    """The ALiBi score modification (Press et al. 2022) for `attention`'s
+    score_mod: s + slope(h) * (j - i), with the paper's geometric slopes
+    for the query head count (2^(-8 (h + 1) / H) when H is a power of two)."""
+    return {"kind": "alibi"}
+
+
+def softcap(cap):
+    """Logit soft-capping (Gemma 2) for `attention`'s score_mod:
+    cap * tanh(s / cap); cap a positive finite number."""
+    cap = _shapes.finite_scale(cap, "cap")
+    if cap <= 0:
+        raise ValueError(f"cap: must be positive, got {cap}")
+    return {"kind": "softcap", "cap": cap}
+
+
+def _score_mod_spec(score_mod):
+    """The spec's "score_mod" entry: None, or a dict as alibi() and
+    softcap() make (checked by the compiler)."""
+    if score_mod is None:
+        return None
+    if not isinstance(score_mod, dict):
+        raise TypeError(f"score_mod: expected attn_mlir.alibi(), "
+                        f"attn_mlir.softcap(cap) or None, got {score_mod!r}")
+    return dict(score_mod)
+
+
 def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None,
-             mask=None, kv_lens=None, return_lse=False, dynamic="kv"):
+             mask=None, kv_lens=None, return_lse=False, dynamic="kv",
+             score_mod=None):
     """The spec dict that `attention` compiles for these arguments (see
     there); shapes and dtypes come from q, k, v, mask and kv_lens, and
     `dynamic` ("kv", True or False) says which lengths are run-time values."""
@@ -229,6 +257,9 @@ def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None
     if kv_lens is not None:
         masks.append({"kind": "key_padding", "dtype": _dtype_of(kv_lens, "kv_lens")})
     spec["mask"] = masks
+    mod = _score_mod_spec(score_mod)
+    if mod is not None:
+        spec["score_mod"] = mod
     return spec
 
 
@@ -260,9 +291,9 @@ def cache_stats(target="cpu"):
 
 def attention(q, k, v, *, causal=False, align="top_left", window=None,
               scale=None, mask=None, kv_lens=None, return_lse=False, out=None,
-              dynamic="kv", context=None):
-    """softmax(scale * q k^T [+ bias], masked) v, compiled on first use for
-    these shapes and options, from the cache afterwards.
+              dynamic="kv", context=None, score_mod=None):
+    """softmax(score_mod(scale * q k^T [+ bias]), masked) v, compiled on
+    first use for these shapes and options, from the cache afterwards.
 
     q: [B, Hq, Sq, D], k: [B, Hkv, Sk, D], v: [B, Hkv, Sk, Dv] numpy arrays
     or DLPack tensors of one float dtype (Hq % Hkv == 0: GQA/MQA).
@@ -272,6 +303,9 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     mask: [B|1, Hq|1, Sq|1, Sk] bool (True keeps) or float additive bias.
     kv_lens: [B] int32/int64 key lengths (key padding). Masks intersect.
     return_lse: also return the [B, Hq, Sq] float32 log-sum-exp.
+    score_mod: a named score modification, attn_mlir.alibi() or
+    attn_mlir.softcap(cap), applied to each score before masking (i, j the
+    query row and key; a key a -inf bias hides stays hidden); CPU only.
     out: optional output to write. dynamic: which lengths are run-time
     values of the compiled kernel: "kv" (the default) batch and kv_len, so
     that a generation loop (q_len fixed, the cache growing by a token a
@@ -303,9 +337,11 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     if mask is not None:
         ms = mask.shape
         mask_key = (mask.dtype, len(ms)) + tuple(d == 1 for d in ms[:3])
+    mod = _score_mod_spec(score_mod)
     key = (shape_key, q.dtype, causal, align, window, scale, mask_key,
            None if kv_lens is None else kv_lens.dtype,
-           return_lse, dynamic, context)
+           return_lse, dynamic, context,
+           None if mod is None else tuple(sorted(mod.items())))
     kernel = _attention_kernels.get(key)
     if kernel is not None:
         global _attention_hits
@@ -314,7 +350,8 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     else:
         spec = spec_for(q, k, v, causal=causal, align=align, window=window,
                         scale=scale, mask=mask, kv_lens=kv_lens,
-                        return_lse=return_lse, dynamic=dynamic)
+                        return_lse=return_lse, dynamic=dynamic,
+                        score_mod=mod)
         kernel = compile(spec, context=context)
         _attention_kernels[key] = kernel
         _trim(_attention_kernels)

@@ -10,10 +10,23 @@ import pytest
 os.environ.setdefault("ATTN_MLIR_CACHE_DIR", "")
 
 
+def alibi_slopes(n):
+    """ALiBi's slopes for n heads, as the paper's code lists them (Press et
+    al. 2022, get_slopes)."""
+    def power_of_2(p):
+        start = 2 ** (-2 ** -(math.log2(p) - 3))
+        return [start * start ** i for i in range(p)]
+    if math.log2(n).is_integer():
+        return power_of_2(n)
+    closest = 2 ** math.floor(math.log2(n))
+    return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][:n - closest]
+
+
 def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",
-                        window=None, mask=None, kv_lens=None):
-    """float64 softmax(scale q k^T [+ bias], masked) v and the log-sum-exp;
-    fully masked rows give 0 and -inf. Shapes as attn_mlir.attention."""
+                        window=None, mask=None, kv_lens=None, score_mod=None):
+    """float64 softmax(score_mod(scale q k^T [+ bias]), masked) v and the
+    log-sum-exp; fully masked rows give 0 and -inf. Shapes as
+    attn_mlir.attention; score_mod as attn_mlir.alibi() / softcap(cap)."""
     q, k, v = (np.asarray(t, dtype=np.float64) for t in (q, k, v))
     b, hq, sq, d = q.shape
     hkv, sk = k.shape[1], k.shape[2]
@@ -38,6 +51,13 @@ def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",
             s = s + np.broadcast_to(mask.astype(np.float64), s.shape)
     if kv_lens is not None:
         keep &= j[None, None] < np.asarray(kv_lens).reshape(b, 1, 1, 1)
+    keep &= s != -np.inf  # a -inf bias hides the key
+    if score_mod is not None and score_mod["kind"] == "alibi":
+        slopes = np.array(alibi_slopes(hq)).reshape(1, hq, 1, 1)
+        s = s + slopes * (j - i)
+    elif score_mod is not None:
+        cap = score_mod["cap"]
+        s = cap * np.tanh(s / cap)
     s = np.where(keep, s, -np.inf)
     m = s.max(-1, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0.0)

@@ -118,6 +118,31 @@ def test_bool_mask_bias_kv_lens_and_lse(rng):
     assert_close(out, reference_attention(q, k, v, mask=bias)[0])
 
 
+@pytest.mark.parametrize("options", [
+    dict(score_mod=attn_mlir.alibi()),
+    dict(score_mod=attn_mlir.alibi(), causal=True, align="bottom_right"),
+    dict(score_mod=attn_mlir.softcap(2.0), window=(3, 1)),
+])
+def test_score_mod(rng, options):
+    # 6 query heads over 2 kv heads: ALiBi's slopes for a head count that
+    # is not a power of two; odd lengths.
+    q, k, v = rand(rng, 2, 6, 11, 16) * 3, rand(rng, 2, 2, 19, 16) * 3, rand(rng, 2, 2, 19, 8)
+    out, lse = attn_mlir.attention(q, k, v, return_lse=True, **options)
+    ref, ref_lse = reference_attention(q, k, v, **options)
+    assert_close(out, ref)
+    finite = np.isfinite(ref_lse)
+    assert np.array_equal(np.isfinite(lse), finite)
+    assert np.abs(lse[finite] - ref_lse[finite]).max() <= 1e-4
+
+
+def test_score_mod_rejected(rng):
+    q = rand(rng, 1, 1, 4, 16)
+    with pytest.raises(TypeError, match="score_mod"):
+        attn_mlir.attention(q, q, q, score_mod="alibi")
+    with pytest.raises(ValueError):
+        attn_mlir.softcap(float("inf"))
+
+
 def test_fully_masked_rows_are_zero(rng):
     q, k, v = rand(rng, 1, 1, 4, 16), rand(rng, 1, 1, 4, 16), rand(rng, 1, 1, 4, 16)
     mask = np.zeros((1, 1, 4, 4), dtype=bool)

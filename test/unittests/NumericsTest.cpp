@@ -198,7 +198,11 @@ struct SweepCase {
   int64_t batch, qHeads, kvHeads, headDim, vHeadDim;
   std::vector<MaskSpec> masks;
   Shapes shapes;
+  std::optional<ScoreModSpec> scoreMod = std::nullopt;
 };
+
+ScoreModSpec alibi() { return {ScoreModSpec::Kind::Alibi, 0}; }
+ScoreModSpec softcap(double cap) { return {ScoreModSpec::Kind::Softcap, cap}; }
 
 void PrintTo(const SweepCase &c, std::ostream *os) { *os << c.name; }
 
@@ -213,6 +217,7 @@ TEST_P(Sweep, MatchesReference) {
   options.cpuTarget = std::get<1>(GetParam());
   AttentionSpec spec =
       dynamicSpec(c.qHeads, c.kvHeads, c.headDim, c.vHeadDim, c.masks);
+  spec.scoreMod = c.scoreMod;
   ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec, Target::CPU, options));
   int failures = 0;
   int variant = 0;
@@ -312,6 +317,24 @@ std::vector<SweepCase> sweepCases() {
                     tensorMask(DType::F32, false, true, false),
                     keyPaddingMask(DType::I64)},
                    reducedGrid()});
+  // Named score modifications (score_mod regions built by the runtime):
+  // ALiBi with power-of-two and other head counts, under GQA / MQA and
+  // both causal alignments (the region's query row is the row, not its
+  // diagonal); softcapping with tensor bias and key padding (rows with no
+  // visible key at length 0).
+  cases.push_back({"alibi_GQA_Hq4_Hkv2_D64_causalBR", 2, 4, 2, 64, 64,
+                   {causalBR}, reducedGrid(), alibi()});
+  cases.push_back({"alibi_MQA_Hq6_Hkv1_D32_none", 1, 6, 1, 32, 32, {},
+                   reducedGrid(), alibi()});
+  cases.push_back({"alibi_Hq2_D16_causalTL_full", 1, 2, 2, 16, 16,
+                   {causalTL}, fullGrid(), alibi()});
+  cases.push_back({"softcap5_D64_causalTL_keyPadding", 3, 2, 1, 64, 64,
+                   {causalTL, keyPaddingMask(DType::I32)}, reducedGrid(),
+                   softcap(5.0)});
+  cases.push_back({"softcap2_D32_windowBR_bias", 2, 2, 1, 32, 32,
+                   {windowMask(5, 7, true),
+                    tensorMask(DType::F32, false, true, false)},
+                   reducedGrid(), softcap(2.0)});
   return cases;
 }
 
@@ -964,6 +987,7 @@ struct HalfCase {
   DType dtype;
   int64_t headDim;
   std::vector<MaskSpec> masks;
+  std::optional<ScoreModSpec> scoreMod = std::nullopt;
 };
 
 void PrintTo(const HalfCase &c, std::ostream *os) { *os << c.name; }
@@ -985,6 +1009,7 @@ TEST_P(HalfPrecision, WithinTwiceSamePrecisionError) {
   CompileOptions options;
   options.cpuTarget = level;
   AttentionSpec spec = dynamicSpec(2, 1, c.headDim, c.headDim, c.masks, c.dtype);
+  spec.scoreMod = c.scoreMod;
   bool padded = llvm::any_of(c.masks, [](const MaskSpec &m) {
     return m.kind == MaskSpec::Kind::KeyPadding;
   });
@@ -1047,7 +1072,12 @@ std::vector<std::tuple<HalfCase, std::string>> halfPrecisionCases() {
         HalfCase{"bf16_d64_keyPadding", DType::BF16, 64, {keyPaddingMask()}},
         HalfCase{"bf16_d128_causalTL_keyPadding", DType::BF16, 128,
                  {causalMask(false), keyPaddingMask()}},
-        HalfCase{"bf16_d80_none", DType::BF16, 80, {}}})
+        HalfCase{"bf16_d80_none", DType::BF16, 80, {}},
+        HalfCase{"bf16_alibi_causalBR", DType::BF16, 64, {causalMask(true)},
+                 alibi()},
+        HalfCase{"bf16_softcap_keyPadding", DType::BF16, 128,
+                 {keyPaddingMask()}, softcap(3.0)},
+        HalfCase{"f16_softcap_none", DType::F16, 64, {}, softcap(3.0)}})
     for (const std::string &level : numericsCPUTargets(c.dtype))
       cases.push_back({c, level});
   return cases;

@@ -96,6 +96,51 @@ double reference::bias(const AttentionSpec &spec, const Inputs &in, int64_t b,
   return maskValue(spec, in, *m, b, h, i, j);
 }
 
+/// ALiBi's slopes for n heads as the paper's code lists them (Press et al.
+/// 2022, get_slopes): a power of two n gives start^(i + 1) with
+/// start = 2^(-8 / n); otherwise the slopes of the power of two below n,
+/// then every other slope of twice that.
+static std::vector<double> alibiSlopes(int64_t n) {
+  auto powerOf2 = [](int64_t p) {
+    std::vector<double> r;
+    double start = std::pow(2.0, -std::pow(2.0, -(std::log2(p) - 3)));
+    for (int64_t i = 0; i < p; ++i)
+      r.push_back(start * std::pow(start, static_cast<double>(i)));
+    return r;
+  };
+  int64_t closest = 1;
+  while (closest * 2 <= n)
+    closest *= 2;
+  if (closest == n)
+    return powerOf2(n);
+  std::vector<double> r = powerOf2(closest);
+  std::vector<double> twice = alibiSlopes(2 * closest);
+  for (int64_t k = 0; static_cast<int64_t>(r.size()) < n; k += 2)
+    r.push_back(twice[k]);
+  return r;
+}
+
+double reference::scoreMod(const AttentionSpec &spec, int64_t h, int64_t i,
+                           int64_t j, double s) {
+  if (!spec.scoreMod)
+    return s;
+  switch (spec.scoreMod->kind) {
+  case ScoreModSpec::Kind::Alibi:
+  {
+    thread_local int64_t heads = 0;
+    thread_local std::vector<double> slopes;
+    if (heads != spec.qHeads) {
+      heads = spec.qHeads;
+      slopes = alibiSlopes(heads);
+    }
+    return s + slopes[h] * static_cast<double>(j - i);
+  }
+  case ScoreModSpec::Kind::Softcap:
+    return spec.scoreMod->cap * std::tanh(s / spec.scoreMod->cap);
+  }
+  return s;
+}
+
 double reference::roundTo(DType dtype, double x) {
   float f = static_cast<float>(x);
   switch (dtype) {
@@ -161,7 +206,8 @@ Outputs reference::attention(const AttentionSpec &spec, const Inputs &in) {
           double dot = 0;
           for (int64_t d = 0; d < g.D; ++d)
             dot += q[d] * k[d];
-          double s = scale * dot + bias(spec, in, b, h, i, j);
+          double s =
+              scoreMod(spec, h, i, j, scale * dot + bias(spec, in, b, h, i, j));
           kept.push_back(j);
           scores.push_back(s);
           if (std::isnan(s))
@@ -213,8 +259,9 @@ std::vector<double> reference::samePrecisionAttention(const AttentionSpec &spec,
           for (int64_t d = 0; d < g.D; ++d)
             dot += static_cast<float>(q[d]) * static_cast<float>(k[d]);
           kept.push_back(j);
-          s.push_back(rnd(scale * dot +
-                          static_cast<float>(bias(spec, in, b, h, i, j))));
+          s.push_back(rnd(static_cast<float>(scoreMod(
+              spec, h, i, j,
+              scale * dot + static_cast<float>(bias(spec, in, b, h, i, j))))));
         }
         if (kept.empty())
           continue;

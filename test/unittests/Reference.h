@@ -3,7 +3,8 @@
 // Plain-loop attention written independently of the compiler: the oracle of
 // the numerical tests. Semantics follow docs/design.md sections 3 and 4:
 //
-//   O = softmax(scale * Q K^T + bias, masked) V,  LSE = log sum exp(...)
+//   O = softmax(score_mod(scale * Q K^T + bias), masked) V,
+//   LSE = log sum exp(...)
 //
 // - GQA: query head h reads kv head h / (Hq / Hkv);
 // - causal keeps j <= i + shift, sliding_window keeps
@@ -64,6 +65,12 @@ int64_t maskElements(const AttentionSpec &spec, const Inputs &in);
 /// (the bias of a float tensor mask hides the key only when it is -inf).
 bool keeps(const AttentionSpec &spec, const Inputs &in, int64_t b, int64_t h,
            int64_t i, int64_t j);
+
+/// The spec's score modification (ScoreModSpec) of score s of query head h,
+/// row i, key j; s itself without one. ALiBi's slopes are computed here as
+/// the paper's code lists them, apart from the runtime's closed form.
+double scoreMod(const AttentionSpec &spec, int64_t h, int64_t i, int64_t j,
+                double s);
 
 /// The additive bias of (b, h, i, j): 0 without a float tensor mask.
 double bias(const AttentionSpec &spec, const Inputs &in, int64_t b, int64_t h,

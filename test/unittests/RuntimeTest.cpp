@@ -160,6 +160,20 @@ TEST_P(SpecRejects, WithMessageNamingTheKey) {
 
 const std::vector<RejectCase> kRejects = {
     {"UnknownKey", smallSpec(R"(, "foo": 1)"), {"'foo'", "unknown"}},
+    {"ScoreModKind", smallSpec(R"(, "score_mod": {"kind": "relu"})"),
+     {"'score_mod.kind'", "alibi, softcap", "relu"}},
+    {"ScoreModMissingKind", smallSpec(R"(, "score_mod": {})"),
+     {"'score_mod.kind'", "missing"}},
+    {"ScoreModNotObject", smallSpec(R"(, "score_mod": "alibi")"),
+     {"'score_mod'", "object"}},
+    {"SoftcapMissingCap", smallSpec(R"(, "score_mod": {"kind": "softcap"})"),
+     {"'score_mod.cap'", "missing"}},
+    {"SoftcapZeroCap",
+     smallSpec(R"(, "score_mod": {"kind": "softcap", "cap": 0})"),
+     {"'score_mod.cap'", "positive"}},
+    {"ScoreModUnknownKey",
+     smallSpec(R"(, "score_mod": {"kind": "alibi", "cap": 1})"),
+     {"'score_mod.cap'", "unknown"}},
     {"UnknownMaskKey", smallSpec(R"(, "mask": {"kind": "causal", "size": 3})"),
      {"'mask.size'"}},
     {"UnknownKeyInNoneMask", smallSpec(R"(, "mask": {"kind": "none", "x": 1})"),
@@ -270,6 +284,8 @@ TEST(SpecJSON, ToJSONRoundTrip) {
                    {"kind": "tensor", "dtype": "bf16",
                     "batch_broadcast": true, "head_broadcast": false,
                     "query_broadcast": true}]})",
+      smallSpec(R"(, "score_mod": {"kind": "alibi"})"),
+      smallSpec(R"(, "score_mod": {"kind": "softcap", "cap": 30.5})"),
   };
   for (const std::string &text : texts) {
     SCOPED_TRACE(text);
@@ -295,6 +311,39 @@ TEST(SpecJSON, ToJSONRoundTrip) {
   other.masks.push_back(causalMask(true));
   EXPECT_NE(other.toJSON(), s.toJSON());
   EXPECT_FALSE(other == s);
+  // A score modification is part of the kernel; without one the canonical
+  // form has no score_mod key (kernel caches keyed by it stay valid).
+  EXPECT_EQ(s.toJSON().find("score_mod"), std::string::npos);
+  AttentionSpec capped = s, capped2 = s;
+  capped.scoreMod = ScoreModSpec{ScoreModSpec::Kind::Softcap, 30};
+  capped2.scoreMod = ScoreModSpec{ScoreModSpec::Kind::Softcap, 20};
+  EXPECT_FALSE(capped == s);
+  EXPECT_FALSE(capped == capped2);
+  EXPECT_NE(capped.toJSON(), capped2.toJSON());
+}
+
+TEST(SpecJSON, AlibiSlopes) {
+  // Press et al.'s get_slopes: 8 heads 2^-1 .. 2^-8; 6 heads: those of 4
+  // (2^-2, 2^-4, 2^-6, 2^-8), then slopes 0 and 2 of 8 (2^-1, 2^-3).
+  for (int64_t h = 0; h < 8; ++h)
+    EXPECT_DOUBLE_EQ(alibiSlope(h, 8), std::exp2(-(h + 1.0)));
+  const double six[] = {0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125};
+  for (int64_t h = 0; h < 6; ++h)
+    EXPECT_DOUBLE_EQ(alibiSlope(h, 6), six[h]) << h;
+}
+
+TEST(ScoreMod, RefusedWithSplitKVAndOnCUDA) {
+  AttentionSpec spec = parseOrDie(smallSpec(R"(, "score_mod": {"kind": "alibi"})"));
+  CompileOptions splits;
+  splits.kvSplits = 2;
+  llvm::Error e = validateCompileOptions(spec, Target::CPU, splits);
+  ASSERT_TRUE(static_cast<bool>(e));
+  EXPECT_NE(llvm::toString(std::move(e)).find("kv_splits > 1 with a score_mod"),
+            std::string::npos);
+  llvm::Error c = validateCompileOptions(spec, Target::CUDA, CompileOptions());
+  ASSERT_TRUE(static_cast<bool>(c));
+  EXPECT_NE(llvm::toString(std::move(c)).find("not supported on CUDA"),
+            std::string::npos);
 }
 
 TEST(SpecJSON, DTypeNames) {

@@ -118,7 +118,8 @@ def Attn_AttentionOp : Attn_AttentionLikeOp<"attention", [Pure]> {
     ending in `attn.yield`.
     * `score_mod(%score: f32, %b: index, %h: index, %q_idx: index,
       %kv_idx: index, %captures...)` yields the modified f32 score; it is
-      applied to `scale * q.k + bias`, before masking.
+      applied to `scale * q.k + bias`, before masking (a key whose bias is
+      -inf stays hidden whatever score_mod makes of it).
     * `mask_mod(%b: index, %h: index, %q_idx: index, %kv_idx: index,
       %captures...)` yields i1: `true` keeps the key. It is intersected with
       every other mask.

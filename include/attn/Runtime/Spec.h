@@ -55,6 +55,27 @@ struct MaskSpec {
   bool operator==(const MaskSpec &o) const;
 };
 
+/// A named score modification (FlexAttention's score_mod, He et al. 2024),
+/// applied to the score s = scale * q.k (+ bias) of query row i and key j
+/// of query head h, before masking:
+///   alibi     s + slope(h) * (j - i), slope(h) the ALiBi paper's geometric
+///             slopes for q_heads heads (Press et al. 2022, "Train Short,
+///             Test Long": 2^(-8 (h + 1) / H) for H a power of two, else
+///             those of the power of two below H followed by every other
+///             slope of twice that);
+///   softcap   cap * tanh(s / cap) (Gemma 2's logit soft-capping).
+/// i and j are absolute positions: with a bottom-right mask the query row i
+/// is still the row index, not its diagonal.
+struct ScoreModSpec {
+  enum class Kind { Alibi, Softcap };
+  Kind kind = Kind::Alibi;
+  double cap = 0; // Softcap: > 0
+  bool operator==(const ScoreModSpec &o) const;
+};
+
+/// The ALiBi slope of query head h of q_heads heads (ScoreModSpec::Alibi).
+double alibiSlope(int64_t h, int64_t qHeads);
+
 /// An attention problem. Sizes marked optional may be dynamic (nullopt):
 /// one compiled kernel then serves every value.
 struct AttentionSpec {
@@ -68,6 +89,8 @@ struct AttentionSpec {
   /// Defaults to 1/sqrt(headDim).
   std::optional<double> scale;
   std::vector<MaskSpec> masks;
+  /// A score modification, or none.
+  std::optional<ScoreModSpec> scoreMod;
   /// Also return the log-sum-exp [B, Hq, Sq] (f32, natural log).
   bool returnLse = false;
 

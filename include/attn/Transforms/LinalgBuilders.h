@@ -67,7 +67,8 @@ Value buildScores(OpBuilder &b, Location loc, const GroupedOperands &ops);
 /// score stage builds its body with (buildMaskedScores for the reference and
 /// codegen=linalg, the CPU decomposition's score stage for the fast path):
 ///
-///   s = q . k (f32) [* scale] [+ bias];  s = score_mod(s);
+///   s = q . k (f32) [* scale] [+ bias];
+///   s = score_mod(s) (a -inf from the bias stays -inf: it hides the key);
 ///   s = keep ? s : -inf
 ///
 /// (PyTorch SDPA / FlashAttention semantics: the bias is added to the scaled

@@ -92,8 +92,12 @@ struct CPUApproximateMathPass
     RewritePatternSet patterns(&getContext());
     if (avx512)
       patterns.add<AVX512ExpPattern>(&getContext(), /*benefit=*/2);
-    populateMathPolynomialApproximationPatterns(
-        patterns, [](StringRef name) { return name == math::ExpOp::getOperationName(); });
+    // exp, and tanh (softcapping), which would otherwise be a libm call
+    // per element that a JIT-compiled kernel cannot link.
+    populateMathPolynomialApproximationPatterns(patterns, [](StringRef name) {
+      return name == math::ExpOp::getOperationName() ||
+             name == math::TanhOp::getOperationName();
+    });
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }
