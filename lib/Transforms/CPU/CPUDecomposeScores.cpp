@@ -58,8 +58,8 @@ Value Decomposer::buildQueryStage(Value query) {
 }
 
 Value Decomposer::buildScoreStage(const Head &hd, Value st, bool withBand) {
-  Value bIdx = hd.bIdx, h = hd.h, qOff = hd.qOff, kOff = hd.kOff,
-        jLo = hd.jLo, jHi = hd.jHi;
+  Value bIdx = hd.bIdx, h = hd.h, qOff = hd.qOff, kOff = hd.kOff, jLo = hd.jLo,
+        jHi = hd.jHi;
   bool scaleHere = pairs || keyLanes;
   Value bias = op.getBias(), mask = op.getMask();
   Region *scoreMod = detail.scoreMod(), *maskMod = detail.maskMod();
@@ -101,9 +101,10 @@ Value Decomposer::buildScoreStage(const Head &hd, Value st, bool withBand) {
           modAt.batch = batchAbs;
           modAt.head = headAbs;
           modAt.queryRow = arith::MinSIOp::create(b, loc, qPos, hd.qLast);
-          modAt.key = lastKey ? arith::MinSIOp::create(b, loc, kPos, lastKey)
-                                    .getResult()
-                              : kPos;
+          modAt.key =
+              lastKey
+                  ? arith::MinSIOp::create(b, loc, kPos, lastKey).getResult()
+                  : kPos;
         }
         Value row;
         // Bias and mask are read at the (clamped) row and key of the
@@ -132,8 +133,7 @@ Value Decomposer::buildScoreStage(const Head &hd, Value st, bool withBand) {
           if (mask)
             conj(tensor::ExtractOp::create(b, loc, mask, at(mask)));
           if (maskMod)
-            conj(builders::buildMaskMod(b, *maskMod, modAt,
-                                        detail.captures()));
+            conj(builders::buildMaskMod(b, *maskMod, modAt, detail.captures()));
           Value j32 = arith::IndexCastOp::create(b, loc, i32, j);
           if (withBand) {
             // rel = (kv_offset + j) - (q_offset + m), in i32 like the lanes.
@@ -169,32 +169,31 @@ Value Decomposer::buildScoreStage(const Head &hd, Value st, bool withBand) {
   return g.getResult(0);
 }
 
+void Decomposer::yieldMulAdd(OpBuilder &b, ValueRange a) {
+  auto f32 = [&](Value v) -> Value {
+    return v.getType().isF32()
+               ? v
+               : arith::ExtFOp::create(b, loc, b.getF32Type(), v).getResult();
+  };
+  linalg::YieldOp::create(
+      b, loc,
+      arith::AddFOp::create(b, loc, a[2],
+                            arith::MulFOp::create(b, loc, f32(a[0]), f32(a[1])))
+          .getResult());
+}
+
 Value Decomposer::buildScoresStage(const Head &hd, Value qt) {
   OpFoldResult bF = hd.bIdx, hF = hd.h, z = rw.getIndexAttr(0);
-  Type f32 = rw.getF32Type();
   int64_t rows = keyLanes ? M : N, cols = keyLanes ? N : Mp;
   Value st0 = filled({rows, cols}, 0.0);
   Value st;
   if (keyLanes) {
     Value q2 = slice(op.getQuery(), {bF, hF, z, z}, {1, 1, M, D}, 2);
     AffineExpr m = dim(0), j = dim(1), dd = dim(2);
-    st = generic(
-             "scores", st0.getType(), {q2, hd.k2}, st0,
-             {map(3, {m, dd}), map(3, {j, dd}), map(3, {m, j})},
-             {kPar, kPar, kRed},
-             [&](OpBuilder &b, ValueRange a) {
-               auto ext = [&](Value v) {
-                 return v.getType().isF32()
-                            ? v
-                            : arith::ExtFOp::create(b, loc, f32, v).getResult();
-               };
-               linalg::YieldOp::create(
-                   b, loc,
-                   arith::AddFOp::create(
-                       b, loc, a[2],
-                       arith::MulFOp::create(b, loc, ext(a[0]), ext(a[1])))
-                       .getResult());
-             })
+    st = generic("scores", st0.getType(), {q2, hd.k2}, st0,
+                 {map(3, {m, dd}), map(3, {j, dd}), map(3, {m, j})},
+                 {kPar, kPar, kRed},
+                 [&](OpBuilder &b, ValueRange a) { yieldMulAdd(b, a); })
              .getResult(0);
     st.getDefiningOp()->setAttr(kSchemeAttr, rw.getStringAttr("rows"));
   } else {
@@ -222,21 +221,9 @@ Value Decomposer::buildScoresStage(const Head &hd, Value qt) {
       maps = {map(3, {j, dd}), map(3, {dd, m}), map(3, {j, m})};
       iters = {kPar, kPar, kRed};
     }
-    linalg::GenericOp g = generic(
-        "scores", st0.getType(), {lhs, rhs}, st0, maps, iters,
-        [&](OpBuilder &b, ValueRange a) {
-          auto ext = [&](Value v) {
-            return v.getType().isF32()
-                       ? v
-                       : arith::ExtFOp::create(b, loc, f32, v).getResult();
-          };
-          linalg::YieldOp::create(
-              b, loc,
-              arith::AddFOp::create(
-                  b, loc, a[2],
-                  arith::MulFOp::create(b, loc, ext(a[0]), ext(a[1])))
-                  .getResult());
-        });
+    linalg::GenericOp g =
+        generic("scores", st0.getType(), {lhs, rhs}, st0, maps, iters,
+                [&](OpBuilder &b, ValueRange a) { yieldMulAdd(b, a); });
     g->setAttr(kSchemeAttr, rw.getStringAttr(amx        ? "amx"
                                              : usePairs ? "bf16_dot"
                                                         : "fma"));
@@ -258,11 +245,9 @@ Value Decomposer::buildMaskedScoreStage(const Head &hd, Value st) {
     {
       OpBuilder::InsertionGuard g(rw);
       rw.setInsertionPointToStart(ifOp.thenBlock());
-      scf::YieldOp::create(rw, loc,
-                           buildScoreStage(hd, st, false));
+      scf::YieldOp::create(rw, loc, buildScoreStage(hd, st, false));
       rw.setInsertionPointToStart(ifOp.elseBlock());
-      scf::YieldOp::create(rw, loc,
-                           buildScoreStage(hd, st, true));
+      scf::YieldOp::create(rw, loc, buildScoreStage(hd, st, true));
     }
     st = ifOp.getResult(0);
   } else {

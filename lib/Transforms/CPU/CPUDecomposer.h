@@ -146,6 +146,10 @@ struct Decomposer {
   /// Slices the head out of the tile and asks VisibleKeys for its key range.
   Head beginHead(Value bIdx, Value h, Value acc4, Value max4, Value sum4);
 
+  /// The body of a score contraction: yields acc + a * b in f32
+  /// (block arguments a, b, acc; a and b extended from bf16 / f16).
+  void yieldMulAdd(OpBuilder &b, ValueRange a);
+
   /// The scores stage: the Q K^T contraction in the tile's layout (keys on
   /// the lanes, or queries on the lanes as FMA, bf16 pairs or AMX).
   Value buildScoresStage(const Head &hd, Value qt);

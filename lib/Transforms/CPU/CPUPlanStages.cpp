@@ -1,4 +1,5 @@
-//===- CPUPlanStages.cpp - decide each CPU tile stage's lowering on tensors -===//
+//===- CPUPlanStages.cpp - decide each CPU tile stage's lowering on tensors
+//-===//
 //
 // attn-cpu-plan-stages: before bufferization, while a stage's init operand
 // is an SSA value, decides how attn-cpu-lower-stages lowers each stage of a
@@ -101,13 +102,13 @@ struct CPUPlanStagesPass
         break;
       }
       if (folded)
-        folded->setAttr(kFoldedIntoAttr, b.getStringAttr(getStageKindName(
-                                             match.kind)));
+        folded->setAttr(kFoldedIntoAttr,
+                        b.getStringAttr(getStageKindName(match.kind)));
       if (!remarks)
         continue;
       InFlightDiagnostic remark = emitRemark(op.getLoc())
-                                  << "stage '" << stageName(op) << "': "
-                                  << getStageKindName(match.kind);
+                                  << "stage '" << stageName(op)
+                                  << "': " << getStageKindName(match.kind);
       if (folded)
         remark << ", folds in its init's "
                << (isa<linalg::FillOp>(folded) ? "fill" : "row rescale");
