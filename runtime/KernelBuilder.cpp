@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/InitAllDialects.h"
+#include "llvm/ADT/bit.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 
@@ -234,8 +235,8 @@ Inputs readInputs(EntryBuilder &e, const AttentionSpec &spec, Block *body,
 
 namespace {
 /// The spec's named score modification as the score_mod region of `op`
-/// (its ScoreModSpec definition, in f32): ALiBi's slope from the query head
-/// by the closed form of attn::alibiSlope, 2^x computed as exp(x ln 2).
+/// (its ScoreModSpec definition, in f32): ALiBi's slope from the query head,
+/// with the constants attn::alibiSlope gives.
 void buildScoreModRegion(OpBuilder &b, Location loc, mlir::Operation *op,
                          const attn::ScoreModSpec &mod, int64_t qHeads) {
   namespace arith = mlir::arith;
@@ -257,34 +258,27 @@ void buildScoreModRegion(OpBuilder &b, Location loc, mlir::Operation *op,
   };
   Value s = block->getArgument(0), y;
   if (mod.kind == attn::ScoreModSpec::Kind::Alibi) {
-    int64_t c = 1;
-    while (c * 2 <= qHeads)
-      c *= 2;
+    // The slopes are geometric with ratio slope(0) within each of the two
+    // runs attn::alibiSlope (their one owner) describes, [0, c) and
+    // [c, H): slope(h) = slope(first) * slope(0)^(h - first).
+    int64_t c = static_cast<int64_t>(llvm::bit_floor(
+        static_cast<uint64_t>(qHeads)));
+    auto lnSlope = [&](int64_t h) { return std::log(attn::alibiSlope(h, qHeads)); };
     Value h = block->getArgument(2);
     Value hf = toF32(h);
-    // h < c: 2^(-8 (h + 1) / c); else 2^(-8 (2 (h - c) + 1) / (2 c)).
-    double ln2 = std::log(2.0);
-    Value lo = arith::MulFOp::create(
-        b, loc, arith::AddFOp::create(b, loc, hf, f(1.0)),
-        f(-8.0 * ln2 / static_cast<double>(c)));
-    Value exponent = lo;
+    Value lnFirst = f(lnSlope(0)), first = f(0.0);
     if (c != qHeads) {
-      Value hi = arith::MulFOp::create(
-          b, loc,
-          arith::AddFOp::create(
-              b, loc,
-              arith::MulFOp::create(
-                  b, loc,
-                  arith::SubFOp::create(b, loc, hf,
-                                        f(static_cast<double>(c))),
-                  f(2.0)),
-              f(1.0)),
-          f(-4.0 * ln2 / static_cast<double>(c)));
-      Value low = arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::slt, h,
+      Value second = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::sge, h,
           arith::ConstantIndexOp::create(b, loc, c));
-      exponent = arith::SelectOp::create(b, loc, low, lo, hi);
+      lnFirst = arith::SelectOp::create(b, loc, second, f(lnSlope(c)), lnFirst);
+      first = arith::SelectOp::create(b, loc, second,
+                                      f(static_cast<double>(c)), first);
     }
+    Value exponent = arith::AddFOp::create(
+        b, loc, lnFirst,
+        arith::MulFOp::create(b, loc, arith::SubFOp::create(b, loc, hf, first),
+                              f(lnSlope(0))));
     Value slope = math::ExpOp::create(b, loc, exponent);
     Value rel = toF32(arith::SubIOp::create(b, loc, block->getArgument(4),
                                             block->getArgument(3)));

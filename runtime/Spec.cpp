@@ -1,8 +1,10 @@
 //===- Spec.cpp - attention problem specification -------------------------===//
 
 #include "attn/Runtime/Spec.h"
+
 #include "attn/Support/NestingDepth.h"
 #include "dialect/attn/IR/AttnOpDetail.h"
+#include "llvm/ADT/bit.h"
 
 #include <nlohmann/json.hpp>
 
@@ -78,9 +80,8 @@ double attn::alibiSlope(int64_t h, int64_t qHeads) {
   // Press et al.'s get_slopes: for n a power of two, 2^(-8 (h + 1) / n);
   // otherwise the slopes of the power of two c below n, then every other
   // slope of 2c: 2^(-8 (2k + 1) / (2c)).
-  int64_t c = 1;
-  while (c * 2 <= qHeads)
-    c *= 2;
+  int64_t c =
+      static_cast<int64_t>(llvm::bit_floor(static_cast<uint64_t>(qHeads)));
   if (h < c)
     return std::exp2(-8.0 * static_cast<double>(h + 1) / c);
   return std::exp2(-8.0 * static_cast<double>(2 * (h - c) + 1) / (2 * c));

@@ -240,11 +240,6 @@ LogicalResult verifyAttentionLikeOp(Operation *op);
 /// the allowed ops (arith, math, tensor.extract of a capture).
 LogicalResult verifyModRegions(Operation *op);
 
-/// The leading block arguments of the regions, before one per capture:
-/// score_mod (score: f32, b, h, q_idx, kv_idx: index), mask_mod (b, h,
-/// q_idx, kv_idx: index).
-constexpr unsigned kScoreModLeadingArgs = 5, kMaskModLeadingArgs = 4;
-
 /// Emits an error on `op` and fails when it carries a score_mod or mask_mod
 /// region, which `where` (a pass or target) does not lower yet; succeeds
 /// otherwise.
