@@ -165,6 +165,7 @@ protected:
   llvm::Error launch(const AttentionArgs &args, int64_t batch, int64_t qLen,
                      int64_t kvLen) const override {
     SmallVector<MemRefDescriptor, 8> inputs, outputs;
+    size_t capture = 0;
     for (KernelOperand op : operands) {
       switch (op) {
       case KernelOperand::Query:
@@ -181,6 +182,9 @@ protected:
         break;
       case KernelOperand::KvLens:
         inputs.push_back(describe(args.kvLens));
+        break;
+      case KernelOperand::Capture:
+        inputs.push_back(describe(args.captures[capture++]));
         break;
       case KernelOperand::Output:
         outputs.push_back(describe(args.output));
@@ -433,9 +437,9 @@ CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
     // the (batch, head, query-block) workgroups are too few to keep every
     // thread busy: about 4 work items per thread, splits of >= 512 keys.
     resolved.kvSplits = 1;
-    // (Not with a score_mod yet: its region would need the split's query
-    // shift.)
-    if (!options.unfusedReference && !spec.scoreMod && spec.qLen &&
+    // (Not with score_mod / mask_mod regions yet: they would need the
+    // split's query shift.)
+    if (!options.unfusedReference && !spec.hasModRegions() && spec.qLen &&
         *spec.qLen <= 16 && spec.kvLen) {
       int64_t workgroups = mlir::attn::getWorkgroupCount(
           spec.batch.value_or(1), spec.qHeads, *spec.qLen, tiles);

@@ -495,6 +495,8 @@ const TensorRef &refOf(const AttentionArgs &args, KernelOperand op) {
     return args.mask;
   case KernelOperand::KvLens:
     return args.kvLens;
+  case KernelOperand::Capture:
+    break; // validateCompileOptions refuses mod regions on CUDA
   case KernelOperand::Output:
     return args.output;
   case KernelOperand::Lse:
@@ -515,6 +517,8 @@ const char *nameOf(KernelOperand op) {
     return "mask";
   case KernelOperand::KvLens:
     return "kv_lens";
+  case KernelOperand::Capture:
+    return "capture";
   case KernelOperand::Output:
     return "output";
   case KernelOperand::Lse:

@@ -56,6 +56,7 @@ attn::kernelOperands(const AttentionSpec &spec) {
     ops.push_back(KernelOperand::Mask);
   if (spec.findMask(MaskSpec::Kind::KeyPadding))
     ops.push_back(KernelOperand::KvLens);
+  ops.insert(ops.end(), spec.captures().size(), KernelOperand::Capture);
   ops.push_back(KernelOperand::Output);
   if (spec.returnLse)
     ops.push_back(KernelOperand::Lse);
@@ -103,10 +104,28 @@ struct EntryBuilder {
   OpBuilder b;
   Location loc;
   int64_t B, Sq, Sk;
+  std::vector<attn::CaptureSpec> captures;
 
   EntryBuilder(MLIRContext &ctx, const AttentionSpec &spec)
       : ctx(ctx), spec(spec), b(&ctx), loc(b.getUnknownLoc()),
-        B(dimOf(spec.batch)), Sq(dimOf(spec.qLen)), Sk(dimOf(spec.kvLen)) {}
+        B(dimOf(spec.batch)), Sq(dimOf(spec.qLen)), Sk(dimOf(spec.kvLen)),
+        captures(spec.captures()) {}
+
+  /// The memref types of `operands` in order.
+  SmallVector<Type> operandTypes(ArrayRef<KernelOperand> operands) {
+    SmallVector<Type> types;
+    unsigned capture = 0;
+    for (KernelOperand op : operands)
+      types.push_back(op == KernelOperand::Capture
+                          ? captureType(captures[capture++])
+                          : operandType(op));
+    return types;
+  }
+
+  MemRefType captureType(const attn::CaptureSpec &c) {
+    std::vector<int64_t> shape = c.shapeAt(B, Sq, Sk);
+    return stridedMemRef(ctx, shape, elementType(ctx, c.dtype));
+  }
 
   MemRefType operandType(KernelOperand op) {
     Type elt = elementType(ctx, spec.dtype);
@@ -133,6 +152,8 @@ struct EntryBuilder {
       return stridedMemRef(ctx, {B, spec.qHeads, Sq, spec.vHeadDim}, elt);
     case KernelOperand::Lse:
       return stridedMemRef(ctx, {B, spec.qHeads, Sq}, b.getF32Type());
+    case KernelOperand::Capture:
+      break; // captureType
     }
     return {};
   }
@@ -194,6 +215,7 @@ struct EntryBuilder {
 /// The inputs of the attention, as tensors.
 struct Inputs {
   Value query, key, value, mask, bias, kvLens;
+  SmallVector<Value> captures;
 };
 
 Inputs readInputs(EntryBuilder &e, const AttentionSpec &spec, Block *body,
@@ -222,6 +244,9 @@ Inputs readInputs(EntryBuilder &e, const AttentionSpec &spec, Block *body,
     case KernelOperand::KvLens:
       in.kvLens = t;
       break;
+    case KernelOperand::Capture:
+      in.captures.push_back(t);
+      break;
     case KernelOperand::Output:
     case KernelOperand::Lse:
       outs->push_back(t);
@@ -237,16 +262,17 @@ namespace {
 /// The spec's named score modification as the score_mod region of `op`
 /// (its ScoreModSpec definition, in f32): ALiBi's slope from the query head,
 /// with the constants attn::alibiSlope gives.
-void buildScoreModRegion(OpBuilder &b, Location loc, mlir::Operation *op,
+void buildScoreModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
                          const attn::ScoreModSpec &mod, int64_t qHeads) {
   namespace arith = mlir::arith;
   namespace math = mlir::math;
   Type f32 = b.getF32Type(), idx = b.getIndexType();
-  mlir::Region &region = op->getRegion(0);
   Block *block = new Block();
-  region.push_back(block);
+  op.getScoreMod().push_back(block);
   for (Type t : {f32, idx, idx, idx, idx})
     block->addArgument(t, loc);
+  for (Value capture : op.getCaptures())
+    block->addArgument(capture.getType(), loc);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(block);
   auto f = [&](double v) -> Value {
@@ -292,6 +318,43 @@ void buildScoreModRegion(OpBuilder &b, Location loc, mlir::Operation *op,
   }
   mlir::attn::YieldOp::create(b, loc, y);
 }
+
+/// The spec's named mask modification as the mask_mod region of `op`
+/// (its MaskModSpec definition), reading the op's captures in the order of
+/// AttentionSpec::captures.
+void buildMaskModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
+                        const attn::MaskModSpec &mod) {
+  namespace arith = mlir::arith;
+  Type idx = b.getIndexType();
+  Block *block = new Block();
+  op.getMaskMod().push_back(block);
+  for (unsigned i = 0; i < 4; ++i)
+    block->addArgument(idx, loc);
+  for (Value capture : op.getCaptures())
+    block->addArgument(capture.getType(), loc);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(block);
+  Value batch = block->getArgument(0), row = block->getArgument(2),
+        key = block->getArgument(3);
+  Value keep;
+  if (mod.kind == attn::MaskModSpec::Kind::Document) {
+    Value qDoc = tensor::ExtractOp::create(b, loc, block->getArgument(4),
+                                           ValueRange{batch, row});
+    Value kvDoc = tensor::ExtractOp::create(b, loc, block->getArgument(5),
+                                            ValueRange{batch, key});
+    keep = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, qDoc, kvDoc);
+  } else {
+    Value prefix = arith::IndexCastOp::create(
+        b, loc, idx,
+        tensor::ExtractOp::create(b, loc, block->getArgument(4),
+                                  ValueRange{batch}));
+    keep = arith::OrIOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, key, row),
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, key, prefix));
+  }
+  mlir::attn::YieldOp::create(b, loc, keep);
+}
 } // namespace
 
 OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
@@ -311,8 +374,7 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
   FloatAttr scale = b.getF32FloatAttr(spec.scaleValue());
 
   if (kvSplits <= 1) {
-    SmallVector<Type> types = llvm::map_to_vector(
-        operands, [&](KernelOperand op) -> Type { return e.operandType(op); });
+    SmallVector<Type> types = e.operandTypes(operands);
     func::FuncOp func = e.entry(kKernelEntry, types, 0, workgroupRange);
     Block *body = func.addEntryBlock();
     b.setInsertionPointToStart(body);
@@ -322,19 +384,20 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
         llvm::map_to_vector(outs, [](Value v) { return v.getType(); });
     auto attention = mlir::attn::AttentionOp::create(
         b, loc, resultTypes, in.query, in.key, in.value, in.mask, in.bias,
-        in.kvLens, /*captures=*/ValueRange{}, /*offsets=*/ValueRange{}, Value(),
-        Value(), scale,
-        e.maskKind(/*forceTopLeft=*/false), outs);
+        in.kvLens, in.captures, /*offsets=*/ValueRange{}, Value(), Value(),
+        scale, e.maskKind(/*forceTopLeft=*/false), outs);
     if (spec.scoreMod)
       buildScoreModRegion(b, loc, attention, *spec.scoreMod, spec.qHeads);
+    if (spec.maskMod)
+      buildMaskModRegion(b, loc, attention, *spec.maskMod);
     for (auto [res, dest] : llvm::zip(attention.getResults(), outMemRefs))
       e.writeBack(res, dest);
     func::ReturnOp::create(b, loc);
     return module;
   }
 
-  assert(!spec.scoreMod && "validateCompileOptions refuses split-KV with a "
-                           "score_mod");
+  assert(!spec.hasModRegions() && "validateCompileOptions refuses split-KV "
+                                  "with a score_mod or mask_mod");
   // Split-KV: @attn_kernel(inputs..., workspace..., split, range) computes
   // the online-softmax state of split `split` of the keys;
   // @attn_kernel_merge(workspace..., outputs..., range) merges the splits.
@@ -344,8 +407,7 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
         .push_back(op);
   SmallVector<Type> wsTypes = e.workspaceTypes(kvSplits);
   {
-    SmallVector<Type> types = llvm::map_to_vector(
-        inputs, [&](KernelOperand op) -> Type { return e.operandType(op); });
+    SmallVector<Type> types = e.operandTypes(inputs);
     types.append(wsTypes.begin(), wsTypes.end());
     func::FuncOp func = e.entry(kKernelEntry, types, 1, workgroupRange);
     Block *body = func.addEntryBlock();

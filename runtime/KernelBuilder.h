@@ -18,8 +18,18 @@ constexpr const char *kKernelEntry = "attn_kernel";
 constexpr const char *kMergeEntry = "attn_kernel_merge";
 
 /// The operands of the kernel entry in order, for a spec: query, key, value,
-/// [mask], [kv_lens], output, [lse] (then the workgroup range on the CPU).
-enum class KernelOperand { Query, Key, Value, Mask, KvLens, Output, Lse };
+/// [mask], [kv_lens], captures..., output, [lse] (then the workgroup range
+/// on the CPU). The n-th Capture is spec.captures()[n].
+enum class KernelOperand {
+  Query,
+  Key,
+  Value,
+  Mask,
+  KvLens,
+  Capture,
+  Output,
+  Lse
+};
 std::vector<KernelOperand> kernelOperands(const AttentionSpec &spec);
 
 /// Builds

@@ -173,6 +173,23 @@ llvm::Error attn::validateArguments(const AttentionSpec &s,
     expects.push_back({"kv_lens", &args.kvLens, padding->dtype, {batch}});
   else if (!args.kvLens.empty())
     return argError("kv_lens: given, but the spec has no key_padding mask");
+  std::vector<CaptureSpec> captures = s.captures();
+  if (args.captures.size() != captures.size()) {
+    std::string why =
+        captures.empty()
+            ? "the spec has no score_mod or mask_mod that reads any"
+            : std::string("the spec's ") +
+                  (s.maskMod ? "mask_mod" : "score_mod") + " reads " +
+                  std::to_string(captures.size());
+    return argError("captures: " + llvm::Twine(args.captures.size()) +
+                    " given, but " + why);
+  }
+  for (auto [c, ref] : llvm::zip(captures, args.captures)) {
+    std::vector<int64_t> shape = c.shapeAt(batch, qLen, kvLen);
+    expects.push_back(
+        {c.name.c_str(), &ref, c.dtype,
+         llvm::SmallVector<int64_t, 4>(shape.begin(), shape.end())});
+  }
   if (s.returnLse && outputs)
     expects.push_back({"lse", &args.lse, DType::F32, {batch, s.qHeads, qLen}});
   else if (!s.returnLse && !args.lse.empty())
@@ -461,11 +478,13 @@ llvm::Error attn::validateCompileOptions(const AttentionSpec &spec,
   if (options.kvSplits < 0 || options.kvSplits > kMaxKvSplits)
     return optionsError("kv_splits must be in 0.." + llvm::Twine(kMaxKvSplits) +
                         ", got " + llvm::Twine(options.kvSplits));
-  if (spec.scoreMod && options.kvSplits > 1)
-    return optionsError("kv_splits > 1 with a score_mod is not supported yet "
-                        "(leave kv_splits at 0 or 1)");
-  if (spec.scoreMod && target == Target::CUDA)
-    return optionsError("a score_mod is not supported on CUDA yet");
+  const char *mod = spec.scoreMod ? "score_mod" : "mask_mod";
+  if (spec.hasModRegions() && options.kvSplits > 1)
+    return optionsError(llvm::Twine("kv_splits > 1 with a ") + mod +
+                        " is not supported yet (leave kv_splits at 0 or 1)");
+  if (spec.hasModRegions() && target == Target::CUDA)
+    return optionsError(llvm::Twine("a ") + mod +
+                        " is not supported on CUDA yet");
   return llvm::Error::success();
 }
 

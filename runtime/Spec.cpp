@@ -92,7 +92,30 @@ bool AttentionSpec::operator==(const AttentionSpec &o) const {
          qLen == o.qLen && kvLen == o.kvLen && headDim == o.headDim &&
          vHeadDim == o.vHeadDim && dtype == o.dtype &&
          scaleValue() == o.scaleValue() && masks == o.masks &&
-         scoreMod == o.scoreMod && returnLse == o.returnLse;
+         scoreMod == o.scoreMod && maskMod == o.maskMod &&
+         returnLse == o.returnLse;
+}
+
+std::vector<int64_t> CaptureSpec::shapeAt(int64_t batch, int64_t qLen,
+                                          int64_t kvLen) const {
+  std::vector<int64_t> sizes;
+  for (Dim d : shape)
+    sizes.push_back(d == Dim::Batch ? batch : d == Dim::QLen ? qLen : kvLen);
+  return sizes;
+}
+
+std::vector<CaptureSpec> AttentionSpec::captures() const {
+  using Dim = CaptureSpec::Dim;
+  if (!maskMod)
+    return {};
+  switch (maskMod->kind) {
+  case MaskModSpec::Kind::Document:
+    return {{"q_document_ids", DType::I32, {Dim::Batch, Dim::QLen}},
+            {"kv_document_ids", DType::I32, {Dim::Batch, Dim::KvLen}}};
+  case MaskModSpec::Kind::PrefixLM:
+    return {{"prefix_lens", DType::I32, {Dim::Batch}}};
+  }
+  return {};
 }
 
 double AttentionSpec::scaleValue() const {
@@ -265,6 +288,32 @@ llvm::Expected<std::optional<ScoreModSpec>> parseScoreMod(const json &obj) {
   return mod;
 }
 
+/// Parses the mask_mod object; nullopt for null.
+llvm::Expected<std::optional<MaskModSpec>> parseMaskMod(const json &obj) {
+  if (obj.is_null())
+    return std::nullopt;
+  if (!obj.is_object())
+    return specError("'mask_mod' must be an object or null, got " + shown(obj));
+  ObjectReader r{obj, "mask_mod.", {}};
+  std::optional<std::string> kind;
+  if (auto err = r.string("kind", kind))
+    return std::move(err);
+  if (!kind)
+    return specError("missing required key 'mask_mod.kind'");
+  MaskModSpec mod;
+  if (*kind == "document")
+    mod.kind = MaskModSpec::Kind::Document;
+  else if (*kind == "prefix_lm")
+    mod.kind = MaskModSpec::Kind::PrefixLM;
+  else
+    return specError("'mask_mod.kind' must be one of document, prefix_lm, "
+                     "got " +
+                     shown(json(*kind)));
+  if (auto err = r.unknownKeys())
+    return std::move(err);
+  return mod;
+}
+
 /// Parses one mask object; returns nullopt for kind "none".
 llvm::Expected<std::optional<MaskSpec>> parseMask(const json &obj) {
   if (!obj.is_object())
@@ -431,6 +480,12 @@ llvm::Expected<AttentionSpec> AttentionSpec::fromJSON(const std::string &text) {
       return mod.takeError();
     spec.scoreMod = *mod;
   }
+  if (const json *m = r.find("mask_mod")) {
+    auto mod = parseMaskMod(*m);
+    if (!mod)
+      return mod.takeError();
+    spec.maskMod = *mod;
+  }
   if (auto err = r.unknownKeys())
     return std::move(err);
   if (auto err = spec.validate())
@@ -570,6 +625,10 @@ std::string AttentionSpec::toJSON() const {
     }
     j["score_mod"] = mj;
   }
+  if (maskMod)
+    j["mask_mod"] = {{"kind", maskMod->kind == MaskModSpec::Kind::Document
+                                  ? "document"
+                                  : "prefix_lm"}};
   return j.dump();
 }
 

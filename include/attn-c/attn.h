@@ -59,7 +59,7 @@ extern "C" {
 #endif
 
 /* Version of this interface: bumped on incompatible changes. */
-#define ATTN_C_API_VERSION 1
+#define ATTN_C_API_VERSION 2
 
 typedef enum attn_status {
   ATTN_OK = 0,
@@ -298,6 +298,26 @@ ATTN_C_EXPORT attn_status attn_kernel_operand_info(const attn_kernel *kernel,
                                                    attn_operand operand,
                                                    attn_operand_info *out);
 
+/* A run-time input of the kernel's score_mod / mask_mod (a capture): its
+   name (as the spec's documentation and attn-run's --capture write it),
+   dtype and expected sizes, -1 where the spec leaves a size dynamic. The
+   name lives as long as the kernel. */
+typedef struct attn_capture_info {
+  const char *name;
+  attn_dtype dtype;
+  int32_t rank;
+  int64_t shape[4];
+} attn_capture_info;
+
+/* The number of captures the kernel reads (attn_args.num_captures). */
+ATTN_C_EXPORT attn_status attn_kernel_num_captures(const attn_kernel *kernel,
+                                                   int32_t *out);
+/* Capture `index` (0 .. num_captures - 1). Errors: INVALID_ARGUMENT for an
+   index out of range. */
+ATTN_C_EXPORT attn_status attn_kernel_capture_info(const attn_kernel *kernel,
+                                                   int32_t index,
+                                                   attn_capture_info *out);
+
 typedef struct attn_kernel_info {
   attn_target target;
   int64_t tile_sizes[4]; /* batch, heads, query, key */
@@ -360,6 +380,12 @@ typedef struct attn_args {
   attn_tensor kv_lens; /* when the spec has a KEY_PADDING mask */
   attn_tensor output;
   attn_tensor lse; /* when the spec returns the LSE */
+  /* The inputs of the spec's mask_mod (its captures), num_captures of
+     them in the order attn_kernel_capture_info numbers them, e.g.
+     q_document_ids [B, Sq] and kv_document_ids [B, Sk] i32 for a document
+     mask_mod; 0 and NULL when the spec has none. */
+  int32_t num_captures;
+  const attn_tensor *captures;
 } attn_args;
 
 /* Zeroes every tensor (all absent) and sets struct_size. */

@@ -28,6 +28,8 @@ struct attn_context {
 
 struct attn_kernel {
   std::shared_ptr<Kernel> kernel;
+  /// kernel->spec().captures(), whose names attn_capture_info points at.
+  std::vector<attn::CaptureSpec> captures;
 };
 
 namespace {
@@ -179,6 +181,19 @@ attn_status toArgs(const attn_args *args, AttentionArgs &out,
   for (int i = 0; i < 7; ++i)
     if (!toTensorRef(*in[i], operandName(i), *refs[i]))
       return ATTN_ERROR_INVALID_ARGUMENT;
+  if (args->num_captures < 0 || args->num_captures > 64 ||
+      (args->num_captures > 0 && !args->captures))
+    return fail(ATTN_ERROR_INVALID_ARGUMENT,
+                std::string(function) + ": args->num_captures is " +
+                    std::to_string(args->num_captures) +
+                    (args->num_captures > 0 ? " with captures NULL"
+                                            : ", outside 0..64"));
+  out.captures.resize(args->num_captures);
+  for (int32_t i = 0; i < args->num_captures; ++i) {
+    std::string name = "capture " + std::to_string(i);
+    if (!toTensorRef(args->captures[i], name.c_str(), out.captures[i]))
+      return ATTN_ERROR_INVALID_ARGUMENT;
+  }
   return ATTN_OK;
 }
 
@@ -287,7 +302,8 @@ attn_status compileSpec(attn_context *context, const AttentionSpec &spec,
     std::string msg = llvm::toString(kernel.takeError());
     return fail(statusOfCompileError(msg), msg);
   }
-  *out = new attn_kernel{std::move(*kernel)};
+  std::vector<attn::CaptureSpec> captures = (*kernel)->spec().captures();
+  *out = new attn_kernel{std::move(*kernel), std::move(captures)};
   return ATTN_OK;
 }
 
@@ -593,6 +609,44 @@ attn_status attn_kernel_operand_info(const attn_kernel *kernel,
     }
     break;
   }
+  *out = info;
+  return ATTN_OK;
+}
+
+attn_status attn_kernel_num_captures(const attn_kernel *kernel, int32_t *out) {
+  if (!kernel)
+    return nullArgument("attn_kernel_num_captures", "kernel");
+  if (!out)
+    return nullArgument("attn_kernel_num_captures", "out");
+  *out = static_cast<int32_t>(kernel->captures.size());
+  return ATTN_OK;
+}
+
+attn_status attn_kernel_capture_info(const attn_kernel *kernel, int32_t index,
+                                     attn_capture_info *out) {
+  if (!kernel)
+    return nullArgument("attn_kernel_capture_info", "kernel");
+  if (!out)
+    return nullArgument("attn_kernel_capture_info", "out");
+  if (index < 0 || static_cast<size_t>(index) >= kernel->captures.size())
+    return fail(
+        ATTN_ERROR_INVALID_ARGUMENT,
+        "attn_kernel_capture_info: index " + std::to_string(index) +
+            " is outside 0.." +
+            std::to_string(static_cast<int64_t>(kernel->captures.size()) - 1) +
+            " (the kernel reads " + std::to_string(kernel->captures.size()) +
+            " captures)");
+  const attn::CaptureSpec &c = kernel->captures[index];
+  const AttentionSpec &s = kernel->kernel->spec();
+  std::vector<int64_t> shape = c.shapeAt(
+      s.batch.value_or(-1), s.qLen.value_or(-1), s.kvLen.value_or(-1));
+  attn_capture_info info;
+  std::memset(&info, 0, sizeof(info));
+  info.name = c.name.c_str();
+  info.dtype = fromDType(c.dtype);
+  info.rank = static_cast<int32_t>(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i)
+    info.shape[i] = shape[i];
   *out = info;
   return ATTN_OK;
 }

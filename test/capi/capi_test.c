@@ -78,8 +78,12 @@ static float at(const float *base, const int64_t *strides, int64_t b, int64_t h,
               x * strides[3]];
 }
 
-/* max |out - ref| over the problem; `keep(b, i, j)` hides keys; causal is
-   top-left; kv_lens hides keys j >= lens[b]. */
+/* Document ids of queries [B, Sq] and keys [B, Sk] (the document
+   mask_mod: keys of other documents are hidden); NULL: none. */
+static const int32_t *qDocs, *kvDocs;
+
+/* max |out - ref| over the problem; causal is top-left; kv_lens hides keys
+   j >= lens[b]; mask [B, Sk] hides keys where 0; qDocs / kvDocs as above. */
 static double maxError(const Problem *p, const int64_t *qs, const int64_t *ks,
                        const int64_t *vs, const int64_t *os, int causal,
                        const int32_t *lens, const unsigned char *mask,
@@ -92,8 +96,10 @@ static double maxError(const Problem *p, const int64_t *qs, const int64_t *ks,
       for (int64_t i = 0; i < p->sq; ++i) {
         double mx = -INFINITY, sum = 0;
         for (int64_t j = 0; j < p->sk; ++j) {
-          int visible = (!causal || j <= i) && (!lens || j < lens[b]) &&
-                        (!mask || mask[b * p->sk + j]);
+          int visible =
+              (!causal || j <= i) && (!lens || j < lens[b]) &&
+              (!mask || mask[b * p->sk + j]) &&
+              (!qDocs || qDocs[b * p->sq + i] == kvDocs[b * p->sk + j]);
           double s = 0;
           for (int64_t x = 0; x < p->d; ++x)
             s += (double)at(p->q, qs, b, h, i, x) *
@@ -101,6 +107,16 @@ static double maxError(const Problem *p, const int64_t *qs, const int64_t *ks,
           scores[j] = visible ? s * scale : -INFINITY;
           if (scores[j] > mx)
             mx = scores[j];
+        }
+        if (mx == -INFINITY) { /* no visible key: output 0, LSE -inf */
+          for (int64_t x = 0; x < p->dv; ++x) {
+            double e = fabs((double)at(p->out, os, b, h, i, x));
+            if (!(e <= err))
+              err = e;
+          }
+          if (p->lse && p->lse[(b * p->hq + h) * p->sq + i] != -INFINITY)
+            lerr = INFINITY;
+          continue;
         }
         for (int64_t j = 0; j < p->sk; ++j)
           sum += scores[j] == -INFINITY ? 0 : exp(scores[j] - mx);
@@ -508,6 +524,97 @@ static void testCompileErrors(attn_context *ctx) {
   }
 }
 
+/* A document mask_mod from JSON: its captures are queried by name and
+   passed through attn_args.captures; dynamic lengths; a query of no key's
+   document sees no key. Then the capture errors. */
+static void testMaskModCaptures(attn_context *ctx) {
+  attn_kernel *k = NULL;
+  EXPECT_OK(attn_kernel_compile_json(
+      ctx,
+      "{\"batch\": null, \"q_heads\": 2, \"kv_heads\": 1, \"q_len\": null, "
+      "\"kv_len\": null, \"head_dim\": 16, \"lse\": true, "
+      "\"mask\": {\"kind\": \"causal\"}, "
+      "\"mask_mod\": {\"kind\": \"document\"}}",
+      NULL, &k));
+  if (!k)
+    return;
+  int32_t n = 0;
+  EXPECT_OK(attn_kernel_num_captures(k, &n));
+  CHECK(n == 2, "document mask_mod: %d captures", n);
+  attn_capture_info ci;
+  EXPECT_OK(attn_kernel_capture_info(k, 0, &ci));
+  CHECK(strcmp(ci.name, "q_document_ids") == 0 && ci.dtype == ATTN_DTYPE_I32 &&
+            ci.rank == 2 && ci.shape[0] == -1 && ci.shape[1] == -1,
+        "capture 0: %s rank %d", ci.name, ci.rank);
+  EXPECT_OK(attn_kernel_capture_info(k, 1, &ci));
+  CHECK(strcmp(ci.name, "kv_document_ids") == 0, "capture 1: %s", ci.name);
+  EXPECT_STATUS(attn_kernel_capture_info(k, 2, &ci),
+                ATTN_ERROR_INVALID_ARGUMENT, "index 2 is outside 0..1");
+
+  enum { B = 2, HQ = 2, HKV = 1, S = 37, D = 16 };
+  Problem p = {B, HQ, HKV, S, S, D, D, 0, 0, 0, 0, 0};
+  int64_t qshape[4] = {B, HQ, S, D}, kshape[4] = {B, HKV, S, D},
+          lshape[3] = {B, HQ, S}, ishape[2] = {B, S};
+  p.q = randomArray(B * HQ * S * D, 11);
+  p.k = randomArray(B * HKV * S * D, 12);
+  p.v = randomArray(B * HKV * S * D, 13);
+  p.out = calloc(B * HQ * S * D, sizeof(float));
+  p.lse = calloc(B * HQ * S, sizeof(float));
+  int32_t ids[B * S];
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < S; ++t) /* documents of 5 + b tokens */
+      ids[b * S + t] = t / (5 + b);
+  int32_t queryIds[B * S];
+  memcpy(queryIds, ids, sizeof(ids));
+  queryIds[S + 4] = 99; /* batch 1, row 4: no key has document 99 */
+  attn_args a;
+  attn_args_init(&a);
+  attn_tensor caps[2];
+  attn_tensor_contiguous(&a.query, p.q, ATTN_DTYPE_F32, 4, qshape);
+  attn_tensor_contiguous(&a.key, p.k, ATTN_DTYPE_F32, 4, kshape);
+  attn_tensor_contiguous(&a.value, p.v, ATTN_DTYPE_F32, 4, kshape);
+  attn_tensor_contiguous(&a.output, p.out, ATTN_DTYPE_F32, 4, qshape);
+  attn_tensor_contiguous(&a.lse, p.lse, ATTN_DTYPE_F32, 3, lshape);
+  attn_tensor_contiguous(&caps[0], queryIds, ATTN_DTYPE_I32, 2, ishape);
+  attn_tensor_contiguous(&caps[1], ids, ATTN_DTYPE_I32, 2, ishape);
+  EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_SHAPE_MISMATCH,
+                "captures: 0 given, but the spec's mask_mod reads 2");
+  a.num_captures = 2;
+  EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_INVALID_ARGUMENT,
+                "num_captures is 2 with captures NULL");
+  a.captures = caps;
+  EXPECT_OK(attn_kernel_run(k, &a));
+  int64_t qs[4], ks[4];
+  contiguousStrides(qshape, qs);
+  contiguousStrides(kshape, ks);
+  qDocs = queryIds;
+  kvDocs = ids;
+  double lseErr = 0;
+  double err = maxError(&p, qs, ks, ks, qs, 1, NULL, NULL, &lseErr);
+  qDocs = kvDocs = NULL;
+  CHECK(err <= 2e-5, "document mask_mod: max abs error %g", err);
+  CHECK(lseErr <= 2e-5, "document mask_mod: LSE error %g", lseErr);
+  CHECK(p.lse[(1 * HQ + 0) * S + 4] == -INFINITY,
+        "a row of no key's document: LSE %g", p.lse[(1 * HQ + 0) * S + 4]);
+
+  int64_t shortShape[2] = {B, S - 1};
+  attn_tensor_contiguous(&caps[1], ids, ATTN_DTYPE_I32, 2, shortShape);
+  EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_SHAPE_MISMATCH,
+                "kv_document_ids: shape [2, 36] does not match [2, 37]");
+  attn_tensor_contiguous(&caps[1], ids, ATTN_DTYPE_I64, 2, ishape);
+  EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_SHAPE_MISMATCH,
+                "kv_document_ids: dtype i64");
+  a.num_captures = -1;
+  EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_INVALID_ARGUMENT,
+                "num_captures is -1, outside 0..64");
+  free(p.q);
+  free(p.k);
+  free(p.v);
+  free(p.out);
+  free(p.lse);
+  attn_kernel_destroy(k);
+}
+
 static void testRunErrors(attn_context *ctx) {
   attn_kernel *k = NULL;
   EXPECT_OK(attn_kernel_compile_json(ctx, kSmallSpec, NULL, &k));
@@ -732,6 +839,7 @@ int main(int argc, char **argv) {
   testContextErrors(scratch);
   testCompileErrors(ctx);
   testRunErrors(ctx);
+  testMaskModCaptures(ctx);
   testThreadLocalError();
   attn_context_destroy(ctx);
   testDiskCache(scratch);

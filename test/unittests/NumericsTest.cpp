@@ -199,10 +199,13 @@ struct SweepCase {
   std::vector<MaskSpec> masks;
   Shapes shapes;
   std::optional<ScoreModSpec> scoreMod = std::nullopt;
+  std::optional<MaskModSpec> maskMod = std::nullopt;
 };
 
 ScoreModSpec alibi() { return {ScoreModSpec::Kind::Alibi, 0}; }
 ScoreModSpec softcap(double cap) { return {ScoreModSpec::Kind::Softcap, cap}; }
+MaskModSpec documentMask() { return {MaskModSpec::Kind::Document}; }
+MaskModSpec prefixLM() { return {MaskModSpec::Kind::PrefixLM}; }
 
 void PrintTo(const SweepCase &c, std::ostream *os) { *os << c.name; }
 
@@ -218,6 +221,7 @@ TEST_P(Sweep, MatchesReference) {
   AttentionSpec spec =
       dynamicSpec(c.qHeads, c.kvHeads, c.headDim, c.vHeadDim, c.masks);
   spec.scoreMod = c.scoreMod;
+  spec.maskMod = c.maskMod;
   ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec, Target::CPU, options));
   int failures = 0;
   int variant = 0;
@@ -335,6 +339,61 @@ std::vector<SweepCase> sweepCases() {
                    {windowMask(5, 7, true),
                     tensorMask(DType::F32, false, true, false)},
                    reducedGrid(), softcap(2.0)});
+  // Named mask modifications (mask_mod regions reading run-time captures):
+  // documents packed per batch (queries bottom-right in the keys' sequence,
+  // a query of no key's document on odd variants: an empty row), alone,
+  // under causal with GQA, with ALiBi; prefix-LM with prefixes of 0, 1,
+  // Sk / 2, Sk, beyond Sk and negative, alone and with key padding.
+  cases.push_back({"document_D32_none",
+                   2,
+                   2,
+                   1,
+                   32,
+                   32,
+                   {},
+                   reducedGrid(),
+                   std::nullopt,
+                   documentMask()});
+  cases.push_back({"document_GQA_Hq4_Hkv2_D64_causalBR",
+                   2,
+                   4,
+                   2,
+                   64,
+                   64,
+                   {causalBR},
+                   reducedGrid(),
+                   std::nullopt,
+                   documentMask()});
+  cases.push_back({"document_alibi_D16_causalTL_full",
+                   1,
+                   2,
+                   2,
+                   16,
+                   16,
+                   {causalTL},
+                   fullGrid(),
+                   alibi(),
+                   documentMask()});
+  cases.push_back({"prefixLM_D64",
+                   3,
+                   2,
+                   1,
+                   64,
+                   64,
+                   {},
+                   reducedGrid(),
+                   std::nullopt,
+                   prefixLM()});
+  cases.push_back({"prefixLM_D32_keyPadding_softcap",
+                   3,
+                   2,
+                   2,
+                   32,
+                   32,
+                   {keyPaddingMask(DType::I64)},
+                   reducedGrid(),
+                   softcap(4.0),
+                   prefixLM()});
   return cases;
 }
 
@@ -988,6 +1047,7 @@ struct HalfCase {
   int64_t headDim;
   std::vector<MaskSpec> masks;
   std::optional<ScoreModSpec> scoreMod = std::nullopt;
+  std::optional<MaskModSpec> maskMod = std::nullopt;
 };
 
 void PrintTo(const HalfCase &c, std::ostream *os) { *os << c.name; }
@@ -1010,6 +1070,7 @@ TEST_P(HalfPrecision, WithinTwiceSamePrecisionError) {
   options.cpuTarget = level;
   AttentionSpec spec = dynamicSpec(2, 1, c.headDim, c.headDim, c.masks, c.dtype);
   spec.scoreMod = c.scoreMod;
+  spec.maskMod = c.maskMod;
   bool padded = llvm::any_of(c.masks, [](const MaskSpec &m) {
     return m.kind == MaskSpec::Kind::KeyPadding;
   });
@@ -1061,23 +1122,38 @@ TEST_P(HalfPrecision, WithinTwiceSamePrecisionError) {
 
 std::vector<std::tuple<HalfCase, std::string>> halfPrecisionCases() {
   std::vector<std::tuple<HalfCase, std::string>> cases;
-  for (const HalfCase &c : {
-        HalfCase{"f16_none", DType::F16, 64, {}},
+  for (const HalfCase &c :
+       {HalfCase{"f16_none", DType::F16, 64, {}},
         HalfCase{"f16_causalBR", DType::F16, 64, {causalMask(true)}},
         HalfCase{"bf16_none", DType::BF16, 64, {}},
         HalfCase{"bf16_causalBR", DType::BF16, 64, {causalMask(true)}},
         HalfCase{"bf16_d128_causalTL", DType::BF16, 128, {causalMask(false)}},
-        HalfCase{"bf16_d128_windowBR", DType::BF16, 128,
-                 {windowMask(45, 3, true)}},
+        HalfCase{
+            "bf16_d128_windowBR", DType::BF16, 128, {windowMask(45, 3, true)}},
         HalfCase{"bf16_d64_keyPadding", DType::BF16, 64, {keyPaddingMask()}},
-        HalfCase{"bf16_d128_causalTL_keyPadding", DType::BF16, 128,
+        HalfCase{"bf16_d128_causalTL_keyPadding",
+                 DType::BF16,
+                 128,
                  {causalMask(false), keyPaddingMask()}},
         HalfCase{"bf16_d80_none", DType::BF16, 80, {}},
-        HalfCase{"bf16_alibi_causalBR", DType::BF16, 64, {causalMask(true)},
+        HalfCase{"bf16_alibi_causalBR",
+                 DType::BF16,
+                 64,
+                 {causalMask(true)},
                  alibi()},
-        HalfCase{"bf16_softcap_keyPadding", DType::BF16, 128,
-                 {keyPaddingMask()}, softcap(3.0)},
-        HalfCase{"f16_softcap_none", DType::F16, 64, {}, softcap(3.0)}})
+        HalfCase{"bf16_softcap_keyPadding",
+                 DType::BF16,
+                 128,
+                 {keyPaddingMask()},
+                 softcap(3.0)},
+        HalfCase{"f16_softcap_none", DType::F16, 64, {}, softcap(3.0)},
+        HalfCase{"bf16_document_causalBR",
+                 DType::BF16,
+                 64,
+                 {causalMask(true)},
+                 std::nullopt,
+                 documentMask()},
+        HalfCase{"f16_prefixLM", DType::F16, 64, {}, std::nullopt, prefixLM()}})
     for (const std::string &level : numericsCPUTargets(c.dtype))
       cases.push_back({c, level});
   return cases;

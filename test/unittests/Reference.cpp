@@ -85,6 +85,15 @@ bool reference::keeps(const AttentionSpec &spec, const Inputs &in, int64_t b,
     }
     }
   }
+  if (spec.maskMod) {
+    switch (spec.maskMod->kind) {
+    case MaskModSpec::Kind::Document:
+      return in.qDocumentIds.at(b * in.qLen + i) ==
+             in.kvDocumentIds.at(b * in.kvLen + j);
+    case MaskModSpec::Kind::PrefixLM:
+      return j <= i || j < in.prefixLens.at(b);
+    }
+  }
   return true;
 }
 

@@ -11,6 +11,8 @@
 //   i + shift - left <= j <= i + shift + right, shift = 0 (top_left) or
 //   kv_len - q_len (bottom_right);
 // - key_padding hides j >= kv_lens[b] (clamped to [0, kv_len]);
+// - the document mask_mod keeps q_document_ids[b, i] == kv_document_ids[b, j],
+//   prefix_lm keeps j <= i or j < prefix_lens[b];
 // - a bool tensor mask keeps where true; a float tensor mask is an additive
 //   bias, a -inf bias hides the key; masks intersect;
 // - a row without a kept key gives output 0 and LSE -inf;
@@ -42,6 +44,10 @@ struct Inputs {
   std::vector<double> mask;
   /// kv_lens [B]; empty without a key_padding mask.
   std::vector<int64_t> kvLens;
+  /// The document mask_mod's ids, q [B, Sq] and kv [B, Sk]; empty without.
+  std::vector<int64_t> qDocumentIds, kvDocumentIds;
+  /// The prefix_lm mask_mod's prefix lengths [B]; empty without.
+  std::vector<int64_t> prefixLens;
 };
 
 struct Outputs {

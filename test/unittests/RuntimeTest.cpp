@@ -160,13 +160,17 @@ TEST_P(SpecRejects, WithMessageNamingTheKey) {
 
 const std::vector<RejectCase> kRejects = {
     {"UnknownKey", smallSpec(R"(, "foo": 1)"), {"'foo'", "unknown"}},
-    {"ScoreModKind", smallSpec(R"(, "score_mod": {"kind": "relu"})"),
+    {"ScoreModKind",
+     smallSpec(R"(, "score_mod": {"kind": "relu"})"),
      {"'score_mod.kind'", "alibi, softcap", "relu"}},
-    {"ScoreModMissingKind", smallSpec(R"(, "score_mod": {})"),
+    {"ScoreModMissingKind",
+     smallSpec(R"(, "score_mod": {})"),
      {"'score_mod.kind'", "missing"}},
-    {"ScoreModNotObject", smallSpec(R"(, "score_mod": "alibi")"),
+    {"ScoreModNotObject",
+     smallSpec(R"(, "score_mod": "alibi")"),
      {"'score_mod'", "object"}},
-    {"SoftcapMissingCap", smallSpec(R"(, "score_mod": {"kind": "softcap"})"),
+    {"SoftcapMissingCap",
+     smallSpec(R"(, "score_mod": {"kind": "softcap"})"),
      {"'score_mod.cap'", "missing"}},
     {"SoftcapZeroCap",
      smallSpec(R"(, "score_mod": {"kind": "softcap", "cap": 0})"),
@@ -174,9 +178,23 @@ const std::vector<RejectCase> kRejects = {
     {"ScoreModUnknownKey",
      smallSpec(R"(, "score_mod": {"kind": "alibi", "cap": 1})"),
      {"'score_mod.cap'", "unknown"}},
-    {"UnknownMaskKey", smallSpec(R"(, "mask": {"kind": "causal", "size": 3})"),
+    {"MaskModKind",
+     smallSpec(R"(, "mask_mod": {"kind": "causal"})"),
+     {"'mask_mod.kind'", "document, prefix_lm", "causal"}},
+    {"MaskModMissingKind",
+     smallSpec(R"(, "mask_mod": {})"),
+     {"'mask_mod.kind'", "missing"}},
+    {"MaskModNotObject",
+     smallSpec(R"(, "mask_mod": ["document"])"),
+     {"'mask_mod'", "object"}},
+    {"MaskModUnknownKey",
+     smallSpec(R"(, "mask_mod": {"kind": "document", "ids": 3})"),
+     {"'mask_mod.ids'", "unknown"}},
+    {"UnknownMaskKey",
+     smallSpec(R"(, "mask": {"kind": "causal", "size": 3})"),
      {"'mask.size'"}},
-    {"UnknownKeyInNoneMask", smallSpec(R"(, "mask": {"kind": "none", "x": 1})"),
+    {"UnknownKeyInNoneMask",
+     smallSpec(R"(, "mask": {"kind": "none", "x": 1})"),
      {"'mask.x'"}},
     {"MissingQHeads",
      R"({"batch": 1, "q_len": 1, "kv_len": 1, "head_dim": 8})",
@@ -184,11 +202,14 @@ const std::vector<RejectCase> kRejects = {
     {"MissingHeadDim",
      R"({"batch": 1, "q_heads": 1, "q_len": 1, "kv_len": 1})",
      {"'head_dim'"}},
-    {"MissingBatch", R"({"q_heads": 1, "q_len": 1, "kv_len": 1, "head_dim": 8})",
+    {"MissingBatch",
+     R"({"q_heads": 1, "q_len": 1, "kv_len": 1, "head_dim": 8})",
      {"'batch'"}},
-    {"MissingKvLen", R"({"batch": 1, "q_heads": 1, "q_len": 1, "head_dim": 8})",
+    {"MissingKvLen",
+     R"({"batch": 1, "q_heads": 1, "q_len": 1, "head_dim": 8})",
      {"'kv_len'"}},
-    {"MissingMaskKind", smallSpec(R"(, "mask": {"align": "top_left"})"),
+    {"MissingMaskKind",
+     smallSpec(R"(, "mask": {"align": "top_left"})"),
      {"'mask.kind'"}},
     {"MissingWindowLeft",
      smallSpec(R"(, "mask": {"kind": "sliding_window", "right": 2})"),
@@ -210,7 +231,8 @@ const std::vector<RejectCase> kRejects = {
     {"DTypeNumber", smallSpec(R"(, "dtype": 32)"), {"'dtype'"}},
     {"LseString", smallSpec(R"(, "lse": "yes")"), {"'lse'"}},
     {"MaskNumber", smallSpec(R"(, "mask": 5)"), {"'mask'"}},
-    {"AlignNumber", smallSpec(R"(, "mask": {"kind": "causal", "align": 1})"),
+    {"AlignNumber",
+     smallSpec(R"(, "mask": {"kind": "causal", "align": 1})"),
      {"'mask.align'"}},
     {"BroadcastString",
      smallSpec(R"(, "mask": {"kind": "tensor", "head_broadcast": "no"})"),
@@ -226,15 +248,18 @@ const std::vector<RejectCase> kRejects = {
      {"'q_len'"}},
     {"KvHeadsZero", smallSpec(R"(, "kv_heads": 0)"), {"'kv_heads'"}},
     {"WindowLeftNegative",
-     smallSpec(R"(, "mask": {"kind": "sliding_window", "left": -1, "right": 0})"),
+     smallSpec(
+         R"(, "mask": {"kind": "sliding_window", "left": -1, "right": 0})"),
      {"'mask.left'"}},
     {"QLenAbove2To31",
      R"({"batch": 1, "q_heads": 1, "q_len": 2147483648, "kv_len": 1,
          "head_dim": 8})",
      {"'q_len'"}},
-    {"HeadsNotMultiple", smallSpec(R"(, "kv_heads": 3)"),
+    {"HeadsNotMultiple",
+     smallSpec(R"(, "kv_heads": 3)"),
      {"'q_heads'", "'kv_heads'"}},
-    {"BadMaskKind", smallSpec(R"(, "mask": {"kind": "triangle"})"),
+    {"BadMaskKind",
+     smallSpec(R"(, "mask": {"kind": "triangle"})"),
      {"'mask.kind'", "triangle"}},
     {"BadAlign",
      smallSpec(R"(, "mask": {"kind": "causal", "align": "middle"})"),
@@ -286,6 +311,9 @@ TEST(SpecJSON, ToJSONRoundTrip) {
                     "query_broadcast": true}]})",
       smallSpec(R"(, "score_mod": {"kind": "alibi"})"),
       smallSpec(R"(, "score_mod": {"kind": "softcap", "cap": 30.5})"),
+      smallSpec(R"(, "mask_mod": {"kind": "document"})"),
+      smallSpec(R"(, "mask_mod": {"kind": "prefix_lm"},
+          "score_mod": {"kind": "alibi"})"),
   };
   for (const std::string &text : texts) {
     SCOPED_TRACE(text);
@@ -320,6 +348,33 @@ TEST(SpecJSON, ToJSONRoundTrip) {
   EXPECT_FALSE(capped == s);
   EXPECT_FALSE(capped == capped2);
   EXPECT_NE(capped.toJSON(), capped2.toJSON());
+  // Likewise a mask modification.
+  EXPECT_EQ(s.toJSON().find("mask_mod"), std::string::npos);
+  AttentionSpec docs = s, prefix = s;
+  docs.maskMod = MaskModSpec{MaskModSpec::Kind::Document};
+  prefix.maskMod = MaskModSpec{MaskModSpec::Kind::PrefixLM};
+  EXPECT_FALSE(docs == s);
+  EXPECT_FALSE(docs == prefix);
+  EXPECT_NE(docs.toJSON(), prefix.toJSON());
+}
+
+TEST(SpecJSON, MaskModCaptures) {
+  using Dim = CaptureSpec::Dim;
+  AttentionSpec spec = parseOrDie(smallSpec());
+  EXPECT_TRUE(spec.captures().empty());
+  spec.maskMod = MaskModSpec{MaskModSpec::Kind::Document};
+  std::vector<CaptureSpec> docs = spec.captures();
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(docs[0].name, "q_document_ids");
+  EXPECT_EQ(docs[0].dtype, DType::I32);
+  EXPECT_EQ(docs[0].shape, (std::vector<Dim>{Dim::Batch, Dim::QLen}));
+  EXPECT_EQ(docs[1].name, "kv_document_ids");
+  EXPECT_EQ(docs[1].shapeAt(2, 3, 5), (std::vector<int64_t>{2, 5}));
+  spec.maskMod = MaskModSpec{MaskModSpec::Kind::PrefixLM};
+  std::vector<CaptureSpec> prefix = spec.captures();
+  ASSERT_EQ(prefix.size(), 1u);
+  EXPECT_EQ(prefix[0].name, "prefix_lens");
+  EXPECT_EQ(prefix[0].shapeAt(2, 3, 5), (std::vector<int64_t>{2}));
 }
 
 TEST(SpecJSON, AlibiSlopes) {
@@ -330,6 +385,23 @@ TEST(SpecJSON, AlibiSlopes) {
   const double six[] = {0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125};
   for (int64_t h = 0; h < 6; ++h)
     EXPECT_DOUBLE_EQ(alibiSlope(h, 6), six[h]) << h;
+}
+
+TEST(MaskMod, RefusedWithSplitKVAndOnCUDA) {
+  AttentionSpec spec =
+      parseOrDie(smallSpec(R"(, "mask_mod": {"kind": "prefix_lm"})"));
+  CompileOptions splits;
+  splits.kvSplits = 2;
+  llvm::Error e = validateCompileOptions(spec, Target::CPU, splits);
+  ASSERT_TRUE(static_cast<bool>(e));
+  EXPECT_NE(llvm::toString(std::move(e)).find("kv_splits > 1 with a mask_mod"),
+            std::string::npos);
+  llvm::Error c = validateCompileOptions(spec, Target::CUDA, CompileOptions());
+  ASSERT_TRUE(static_cast<bool>(c));
+  EXPECT_NE(llvm::toString(std::move(c))
+                .find("a mask_mod is not supported on "
+                      "CUDA"),
+            std::string::npos);
 }
 
 TEST(ScoreMod, RefusedWithSplitKVAndOnCUDA) {
@@ -594,6 +666,50 @@ TEST(KernelValidate, UnexpectedLse) {
   AttentionArgs a = p.args();
   a.lse = TensorRef::contiguous(lse.data(), DType::F32, {1, 2, 8});
   expectRunError(*kernel, p, a, "lse:", "log-sum-exp");
+}
+
+TEST(KernelValidate, Captures) {
+  AttentionSpec spec = dynamicSpec(2, 1, 16, 16);
+  spec.maskMod = MaskModSpec{MaskModSpec::Kind::Document};
+  ASSERT_EXPECTED(kernel, sharedRuntime().getKernel(spec));
+  Problem p(spec, 2, 5, 9);
+  p.randomize(3);
+  ASSERT_NO_LLVM_ERROR(kernel->validate(p.args()));
+  {
+    SCOPED_TRACE("missing captures");
+    AttentionArgs a = p.args();
+    a.captures.clear();
+    expectRunError(*kernel, p, a, "captures: 0 given", "mask_mod reads 2");
+  }
+  {
+    SCOPED_TRACE("absent capture");
+    AttentionArgs a = p.args();
+    a.captures[1] = TensorRef();
+    expectRunError(*kernel, p, a, "kv_document_ids:", "missing");
+  }
+  {
+    SCOPED_TRACE("capture dtype");
+    AttentionArgs a = p.args();
+    a.captures[0].dtype = DType::I64;
+    expectRunError(*kernel, p, a, "q_document_ids:", "i64");
+  }
+  {
+    SCOPED_TRACE("capture shape");
+    AttentionArgs a = p.args();
+    a.captures[1].shape[1] = 5;
+    expectRunError(*kernel, p, a, "kv_document_ids:", "[2, 9]");
+  }
+  {
+    SCOPED_TRACE("captures for a spec without a mask_mod");
+    AttentionSpec plain = dynamicSpec(2, 1, 16, 16);
+    ASSERT_EXPECTED(plainKernel, sharedRuntime().getKernel(plain));
+    Problem q(plain, 2, 5, 9);
+    q.randomize(3);
+    AttentionArgs a = q.args();
+    a.captures = p.args().captures;
+    expectRunError(*plainKernel, q, a, "captures: 2 given",
+                   "no score_mod or mask_mod");
+  }
 }
 
 TEST(KernelValidate, MaskAndKvLensOfDynamicSpec) {

@@ -169,6 +169,46 @@ void Problem::randomize(uint32_t seed, int variant) {
     for (int64_t b = 0; b < in.batch; ++b)
       in.kvLens[b] = choices[(b + variant) % 6];
   }
+  if (spec.maskMod && spec.maskMod->kind == MaskModSpec::Kind::Document) {
+    // Each batch is packed with documents of random lengths (1..9 tokens,
+    // ids rising from b); the queries are the last q_len tokens of the keys'
+    // sequence (bottom-right, as in decoding) where q_len <= kv_len, else
+    // documents of their own. With an odd variant the first query's id is
+    // one no key has: that row sees no key.
+    std::uniform_int_distribution<int64_t> docLen(1, 9);
+    auto pack = [&](int64_t len, int64_t first) {
+      std::vector<int64_t> ids(len);
+      int64_t id = first, left = docLen(rng);
+      for (int64_t t = 0; t < len; ++t, --left) {
+        if (left == 0) {
+          ++id;
+          left = docLen(rng);
+        }
+        ids[t] = id;
+      }
+      return ids;
+    };
+    in.qDocumentIds.clear();
+    in.kvDocumentIds.clear();
+    for (int64_t b = 0; b < in.batch; ++b) {
+      std::vector<int64_t> kv = pack(in.kvLen, b);
+      std::vector<int64_t> q =
+          in.qLen <= in.kvLen
+              ? std::vector<int64_t>(kv.end() - in.qLen, kv.end())
+              : pack(in.qLen, b);
+      if (variant % 2 == 1 && !q.empty())
+        q[0] = -1;
+      in.qDocumentIds.insert(in.qDocumentIds.end(), q.begin(), q.end());
+      in.kvDocumentIds.insert(in.kvDocumentIds.end(), kv.begin(), kv.end());
+    }
+  }
+  if (spec.maskMod && spec.maskMod->kind == MaskModSpec::Kind::PrefixLM) {
+    const int64_t sk = in.kvLen;
+    const int64_t choices[] = {sk / 2, 0, 1, sk, sk + 5, -3};
+    in.prefixLens.assign(in.batch, 0);
+    for (int64_t b = 0; b < in.batch; ++b)
+      in.prefixLens[b] = choices[(b + variant) % 6];
+  }
   materialize();
 }
 
@@ -181,6 +221,15 @@ void Problem::materialize() {
   if (const MaskSpec *m = spec.findMask(MaskSpec::Kind::KeyPadding)) {
     std::vector<double> lens(in.kvLens.begin(), in.kvLens.end());
     kvLens.store(m->dtype, lens);
+  }
+  captures.clear();
+  for (const CaptureSpec &c : spec.captures()) {
+    std::vector<int64_t> &values = c.name == "q_document_ids" ? in.qDocumentIds
+                                   : c.name == "kv_document_ids"
+                                       ? in.kvDocumentIds
+                                       : in.prefixLens;
+    std::vector<double> asDoubles(values.begin(), values.end());
+    captures.emplace_back().store(c.dtype, asDoubles);
   }
   out.allocate(spec.dtype, reference::outputElements(spec, in));
   if (spec.returnLse)
@@ -208,6 +257,12 @@ AttentionArgs Problem::args() {
   if (spec.returnLse)
     a.lse = TensorRef::contiguous(lse.bytes.data(), DType::F32,
                                   {B, spec.qHeads, Sq});
+  for (auto [c, buffer] : llvm::zip(spec.captures(), captures)) {
+    std::vector<int64_t> shape = c.shapeAt(B, Sq, Sk);
+    a.captures.push_back(TensorRef::contiguous(buffer.bytes.data(), c.dtype,
+                                               static_cast<int>(shape.size()),
+                                               shape.data()));
+  }
   return a;
 }
 

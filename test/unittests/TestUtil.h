@@ -71,8 +71,8 @@ public:
   Problem(AttentionSpec spec, int64_t batch, int64_t qLen, int64_t kvLen);
 
   /// Fills query, key and value with uniform values in [-1, 1], the tensor
-  /// mask and kv_lens (if the spec has them) with a pattern that `variant`
-  /// shifts, then materializes.
+  /// mask, kv_lens and the mask_mod's captures (if the spec has them) with a
+  /// pattern that `variant` shifts, then materializes.
   void randomize(uint32_t seed, int variant = 0);
   /// Converts `in` to the typed buffers (rounding `in` in place) and
   /// allocates the outputs (filled with NaN).
@@ -99,6 +99,8 @@ public:
   AttentionSpec spec;
   reference::Inputs in;
   Buffer q, k, v, mask, kvLens, out, lse;
+  /// The spec's captures, in AttentionSpec::captures() order.
+  std::vector<Buffer> captures;
 };
 
 /// Compares a run's output (and LSE when the spec returns it) with the

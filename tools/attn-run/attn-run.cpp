@@ -1,7 +1,8 @@
 //===- attn-run.cpp - compile and run one attention spec on .npy files ----===//
 //
 //   attn-run SPEC.json --q Q.npy --k K.npy --v V.npy [--mask M.npy]
-//            [--kv-lens L.npy] [-o OUT.npy] [--lse LSE.npy]
+//            [--kv-lens L.npy] [--capture NAME=FILE.npy ...]
+//            [-o OUT.npy] [--lse LSE.npy]
 //            [--target cpu|cuda] [--chip sm_80|sm_90] [--repeat N]
 //            [--threads N] [--tile-sizes B,H,Q,K] [--expect R.npy [--atol T]]
 //            [--cache-dir DIR]
@@ -12,18 +13,18 @@
 // Prints one JSON line: compile_ms, run_ms (median of the repeats), gflops,
 // cache ("hit" when the kernel came from the on-disk cache of --cache-dir,
 // $ATTN_MLIR_CACHE_DIR or the per-user ~/.cache/attn-mlir, "miss" when it
-// was compiled and stored there, "off" without a cache directory), peak_rss_mib (the process's peak resident
-// memory, VmHWM of /proc/self/status, where Linux provides it) and
-// max_abs_err when --expect is given.
-// With --emit-ptx / --emit-cubin it only compiles (no device and no input
-// arrays needed), writes the kernel and prints its entry, grid, block,
-// shared_bytes (and, for a cubin, the ptxas figures). With --compile-only it
-// compiles the kernel into the disk cache (or finds it there) without input
-// arrays or a run, and prints compile_ms, cache and the kernel's target and
-// tile sizes: a way to fill the cache before deployment. With --target cuda the
-// arrays are copied to device 0 and back. Exit codes: 0 success; 2 bad input
-// (one line on stderr naming the problem, nothing written); 1 an internal
-// failure (compilation, no CUDA device, writing); 3 max_abs_err above
+// was compiled and stored there, "off" without a cache directory), peak_rss_mib
+// (the process's peak resident memory, VmHWM of /proc/self/status, where Linux
+// provides it) and max_abs_err when --expect is given. With --emit-ptx /
+// --emit-cubin it only compiles (no device and no input arrays needed), writes
+// the kernel and prints its entry, grid, block, shared_bytes (and, for a cubin,
+// the ptxas figures). With --compile-only it compiles the kernel into the disk
+// cache (or finds it there) without input arrays or a run, and prints
+// compile_ms, cache and the kernel's target and tile sizes: a way to fill the
+// cache before deployment. With --target cuda the arrays are copied to device 0
+// and back. Exit codes: 0 success; 2 bad input (one line on stderr naming the
+// problem, nothing written); 1 an internal failure (compilation, no CUDA
+// device, writing); 3 max_abs_err above
 // --atol (by default 2e-5 * (1 + max|expected|)). Output paths are checked
 // before anything runs and written at the end, all or none: regular files
 // atomically (a temporary file renamed over them), devices, FIFOs and
@@ -300,6 +301,7 @@ int run(int argc, char **argv) {
   unsigned threads = 0;
   std::optional<double> atol; // none: the default tolerance
   std::vector<int64_t> tileSizes;
+  std::vector<std::string> capturePaths;
   app.add_option("spec", specPath, "JSON spec (docs/design.md section 6)")
       ->required();
   app.add_option("--q", qPath, "query [B, Hq, Sq, D] .npy");
@@ -308,6 +310,10 @@ int run(int argc, char **argv) {
   app.add_option("--mask", maskPath,
                  "mask [B|1, Hq|1, Sq|1, Sk] .npy (bool, or float bias)");
   app.add_option("--kv-lens", lensPath, "kv_lens [B] .npy (int32 or int64)");
+  app.add_option("--capture", capturePaths,
+                 "NAME=FILE.npy: an input of the spec's mask_mod, e.g. "
+                 "q_document_ids=Q_IDS.npy (int32 or int64; once per capture "
+                 "the spec names)");
   app.add_option("-o,--out", outPath, "output [B, Hq, Sq, Dv] .npy to write");
   app.add_option("--lse", lsePath, "log-sum-exp [B, Hq, Sq] .npy to write");
   app.add_option("--expect", expectPath,
@@ -402,8 +408,8 @@ int run(int argc, char **argv) {
   }
   if (compileOnly) {
     if (!qPath.empty() || !kPath.empty() || !vPath.empty() ||
-        !maskPath.empty() || !lensPath.empty() || !outPath.empty() ||
-        !lsePath.empty() || !expectPath.empty())
+        !maskPath.empty() || !lensPath.empty() || !capturePaths.empty() ||
+        !outPath.empty() || !lsePath.empty() || !expectPath.empty())
       fail(2, "--compile-only takes no input or output arrays");
     CompiledKernel c =
         compileKernel(spec, target, compileOptions, threads, cacheDir);
@@ -500,6 +506,66 @@ int run(int argc, char **argv) {
   } else if (!lensPath.empty()) {
     fail(2, "kv_lens: --kv-lens given, but the spec has no key_padding mask");
   }
+
+  // The captures of the spec's mask_mod, by name.
+  std::vector<CaptureSpec> captureSpecs = spec.captures();
+  std::vector<NpyArray> captures(captureSpecs.size());
+  std::vector<bool> captureGiven(captureSpecs.size(), false);
+  for (const std::string &arg : capturePaths) {
+    size_t eq = arg.find('=');
+    std::string name = arg.substr(0, eq);
+    if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size())
+      fail(2, "capture: expected NAME=FILE.npy, got '" + arg + "'");
+    auto it = llvm::find_if(
+        captureSpecs, [&](const CaptureSpec &c) { return c.name == name; });
+    if (it == captureSpecs.end()) {
+      std::string names;
+      for (const CaptureSpec &c : captureSpecs)
+        names += (names.empty() ? "" : ", ") + c.name;
+      fail(2, "capture: the spec reads no capture '" + name + "'" +
+                  (names.empty() ? std::string(" (it reads none)")
+                                 : " (it reads " + names + ")"));
+    }
+    size_t index = it - captureSpecs.begin();
+    if (captureGiven[index])
+      fail(2, "capture: '" + name + "' given twice");
+    captureGiven[index] = true;
+    auto dim = [&](CaptureSpec::Dim d) {
+      return d == CaptureSpec::Dim::Batch  ? spec.batch
+             : d == CaptureSpec::Dim::QLen ? spec.qLen
+                                           : spec.kvLen;
+    };
+    std::string path = arg.substr(eq + 1);
+    assert(it->shape.size() <= 2 && "captures are of rank 1 or 2");
+    NpyArray a = it->shape.size() == 1
+                     ? read(path, {dim(it->shape[0])})
+                     : read(path, {dim(it->shape[0]), dim(it->shape[1])});
+    if (a.dtype != DType::I32 && a.dtype != DType::I64)
+      fail(2, name + ": expected an int32 or int64 array, got " +
+                  dtypeName(a.dtype));
+    if (a.dtype == DType::I64) { // narrowed to the capture's int32
+      NpyArray conv;
+      conv.dtype = DType::I32;
+      conv.shape = a.shape;
+      conv.data.resize(a.numElements() * sizeof(int32_t));
+      for (int64_t i = 0; i < a.numElements(); ++i) {
+        int64_t x = a.as<int64_t>()[i];
+        if (x < INT32_MIN || x > INT32_MAX)
+          fail(2, name + ": value " + std::to_string(x) +
+                      " does not fit the capture's int32");
+        conv.as<int32_t>()[i] = static_cast<int32_t>(x);
+      }
+      a = std::move(conv);
+    }
+    captures[index] = std::move(a);
+  }
+  for (auto [c, given] : llvm::zip(captureSpecs, captureGiven))
+    if (!given)
+      fail(2, c.name + ": the spec's mask_mod reads it: pass --capture " +
+                  c.name + "=FILE.npy");
+  for (auto [c, a] : llvm::zip(captureSpecs, captures))
+    args.captures.push_back(
+        refTo(a, c.name.c_str(), static_cast<int>(c.shape.size())));
 
   // The inputs must match the spec before the outputs are sized from it.
   check(validateArguments(spec, args, /*outputs=*/false));

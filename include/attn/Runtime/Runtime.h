@@ -65,8 +65,12 @@ struct TensorRef {
 /// key_padding mask ([B], i32 or i64), `lse` when the spec returns the
 /// log-sum-exp ([B, Hq, Sq] f32). query [B, Hq, Sq, D], key [B, Hkv, Sk, D],
 /// value [B, Hkv, Sk, Dv], output [B, Hq, Sq, Dv] in the spec's dtype.
+/// `captures` are the inputs of the spec's score_mod / mask_mod, one per
+/// AttentionSpec::captures() entry, in that order (e.g. q_document_ids
+/// [B, Sq] and kv_document_ids [B, Sk] i32 for a document mask_mod).
 struct AttentionArgs {
   TensorRef query, key, value, mask, kvLens, output, lse;
+  std::vector<TensorRef> captures;
 };
 
 /// The error of Kernel::validate (and of Kernel::run on arguments that fail

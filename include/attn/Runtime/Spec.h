@@ -76,6 +76,39 @@ struct ScoreModSpec {
 /// The ALiBi slope of query head h of q_heads heads (ScoreModSpec::Alibi).
 double alibiSlope(int64_t h, int64_t qHeads);
 
+/// A named mask modification (FlexAttention's mask_mod): query row i of
+/// batch b keeps key j only where it says so, in addition to (intersected
+/// with) every mask of the spec. i and j are absolute positions, as for
+/// ScoreModSpec. The values it reads are run-time inputs, the spec's
+/// captures (AttentionSpec::captures):
+///   document   q_document_ids[b, i] == kv_document_ids[b, j]: packed
+///              sequences (documents) attend only within themselves;
+///              captures q_document_ids [B, Sq] and kv_document_ids
+///              [B, Sk], i32 (for self-attention both are the same ids);
+///   prefix_lm  j <= i or j < prefix_lens[b]: a bidirectional prefix of
+///              prefix_lens[b] keys, causal (top-left) after it (Raffel et
+///              al. 2020, T5's prefix LM); captures prefix_lens [B], i32.
+/// A capture's values are only compared, never used as addresses: any value
+/// is safe (a query whose document id no key has sees no key: output 0).
+struct MaskModSpec {
+  enum class Kind { Document, PrefixLM };
+  Kind kind = Kind::Document;
+  bool operator==(const MaskModSpec &o) const { return kind == o.kind; }
+};
+
+/// A run-time input that the spec's score_mod or mask_mod reads (the
+/// attention op's captures): its name, element type and shape in the
+/// problem's sizes.
+struct CaptureSpec {
+  enum class Dim { Batch, QLen, KvLen };
+  std::string name;
+  DType dtype = DType::I32;
+  std::vector<Dim> shape;
+  /// The shape at concrete sizes.
+  std::vector<int64_t> shapeAt(int64_t batch, int64_t qLen,
+                               int64_t kvLen) const;
+};
+
 /// An attention problem. Sizes marked optional may be dynamic (nullopt):
 /// one compiled kernel then serves every value.
 struct AttentionSpec {
@@ -91,6 +124,8 @@ struct AttentionSpec {
   std::vector<MaskSpec> masks;
   /// A score modification, or none.
   std::optional<ScoreModSpec> scoreMod;
+  /// A mask modification, or none.
+  std::optional<MaskModSpec> maskMod;
   /// Also return the log-sum-exp [B, Hq, Sq] (f32, natural log).
   bool returnLse = false;
 
@@ -105,6 +140,12 @@ struct AttentionSpec {
 
   double scaleValue() const;
   const MaskSpec *findMask(MaskSpec::Kind kind) const;
+  /// Whether the kernel carries score_mod / mask_mod regions.
+  bool hasModRegions() const { return scoreMod || maskMod; }
+  /// The run-time inputs score_mod and mask_mod read, in the order of
+  /// AttentionArgs::captures and of the kernel's operands; their names are
+  /// those of attn-run's --capture and of the C API.
+  std::vector<CaptureSpec> captures() const;
   bool isCausalLike() const;
 
   /// Same kernel: every field equal, the scale compared by value
@@ -117,7 +158,8 @@ struct AttentionSpec {
 /// Floating-point operations of one run of `spec` at the given sizes:
 /// 2 * B * Hq * (D + Dv) * (number of visible score entries), i.e.
 /// 4 * B * Hq * Sq * Sk * D without masks when Dv = D (docs/design.md
-/// section 8). Tensor and key-padding masks count as unmasked.
+/// section 8). Tensor and key-padding masks and a mask_mod count as
+/// unmasked.
 double attentionFlops(const AttentionSpec &spec, int64_t batch, int64_t qLen,
                       int64_t kvLen);
 
