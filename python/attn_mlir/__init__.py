@@ -45,7 +45,8 @@ from . import _shapes
 __all__ = ["Context", "Kernel", "attention", "cache_stats", "compile",
            "clear_cache", "cpu_target", "default_context", "max_threads",
            "set_max_cached_kernels",
-           "fma_peak_gflops", "memory_bandwidth_gbs", "spec_for", "version"]
+           "fma_peak_gflops", "memory_bandwidth_gbs", "spec_for", "version",
+           "alibi", "softcap", "MaskMod", "document_mask", "prefix_lm"]
 
 _DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
            "bool": "bool", "int32": "i32", "int64": "i64"}
@@ -199,6 +200,72 @@ def softcap(cap):
     return {"kind": "softcap", "cap": cap}
 
 
+class MaskMod:
+    """A named mask modification for `attention`'s mask_mod: the spec's
+    "mask_mod" entry (`spec`) and the run-time inputs it reads
+    (`captures`, a dict name -> int32 array or tensor). Made by
+    document_mask() and prefix_lm(); its values never recompile a kernel."""
+
+    def __init__(self, spec, captures):
+        self.spec = spec
+        self.captures = captures
+
+    def __repr__(self):
+        return f"MaskMod({self.spec!r}, captures={sorted(self.captures)})"
+
+
+def _int32(ids, name):
+    """`ids` as int32 (a torch tensor stays one, anything else becomes a
+    numpy array); ValueError for values beyond int32, TypeError for
+    non-integer ids."""
+    torch = _sys.modules.get("torch")
+    if torch is not None and isinstance(ids, torch.Tensor):
+        if ids.dtype == torch.int32:
+            return ids
+        if ids.dtype.is_floating_point or ids.dtype.is_complex \
+                or ids.dtype == torch.bool:
+            raise TypeError(f"{name}: expected integer ids, got {ids.dtype}")
+        if ids.numel() and (int(ids.min()) < -2**31 or int(ids.max()) >= 2**31):
+            raise ValueError(f"{name}: values beyond int32")
+        return ids.to(torch.int32)
+    import numpy as np
+    a = np.asarray(ids)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer ids, got {a.dtype}")
+    if a.size and (int(a.min()) < -2**31 or int(a.max()) >= 2**31):
+        raise ValueError(f"{name}: values beyond int32")
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def document_mask(q_document_ids, kv_document_ids=None):
+    """Document masking of packed sequences for `attention`'s mask_mod:
+    query row i of batch b sees key j only when q_document_ids[b, i] ==
+    kv_document_ids[b, j] (intersected with the other masks).
+    q_document_ids: [B, Sq], kv_document_ids: [B, Sk] integer ids (int64 is
+    narrowed to int32); kv_document_ids defaults to q_document_ids
+    (self-attention). A query whose document no key shares gives 0."""
+    q_ids = _int32(q_document_ids, "q_document_ids")
+    kv_ids = q_ids if kv_document_ids is None else \
+        _int32(kv_document_ids, "kv_document_ids")
+    return MaskMod({"kind": "document"},
+                   {"q_document_ids": q_ids, "kv_document_ids": kv_ids})
+
+
+def prefix_lm(prefix_lens):
+    """Prefix-LM masking for `attention`'s mask_mod: key j is visible to
+    query row i of batch b when j <= i or j < prefix_lens[b] (the prefix is
+    bidirectional, the rest causal). prefix_lens: [B] integers."""
+    return MaskMod({"kind": "prefix_lm"},
+                   {"prefix_lens": _int32(prefix_lens, "prefix_lens")})
+
+
+def _mask_mod_spec(mask_mod):
+    if mask_mod is None or isinstance(mask_mod, MaskMod):
+        return mask_mod
+    raise TypeError(f"mask_mod: expected attn_mlir.document_mask(...), "
+                    f"attn_mlir.prefix_lm(...) or None, got {mask_mod!r}")
+
+
 def _score_mod_spec(score_mod):
     """The spec's "score_mod" entry: None, or a dict as alibi() and
     softcap() make (checked by the compiler)."""
@@ -212,7 +279,7 @@ def _score_mod_spec(score_mod):
 
 def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None,
              mask=None, kv_lens=None, return_lse=False, dynamic="kv",
-             score_mod=None):
+             score_mod=None, mask_mod=None):
     """The spec dict that `attention` compiles for these arguments (see
     there); shapes and dtypes come from q, k, v, mask and kv_lens, and
     `dynamic` ("kv", True or False) says which lengths are run-time values."""
@@ -260,6 +327,9 @@ def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None
     mod = _score_mod_spec(score_mod)
     if mod is not None:
         spec["score_mod"] = mod
+    mask_mod = _mask_mod_spec(mask_mod)
+    if mask_mod is not None:
+        spec["mask_mod"] = dict(mask_mod.spec)
     return spec
 
 
@@ -291,7 +361,7 @@ def cache_stats(target="cpu"):
 
 def attention(q, k, v, *, causal=False, align="top_left", window=None,
               scale=None, mask=None, kv_lens=None, return_lse=False, out=None,
-              dynamic="kv", context=None, score_mod=None):
+              dynamic="kv", context=None, score_mod=None, mask_mod=None):
     """softmax(score_mod(scale * q k^T [+ bias]), masked) v, compiled on
     first use for these shapes and options, from the cache afterwards.
 
@@ -306,6 +376,10 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     score_mod: a named score modification, attn_mlir.alibi() or
     attn_mlir.softcap(cap), applied to each score before masking (i, j the
     query row and key; a key a -inf bias hides stays hidden); CPU only.
+    mask_mod: a named mask modification with its run-time inputs,
+    attn_mlir.document_mask(q_ids, kv_ids=None) or
+    attn_mlir.prefix_lm(prefix_lens), intersected with the other masks;
+    new ids or lengths reuse the compiled kernel; CPU only.
     out: optional output to write. dynamic: which lengths are run-time
     values of the compiled kernel: "kv" (the default) batch and kv_len, so
     that a generation loop (q_len fixed, the cache growing by a token a
@@ -338,10 +412,12 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
         ms = mask.shape
         mask_key = (mask.dtype, len(ms)) + tuple(d == 1 for d in ms[:3])
     mod = _score_mod_spec(score_mod)
+    mask_mod = _mask_mod_spec(mask_mod)
     key = (shape_key, q.dtype, causal, align, window, scale, mask_key,
            None if kv_lens is None else kv_lens.dtype,
            return_lse, dynamic, context,
-           None if mod is None else tuple(sorted(mod.items())))
+           None if mod is None else tuple(sorted(mod.items())),
+           None if mask_mod is None else mask_mod.spec["kind"])
     kernel = _attention_kernels.get(key)
     if kernel is not None:
         global _attention_hits
@@ -351,11 +427,12 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
         spec = spec_for(q, k, v, causal=causal, align=align, window=window,
                         scale=scale, mask=mask, kv_lens=kv_lens,
                         return_lse=return_lse, dynamic=dynamic,
-                        score_mod=mod)
+                        score_mod=mod, mask_mod=mask_mod)
         kernel = compile(spec, context=context)
         _attention_kernels[key] = kernel
         _trim(_attention_kernels)
-    return kernel(q, k, v, mask, kv_lens, out, None, bool(return_lse))
+    return kernel(q, k, v, mask, kv_lens, out, None, bool(return_lse),
+                  None if mask_mod is None else mask_mod.captures)
 
 
 def _register_torch_ops():

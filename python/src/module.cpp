@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -447,6 +448,11 @@ public:
       check(attn_kernel_operand_info(kernel, static_cast<attn_operand>(op),
                                      &operands[op]));
     check(attn_kernel_get_info(kernel, &info));
+    int32_t numCaptures = 0;
+    check(attn_kernel_num_captures(kernel, &numCaptures));
+    captures.resize(numCaptures);
+    for (int32_t i = 0; i < numCaptures; ++i)
+      check(attn_kernel_capture_info(kernel, i, &captures[i]));
     size_t needed = 0;
     attn_kernel_spec_json(kernel, nullptr, 0, &needed);
     specJson.resize(needed);
@@ -463,7 +469,7 @@ public:
 
   py::object call(py::handle q, py::handle k, py::handle v, py::handle mask,
                   py::handle kvLens, py::handle out, py::handle lse,
-                  std::optional<bool> returnLse) {
+                  std::optional<bool> returnLse, py::handle captureArgs) {
     bool specLse = operands[ATTN_OPERAND_LSE].required;
     bool wantLse = returnLse.value_or(specLse);
     if (wantLse && !specLse)
@@ -488,6 +494,41 @@ public:
     checkDevice(bv, "value");
     checkDevice(bmask, "mask");
     checkDevice(blens, "kv_lens");
+    // The captures of the spec's score_mod / mask_mod: a dict by name or a
+    // sequence in the kernel's order (capture_names).
+    std::vector<std::unique_ptr<Borrowed>> bcaptures;
+    std::vector<attn_tensor> captureTensors;
+    if (!captureArgs.is_none()) {
+      std::vector<py::object> given;
+      if (py::isinstance<py::dict>(captureArgs)) {
+        py::dict d = py::reinterpret_borrow<py::dict>(captureArgs);
+        for (auto item : d) {
+          std::string name = py::str(item.first);
+          if (!hasCapture(name))
+            throw py::value_error("captures: the kernel reads no capture '" +
+                                  name + "' (it reads " + captureList() + ")");
+        }
+        for (const attn_capture_info &c : captures) {
+          if (!d.contains(c.name))
+            throw py::value_error(std::string(c.name) +
+                                  ": missing from captures (the kernel "
+                                  "reads " +
+                                  captureList() + ")");
+          given.push_back(d[c.name]);
+        }
+      } else {
+        for (py::handle h : captureArgs)
+          given.push_back(py::reinterpret_borrow<py::object>(h));
+      }
+      for (size_t i = 0; i < given.size(); ++i) {
+        std::string name = i < captures.size() ? captures[i].name
+                                               : "capture " + std::to_string(i);
+        bcaptures.push_back(std::make_unique<Borrowed>());
+        bcaptures.back()->borrow(given[i], name.c_str(), false);
+        checkDevice(*bcaptures.back(), name.c_str());
+        captureTensors.push_back(bcaptures.back()->tensor);
+      }
+    }
 
     const attn_operand_info &oo = operands[ATTN_OPERAND_OUTPUT];
     // The outputs are sized from the spec: the query must match it first
@@ -527,6 +568,8 @@ public:
     args.kv_lens = blens.tensor;
     args.output = bout.tensor;
     args.lse = blse.tensor;
+    args.num_captures = static_cast<int32_t>(captureTensors.size());
+    args.captures = captureTensors.data();
     attn_status status;
     {
       py::gil_scoped_release release;
@@ -542,6 +585,22 @@ public:
   std::string target;
   std::string specJson;
   attn_kernel_info info{};
+  /// The captures the kernel reads, in order (names live with the kernel).
+  std::vector<attn_capture_info> captures;
+
+  /// "q_document_ids, kv_document_ids", or "none".
+  std::string captureList() const {
+    std::string names;
+    for (const attn_capture_info &c : captures)
+      names += (names.empty() ? "" : ", ") + std::string(c.name);
+    return names.empty() ? "none" : names;
+  }
+  bool hasCapture(const std::string &name) const {
+    for (const attn_capture_info &c : captures)
+      if (name == c.name)
+        return true;
+    return false;
+  }
 
 private:
   void checkDevice(const Borrowed &b, const char *name) const {
@@ -716,7 +775,7 @@ PYBIND11_MODULE(_core, m) {
 A compiled attention kernel for one spec (sizes, dtype, scale, masks).
 
 Call it as ``kernel(q, k, v, mask=None, kv_lens=None, out=None, lse=None,
-return_lse=None)``. Arguments are numpy arrays or any DLPack tensor
+return_lse=None, captures=None)``. Arguments are numpy arrays or any DLPack tensor
 (``__dlpack__``: PyTorch, JAX, ...) in host memory, read in place with their
 strides (no copy) -- the innermost stride must be 1:
 
@@ -726,6 +785,9 @@ strides (no copy) -- the innermost stride must be 1:
   scaled scores), when the spec has a "tensor" mask;
 * kv_lens: [B] int32/int64 (keys j >= kv_lens[b] are hidden), when the spec
   has a "key_padding" mask;
+* captures: the inputs of the spec's mask_mod (``Kernel.captures``), a
+  dict by name or a sequence in that order, e.g. {"q_document_ids": [B, Sq]
+  int32, "kv_document_ids": [B, Sk] int32} for a "document" mask_mod;
 * out: optional [B, Hq, Sq, Dv] output to write; lse: optional [B, Hq, Sq]
   float32 log-sum-exp to write (natural log of the scaled scores).
 
@@ -739,8 +801,24 @@ tensors. The GIL is released while the kernel runs.
 )doc")
       .def("__call__", &Kernel::call, py::arg("q"), py::arg("k"), py::arg("v"),
            py::arg("mask") = py::none(), py::arg("kv_lens") = py::none(),
-           py::arg("out") = py::none(),
-           py::arg("lse") = py::none(), py::arg("return_lse") = py::none())
+           py::arg("out") = py::none(), py::arg("lse") = py::none(),
+           py::arg("return_lse") = py::none(), py::arg("captures") = py::none())
+      .def_property_readonly(
+          "captures",
+          [](const Kernel &k) {
+            py::list list;
+            for (const attn_capture_info &c : k.captures) {
+              py::tuple shape(c.rank);
+              for (int d = 0; d < c.rank; ++d)
+                shape[d] = c.shape[d] < 0 ? py::object(py::none())
+                                          : py::object(py::int_(c.shape[d]));
+              list.append(py::make_tuple(c.name, shape, dtypeName(c.dtype)));
+            }
+            return list;
+          },
+          "The inputs the spec's mask_mod reads (its captures), in the order "
+          "`captures=` takes a sequence: a list of (name, shape, dtype_name), "
+          "None for sizes the spec leaves dynamic; [] when it reads none.")
       .def_property_readonly(
           "spec_json", [](const Kernel &k) { return k.specJson; },
           "The canonical spec JSON of the kernel (every field explicit).")

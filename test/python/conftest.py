@@ -23,10 +23,14 @@ def alibi_slopes(n):
 
 
 def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",
-                        window=None, mask=None, kv_lens=None, score_mod=None):
+                        window=None, mask=None, kv_lens=None, score_mod=None,
+                        q_document_ids=None, kv_document_ids=None,
+                        prefix_lens=None):
     """float64 softmax(score_mod(scale q k^T [+ bias]), masked) v and the
     log-sum-exp; fully masked rows give 0 and -inf. Shapes as
-    attn_mlir.attention; score_mod as attn_mlir.alibi() / softcap(cap)."""
+    attn_mlir.attention; score_mod as attn_mlir.alibi() / softcap(cap);
+    q_document_ids [B, Sq] / kv_document_ids [B, Sk] keep keys of the
+    query's document, prefix_lens [B] keeps j <= i or j < prefix_lens[b]."""
     q, k, v = (np.asarray(t, dtype=np.float64) for t in (q, k, v))
     b, hq, sq, d = q.shape
     hkv, sk = k.shape[1], k.shape[2]
@@ -51,6 +55,12 @@ def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",
             s = s + np.broadcast_to(mask.astype(np.float64), s.shape)
     if kv_lens is not None:
         keep &= j[None, None] < np.asarray(kv_lens).reshape(b, 1, 1, 1)
+    if q_document_ids is not None:
+        qd = np.asarray(q_document_ids).reshape(b, 1, sq, 1)
+        kd = np.asarray(kv_document_ids).reshape(b, 1, 1, sk)
+        keep &= qd == kd
+    if prefix_lens is not None:
+        keep &= (j <= i) | (j < np.asarray(prefix_lens).reshape(b, 1, 1, 1))
     keep &= s != -np.inf  # a -inf bias hides the key
     if score_mod is not None and score_mod["kind"] == "alibi":
         slopes = np.array(alibi_slopes(hq)).reshape(1, hq, 1, 1)

@@ -143,6 +143,68 @@ def test_score_mod_rejected(rng):
         attn_mlir.softcap(float("inf"))
 
 
+def test_document_mask(rng):
+    # Two batches of packed documents; odd lengths; GQA; causal on top; a
+    # query whose document no key has (row 3 of batch 1) gives 0, LSE -inf.
+    b, sq, sk = 2, 13, 13
+    q, k, v = rand(rng, b, 4, sq, 16) * 3, rand(rng, b, 2, sk, 16) * 3, rand(rng, b, 2, sk, 8)
+    ids = np.array([[0] * 5 + [1] * 4 + [2] * 4, [0] * 2 + [1] * 11], dtype=np.int64)
+    q_ids = ids.copy()
+    q_ids[1, 3] = 7
+    mod = attn_mlir.document_mask(q_ids, ids)
+    out, lse = attn_mlir.attention(q, k, v, causal=True, return_lse=True, mask_mod=mod)
+    ref, ref_lse = reference_attention(q, k, v, causal=True, q_document_ids=q_ids,
+                                       kv_document_ids=ids)
+    assert_close(out, ref)
+    assert np.all(out[1, :, 3] == 0) and np.all(lse[1, :, 3] == -np.inf)
+    finite = np.isfinite(ref_lse)
+    assert np.array_equal(np.isfinite(lse), finite)
+    assert np.abs(lse[finite] - ref_lse[finite]).max() <= 1e-4
+    # New ids reuse the kernel.
+    compiles = attn_mlir.cache_stats()["compiles"]
+    ids2 = np.repeat(np.arange(3, dtype=np.int32), [1, 6, 6])[None].repeat(b, 0)
+    out, _ = attn_mlir.attention(q, k, v, causal=True, return_lse=True,
+                                 mask_mod=attn_mlir.document_mask(ids2))
+    assert_close(out, reference_attention(q, k, v, causal=True, q_document_ids=ids2,
+                                          kv_document_ids=ids2)[0])
+    assert attn_mlir.cache_stats()["compiles"] == compiles
+
+
+def test_prefix_lm(rng):
+    b, s = 3, 17
+    q, k, v = rand(rng, b, 2, s, 32), rand(rng, b, 2, s, 32), rand(rng, b, 2, s, 32)
+    prefix = [5, 0, 40]
+    out = attn_mlir.attention(q, k, v, mask_mod=attn_mlir.prefix_lm(prefix))
+    assert_close(out, reference_attention(q, k, v, prefix_lens=prefix)[0])
+
+
+def test_mask_mod_errors(rng):
+    q = rand(rng, 2, 1, 4, 16)
+    with pytest.raises(TypeError, match="mask_mod"):
+        attn_mlir.attention(q, q, q, mask_mod={"kind": "document"})
+    with pytest.raises(TypeError, match="q_document_ids: expected integer ids"):
+        attn_mlir.document_mask(np.zeros((2, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="prefix_lens: values beyond int32"):
+        attn_mlir.prefix_lm([2**40, 0])
+    # Ids of the wrong shape: the runtime names the capture.
+    with pytest.raises(ValueError, match=r"kv_document_ids: shape \[2, 3\]"):
+        attn_mlir.attention(q, q, q, mask_mod=attn_mlir.document_mask(
+            np.zeros((2, 4), np.int32), np.zeros((2, 3), np.int32)))
+    # Kernel-level captures: by name or in order, and their errors.
+    kernel = attn_mlir.compile({"batch": 2, "q_heads": 1, "q_len": 4, "kv_len": 4,
+                                "head_dim": 16, "mask_mod": {"kind": "prefix_lm"}})
+    assert kernel.captures == [("prefix_lens", (2,), "int32")]
+    lens = np.array([1, 4], dtype=np.int32)
+    a = kernel(q, q, q, captures={"prefix_lens": lens})
+    assert np.array_equal(a, kernel(q, q, q, captures=[lens]))
+    with pytest.raises(ValueError, match="captures: the kernel reads no capture 'lens'"):
+        kernel(q, q, q, captures={"lens": lens})
+    with pytest.raises(ValueError, match="prefix_lens: missing from captures"):
+        kernel(q, q, q, captures={})
+    with pytest.raises(ValueError, match="captures: 0 given"):
+        kernel(q, q, q)
+
+
 def test_fully_masked_rows_are_zero(rng):
     q, k, v = rand(rng, 1, 1, 4, 16), rand(rng, 1, 1, 4, 16), rand(rng, 1, 1, 4, 16)
     mask = np.zeros((1, 1, 4, 4), dtype=bool)

@@ -510,3 +510,19 @@ def test_import_attn_mlir_registers_the_operators(order):
                         "print('torch' in sys.modules)"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_document_mask_on_torch_tensors():
+    # attn_mlir.attention with a document mask_mod on torch tensors (int64
+    # ids, narrowed to int32 on the torch side) against SDPA with the dense
+    # mask the documents make.
+    import attn_mlir
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 23, 32) for _ in range(3))
+    ids = torch.tensor([[0] * 7 + [1] * 16, [0] * 20 + [1] * 3])
+    got = attn_mlir.attention(q, k, v, causal=True,
+                              mask_mod=attn_mlir.document_mask(ids))
+    dense = (ids[:, :, None] == ids[:, None, :])[:, None] & torch.ones(
+        23, 23, dtype=torch.bool).tril()
+    assert isinstance(got, torch.Tensor)
+    check_f32(got, reference(q, k, v, attn_mask=dense))
