@@ -336,22 +336,73 @@ void buildMaskModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
   b.setInsertionPointToStart(block);
   Value batch = block->getArgument(0), row = block->getArgument(2),
         key = block->getArgument(3);
+  auto c = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  };
+  auto both = [&](Value x, Value y) -> Value {
+    return arith::AndIOp::create(b, loc, x, y);
+  };
+  auto either = [&](Value x, Value y) -> Value {
+    return arith::OrIOp::create(b, loc, x, y);
+  };
+  auto rem = [&](Value x, int64_t m) -> Value {
+    return arith::RemSIOp::create(b, loc, x, c(m));
+  };
+  // Capture `n` at (batch, position) is nonzero / its value.
+  auto capture = [&](unsigned n, Value position) -> Value {
+    return tensor::ExtractOp::create(b, loc, block->getArgument(4 + n),
+                                     ValueRange{batch, position});
+  };
+  // d = i - j and |d|.
+  Value d = arith::SubIOp::create(b, loc, row, key);
+  auto absD = [&]() -> Value {
+    return arith::MaxSIOp::create(b, loc, d,
+                                  arith::SubIOp::create(b, loc, c(0), d));
+  };
+  using Kind = attn::MaskModSpec::Kind;
+  using P = arith::CmpIPredicate;
   Value keep;
-  if (mod.kind == attn::MaskModSpec::Kind::Document) {
-    Value qDoc = tensor::ExtractOp::create(b, loc, block->getArgument(4),
-                                           ValueRange{batch, row});
-    Value kvDoc = tensor::ExtractOp::create(b, loc, block->getArgument(5),
-                                            ValueRange{batch, key});
-    keep = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, qDoc, kvDoc);
-  } else {
+  switch (mod.kind) {
+  case Kind::Document:
+    keep = cmp(P::eq, capture(0, row), capture(1, key));
+    break;
+  case Kind::PrefixLM: {
     Value prefix = arith::IndexCastOp::create(
         b, loc, idx,
         tensor::ExtractOp::create(b, loc, block->getArgument(4),
                                   ValueRange{batch}));
-    keep = arith::OrIOp::create(
-        b, loc,
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, key, row),
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, key, prefix));
+    keep = either(cmp(P::sle, key, row), cmp(P::slt, key, prefix));
+    break;
+  }
+  case Kind::DilatedSlidingWindow:
+    keep = both(cmp(P::sle, absD(), c(mod.window * mod.dilation)),
+                cmp(P::eq, rem(d, mod.dilation), c(0)));
+    break;
+  case Kind::Strided:
+    keep = both(cmp(P::sge, d, c(0)),
+                either(cmp(P::slt, d, c(mod.stride)),
+                       cmp(P::eq, rem(d, mod.stride), c(0))));
+    break;
+  case Kind::Fixed: {
+    Value sameBlock =
+        cmp(P::eq, arith::DivSIOp::create(b, loc, key, c(mod.stride)),
+            arith::DivSIOp::create(b, loc, row, c(mod.stride)));
+    Value summary =
+        cmp(P::sge, rem(key, mod.stride), c(mod.stride - mod.summary));
+    keep = both(cmp(P::sle, key, row), either(sameBlock, summary));
+    break;
+  }
+  case Kind::Longformer: {
+    Type i32 = b.getI32Type();
+    Value zero = arith::ConstantOp::create(b, loc, b.getIntegerAttr(i32, 0));
+    keep = either(cmp(P::sle, absD(), c(mod.window)),
+                  either(cmp(P::ne, capture(0, row), zero),
+                         cmp(P::ne, capture(1, key), zero)));
+    break;
+  }
   }
   mlir::attn::YieldOp::create(b, loc, keep);
 }

@@ -114,8 +114,41 @@ std::vector<CaptureSpec> AttentionSpec::captures() const {
             {"kv_document_ids", DType::I32, {Dim::Batch, Dim::KvLen}}};
   case MaskModSpec::Kind::PrefixLM:
     return {{"prefix_lens", DType::I32, {Dim::Batch}}};
+  case MaskModSpec::Kind::Longformer:
+    return {{"q_global", DType::I32, {Dim::Batch, Dim::QLen}},
+            {"kv_global", DType::I32, {Dim::Batch, Dim::KvLen}}};
+  case MaskModSpec::Kind::DilatedSlidingWindow:
+  case MaskModSpec::Kind::Strided:
+  case MaskModSpec::Kind::Fixed:
+    return {};
   }
   return {};
+}
+
+static constexpr MaskModSpec::Kind kMaskModKinds[] = {
+    MaskModSpec::Kind::Document,
+    MaskModSpec::Kind::PrefixLM,
+    MaskModSpec::Kind::DilatedSlidingWindow,
+    MaskModSpec::Kind::Strided,
+    MaskModSpec::Kind::Fixed,
+    MaskModSpec::Kind::Longformer};
+
+const char *attn::maskModKindName(MaskModSpec::Kind kind) {
+  switch (kind) {
+  case MaskModSpec::Kind::Document:
+    return "document";
+  case MaskModSpec::Kind::PrefixLM:
+    return "prefix_lm";
+  case MaskModSpec::Kind::DilatedSlidingWindow:
+    return "dilated_sliding_window";
+  case MaskModSpec::Kind::Strided:
+    return "strided";
+  case MaskModSpec::Kind::Fixed:
+    return "fixed";
+  case MaskModSpec::Kind::Longformer:
+    return "longformer";
+  }
+  return "";
 }
 
 double AttentionSpec::scaleValue() const {
@@ -301,14 +334,42 @@ llvm::Expected<std::optional<MaskModSpec>> parseMaskMod(const json &obj) {
   if (!kind)
     return specError("missing required key 'mask_mod.kind'");
   MaskModSpec mod;
-  if (*kind == "document")
-    mod.kind = MaskModSpec::Kind::Document;
-  else if (*kind == "prefix_lm")
-    mod.kind = MaskModSpec::Kind::PrefixLM;
-  else
+  auto known = llvm::find_if(kMaskModKinds, [&](MaskModSpec::Kind k) {
+    return *kind == maskModKindName(k);
+  });
+  if (known == std::end(kMaskModKinds))
     return specError("'mask_mod.kind' must be one of document, prefix_lm, "
+                     "dilated_sliding_window, strided, fixed, longformer, "
                      "got " +
                      shown(json(*kind)));
+  mod.kind = *known;
+  std::optional<int64_t> positive;
+  switch (mod.kind) {
+  case MaskModSpec::Kind::Document:
+  case MaskModSpec::Kind::PrefixLM:
+    break;
+  case MaskModSpec::Kind::DilatedSlidingWindow:
+    if (auto err = r.nonNegative("window", mod.window))
+      return std::move(err);
+    if (auto err = r.size("dilation", positive, true, false))
+      return std::move(err);
+    mod.dilation = *positive;
+    break;
+  case MaskModSpec::Kind::Fixed:
+    if (auto err = r.size("summary", positive, true, false))
+      return std::move(err);
+    mod.summary = *positive;
+    [[fallthrough]];
+  case MaskModSpec::Kind::Strided:
+    if (auto err = r.size("stride", positive, true, false))
+      return std::move(err);
+    mod.stride = *positive;
+    break;
+  case MaskModSpec::Kind::Longformer:
+    if (auto err = r.nonNegative("window", mod.window))
+      return std::move(err);
+    break;
+  }
   if (auto err = r.unknownKeys())
     return std::move(err);
   return mod;
@@ -513,6 +574,23 @@ llvm::Error AttentionSpec::validate() const {
   if (scoreMod && scoreMod->kind == ScoreModSpec::Kind::Softcap &&
       !(std::isfinite(scoreMod->cap) && scoreMod->cap > 0))
     return specError("'score_mod.cap' must be a positive finite number");
+  if (maskMod) {
+    const MaskModSpec &m = *maskMod;
+    auto within = [](int64_t v, int64_t lo, int64_t hi) {
+      return v >= lo && v <= hi;
+    };
+    if (!within(m.window, 0, kMaxSize))
+      return specError("'mask_mod.window' must be a non-negative integer");
+    if (!within(m.dilation, 1, kMaxSize) || !within(m.stride, 1, kMaxSize))
+      return specError(
+          llvm::Twine("'mask_mod.") +
+          (within(m.dilation, 1, kMaxSize) ? "stride" : "dilation") +
+          "' must be a positive integer below 2^31");
+    if (!within(m.summary, 1, m.stride))
+      return specError("'mask_mod.summary' (" + llvm::Twine(m.summary) +
+                       ") must be in 1 .. 'mask_mod.stride' (" +
+                       llvm::Twine(m.stride) + ")");
+  }
   if (qHeads % kvHeads != 0)
     return specError("'q_heads' (" + llvm::Twine(qHeads) +
                      ") must be a multiple of 'kv_heads' (" +
@@ -625,10 +703,29 @@ std::string AttentionSpec::toJSON() const {
     }
     j["score_mod"] = mj;
   }
-  if (maskMod)
-    j["mask_mod"] = {{"kind", maskMod->kind == MaskModSpec::Kind::Document
-                                  ? "document"
-                                  : "prefix_lm"}};
+  if (maskMod) {
+    json mj;
+    mj["kind"] = maskModKindName(maskMod->kind);
+    switch (maskMod->kind) {
+    case MaskModSpec::Kind::Document:
+    case MaskModSpec::Kind::PrefixLM:
+      break;
+    case MaskModSpec::Kind::DilatedSlidingWindow:
+      mj["window"] = maskMod->window;
+      mj["dilation"] = maskMod->dilation;
+      break;
+    case MaskModSpec::Kind::Fixed:
+      mj["summary"] = maskMod->summary;
+      [[fallthrough]];
+    case MaskModSpec::Kind::Strided:
+      mj["stride"] = maskMod->stride;
+      break;
+    case MaskModSpec::Kind::Longformer:
+      mj["window"] = maskMod->window;
+      break;
+    }
+    j["mask_mod"] = mj;
+  }
   return j.dump();
 }
 

@@ -1,13 +1,25 @@
-"""Inputs and the f64 expected output of examples/mask-mods/*.json.
+"""Inputs and the f64 expected output of an example spec of this directory.
 
-    python3 make_inputs.py document|prefix_lm OUT_DIR
+    python3 make_inputs.py KIND OUT_DIR      (KIND: document, prefix_lm,
+        dilated_sliding_window, strided, fixed or longformer)
 
-writes q.npy, k.npy, v.npy, the spec's captures (q_document_ids.npy and
-kv_document_ids.npy, or prefix_lens.npy) and expected.npy, computed here in
-numpy float64 from the definition of the mask_mod (docs/design.md, section 6):
-    document:  keep q_document_ids[b, i] == kv_document_ids[b, j]
-    prefix_lm: keep j <= i or j < prefix_lens[b]
-intersected with the spec's causal mask where it has one.
+writes q.npy, k.npy, v.npy, the spec's captures (NAME.npy for each capture
+the mask_mod reads: q_document_ids / kv_document_ids, prefix_lens, q_global /
+kv_global), kv_lens.npy when the spec has key padding, and expected.npy,
+computed here in numpy float64 from the definition of the mask_mod
+(docs/design.md, section 6), with d = i - j:
+    document                q_document_ids[b, i] == kv_document_ids[b, j]
+    prefix_lm               j <= i or j < prefix_lens[b]
+    dilated_sliding_window  |d| <= window * dilation and d % dilation == 0
+    strided                 0 <= d and (d < stride or d % stride == 0)
+    fixed                   j <= i and (j // stride == i // stride or
+                            j % stride >= stride - summary)
+    longformer              |d| <= window or q_global[b, i] or kv_global[b, j]
+intersected with the spec's causal and key_padding masks. Then, e.g.:
+
+    attn-run document.json --q q.npy --k k.npy --v v.npy \\
+        --capture q_document_ids=q_document_ids.npy \\
+        --capture kv_document_ids=kv_document_ids.npy --expect expected.npy
 """
 import json
 import os
@@ -18,8 +30,9 @@ import numpy as np
 
 def main():
     kind, out = sys.argv[1], sys.argv[2]
-    spec = json.load(open(os.path.join(os.path.dirname(__file__),
+    spec = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                        kind + ".json")))
+    mod = spec["mask_mod"]
     rng = np.random.default_rng(0)
     b = spec["batch"]
     hq, hkv = spec["q_heads"], spec.get("kv_heads", spec["q_heads"])
@@ -30,24 +43,50 @@ def main():
     v = rng.standard_normal((b, hkv, s, d)).astype(np.float32)
     i = np.arange(s)[:, None]
     j = np.arange(s)[None, :]
+    dist = i - j
     keep = np.ones((b, s, s), dtype=bool)
+    captures = {}
     if kind == "document":
         # Four documents of uneven lengths packed in one sequence.
         ids = np.repeat(np.arange(4, dtype=np.int32), [70, 13, 100, s - 183])
         ids = np.broadcast_to(ids, (b, s)).copy()
-        np.save(os.path.join(out, "q_document_ids.npy"), ids)
-        np.save(os.path.join(out, "kv_document_ids.npy"), ids)
+        captures = {"q_document_ids": ids, "kv_document_ids": ids}
         keep &= ids[:, :, None] == ids[:, None, :]
-    else:
+    elif kind == "prefix_lm":
         prefix = np.array([64, 0][:b], dtype=np.int32)
-        np.save(os.path.join(out, "prefix_lens.npy"), prefix)
+        captures = {"prefix_lens": prefix}
         keep &= (j <= i) | (j < prefix[:, None, None])
-    if spec.get("mask", {}).get("kind") == "causal":
-        keep &= j <= i
+    elif kind == "dilated_sliding_window":
+        w, dil = mod["window"], mod["dilation"]
+        keep &= (np.abs(dist) <= w * dil) & (dist % dil == 0)
+    elif kind == "strided":
+        st = mod["stride"]
+        keep &= (dist >= 0) & ((dist < st) | (dist % st == 0))
+    elif kind == "fixed":
+        st, c = mod["stride"], mod["summary"]
+        keep &= (j <= i) & ((j // st == i // st) | (j % st >= st - c))
+    elif kind == "longformer":
+        glob = np.zeros((b, s), dtype=np.int32)
+        glob[:, [0, 57, 150]] = 1  # e.g. [CLS] and two question tokens
+        captures = {"q_global": glob, "kv_global": glob}
+        g = glob.astype(bool)
+        keep &= (np.abs(dist) <= mod["window"]) | g[:, :, None] | g[:, None, :]
+    else:
+        sys.exit(f"unknown kind {kind}")
+    masks = spec.get("mask", [])
+    masks = [masks] if isinstance(masks, dict) else masks
+    for m in masks:
+        if m["kind"] == "causal":
+            keep &= j <= i
+        elif m["kind"] == "key_padding":
+            lens = np.array([s, s - 37][:b], dtype=np.int32)
+            np.save(os.path.join(out, "kv_lens.npy"), lens)
+            keep &= j[None] < lens[:, None, None]
+    for name, a in captures.items():
+        np.save(os.path.join(out, name + ".npy"), a)
     scores = np.einsum("bhid,bhjd->bhij", q.astype(np.float64),
                        np.repeat(k, hq // hkv, axis=1).astype(np.float64))
-    scores = scores / np.sqrt(d)
-    scores = np.where(keep[:, None], scores, -np.inf)
+    scores = np.where(keep[:, None], scores / np.sqrt(d), -np.inf)
     p = np.exp(scores - scores.max(axis=-1, keepdims=True))
     p /= p.sum(axis=-1, keepdims=True)
     expected = p @ np.repeat(v, hq // hkv, axis=1).astype(np.float64)

@@ -46,7 +46,8 @@ __all__ = ["Context", "Kernel", "attention", "cache_stats", "compile",
            "clear_cache", "cpu_target", "default_context", "max_threads",
            "set_max_cached_kernels",
            "fma_peak_gflops", "memory_bandwidth_gbs", "spec_for", "version",
-           "alibi", "softcap", "MaskMod", "document_mask", "prefix_lm"]
+           "alibi", "softcap", "MaskMod", "document_mask", "prefix_lm",
+           "dilated_sliding_window", "strided", "fixed", "longformer"]
 
 _DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
            "bool": "bool", "int32": "i32", "int64": "i64"}
@@ -214,14 +215,16 @@ class MaskMod:
         return f"MaskMod({self.spec!r}, captures={sorted(self.captures)})"
 
 
-def _int32(ids, name):
+def _int32(ids, name, flags=False):
     """`ids` as int32 (a torch tensor stays one, anything else becomes a
     numpy array); ValueError for values beyond int32, TypeError for
-    non-integer ids."""
+    non-integer ids (bool is accepted where `flags`)."""
     torch = _sys.modules.get("torch")
     if torch is not None and isinstance(ids, torch.Tensor):
         if ids.dtype == torch.int32:
             return ids
+        if ids.dtype == torch.bool and flags:
+            return ids.to(torch.int32)
         if ids.dtype.is_floating_point or ids.dtype.is_complex \
                 or ids.dtype == torch.bool:
             raise TypeError(f"{name}: expected integer ids, got {ids.dtype}")
@@ -230,6 +233,8 @@ def _int32(ids, name):
         return ids.to(torch.int32)
     import numpy as np
     a = np.asarray(ids)
+    if a.dtype == bool and flags:
+        a = a.astype(np.int32)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer ids, got {a.dtype}")
     if a.size and (int(a.min()) < -2**31 or int(a.max()) >= 2**31):
@@ -259,11 +264,57 @@ def prefix_lm(prefix_lens):
                    {"prefix_lens": _int32(prefix_lens, "prefix_lens")})
 
 
+def _count(value, name, least):
+    """An int >= least (and below 2^31) for a mask_mod parameter."""
+    return _shapes.exact_int(value, name, least, 2**31 - 1)
+
+
+def dilated_sliding_window(window, dilation):
+    """Longformer's dilated sliding window (Beltagy et al. 2020) for
+    `attention`'s mask_mod: key j is visible to query row i when
+    |i - j| <= window * dilation and (i - j) % dilation == 0 (`window` keys
+    on each side, every `dilation`-th)."""
+    return MaskMod({"kind": "dilated_sliding_window",
+                    "window": _count(window, "window", 0),
+                    "dilation": _count(dilation, "dilation", 1)}, {})
+
+
+def strided(stride):
+    """The Sparse Transformer's strided pattern (Child et al. 2019) for
+    `attention`'s mask_mod: with d = i - j, keys 0 <= d < stride and every
+    stride-th before them (d % stride == 0)."""
+    return MaskMod({"kind": "strided", "stride": _count(stride, "stride", 1)},
+                   {})
+
+
+def fixed(stride, summary):
+    """The Sparse Transformer's fixed pattern (Child et al. 2019) for
+    `attention`'s mask_mod: key j <= i is visible when it is in i's block of
+    `stride` keys or among the last `summary` keys of a block."""
+    stride = _count(stride, "stride", 1)
+    return MaskMod({"kind": "fixed", "stride": stride,
+                    "summary": _count(summary, "summary", 1)}, {})
+
+
+def longformer(window, q_global, kv_global=None):
+    """Longformer's attention (Beltagy et al. 2020) for `attention`'s
+    mask_mod: a sliding window of `window` keys on each side, plus global
+    tokens that see and are seen by every token. q_global: [B, Sq],
+    kv_global: [B, Sk] flags (bool or integers, nonzero = global);
+    kv_global defaults to q_global (self-attention)."""
+    q_flags = _int32(q_global, "q_global", flags=True)
+    kv_flags = q_flags if kv_global is None else \
+        _int32(kv_global, "kv_global", flags=True)
+    return MaskMod({"kind": "longformer", "window": _count(window, "window", 0)},
+                   {"q_global": q_flags, "kv_global": kv_flags})
+
+
 def _mask_mod_spec(mask_mod):
     if mask_mod is None or isinstance(mask_mod, MaskMod):
         return mask_mod
-    raise TypeError(f"mask_mod: expected attn_mlir.document_mask(...), "
-                    f"attn_mlir.prefix_lm(...) or None, got {mask_mod!r}")
+    raise TypeError(f"mask_mod: expected an attn_mlir.MaskMod (document_mask, "
+                    f"prefix_lm, dilated_sliding_window, strided, fixed, "
+                    f"longformer) or None, got {mask_mod!r}")
 
 
 def _score_mod_spec(score_mod):
@@ -376,10 +427,12 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     score_mod: a named score modification, attn_mlir.alibi() or
     attn_mlir.softcap(cap), applied to each score before masking (i, j the
     query row and key; a key a -inf bias hides stays hidden); CPU only.
-    mask_mod: a named mask modification with its run-time inputs,
-    attn_mlir.document_mask(q_ids, kv_ids=None) or
-    attn_mlir.prefix_lm(prefix_lens), intersected with the other masks;
-    new ids or lengths reuse the compiled kernel; CPU only.
+    mask_mod: a named mask modification (with its run-time inputs):
+    attn_mlir.document_mask(q_ids, kv_ids=None), prefix_lm(prefix_lens),
+    dilated_sliding_window(window, dilation), strided(stride),
+    fixed(stride, summary) or longformer(window, q_global, kv_global=None),
+    intersected with the other masks; new ids, lengths or flags reuse the
+    compiled kernel; CPU only.
     out: optional output to write. dynamic: which lengths are run-time
     values of the compiled kernel: "kv" (the default) batch and kv_len, so
     that a generation loop (q_len fixed, the cache growing by a token a
@@ -417,7 +470,7 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
            None if kv_lens is None else kv_lens.dtype,
            return_lse, dynamic, context,
            None if mod is None else tuple(sorted(mod.items())),
-           None if mask_mod is None else mask_mod.spec["kind"])
+           None if mask_mod is None else tuple(sorted(mask_mod.spec.items())))
     kernel = _attention_kernels.get(key)
     if kernel is not None:
         global _attention_hits

@@ -25,12 +25,15 @@ def alibi_slopes(n):
 def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",
                         window=None, mask=None, kv_lens=None, score_mod=None,
                         q_document_ids=None, kv_document_ids=None,
-                        prefix_lens=None):
+                        prefix_lens=None, pattern=None, q_global=None,
+                        kv_global=None):
     """float64 softmax(score_mod(scale q k^T [+ bias]), masked) v and the
     log-sum-exp; fully masked rows give 0 and -inf. Shapes as
     attn_mlir.attention; score_mod as attn_mlir.alibi() / softcap(cap);
     q_document_ids [B, Sq] / kv_document_ids [B, Sk] keep keys of the
-    query's document, prefix_lens [B] keeps j <= i or j < prefix_lens[b]."""
+    query's document, prefix_lens [B] keeps j <= i or j < prefix_lens[b];
+    pattern: a mask_mod spec dict of an index pattern (dilated_sliding_window,
+    strided, fixed, longformer with q_global [B, Sq] / kv_global [B, Sk])."""
     q, k, v = (np.asarray(t, dtype=np.float64) for t in (q, k, v))
     b, hq, sq, d = q.shape
     hkv, sk = k.shape[1], k.shape[2]
@@ -61,6 +64,21 @@ def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",
         keep &= qd == kd
     if prefix_lens is not None:
         keep &= (j <= i) | (j < np.asarray(prefix_lens).reshape(b, 1, 1, 1))
+    if pattern is not None:
+        dist = i - j
+        if pattern["kind"] == "dilated_sliding_window":
+            w, dil = pattern["window"], pattern["dilation"]
+            keep &= (np.abs(dist) <= w * dil) & (dist % dil == 0)
+        elif pattern["kind"] == "strided":
+            st = pattern["stride"]
+            keep &= (dist >= 0) & ((dist < st) | (dist % st == 0))
+        elif pattern["kind"] == "fixed":
+            st, c = pattern["stride"], pattern["summary"]
+            keep &= (j <= i) & ((j // st == i // st) | (j % st >= st - c))
+        else:
+            gq = np.asarray(q_global).astype(bool).reshape(b, 1, sq, 1)
+            gk = np.asarray(kv_global).astype(bool).reshape(b, 1, 1, sk)
+            keep &= (np.abs(dist) <= pattern["window"]) | gq | gk
     keep &= s != -np.inf  # a -inf bias hides the key
     if score_mod is not None and score_mod["kind"] == "alibi":
         slopes = np.array(alibi_slopes(hq)).reshape(1, hq, 1, 1)

@@ -178,6 +178,42 @@ def test_prefix_lm(rng):
     assert_close(out, reference_attention(q, k, v, prefix_lens=prefix)[0])
 
 
+@pytest.mark.parametrize("make, pattern", [
+    (lambda: attn_mlir.dilated_sliding_window(3, 2),
+     {"kind": "dilated_sliding_window", "window": 3, "dilation": 2}),
+    (lambda: attn_mlir.strided(4), {"kind": "strided", "stride": 4}),
+    (lambda: attn_mlir.fixed(8, 2), {"kind": "fixed", "stride": 8, "summary": 2}),
+])
+def test_index_pattern_mask_mods(rng, make, pattern):
+    q, k, v = rand(rng, 2, 4, 29, 32), rand(rng, 2, 2, 29, 32), rand(rng, 2, 2, 29, 16)
+    out = attn_mlir.attention(q, k, v, mask_mod=make())
+    assert_close(out, reference_attention(q, k, v, pattern=pattern)[0])
+
+
+def test_longformer(rng):
+    b, s = 2, 31
+    q, k, v = rand(rng, b, 2, s, 32), rand(rng, b, 2, s, 32), rand(rng, b, 2, s, 32)
+    glob = np.zeros((b, s), dtype=bool)
+    glob[0, [0, 17]] = True
+    glob[1, 30] = True
+    out = attn_mlir.attention(q, k, v, kv_lens=np.array([s, 20], np.int32),
+                              mask_mod=attn_mlir.longformer(3, glob))
+    ref = reference_attention(q, k, v, kv_lens=[s, 20], q_global=glob, kv_global=glob,
+                              pattern={"kind": "longformer", "window": 3})[0]
+    assert_close(out, ref)
+    # Another window is another kernel; other flags are not.
+    compiles = attn_mlir.cache_stats()["compiles"]
+    attn_mlir.attention(q, k, v, kv_lens=np.array([s, 20], np.int32),
+                        mask_mod=attn_mlir.longformer(3, ~glob))
+    assert attn_mlir.cache_stats()["compiles"] == compiles
+    out = attn_mlir.attention(q, k, v, kv_lens=np.array([s, 20], np.int32),
+                              mask_mod=attn_mlir.longformer(5, glob))
+    assert attn_mlir.cache_stats()["compiles"] == compiles + 1
+    assert_close(out, reference_attention(q, k, v, kv_lens=[s, 20], q_global=glob,
+                                          kv_global=glob,
+                                          pattern={"kind": "longformer", "window": 5})[0])
+
+
 def test_mask_mod_errors(rng):
     q = rand(rng, 2, 1, 4, 16)
     with pytest.raises(TypeError, match="mask_mod"):
@@ -186,6 +222,13 @@ def test_mask_mod_errors(rng):
         attn_mlir.document_mask(np.zeros((2, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="prefix_lens: values beyond int32"):
         attn_mlir.prefix_lm([2**40, 0])
+    with pytest.raises(ValueError, match="dilation: 0 is outside 1"):
+        attn_mlir.dilated_sliding_window(2, 0)
+    with pytest.raises(ValueError, match="stride: expected an integer"):
+        attn_mlir.strided(2.5)
+    # A summary above the stride: the compiler's check names both.
+    with pytest.raises(ValueError, match=r"'mask_mod.summary' \(9\)"):
+        attn_mlir.attention(q, q, q, mask_mod=attn_mlir.fixed(8, 9))
     # Ids of the wrong shape: the runtime names the capture.
     with pytest.raises(ValueError, match=r"kv_document_ids: shape \[2, 3\]"):
         attn_mlir.attention(q, q, q, mask_mod=attn_mlir.document_mask(

@@ -206,6 +206,28 @@ ScoreModSpec alibi() { return {ScoreModSpec::Kind::Alibi, 0}; }
 ScoreModSpec softcap(double cap) { return {ScoreModSpec::Kind::Softcap, cap}; }
 MaskModSpec documentMask() { return {MaskModSpec::Kind::Document}; }
 MaskModSpec prefixLM() { return {MaskModSpec::Kind::PrefixLM}; }
+MaskModSpec dilated(int64_t window, int64_t dilation) {
+  MaskModSpec m{MaskModSpec::Kind::DilatedSlidingWindow};
+  m.window = window;
+  m.dilation = dilation;
+  return m;
+}
+MaskModSpec strided(int64_t stride) {
+  MaskModSpec m{MaskModSpec::Kind::Strided};
+  m.stride = stride;
+  return m;
+}
+MaskModSpec fixedPattern(int64_t stride, int64_t summary) {
+  MaskModSpec m{MaskModSpec::Kind::Fixed};
+  m.stride = stride;
+  m.summary = summary;
+  return m;
+}
+MaskModSpec longformer(int64_t window) {
+  MaskModSpec m{MaskModSpec::Kind::Longformer};
+  m.window = window;
+  return m;
+}
 
 void PrintTo(const SweepCase &c, std::ostream *os) { *os << c.name; }
 
@@ -343,57 +365,35 @@ std::vector<SweepCase> sweepCases() {
   // documents packed per batch (queries bottom-right in the keys' sequence,
   // a query of no key's document on odd variants: an empty row), alone,
   // under causal with GQA, with ALiBi; prefix-LM with prefixes of 0, 1,
-  // Sk / 2, Sk, beyond Sk and negative, alone and with key padding.
-  cases.push_back({"document_D32_none",
-                   2,
-                   2,
-                   1,
-                   32,
-                   32,
-                   {},
-                   reducedGrid(),
-                   std::nullopt,
-                   documentMask()});
-  cases.push_back({"document_GQA_Hq4_Hkv2_D64_causalBR",
-                   2,
-                   4,
-                   2,
-                   64,
-                   64,
-                   {causalBR},
-                   reducedGrid(),
-                   std::nullopt,
-                   documentMask()});
-  cases.push_back({"document_alibi_D16_causalTL_full",
-                   1,
-                   2,
-                   2,
-                   16,
-                   16,
-                   {causalTL},
-                   fullGrid(),
-                   alibi(),
-                   documentMask()});
-  cases.push_back({"prefixLM_D64",
-                   3,
-                   2,
-                   1,
-                   64,
-                   64,
-                   {},
-                   reducedGrid(),
-                   std::nullopt,
+  // Sk / 2, Sk, beyond Sk and negative, alone and with key padding. Then
+  // the index patterns: dilated windows (alone, under causal), the Sparse
+  // Transformer's strided and fixed patterns, Longformer's window with
+  // global tokens (with key padding).
+  // clang-format off
+  const std::optional<ScoreModSpec> none = std::nullopt;
+  cases.push_back({"document_D32_none", 2, 2, 1, 32, 32, {}, reducedGrid(),
+                   none, documentMask()});
+  cases.push_back({"document_GQA_Hq4_Hkv2_D64_causalBR", 2, 4, 2, 64, 64,
+                   {causalBR}, reducedGrid(), none, documentMask()});
+  cases.push_back({"document_alibi_D16_causalTL_full", 1, 2, 2, 16, 16,
+                   {causalTL}, fullGrid(), alibi(), documentMask()});
+  cases.push_back({"prefixLM_D64", 3, 2, 1, 64, 64, {}, reducedGrid(), none,
                    prefixLM()});
-  cases.push_back({"prefixLM_D32_keyPadding_softcap",
-                   3,
-                   2,
-                   2,
-                   32,
-                   32,
-                   {keyPaddingMask(DType::I64)},
-                   reducedGrid(),
-                   softcap(4.0),
+  cases.push_back({"prefixLM_D32_keyPadding_softcap", 3, 2, 2, 32, 32,
+                   {keyPaddingMask(DType::I64)}, reducedGrid(), softcap(4.0),
                    prefixLM()});
+  cases.push_back({"dilated_W3_D2_D32", 1, 2, 1, 32, 32, {}, reducedGrid(),
+                   none, dilated(3, 2)});
+  cases.push_back({"dilated_W5_D3_D16_causalBR_full", 1, 2, 2, 16, 16,
+                   {causalBR}, fullGrid(), none, dilated(5, 3)});
+  cases.push_back({"strided_S7_GQA_Hq4_Hkv2_D64", 2, 4, 2, 64, 64, {},
+                   reducedGrid(), none, strided(7)});
+  cases.push_back({"fixed_S16_C3_D32_alibi", 1, 2, 1, 32, 32, {},
+                   reducedGrid(), alibi(), fixedPattern(16, 3)});
+  cases.push_back({"longformer_W4_D64_keyPadding", 3, 2, 1, 64, 64,
+                   {keyPaddingMask(DType::I32)}, reducedGrid(), none,
+                   longformer(4)});
+  // clang-format on
   return cases;
 }
 
@@ -1153,7 +1153,14 @@ std::vector<std::tuple<HalfCase, std::string>> halfPrecisionCases() {
                  {causalMask(true)},
                  std::nullopt,
                  documentMask()},
-        HalfCase{"f16_prefixLM", DType::F16, 64, {}, std::nullopt, prefixLM()}})
+        HalfCase{"f16_prefixLM", DType::F16, 64, {}, std::nullopt, prefixLM()},
+        HalfCase{"bf16_longformer",
+                 DType::BF16,
+                 128,
+                 {},
+                 std::nullopt,
+                 longformer(16)},
+        HalfCase{"f16_strided", DType::F16, 64, {}, std::nullopt, strided(9)}})
     for (const std::string &level : numericsCPUTargets(c.dtype))
       cases.push_back({c, level});
   return cases;

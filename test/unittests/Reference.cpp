@@ -92,6 +92,24 @@ bool reference::keeps(const AttentionSpec &spec, const Inputs &in, int64_t b,
              in.kvDocumentIds.at(b * in.kvLen + j);
     case MaskModSpec::Kind::PrefixLM:
       return j <= i || j < in.prefixLens.at(b);
+    case MaskModSpec::Kind::DilatedSlidingWindow: {
+      const MaskModSpec &m = *spec.maskMod;
+      return std::abs(i - j) <= m.window * m.dilation &&
+             (i - j) % m.dilation == 0;
+    }
+    case MaskModSpec::Kind::Strided: {
+      int64_t stride = spec.maskMod->stride;
+      return j <= i && (i - j < stride || (i - j) % stride == 0);
+    }
+    case MaskModSpec::Kind::Fixed: {
+      int64_t stride = spec.maskMod->stride;
+      return j <= i && (j / stride == i / stride ||
+                        j % stride >= stride - spec.maskMod->summary);
+    }
+    case MaskModSpec::Kind::Longformer:
+      return std::abs(i - j) <= spec.maskMod->window ||
+             in.qGlobal.at(b * in.qLen + i) != 0 ||
+             in.kvGlobal.at(b * in.kvLen + j) != 0;
     }
   }
   return true;

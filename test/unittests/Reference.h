@@ -12,7 +12,9 @@
 //   kv_len - q_len (bottom_right);
 // - key_padding hides j >= kv_lens[b] (clamped to [0, kv_len]);
 // - the document mask_mod keeps q_document_ids[b, i] == kv_document_ids[b, j],
-//   prefix_lm keeps j <= i or j < prefix_lens[b];
+//   prefix_lm keeps j <= i or j < prefix_lens[b]; the index patterns
+//   (dilated_sliding_window, strided, fixed, longformer) as Spec.h defines
+//   them;
 // - a bool tensor mask keeps where true; a float tensor mask is an additive
 //   bias, a -inf bias hides the key; masks intersect;
 // - a row without a kept key gives output 0 and LSE -inf;
@@ -48,6 +50,8 @@ struct Inputs {
   std::vector<int64_t> qDocumentIds, kvDocumentIds;
   /// The prefix_lm mask_mod's prefix lengths [B]; empty without.
   std::vector<int64_t> prefixLens;
+  /// The longformer mask_mod's global flags, q [B, Sq] and kv [B, Sk].
+  std::vector<int64_t> qGlobal, kvGlobal;
 };
 
 struct Outputs {

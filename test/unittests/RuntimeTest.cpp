@@ -180,7 +180,29 @@ const std::vector<RejectCase> kRejects = {
      {"'score_mod.cap'", "unknown"}},
     {"MaskModKind",
      smallSpec(R"(, "mask_mod": {"kind": "causal"})"),
-     {"'mask_mod.kind'", "document, prefix_lm", "causal"}},
+     {"'mask_mod.kind'", "document, prefix_lm, dilated_sliding_window",
+      "causal"}},
+    {"DilatedMissingDilation",
+     smallSpec(
+         R"(, "mask_mod": {"kind": "dilated_sliding_window", "window": 2})"),
+     {"'mask_mod.dilation'", "missing"}},
+    {"DilatedZeroDilation",
+     smallSpec(
+         R"(, "mask_mod": {"kind": "dilated_sliding_window", "window": 2, "dilation": 0})"),
+     {"'mask_mod.dilation'", "positive"}},
+    {"StridedNegativeStride",
+     smallSpec(R"(, "mask_mod": {"kind": "strided", "stride": -3})"),
+     {"'mask_mod.stride'", "positive"}},
+    {"FixedSummaryAboveStride",
+     smallSpec(R"(, "mask_mod": {"kind": "fixed", "stride": 4, "summary": 5})"),
+     {"'mask_mod.summary' (5)", "'mask_mod.stride' (4)"}},
+    {"LongformerWindowNotInteger",
+     smallSpec(R"(, "mask_mod": {"kind": "longformer", "window": 2.5})"),
+     {"'mask_mod.window'", "non-negative integer"}},
+    {"StridedUnknownKey",
+     smallSpec(
+         R"(, "mask_mod": {"kind": "strided", "stride": 3, "window": 1})"),
+     {"'mask_mod.window'", "unknown"}},
     {"MaskModMissingKind",
      smallSpec(R"(, "mask_mod": {})"),
      {"'mask_mod.kind'", "missing"}},
@@ -314,6 +336,12 @@ TEST(SpecJSON, ToJSONRoundTrip) {
       smallSpec(R"(, "mask_mod": {"kind": "document"})"),
       smallSpec(R"(, "mask_mod": {"kind": "prefix_lm"},
           "score_mod": {"kind": "alibi"})"),
+      smallSpec(R"(, "mask_mod": {"kind": "dilated_sliding_window",
+          "window": 0, "dilation": 4})"),
+      smallSpec(R"(, "mask_mod": {"kind": "strided", "stride": 128})"),
+      smallSpec(R"(, "mask_mod": {"kind": "fixed", "stride": 64,
+          "summary": 64})"),
+      smallSpec(R"(, "mask_mod": {"kind": "longformer", "window": 256})"),
   };
   for (const std::string &text : texts) {
     SCOPED_TRACE(text);
@@ -375,6 +403,22 @@ TEST(SpecJSON, MaskModCaptures) {
   ASSERT_EQ(prefix.size(), 1u);
   EXPECT_EQ(prefix[0].name, "prefix_lens");
   EXPECT_EQ(prefix[0].shapeAt(2, 3, 5), (std::vector<int64_t>{2}));
+  spec.maskMod = MaskModSpec{MaskModSpec::Kind::Longformer};
+  std::vector<CaptureSpec> global = spec.captures();
+  ASSERT_EQ(global.size(), 2u);
+  EXPECT_EQ(global[0].name, "q_global");
+  EXPECT_EQ(global[1].shapeAt(2, 3, 5), (std::vector<int64_t>{2, 5}));
+  spec.maskMod = MaskModSpec{MaskModSpec::Kind::Strided};
+  EXPECT_TRUE(spec.captures().empty());
+  // Parameters built in C++ are validated as the JSON ones are.
+  spec.maskMod->stride = 0;
+  EXPECT_NE(errorText(spec.validate()).find("'mask_mod.stride'"),
+            std::string::npos);
+  spec.maskMod = MaskModSpec{MaskModSpec::Kind::Fixed};
+  spec.maskMod->stride = 4;
+  spec.maskMod->summary = 0;
+  EXPECT_NE(errorText(spec.validate()).find("'mask_mod.summary' (0)"),
+            std::string::npos);
 }
 
 TEST(SpecJSON, AlibiSlopes) {

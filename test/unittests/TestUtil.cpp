@@ -202,6 +202,18 @@ void Problem::randomize(uint32_t seed, int variant) {
       in.kvDocumentIds.insert(in.kvDocumentIds.end(), kv.begin(), kv.end());
     }
   }
+  if (spec.maskMod && spec.maskMod->kind == MaskModSpec::Kind::Longformer) {
+    // About one token in eleven is global (flags of any nonzero value).
+    std::uniform_int_distribution<int> flag(0, 10);
+    auto flags = [&](int64_t n) {
+      std::vector<int64_t> f(n);
+      for (int64_t &x : f)
+        x = flag(rng) == 0 ? 1 + variant : 0;
+      return f;
+    };
+    in.qGlobal = flags(in.batch * in.qLen);
+    in.kvGlobal = flags(in.batch * in.kvLen);
+  }
   if (spec.maskMod && spec.maskMod->kind == MaskModSpec::Kind::PrefixLM) {
     const int64_t sk = in.kvLen;
     const int64_t choices[] = {sk / 2, 0, 1, sk, sk + 5, -3};
@@ -227,7 +239,9 @@ void Problem::materialize() {
     std::vector<int64_t> &values = c.name == "q_document_ids" ? in.qDocumentIds
                                    : c.name == "kv_document_ids"
                                        ? in.kvDocumentIds
-                                       : in.prefixLens;
+                                   : c.name == "q_global"  ? in.qGlobal
+                                   : c.name == "kv_global" ? in.kvGlobal
+                                                           : in.prefixLens;
     std::vector<double> asDoubles(values.begin(), values.end());
     captures.emplace_back().store(c.dtype, asDoubles);
   }

@@ -79,22 +79,56 @@ double alibiSlope(int64_t h, int64_t qHeads);
 /// A named mask modification (FlexAttention's mask_mod): query row i of
 /// batch b keeps key j only where it says so, in addition to (intersected
 /// with) every mask of the spec. i and j are absolute positions, as for
-/// ScoreModSpec. The values it reads are run-time inputs, the spec's
-/// captures (AttentionSpec::captures):
-///   document   q_document_ids[b, i] == kv_document_ids[b, j]: packed
-///              sequences (documents) attend only within themselves;
-///              captures q_document_ids [B, Sq] and kv_document_ids
-///              [B, Sk], i32 (for self-attention both are the same ids);
-///   prefix_lm  j <= i or j < prefix_lens[b]: a bidirectional prefix of
-///              prefix_lens[b] keys, causal (top-left) after it (Raffel et
-///              al. 2020, T5's prefix LM); captures prefix_lens [B], i32.
+/// ScoreModSpec; d = i - j.
+///   document    q_document_ids[b, i] == kv_document_ids[b, j]: packed
+///               sequences (documents) attend only within themselves;
+///               captures q_document_ids [B, Sq] and kv_document_ids
+///               [B, Sk], i32 (for self-attention both are the same ids);
+///   prefix_lm   j <= i or j < prefix_lens[b]: a bidirectional prefix of
+///               prefix_lens[b] keys, causal (top-left) after it (Raffel et
+///               al. 2020, T5's prefix LM); captures prefix_lens [B], i32;
+///   dilated_sliding_window
+///               |d| <= window * dilation and d % dilation == 0: `window`
+///               keys on each side, every `dilation`-th (Beltagy et al.
+///               2020, Longformer's dilated window);
+///   strided     0 <= d and (d < stride or d % stride == 0): the Sparse
+///               Transformer's strided pattern, its two heads' union
+///               (Child et al. 2019);
+///   fixed       j <= i and (j / stride == i / stride or
+///               j % stride >= stride - summary): the Sparse Transformer's
+///               fixed pattern, the block and its last `summary` keys;
+///   longformer  |d| <= window or q_global[b, i] != 0 or kv_global[b, j] !=
+///               0: a sliding window plus global tokens that see and are
+///               seen by every token (Beltagy et al. 2020); captures
+///               q_global [B, Sq] and kv_global [B, Sk], i32.
 /// A capture's values are only compared, never used as addresses: any value
 /// is safe (a query whose document id no key has sees no key: output 0).
 struct MaskModSpec {
-  enum class Kind { Document, PrefixLM };
+  enum class Kind {
+    Document,
+    PrefixLM,
+    DilatedSlidingWindow,
+    Strided,
+    Fixed,
+    Longformer
+  };
   Kind kind = Kind::Document;
-  bool operator==(const MaskModSpec &o) const { return kind == o.kind; }
+  /// DilatedSlidingWindow, Longformer: keys on each side, 0 .. 2^31-1.
+  int64_t window = 0;
+  /// DilatedSlidingWindow: 1 .. 2^31-1.
+  int64_t dilation = 1;
+  /// Strided, Fixed: 1 .. 2^31-1.
+  int64_t stride = 1;
+  /// Fixed: 1 .. stride.
+  int64_t summary = 1;
+  bool operator==(const MaskModSpec &o) const {
+    return kind == o.kind && window == o.window && dilation == o.dilation &&
+           stride == o.stride && summary == o.summary;
+  }
 };
+
+/// The JSON name of a mask_mod kind ("document", "prefix_lm", ...).
+const char *maskModKindName(MaskModSpec::Kind kind);
 
 /// A run-time input that the spec's score_mod or mask_mod reads (the
 /// attention op's captures): its name, element type and shape in the
