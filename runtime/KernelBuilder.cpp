@@ -95,6 +95,40 @@ static MemRefType stridedMemRef(MLIRContext &ctx, llvm::ArrayRef<int64_t> shape,
                          StridedLayoutAttr::get(&ctx, /*offset=*/0, strides));
 }
 
+/// The band mask of the kernel's attention op: the spec's causal or
+/// sliding_window mask (at most one), intersected with the band its
+/// mask_mod implies (attn::impliedBand) where both are top-left; the implied
+/// band alone when the spec has none.
+static std::optional<MaskSpec> attentionBand(const AttentionSpec &spec) {
+  std::optional<MaskSpec> band;
+  for (const MaskSpec &m : spec.masks)
+    if (m.kind == MaskSpec::Kind::Causal ||
+        m.kind == MaskSpec::Kind::SlidingWindow)
+      band = m;
+  std::optional<MaskSpec> implied =
+      spec.maskMod ? attn::impliedBand(*spec.maskMod) : std::nullopt;
+  if (!implied)
+    return band;
+  if (!band)
+    return implied;
+  if (band->bottomRight)
+    return band;
+  // Causal is the band with left unbounded and right 0.
+  auto bounds = [](const MaskSpec &m) {
+    return m.kind == MaskSpec::Kind::Causal
+               ? std::pair<int64_t, int64_t>{INT64_MAX, 0}
+               : std::pair<int64_t, int64_t>{m.left, m.right};
+  };
+  auto [l1, r1] = bounds(*band);
+  auto [l2, r2] = bounds(*implied);
+  if (std::min(l1, l2) != INT64_MAX) {
+    band->kind = MaskSpec::Kind::SlidingWindow;
+    band->left = std::min(l1, l2);
+    band->right = std::min(r1, r2);
+  }
+  return band;
+}
+
 namespace {
 /// Builds kernel entries: memref arguments read as tensors, results written
 /// back with materialize_in_destination.
@@ -197,18 +231,18 @@ struct EntryBuilder {
     m.setWritable(true);
   }
 
+  /// The op's mask kind, from attentionBand(spec).
   mlir::attn::MaskKindAttrInterface maskKind(bool forceTopLeft) {
-    mlir::attn::MaskKindAttrInterface kind;
-    for (const MaskSpec &m : spec.masks) {
-      auto align = m.bottomRight && !forceTopLeft
-                       ? mlir::attn::MaskAlignment::BottomRight
-                       : mlir::attn::MaskAlignment::TopLeft;
-      if (m.kind == MaskSpec::Kind::Causal)
-        kind = mlir::attn::CausalAttr::get(&ctx, align);
-      else if (m.kind == MaskSpec::Kind::SlidingWindow)
-        kind = mlir::attn::SlidingWindowAttr::get(&ctx, m.left, m.right, align);
-    }
-    return kind;
+    std::optional<MaskSpec> band = attentionBand(spec);
+    if (!band)
+      return {};
+    auto align = band->bottomRight && !forceTopLeft
+                     ? mlir::attn::MaskAlignment::BottomRight
+                     : mlir::attn::MaskAlignment::TopLeft;
+    if (band->kind == MaskSpec::Kind::Causal)
+      return mlir::attn::CausalAttr::get(&ctx, align);
+    return mlir::attn::SlidingWindowAttr::get(&ctx, band->left, band->right,
+                                              align);
   }
 };
 
@@ -572,7 +606,8 @@ attn::getAttentionProblem(const AttentionSpec &spec) {
                   : spec.dtype == DType::F16
                       ? AttentionProblem::ElementType::F16
                       : AttentionProblem::ElementType::F32;
-  p.slidingWindow = spec.findMask(MaskSpec::Kind::SlidingWindow) != nullptr;
+  std::optional<MaskSpec> band = attentionBand(spec);
+  p.slidingWindow = band && band->kind == MaskSpec::Kind::SlidingWindow;
   p.keyPadding = spec.findMask(MaskSpec::Kind::KeyPadding) != nullptr;
   return p;
 }

@@ -125,6 +125,30 @@ std::vector<CaptureSpec> AttentionSpec::captures() const {
   return {};
 }
 
+std::optional<MaskSpec> attn::impliedBand(const MaskModSpec &mod) {
+  MaskSpec band;
+  switch (mod.kind) {
+  case MaskModSpec::Kind::Strided:
+  case MaskModSpec::Kind::Fixed:
+    band.kind = MaskSpec::Kind::Causal;
+    return band;
+  case MaskModSpec::Kind::DilatedSlidingWindow: {
+    int64_t reach = 0;
+    if (__builtin_mul_overflow(mod.window, mod.dilation, &reach) ||
+        reach > INT32_MAX) // kMaxSize, a window extent's limit
+      return std::nullopt;
+    band.kind = MaskSpec::Kind::SlidingWindow;
+    band.left = band.right = reach;
+    return band;
+  }
+  case MaskModSpec::Kind::Document:
+  case MaskModSpec::Kind::PrefixLM:
+  case MaskModSpec::Kind::Longformer:
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 static constexpr MaskModSpec::Kind kMaskModKinds[] = {
     MaskModSpec::Kind::Document,
     MaskModSpec::Kind::PrefixLM,

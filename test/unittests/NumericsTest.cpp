@@ -366,9 +366,9 @@ std::vector<SweepCase> sweepCases() {
   // a query of no key's document on odd variants: an empty row), alone,
   // under causal with GQA, with ALiBi; prefix-LM with prefixes of 0, 1,
   // Sk / 2, Sk, beyond Sk and negative, alone and with key padding. Then
-  // the index patterns: dilated windows (alone, under causal), the Sparse
-  // Transformer's strided and fixed patterns, Longformer's window with
-  // global tokens (with key padding).
+  // the index patterns: dilated windows (alone, under causal or a window),
+  // the Sparse Transformer's strided and fixed patterns, Longformer's window
+  // with global tokens (with key padding).
   // clang-format off
   const std::optional<ScoreModSpec> none = std::nullopt;
   cases.push_back({"document_D32_none", 2, 2, 1, 32, 32, {}, reducedGrid(),
@@ -388,6 +388,13 @@ std::vector<SweepCase> sweepCases() {
                    {causalBR}, fullGrid(), none, dilated(5, 3)});
   cases.push_back({"strided_S7_GQA_Hq4_Hkv2_D64", 2, 4, 2, 64, 64, {},
                    reducedGrid(), none, strided(7)});
+  // The band a mask_mod implies intersected with the spec's top-left band
+  // (the tiles outside it are skipped; the region decides inside).
+  cases.push_back({"dilated_W4_D3_D32_windowTL_L40_R2", 1, 2, 1, 32, 32,
+                   {windowMask(40, 2, false)}, reducedGrid(), none,
+                   dilated(4, 3)});
+  cases.push_back({"strided_S5_D16_causalTL_full", 1, 2, 1, 16, 16,
+                   {causalTL}, fullGrid(), none, strided(5)});
   cases.push_back({"fixed_S16_C3_D32_alibi", 1, 2, 1, 32, 32, {},
                    reducedGrid(), alibi(), fixedPattern(16, 3)});
   cases.push_back({"longformer_W4_D64_keyPadding", 3, 2, 1, 64, 64,

@@ -482,6 +482,48 @@ TEST(SpecJSON, DTypeNames) {
 
 // The runtime selects tiles from the spec, attn-tile-attention{target=...}
 // from the op of the kernel module: both must see the same problem.
+// The band a mask_mod implies joins the op's mask kind (intersected with
+// the spec's top-left band), so that the tiling skips the tiles outside it.
+TEST(KernelModule, MaskModImpliedBand) {
+  auto maskKindOf = [](const std::string &masks, const std::string &mod) {
+    AttentionSpec spec =
+        parseOrDie(smallSpec((masks.empty() ? "" : ", \"mask\": " + masks) +
+                             ", \"mask_mod\": " + mod));
+    mlir::MLIRContext context(kernelDialectRegistry());
+    mlir::OwningOpRef<mlir::ModuleOp> module =
+        buildKernelModule(context, spec, /*workgroupRange=*/false);
+    std::string text;
+    module->walk([&](mlir::attn::AttentionOp a) {
+      if (mlir::Attribute kind = a->getAttr("mask_kind"))
+        llvm::raw_string_ostream(text) << kind;
+    });
+    return text;
+  };
+  const std::string dilated =
+      R"({"kind": "dilated_sliding_window", "window": 3, "dilation": 2})";
+  EXPECT_EQ(maskKindOf("", dilated),
+            "#attn.sliding_window<left = 6, right = 6>");
+  EXPECT_EQ(maskKindOf(R"({"kind": "causal"})", dilated),
+            "#attn.sliding_window<left = 6, right = 0>");
+  EXPECT_EQ(maskKindOf(R"({"kind": "sliding_window", "left": 2, "right": 9})",
+                       dilated),
+            "#attn.sliding_window<left = 2, right = 6>");
+  // A bottom-right band stays as it is; strided and fixed imply causal.
+  EXPECT_EQ(
+      maskKindOf(R"({"kind": "causal", "align": "bottom_right"})", dilated),
+      "#attn.causal<bottom_right>");
+  EXPECT_EQ(maskKindOf("", R"({"kind": "strided", "stride": 4})"),
+            "#attn.causal");
+  EXPECT_EQ(maskKindOf(R"({"kind": "sliding_window", "left": 2, "right": 9})",
+                       R"({"kind": "fixed", "stride": 4, "summary": 1})"),
+            "#attn.sliding_window<left = 2, right = 0>");
+  EXPECT_EQ(maskKindOf("", R"({"kind": "document"})"), "");
+  // A window beyond 2^31 - 1 keys implies nothing.
+  EXPECT_EQ(maskKindOf("", R"({"kind": "dilated_sliding_window",
+      "window": 2000000000, "dilation": 2})"),
+            "");
+}
+
 TEST(TileSelection, SpecAndKernelModuleGiveTheSameTiles) {
   std::vector<AttentionSpec> specs;
   specs.push_back(parseOrDie(R"({"batch": 1, "q_heads": 8, "kv_heads": 2,
@@ -496,6 +538,10 @@ TEST(TileSelection, SpecAndKernelModuleGiveTheSameTiles) {
                {"kind": "key_padding"}]})"));
   specs.push_back(parseOrDie(R"({"batch": 1, "q_heads": 16, "kv_heads": 1,
       "q_len": 3, "kv_len": 77, "head_dim": 256, "dtype": "bf16"})"));
+  // A mask_mod's implied band is the op's sliding window (mask kind below).
+  specs.push_back(parseOrDie(R"({"batch": 1, "q_heads": 4, "q_len": 512,
+      "kv_len": 512, "head_dim": 64, "mask_mod": {"kind":
+      "dilated_sliding_window", "window": 8, "dilation": 4}})"));
   for (const AttentionSpec &spec : specs) {
     SCOPED_TRACE(spec.toJSON());
     mlir::MLIRContext context(kernelDialectRegistry());

@@ -127,6 +127,15 @@ struct MaskModSpec {
   }
 };
 
+struct MaskSpec;
+/// The band mask (causal or sliding_window, top-left) that keeps every key
+/// `mod` keeps, where there is one: strided and fixed keep only j <= i
+/// (causal), a dilated window only |i - j| <= window * dilation; none for
+/// the others (or a band wider than 2^31 - 1). The kernel builder adds it to
+/// the attention so that the tiling skips the tiles outside it; the region
+/// still decides inside.
+std::optional<MaskSpec> impliedBand(const MaskModSpec &mod);
+
 /// The JSON name of a mask_mod kind ("document", "prefix_lm", ...).
 const char *maskModKindName(MaskModSpec::Kind kind);
 
