@@ -344,20 +344,59 @@ void buildScoreModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
                                             block->getArgument(3)));
     y = arith::AddFOp::create(b, loc, s,
                               arith::MulFOp::create(b, loc, slope, rel));
-  } else {
+  } else if (mod.kind == attn::ScoreModSpec::Kind::Softcap) {
     Value cap = f(mod.cap);
     y = arith::MulFOp::create(
         b, loc, cap,
         math::TanhOp::create(b, loc, arith::DivFOp::create(b, loc, s, cap)));
+  } else {
+    // T5: bucket(j - i) from the distance n (|j - i|, or max(i - j, 0) one
+    // way): n itself below `exact`, else exact + the number of logarithmic
+    // bucket starts attn::t5BucketThresholds (their one owner) at or below
+    // n; bidirectional keys after the query use the upper half. The bias
+    // is the table's (bucket, h) entry: the score_mod's first capture.
+    using P = arith::CmpIPredicate;
+    auto c = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    Value rel = arith::SubIOp::create(b, loc, block->getArgument(4),
+                                      block->getArgument(3));
+    Value negRel = arith::SubIOp::create(b, loc, c(0), rel);
+    int64_t buckets = mod.bidirectional ? mod.numBuckets / 2 : mod.numBuckets;
+    int64_t exact = buckets / 2;
+    Value n = mod.bidirectional ? arith::MaxSIOp::create(b, loc, rel, negRel)
+                                : arith::MaxSIOp::create(b, loc, negRel, c(0));
+    Value large = c(exact);
+    for (int64_t t : attn::t5BucketThresholds(mod.bidirectional, mod.numBuckets,
+                                              mod.maxDistance))
+      large = arith::AddIOp::create(
+          b, loc, large,
+          arith::IndexCastOp::create(
+              b, loc, idx,
+              arith::ExtUIOp::create(
+                  b, loc, b.getI64Type(),
+                  arith::CmpIOp::create(b, loc, P::sge, n, c(t)))));
+    Value bucket = arith::SelectOp::create(
+        b, loc, arith::CmpIOp::create(b, loc, P::slt, n, c(exact)), n, large);
+    if (mod.bidirectional)
+      bucket = arith::AddIOp::create(
+          b, loc, bucket,
+          arith::SelectOp::create(
+              b, loc, arith::CmpIOp::create(b, loc, P::sgt, rel, c(0)),
+              c(buckets), c(0)));
+    Value bias =
+        tensor::ExtractOp::create(b, loc, block->getArgument(5),
+                                  ValueRange{bucket, block->getArgument(2)});
+    y = arith::AddFOp::create(b, loc, s, bias);
   }
   mlir::attn::YieldOp::create(b, loc, y);
 }
 
 /// The spec's named mask modification as the mask_mod region of `op`
 /// (its MaskModSpec definition), reading the op's captures in the order of
-/// AttentionSpec::captures.
+/// AttentionSpec::captures, its own from `firstCapture` on.
 void buildMaskModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
-                        const attn::MaskModSpec &mod) {
+                        const attn::MaskModSpec &mod, unsigned firstCapture) {
   namespace arith = mlir::arith;
   Type idx = b.getIndexType();
   Block *block = new Block();
@@ -387,7 +426,8 @@ void buildMaskModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
   };
   // Capture `n` at (batch, position) is nonzero / its value.
   auto capture = [&](unsigned n, Value position) -> Value {
-    return tensor::ExtractOp::create(b, loc, block->getArgument(4 + n),
+    return tensor::ExtractOp::create(b, loc,
+                                     block->getArgument(4 + firstCapture + n),
                                      ValueRange{batch, position});
   };
   // d = i - j and |d|.
@@ -406,7 +446,7 @@ void buildMaskModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
   case Kind::PrefixLM: {
     Value prefix = arith::IndexCastOp::create(
         b, loc, idx,
-        tensor::ExtractOp::create(b, loc, block->getArgument(4),
+        tensor::ExtractOp::create(b, loc, block->getArgument(4 + firstCapture),
                                   ValueRange{batch}));
     keep = either(cmp(P::sle, key, row), cmp(P::slt, key, prefix));
     break;
@@ -473,8 +513,9 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
         scale, e.maskKind(/*forceTopLeft=*/false), outs);
     if (spec.scoreMod)
       buildScoreModRegion(b, loc, attention, *spec.scoreMod, spec.qHeads);
-    if (spec.maskMod)
-      buildMaskModRegion(b, loc, attention, *spec.maskMod);
+    if (spec.maskMod) // its captures follow the score_mod's
+      buildMaskModRegion(b, loc, attention, *spec.maskMod,
+                         spec.scoreModCaptures().size());
     for (auto [res, dest] : llvm::zip(attention.getResults(), outMemRefs))
       e.writeBack(res, dest);
     func::ReturnOp::create(b, loc);

@@ -73,7 +73,59 @@ bool MaskSpec::operator==(const MaskSpec &o) const {
 }
 
 bool ScoreModSpec::operator==(const ScoreModSpec &o) const {
-  return kind == o.kind && cap == o.cap;
+  return kind == o.kind && cap == o.cap && numBuckets == o.numBuckets &&
+         maxDistance == o.maxDistance && bidirectional == o.bidirectional;
+}
+
+/// T5's logarithmic bucket of distance n >= exact in a one-sided range of
+/// `buckets`, in f32 as Hugging Face's T5Attention computes it:
+/// exact + long(log(float(n) / exact) / log(maxDistance / exact) *
+/// (buckets - exact)), at most buckets - 1.
+static int64_t t5LargeBucket(int64_t n, int64_t buckets, int64_t maxDistance) {
+  int64_t exact = buckets / 2;
+  float ratio = static_cast<float>(n) / static_cast<float>(exact);
+  float scaled = std::log(ratio) /
+                 static_cast<float>(std::log(static_cast<double>(maxDistance) /
+                                             static_cast<double>(exact))) *
+                 static_cast<float>(buckets - exact);
+  return std::min<int64_t>(exact + static_cast<int64_t>(scaled), buckets - 1);
+}
+
+int64_t attn::t5RelativeBucket(int64_t relativePosition, bool bidirectional,
+                               int64_t numBuckets, int64_t maxDistance) {
+  int64_t buckets = numBuckets, offset = 0, n = 0;
+  if (bidirectional) {
+    buckets /= 2;
+    offset = relativePosition > 0 ? buckets : 0;
+    n = relativePosition < 0 ? -relativePosition : relativePosition;
+  } else {
+    n = relativePosition < 0 ? -relativePosition : 0;
+  }
+  int64_t exact = buckets / 2;
+  return offset + (n < exact ? n : t5LargeBucket(n, buckets, maxDistance));
+}
+
+std::vector<int64_t> attn::t5BucketThresholds(bool bidirectional,
+                                              int64_t numBuckets,
+                                              int64_t maxDistance) {
+  int64_t buckets = bidirectional ? numBuckets / 2 : numBuckets;
+  int64_t exact = buckets / 2;
+  std::vector<int64_t> thresholds;
+  // t5LargeBucket is non-decreasing in n: binary search each start.
+  for (int64_t b = exact + 1; b < buckets; ++b) {
+    int64_t lo = exact, hi = int64_t(1) << 40;
+    if (t5LargeBucket(hi, buckets, maxDistance) < b)
+      break; // never reached
+    while (lo < hi) {
+      int64_t mid = lo + (hi - lo) / 2;
+      if (t5LargeBucket(mid, buckets, maxDistance) >= b)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    thresholds.push_back(lo);
+  }
+  return thresholds;
 }
 
 double attn::alibiSlope(int64_t h, int64_t qHeads) {
@@ -100,11 +152,23 @@ std::vector<int64_t> CaptureSpec::shapeAt(int64_t batch, int64_t qLen,
                                           int64_t kvLen) const {
   std::vector<int64_t> sizes;
   for (Dim d : shape)
-    sizes.push_back(d == Dim::Batch ? batch : d == Dim::QLen ? qLen : kvLen);
+    sizes.push_back(d.kind == Dim::Batch   ? batch
+                    : d.kind == Dim::QLen  ? qLen
+                    : d.kind == Dim::KvLen ? kvLen
+                                           : d.size);
   return sizes;
 }
 
-std::vector<CaptureSpec> AttentionSpec::captures() const {
+std::vector<CaptureSpec> AttentionSpec::scoreModCaptures() const {
+  using Dim = CaptureSpec::Dim;
+  if (scoreMod && scoreMod->kind == ScoreModSpec::Kind::T5Bias)
+    return {{"relative_attention_bias",
+             DType::F32,
+             {Dim(Dim::Fixed, scoreMod->numBuckets), Dim(Dim::Fixed, qHeads)}}};
+  return {};
+}
+
+std::vector<CaptureSpec> AttentionSpec::maskModCaptures() const {
   using Dim = CaptureSpec::Dim;
   if (!maskMod)
     return {};
@@ -123,6 +187,13 @@ std::vector<CaptureSpec> AttentionSpec::captures() const {
     return {};
   }
   return {};
+}
+
+std::vector<CaptureSpec> AttentionSpec::captures() const {
+  std::vector<CaptureSpec> list = scoreModCaptures();
+  std::vector<CaptureSpec> mask = maskModCaptures();
+  list.insert(list.end(), mask.begin(), mask.end());
+  return list;
 }
 
 std::optional<MaskSpec> attn::impliedBand(const MaskModSpec &mod) {
@@ -336,8 +407,20 @@ llvm::Expected<std::optional<ScoreModSpec>> parseScoreMod(const json &obj) {
                        "got " +
                        shown(*cap));
     mod.cap = cap->get<double>();
+  } else if (*kind == "t5_bias") {
+    mod.kind = ScoreModSpec::Kind::T5Bias;
+    std::optional<int64_t> buckets = mod.numBuckets, distance = mod.maxDistance;
+    if (auto err = r.size("num_buckets", buckets, false, false))
+      return std::move(err);
+    if (auto err = r.size("max_distance", distance, false, false))
+      return std::move(err);
+    if (auto err = r.boolean("bidirectional", mod.bidirectional))
+      return std::move(err);
+    mod.numBuckets = *buckets;
+    mod.maxDistance = *distance;
   } else {
-    return specError("'score_mod.kind' must be one of alibi, softcap, got " +
+    return specError("'score_mod.kind' must be one of alibi, softcap, "
+                     "t5_bias, got " +
                      shown(json(*kind)));
   }
   if (auto err = r.unknownKeys())
@@ -598,6 +681,20 @@ llvm::Error AttentionSpec::validate() const {
   if (scoreMod && scoreMod->kind == ScoreModSpec::Kind::Softcap &&
       !(std::isfinite(scoreMod->cap) && scoreMod->cap > 0))
     return specError("'score_mod.cap' must be a positive finite number");
+  if (scoreMod && scoreMod->kind == ScoreModSpec::Kind::T5Bias) {
+    const ScoreModSpec &m = *scoreMod;
+    int64_t least = m.bidirectional ? 4 : 2;
+    if (m.numBuckets < least || m.numBuckets > 1024 ||
+        (m.bidirectional && m.numBuckets % 2 != 0))
+      return specError("'score_mod.num_buckets' must be " +
+                       llvm::Twine(m.bidirectional ? "even and in 4" : "in 2") +
+                       " .. 1024, got " + llvm::Twine(m.numBuckets));
+    int64_t exact = (m.bidirectional ? m.numBuckets / 2 : m.numBuckets) / 2;
+    if (m.maxDistance <= exact || m.maxDistance > kMaxSize)
+      return specError(
+          "'score_mod.max_distance' must be above the " + llvm::Twine(exact) +
+          " exact buckets and below 2^31, got " + llvm::Twine(m.maxDistance));
+  }
   if (maskMod) {
     const MaskModSpec &m = *maskMod;
     auto within = [](int64_t v, int64_t lo, int64_t hi) {
@@ -719,11 +816,20 @@ std::string AttentionSpec::toJSON() const {
   // caches keyed by it) of a spec without one stays as it was.
   if (scoreMod) {
     json mj;
-    if (scoreMod->kind == ScoreModSpec::Kind::Alibi) {
+    switch (scoreMod->kind) {
+    case ScoreModSpec::Kind::Alibi:
       mj["kind"] = "alibi";
-    } else {
+      break;
+    case ScoreModSpec::Kind::Softcap:
       mj["kind"] = "softcap";
       mj["cap"] = scoreMod->cap;
+      break;
+    case ScoreModSpec::Kind::T5Bias:
+      mj["kind"] = "t5_bias";
+      mj["num_buckets"] = scoreMod->numBuckets;
+      mj["max_distance"] = scoreMod->maxDistance;
+      mj["bidirectional"] = scoreMod->bidirectional;
+      break;
     }
     j["score_mod"] = mj;
   }

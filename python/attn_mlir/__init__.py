@@ -47,7 +47,8 @@ __all__ = ["Context", "Kernel", "attention", "cache_stats", "compile",
            "set_max_cached_kernels",
            "fma_peak_gflops", "memory_bandwidth_gbs", "spec_for", "version",
            "alibi", "softcap", "MaskMod", "document_mask", "prefix_lm",
-           "dilated_sliding_window", "strided", "fixed", "longformer"]
+           "dilated_sliding_window", "strided", "fixed", "longformer",
+           "ScoreMod", "t5_bias"]
 
 _DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
            "bool": "bool", "int32": "i32", "int64": "i64"}
@@ -317,15 +318,51 @@ def _mask_mod_spec(mask_mod):
                     f"longformer) or None, got {mask_mod!r}")
 
 
+class ScoreMod:
+    """A named score modification with run-time inputs for `attention`'s
+    score_mod: the spec's "score_mod" entry (`spec`) and its captures (a
+    dict name -> array or tensor). Made by t5_bias(); its values never
+    recompile a kernel."""
+
+    def __init__(self, spec, captures):
+        self.spec = spec
+        self.captures = captures
+
+    def __repr__(self):
+        return f"ScoreMod({self.spec!r}, captures={sorted(self.captures)})"
+
+
+def t5_bias(relative_attention_bias, max_distance=128, bidirectional=True):
+    """T5's relative position bias (Raffel et al. 2020) for `attention`'s
+    score_mod: s + relative_attention_bias[bucket(j - i), h], bucket() T5's
+    _relative_position_bucket as Hugging Face's T5Attention computes it.
+    relative_attention_bias: the [num_buckets, Hq] table (T5's
+    nn.Embedding weight; float32 numpy array or torch tensor)."""
+    table = relative_attention_bias
+    shape = tuple(table.shape)
+    if len(shape) != 2:
+        raise ValueError(f"relative_attention_bias: expected [num_buckets, "
+                         f"heads], got shape {list(shape)}")
+    if _dtype_of(table, "relative_attention_bias") != "f32":
+        raise TypeError("relative_attention_bias: expected float32")
+    return ScoreMod({"kind": "t5_bias", "num_buckets": int(shape[0]),
+                     "max_distance": _count(max_distance, "max_distance", 1),
+                     "bidirectional": bool(bidirectional)},
+                    {"relative_attention_bias": table})
+
+
 def _score_mod_spec(score_mod):
-    """The spec's "score_mod" entry: None, or a dict as alibi() and
-    softcap() make (checked by the compiler)."""
+    """The spec's "score_mod" entry (None, a dict as alibi() and softcap()
+    make, checked by the compiler) and the captures it reads."""
     if score_mod is None:
-        return None
+        return None, {}
+    if isinstance(score_mod, ScoreMod):
+        return dict(score_mod.spec), score_mod.captures
     if not isinstance(score_mod, dict):
         raise TypeError(f"score_mod: expected attn_mlir.alibi(), "
-                        f"attn_mlir.softcap(cap) or None, got {score_mod!r}")
-    return dict(score_mod)
+                        f"attn_mlir.softcap(cap), attn_mlir.t5_bias(table) or "
+                        f"None, got {score_mod!r}")
+    return dict(score_mod), {}
 
 
 def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None,
@@ -375,7 +412,7 @@ def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None
     if kv_lens is not None:
         masks.append({"kind": "key_padding", "dtype": _dtype_of(kv_lens, "kv_lens")})
     spec["mask"] = masks
-    mod = _score_mod_spec(score_mod)
+    mod, _ = _score_mod_spec(score_mod)
     if mod is not None:
         spec["score_mod"] = mod
     mask_mod = _mask_mod_spec(mask_mod)
@@ -424,8 +461,8 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     mask: [B|1, Hq|1, Sq|1, Sk] bool (True keeps) or float additive bias.
     kv_lens: [B] int32/int64 key lengths (key padding). Masks intersect.
     return_lse: also return the [B, Hq, Sq] float32 log-sum-exp.
-    score_mod: a named score modification, attn_mlir.alibi() or
-    attn_mlir.softcap(cap), applied to each score before masking (i, j the
+    score_mod: a named score modification, attn_mlir.alibi(),
+    attn_mlir.softcap(cap) or attn_mlir.t5_bias(table), applied to each score before masking (i, j the
     query row and key; a key a -inf bias hides stays hidden); CPU only.
     mask_mod: a named mask modification (with its run-time inputs):
     attn_mlir.document_mask(q_ids, kv_ids=None), prefix_lm(prefix_lens),
@@ -464,8 +501,10 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     if mask is not None:
         ms = mask.shape
         mask_key = (mask.dtype, len(ms)) + tuple(d == 1 for d in ms[:3])
-    mod = _score_mod_spec(score_mod)
+    mod, captures = _score_mod_spec(score_mod)
     mask_mod = _mask_mod_spec(mask_mod)
+    if mask_mod is not None:
+        captures = dict(captures, **mask_mod.captures)
     key = (shape_key, q.dtype, causal, align, window, scale, mask_key,
            None if kv_lens is None else kv_lens.dtype,
            return_lse, dynamic, context,
@@ -480,12 +519,12 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
         spec = spec_for(q, k, v, causal=causal, align=align, window=window,
                         scale=scale, mask=mask, kv_lens=kv_lens,
                         return_lse=return_lse, dynamic=dynamic,
-                        score_mod=mod, mask_mod=mask_mod)
+                        score_mod=score_mod, mask_mod=mask_mod)
         kernel = compile(spec, context=context)
         _attention_kernels[key] = kernel
         _trim(_attention_kernels)
     return kernel(q, k, v, mask, kv_lens, out, None, bool(return_lse),
-                  None if mask_mod is None else mask_mod.captures)
+                  captures or None)
 
 
 def _register_torch_ops():

@@ -22,18 +22,32 @@ def alibi_slopes(n):
     return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][:n - closest]
 
 
+def t5_bucket(*args):
+    """T5's relative position bucket: the numpy reference of
+    examples/mods/make_inputs.py (one definition for both)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples",
+                        "mods", "make_inputs.py")
+    spec = importlib.util.spec_from_file_location("make_inputs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.t5_bucket(*args)
+
+
 def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",
                         window=None, mask=None, kv_lens=None, score_mod=None,
                         q_document_ids=None, kv_document_ids=None,
                         prefix_lens=None, pattern=None, q_global=None,
-                        kv_global=None):
+                        kv_global=None, t5=None):
     """float64 softmax(score_mod(scale q k^T [+ bias]), masked) v and the
     log-sum-exp; fully masked rows give 0 and -inf. Shapes as
     attn_mlir.attention; score_mod as attn_mlir.alibi() / softcap(cap);
     q_document_ids [B, Sq] / kv_document_ids [B, Sk] keep keys of the
     query's document, prefix_lens [B] keeps j <= i or j < prefix_lens[b];
     pattern: a mask_mod spec dict of an index pattern (dilated_sliding_window,
-    strided, fixed, longformer with q_global [B, Sq] / kv_global [B, Sk])."""
+    strided, fixed, longformer with q_global [B, Sq] / kv_global [B, Sk]);
+    t5: (table [num_buckets, Hq], max_distance, bidirectional), T5's bias
+    with the buckets of examples/mods/make_inputs.py's t5_bucket."""
     q, k, v = (np.asarray(t, dtype=np.float64) for t in (q, k, v))
     b, hq, sq, d = q.shape
     hkv, sk = k.shape[1], k.shape[2]
@@ -80,6 +94,10 @@ def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",
             gk = np.asarray(kv_global).astype(bool).reshape(b, 1, 1, sk)
             keep &= (np.abs(dist) <= pattern["window"]) | gq | gk
     keep &= s != -np.inf  # a -inf bias hides the key
+    if t5 is not None:
+        table, max_distance, bidirectional = t5
+        buckets = t5_bucket(j - i, bidirectional, table.shape[0], max_distance)
+        s = s + np.asarray(table, np.float64)[buckets].transpose(2, 0, 1)[None]
     if score_mod is not None and score_mod["kind"] == "alibi":
         slopes = np.array(alibi_slopes(hq)).reshape(1, hq, 1, 1)
         s = s + slopes * (j - i)

@@ -214,6 +214,30 @@ def test_longformer(rng):
                                           pattern={"kind": "longformer", "window": 5})[0])
 
 
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_t5_bias(rng, bidirectional):
+    # Lengths past max_distance reach every bucket; with a document mask
+    # the kernel reads the captures of both regions.
+    b, sq, sk = 2, 45, 150
+    q, k, v = rand(rng, b, 4, sq, 32), rand(rng, b, 2, sk, 32), rand(rng, b, 2, sk, 16)
+    table = rng.standard_normal((32, 4)).astype(np.float32)
+    out = attn_mlir.attention(q, k, v, score_mod=attn_mlir.t5_bias(
+        table, max_distance=64, bidirectional=bidirectional))
+    ref = reference_attention(q, k, v, t5=(table, 64, bidirectional))[0]
+    assert_close(out, ref)
+    ids = np.repeat(np.arange(3, dtype=np.int32), [50, 50, 50])[None].repeat(b, 0)
+    out = attn_mlir.attention(
+        q, k, v, causal=True, align="bottom_right",
+        score_mod=attn_mlir.t5_bias(table, max_distance=64, bidirectional=bidirectional),
+        mask_mod=attn_mlir.document_mask(ids[:, -sq:], ids))
+    ref = reference_attention(q, k, v, causal=True, align="bottom_right",
+                              t5=(table, 64, bidirectional),
+                              q_document_ids=ids[:, -sq:], kv_document_ids=ids)[0]
+    assert_close(out, ref)
+    with pytest.raises(ValueError, match="relative_attention_bias: expected"):
+        attn_mlir.t5_bias(table[0])
+
+
 def test_mask_mod_errors(rng):
     q = rand(rng, 2, 1, 4, 16)
     with pytest.raises(TypeError, match="mask_mod"):

@@ -204,6 +204,13 @@ struct SweepCase {
 
 ScoreModSpec alibi() { return {ScoreModSpec::Kind::Alibi, 0}; }
 ScoreModSpec softcap(double cap) { return {ScoreModSpec::Kind::Softcap, cap}; }
+ScoreModSpec t5Bias(int64_t buckets, int64_t distance, bool bidirectional) {
+  ScoreModSpec m{ScoreModSpec::Kind::T5Bias, 0};
+  m.numBuckets = buckets;
+  m.maxDistance = distance;
+  m.bidirectional = bidirectional;
+  return m;
+}
 MaskModSpec documentMask() { return {MaskModSpec::Kind::Document}; }
 MaskModSpec prefixLM() { return {MaskModSpec::Kind::PrefixLM}; }
 MaskModSpec dilated(int64_t window, int64_t dilation) {
@@ -400,6 +407,16 @@ std::vector<SweepCase> sweepCases() {
   cases.push_back({"longformer_W4_D64_keyPadding", 3, 2, 1, 64, 64,
                    {keyPaddingMask(DType::I32)}, reducedGrid(), none,
                    longformer(4)});
+  // T5's relative position bias (a [buckets, Hq] table capture): T5's
+  // defaults both ways (distances up to 999 reach every bucket), one way
+  // under causal with other sizes, and with a document mask_mod (captures
+  // of both regions).
+  cases.push_back({"t5_32_128_bidirectional_GQA_D64", 2, 4, 2, 64, 64, {},
+                   reducedGrid(), t5Bias(32, 128, true)});
+  cases.push_back({"t5_16_40_causalTL_D32_full", 1, 2, 1, 32, 32,
+                   {causalTL}, fullGrid(), t5Bias(16, 40, false)});
+  cases.push_back({"t5_document_D16", 2, 2, 2, 16, 16, {}, reducedGrid(),
+                   t5Bias(8, 20, true), documentMask()});
   // clang-format on
   return cases;
 }
@@ -1148,26 +1165,19 @@ std::vector<std::tuple<HalfCase, std::string>> halfPrecisionCases() {
                  64,
                  {causalMask(true)},
                  alibi()},
-        HalfCase{"bf16_softcap_keyPadding",
-                 DType::BF16,
-                 128,
-                 {keyPaddingMask()},
-                 softcap(3.0)},
+        // clang-format off
+        HalfCase{"bf16_softcap_keyPadding", DType::BF16, 128,
+                 {keyPaddingMask()}, softcap(3.0)},
         HalfCase{"f16_softcap_none", DType::F16, 64, {}, softcap(3.0)},
-        HalfCase{"bf16_document_causalBR",
-                 DType::BF16,
-                 64,
-                 {causalMask(true)},
-                 std::nullopt,
-                 documentMask()},
+        HalfCase{"bf16_document_causalBR", DType::BF16, 64, {causalMask(true)},
+                 std::nullopt, documentMask()},
         HalfCase{"f16_prefixLM", DType::F16, 64, {}, std::nullopt, prefixLM()},
-        HalfCase{"bf16_longformer",
-                 DType::BF16,
-                 128,
-                 {},
-                 std::nullopt,
+        HalfCase{"bf16_longformer", DType::BF16, 128, {}, std::nullopt,
                  longformer(16)},
-        HalfCase{"f16_strided", DType::F16, 64, {}, std::nullopt, strided(9)}})
+        HalfCase{"f16_strided", DType::F16, 64, {}, std::nullopt, strided(9)},
+        HalfCase{"bf16_t5", DType::BF16, 64, {causalMask(true)},
+                 t5Bias(32, 128, true)}})
+    // clang-format on
     for (const std::string &level : numericsCPUTargets(c.dtype))
       cases.push_back({c, level});
   return cases;

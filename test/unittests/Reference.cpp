@@ -147,8 +147,33 @@ static std::vector<double> alibiSlopes(int64_t n) {
   return r;
 }
 
-double reference::scoreMod(const AttentionSpec &spec, int64_t h, int64_t i,
-                           int64_t j, double s) {
+/// T5Attention._relative_position_bucket (Hugging Face transformers) of
+/// one relative position, its float32 arithmetic as torch does it.
+static int64_t t5Bucket(int64_t relativePosition, bool bidirectional,
+                        int64_t numBuckets, int64_t maxDistance) {
+  int64_t relativeBuckets = 0;
+  if (bidirectional) {
+    numBuckets /= 2;
+    relativeBuckets += relativePosition > 0 ? numBuckets : 0;
+    relativePosition = std::abs(relativePosition);
+  } else {
+    relativePosition = -std::min<int64_t>(relativePosition, 0);
+  }
+  int64_t maxExact = numBuckets / 2;
+  if (relativePosition < maxExact)
+    return relativeBuckets + relativePosition;
+  float large = std::log(static_cast<float>(relativePosition) /
+                         static_cast<float>(maxExact)) /
+                static_cast<float>(std::log(static_cast<double>(maxDistance) /
+                                            static_cast<double>(maxExact))) *
+                static_cast<float>(numBuckets - maxExact);
+  return relativeBuckets +
+         std::min<int64_t>(maxExact + static_cast<int64_t>(large),
+                           numBuckets - 1);
+}
+
+double reference::scoreMod(const AttentionSpec &spec, const Inputs &in,
+                           int64_t h, int64_t i, int64_t j, double s) {
   if (!spec.scoreMod)
     return s;
   switch (spec.scoreMod->kind) {
@@ -164,6 +189,12 @@ double reference::scoreMod(const AttentionSpec &spec, int64_t h, int64_t i,
   }
   case ScoreModSpec::Kind::Softcap:
     return spec.scoreMod->cap * std::tanh(s / spec.scoreMod->cap);
+  case ScoreModSpec::Kind::T5Bias: {
+    const ScoreModSpec &m = *spec.scoreMod;
+    int64_t bucket =
+        t5Bucket(j - i, m.bidirectional, m.numBuckets, m.maxDistance);
+    return s + in.relativeAttentionBias.at(bucket * spec.qHeads + h);
+  }
   }
   return s;
 }
@@ -233,8 +264,8 @@ Outputs reference::attention(const AttentionSpec &spec, const Inputs &in) {
           double dot = 0;
           for (int64_t d = 0; d < g.D; ++d)
             dot += q[d] * k[d];
-          double s =
-              scoreMod(spec, h, i, j, scale * dot + bias(spec, in, b, h, i, j));
+          double s = scoreMod(spec, in, h, i, j,
+                              scale * dot + bias(spec, in, b, h, i, j));
           kept.push_back(j);
           scores.push_back(s);
           if (std::isnan(s))
@@ -287,7 +318,7 @@ std::vector<double> reference::samePrecisionAttention(const AttentionSpec &spec,
             dot += static_cast<float>(q[d]) * static_cast<float>(k[d]);
           kept.push_back(j);
           s.push_back(rnd(static_cast<float>(scoreMod(
-              spec, h, i, j,
+              spec, in, h, i, j,
               scale * dot + static_cast<float>(bias(spec, in, b, h, i, j))))));
         }
         if (kept.empty())

@@ -52,6 +52,8 @@ struct Inputs {
   std::vector<int64_t> prefixLens;
   /// The longformer mask_mod's global flags, q [B, Sq] and kv [B, Sk].
   std::vector<int64_t> qGlobal, kvGlobal;
+  /// The t5_bias score_mod's table [num_buckets, Hq]; empty without.
+  std::vector<double> relativeAttentionBias;
 };
 
 struct Outputs {
@@ -78,9 +80,11 @@ bool keeps(const AttentionSpec &spec, const Inputs &in, int64_t b, int64_t h,
 
 /// The spec's score modification (ScoreModSpec) of score s of query head h,
 /// row i, key j; s itself without one. ALiBi's slopes are computed here as
-/// the paper's code lists them, apart from the runtime's closed form.
-double scoreMod(const AttentionSpec &spec, int64_t h, int64_t i, int64_t j,
-                double s);
+/// the paper's code lists them, apart from the runtime's closed form; T5's
+/// buckets by Hugging Face's formula per position, apart from the
+/// runtime's thresholds.
+double scoreMod(const AttentionSpec &spec, const Inputs &in, int64_t h,
+                int64_t i, int64_t j, double s);
 
 /// The additive bias of (b, h, i, j): 0 without a float tensor mask.
 double bias(const AttentionSpec &spec, const Inputs &in, int64_t b, int64_t h,

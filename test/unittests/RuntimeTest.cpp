@@ -178,6 +178,15 @@ const std::vector<RejectCase> kRejects = {
     {"ScoreModUnknownKey",
      smallSpec(R"(, "score_mod": {"kind": "alibi", "cap": 1})"),
      {"'score_mod.cap'", "unknown"}},
+    {"T5OddBuckets",
+     smallSpec(R"(, "score_mod": {"kind": "t5_bias", "num_buckets": 31})"),
+     {"'score_mod.num_buckets'", "even and in 4 .. 1024", "31"}},
+    {"T5ShortDistance",
+     smallSpec(R"(, "score_mod": {"kind": "t5_bias", "max_distance": 8})"),
+     {"'score_mod.max_distance'", "above the 8 exact buckets"}},
+    {"T5Bidirectional",
+     smallSpec(R"(, "score_mod": {"kind": "t5_bias", "bidirectional": 1})"),
+     {"'score_mod.bidirectional'", "true or false"}},
     {"MaskModKind",
      smallSpec(R"(, "mask_mod": {"kind": "causal"})"),
      {"'mask_mod.kind'", "document, prefix_lm, dilated_sliding_window",
@@ -342,6 +351,10 @@ TEST(SpecJSON, ToJSONRoundTrip) {
       smallSpec(R"(, "mask_mod": {"kind": "fixed", "stride": 64,
           "summary": 64})"),
       smallSpec(R"(, "mask_mod": {"kind": "longformer", "window": 256})"),
+      smallSpec(R"(, "score_mod": {"kind": "t5_bias"})"),
+      smallSpec(R"(, "score_mod": {"kind": "t5_bias", "num_buckets": 7,
+          "max_distance": 50, "bidirectional": false},
+          "mask_mod": {"kind": "document"})"),
   };
   for (const std::string &text : texts) {
     SCOPED_TRACE(text);
@@ -384,6 +397,44 @@ TEST(SpecJSON, ToJSONRoundTrip) {
   EXPECT_FALSE(docs == s);
   EXPECT_FALSE(docs == prefix);
   EXPECT_NE(docs.toJSON(), prefix.toJSON());
+}
+
+TEST(SpecJSON, T5Buckets) {
+  // Hugging Face's T5Attention._relative_position_bucket, worked by hand
+  // for T5's defaults (bidirectional, 32 buckets, max_distance 128): 16 a
+  // side, 8 exact; n = 12: 8 + long(log(1.5) / log(16) * 8) = 9; n = 20:
+  // 8 + long(log(2.5) / log(16) * 8) = 10; far keys saturate at 15; keys
+  // after the query take the upper half.
+  EXPECT_EQ(t5RelativeBucket(0, true, 32, 128), 0);
+  EXPECT_EQ(t5RelativeBucket(-1, true, 32, 128), 1);
+  EXPECT_EQ(t5RelativeBucket(1, true, 32, 128), 17);
+  EXPECT_EQ(t5RelativeBucket(-7, true, 32, 128), 7);
+  EXPECT_EQ(t5RelativeBucket(-12, true, 32, 128), 9);
+  EXPECT_EQ(t5RelativeBucket(-20, true, 32, 128), 10);
+  EXPECT_EQ(t5RelativeBucket(-1000, true, 32, 128), 15);
+  EXPECT_EQ(t5RelativeBucket(1000, true, 32, 128), 31);
+  // One way: keys after the query share bucket 0.
+  EXPECT_EQ(t5RelativeBucket(5, false, 32, 128), 0);
+  EXPECT_EQ(t5RelativeBucket(-5, false, 32, 128), 5);
+  // The thresholds the kernel compares against give the same buckets.
+  for (auto [bidirectional, buckets, distance] : {std::tuple{true, 32, 128},
+                                                  {false, 32, 128},
+                                                  {true, 8, 20},
+                                                  {false, 7, 50},
+                                                  {true, 1024, 100000}}) {
+    std::vector<int64_t> t =
+        t5BucketThresholds(bidirectional, buckets, distance);
+    int64_t side = bidirectional ? buckets / 2 : buckets, exact = side / 2;
+    for (int64_t n = 0; n < 4 * distance; ++n) {
+      int64_t viaThresholds =
+          n < exact ? n
+                    : exact + std::count_if(t.begin(), t.end(),
+                                            [&](int64_t x) { return x <= n; });
+      ASSERT_EQ(viaThresholds,
+                t5RelativeBucket(-n, bidirectional, buckets, distance))
+          << "n " << n << " buckets " << buckets;
+    }
+  }
 }
 
 TEST(SpecJSON, MaskModCaptures) {

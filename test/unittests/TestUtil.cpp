@@ -202,6 +202,13 @@ void Problem::randomize(uint32_t seed, int variant) {
       in.kvDocumentIds.insert(in.kvDocumentIds.end(), kv.begin(), kv.end());
     }
   }
+  if (spec.scoreMod && spec.scoreMod->kind == ScoreModSpec::Kind::T5Bias) {
+    // A learned table: N(0, 1) biases, comparable with the scores.
+    std::normal_distribution<double> normal(0.0, 1.0);
+    in.relativeAttentionBias.resize(spec.scoreMod->numBuckets * spec.qHeads);
+    for (double &x : in.relativeAttentionBias)
+      x = normal(rng);
+  }
   if (spec.maskMod && spec.maskMod->kind == MaskModSpec::Kind::Longformer) {
     // About one token in eleven is global (flags of any nonzero value).
     std::uniform_int_distribution<int> flag(0, 10);
@@ -236,6 +243,10 @@ void Problem::materialize() {
   }
   captures.clear();
   for (const CaptureSpec &c : spec.captures()) {
+    if (c.name == "relative_attention_bias") {
+      captures.emplace_back().store(c.dtype, in.relativeAttentionBias);
+      continue;
+    }
     std::vector<int64_t> &values = c.name == "q_document_ids" ? in.qDocumentIds
                                    : c.name == "kv_document_ids"
                                        ? in.kvDocumentIds

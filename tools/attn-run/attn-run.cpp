@@ -311,9 +311,9 @@ int run(int argc, char **argv) {
                  "mask [B|1, Hq|1, Sq|1, Sk] .npy (bool, or float bias)");
   app.add_option("--kv-lens", lensPath, "kv_lens [B] .npy (int32 or int64)");
   app.add_option("--capture", capturePaths,
-                 "NAME=FILE.npy: an input of the spec's mask_mod, e.g. "
-                 "q_document_ids=Q_IDS.npy (int32 or int64; once per capture "
-                 "the spec names)");
+                 "NAME=FILE.npy: an input of the spec's score_mod or "
+                 "mask_mod, e.g. q_document_ids=Q_IDS.npy (int32 or int64 "
+                 "ids, float tables; once per capture the spec names)");
   app.add_option("-o,--out", outPath, "output [B, Hq, Sq, Dv] .npy to write");
   app.add_option("--lse", lsePath, "log-sum-exp [B, Hq, Sq] .npy to write");
   app.add_option("--expect", expectPath,
@@ -530,16 +530,28 @@ int run(int argc, char **argv) {
     if (captureGiven[index])
       fail(2, "capture: '" + name + "' given twice");
     captureGiven[index] = true;
-    auto dim = [&](CaptureSpec::Dim d) {
-      return d == CaptureSpec::Dim::Batch  ? spec.batch
-             : d == CaptureSpec::Dim::QLen ? spec.qLen
-                                           : spec.kvLen;
+    auto dim = [&](CaptureSpec::Dim d) -> std::optional<int64_t> {
+      switch (d.kind) {
+      case CaptureSpec::Dim::Batch:
+        return spec.batch;
+      case CaptureSpec::Dim::QLen:
+        return spec.qLen;
+      case CaptureSpec::Dim::KvLen:
+        return spec.kvLen;
+      case CaptureSpec::Dim::Fixed:
+        break;
+      }
+      return d.size;
     };
     std::string path = arg.substr(eq + 1);
     assert(it->shape.size() <= 2 && "captures are of rank 1 or 2");
     NpyArray a = it->shape.size() == 1
                      ? read(path, {dim(it->shape[0])})
                      : read(path, {dim(it->shape[0]), dim(it->shape[1])});
+    if (it->dtype == DType::F32) { // a table: any float array, as f32
+      captures[index] = toFloat(std::move(a), DType::F32, name);
+      continue;
+    }
     if (a.dtype != DType::I32 && a.dtype != DType::I64)
       fail(2, name + ": expected an int32 or int64 array, got " +
                   dtypeName(a.dtype));
@@ -559,10 +571,13 @@ int run(int argc, char **argv) {
     }
     captures[index] = std::move(a);
   }
-  for (auto [c, given] : llvm::zip(captureSpecs, captureGiven))
-    if (!given)
-      fail(2, c.name + ": the spec's mask_mod reads it: pass --capture " +
-                  c.name + "=FILE.npy");
+  for (size_t i = 0; i < captureSpecs.size(); ++i)
+    if (!captureGiven[i])
+      fail(2,
+           captureSpecs[i].name + ": the spec's " +
+               (i < spec.scoreModCaptures().size() ? "score_mod" : "mask_mod") +
+               " reads it: pass --capture " + captureSpecs[i].name +
+               "=FILE.npy");
   for (auto [c, a] : llvm::zip(captureSpecs, captures))
     args.captures.push_back(
         refTo(a, c.name.c_str(), static_cast<int>(c.shape.size())));

@@ -63,15 +63,39 @@ struct MaskSpec {
 ///             Test Long": 2^(-8 (h + 1) / H) for H a power of two, else
 ///             those of the power of two below H followed by every other
 ///             slope of twice that);
-///   softcap   cap * tanh(s / cap) (Gemma 2's logit soft-capping).
+///   softcap   cap * tanh(s / cap) (Gemma 2's logit soft-capping);
+///   t5_bias   s + relative_attention_bias[bucket(j - i), h]: T5's learned
+///             relative position bias (Raffel et al. 2020), bucket() T5's
+///             _relative_position_bucket(j - i, bidirectional, num_buckets,
+///             max_distance) as Hugging Face's T5Attention computes it (its
+///             logarithmic buckets in f32, truncated); the table
+///             [num_buckets, q_heads] f32 is a run-time input (a capture).
 /// i and j are absolute positions: with a bottom-right mask the query row i
 /// is still the row index, not its diagonal.
 struct ScoreModSpec {
-  enum class Kind { Alibi, Softcap };
+  enum class Kind { Alibi, Softcap, T5Bias };
   Kind kind = Kind::Alibi;
   double cap = 0; // Softcap: > 0
+  /// T5Bias: buckets (2 .. 1024; even and >= 4 when bidirectional), the
+  /// distance where the logarithmic buckets end (> the exact buckets, below
+  /// 2^31), and whether keys after the query have buckets of their own.
+  int64_t numBuckets = 32, maxDistance = 128;
+  bool bidirectional = true;
   bool operator==(const ScoreModSpec &o) const;
 };
+
+/// T5's relative position bucket of `relativePosition` = j - i
+/// (ScoreModSpec::T5Bias), in [0, numBuckets).
+int64_t t5RelativeBucket(int64_t relativePosition, bool bidirectional,
+                         int64_t numBuckets, int64_t maxDistance);
+
+/// The smallest distances n at which T5's logarithmic buckets start: for
+/// each bucket b in (exact, buckets - 1] of the one-sided range (buckets =
+/// numBuckets, halved when bidirectional; exact = buckets / 2), the least n
+/// with bucket(n) >= b. bucket(n) = n below `exact`, else exact + the
+/// number of thresholds <= n.
+std::vector<int64_t> t5BucketThresholds(bool bidirectional, int64_t numBuckets,
+                                        int64_t maxDistance);
 
 /// The ALiBi slope of query head h of q_heads heads (ScoreModSpec::Alibi).
 double alibiSlope(int64_t h, int64_t qHeads);
@@ -143,7 +167,17 @@ const char *maskModKindName(MaskModSpec::Kind kind);
 /// attention op's captures): its name, element type and shape in the
 /// problem's sizes.
 struct CaptureSpec {
-  enum class Dim { Batch, QLen, KvLen };
+  /// A size of the shape: the problem's batch, q_len or kv_len (which may be
+  /// run-time values), or a fixed count (q_heads, a number of buckets).
+  struct Dim {
+    enum Kind { Batch, QLen, KvLen, Fixed };
+    Kind kind = Fixed;
+    int64_t size = 0; // Fixed
+    Dim(Kind kind, int64_t size = 0) : kind(kind), size(size) {}
+    bool operator==(const Dim &o) const {
+      return kind == o.kind && size == o.size;
+    }
+  };
   std::string name;
   DType dtype = DType::I32;
   std::vector<Dim> shape;
@@ -189,6 +223,10 @@ struct AttentionSpec {
   /// AttentionArgs::captures and of the kernel's operands; their names are
   /// those of attn-run's --capture and of the C API.
   std::vector<CaptureSpec> captures() const;
+  /// The score_mod's captures, then the mask_mod's: captures() is the two
+  /// in this order.
+  std::vector<CaptureSpec> scoreModCaptures() const;
+  std::vector<CaptureSpec> maskModCaptures() const;
   bool isCausalLike() const;
 
   /// Same kernel: every field equal, the scale compared by value

@@ -1,13 +1,14 @@
 """Inputs and the f64 expected output of an example spec of this directory.
 
     python3 make_inputs.py KIND OUT_DIR      (KIND: document, prefix_lm,
-        dilated_sliding_window, strided, fixed or longformer)
+        dilated_sliding_window, strided, fixed, longformer or t5_bias)
 
 writes q.npy, k.npy, v.npy, the spec's captures (NAME.npy for each capture
 the mask_mod reads: q_document_ids / kv_document_ids, prefix_lens, q_global /
-kv_global), kv_lens.npy when the spec has key padding, and expected.npy,
-computed here in numpy float64 from the definition of the mask_mod
-(docs/design.md, section 6), with d = i - j:
+kv_global, relative_attention_bias), kv_lens.npy when the spec has key
+padding, and expected.npy, computed here in numpy float64 from the
+definition of the mask_mod or score_mod (docs/design.md, section 6), with
+d = i - j:
     document                q_document_ids[b, i] == kv_document_ids[b, j]
     prefix_lm               j <= i or j < prefix_lens[b]
     dilated_sliding_window  |d| <= window * dilation and d % dilation == 0
@@ -15,6 +16,8 @@ computed here in numpy float64 from the definition of the mask_mod
     fixed                   j <= i and (j // stride == i // stride or
                             j % stride >= stride - summary)
     longformer              |d| <= window or q_global[b, i] or kv_global[b, j]
+    t5_bias (score_mod)     s + relative_attention_bias[bucket(j - i), h], the
+                            bucket as Hugging Face's T5Attention computes it
 intersected with the spec's causal and key_padding masks. Then, e.g.:
 
     attn-run document.json --q q.npy --k k.npy --v v.npy \\
@@ -22,17 +25,37 @@ intersected with the spec's causal and key_padding masks. Then, e.g.:
         --capture kv_document_ids=kv_document_ids.npy --expect expected.npy
 """
 import json
+import math
 import os
 import sys
 
 import numpy as np
 
 
+def t5_bucket(relative_position, bidirectional, num_buckets, max_distance):
+    """T5Attention._relative_position_bucket (Hugging Face transformers) in
+    numpy, float32 as torch computes it."""
+    buckets = np.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets += (relative_position > 0) * num_buckets
+        n = np.abs(relative_position)
+    else:
+        n = -np.minimum(relative_position, 0)
+    max_exact = num_buckets // 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        large = max_exact + (np.log(n.astype(np.float32) / np.float32(max_exact))
+                             / np.float32(math.log(max_distance / max_exact))
+                             * np.float32(num_buckets - max_exact)).astype(np.int64)
+    large = np.minimum(large, num_buckets - 1)
+    return buckets + np.where(n < max_exact, n, large)
+
+
 def main():
     kind, out = sys.argv[1], sys.argv[2]
     spec = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                        kind + ".json")))
-    mod = spec["mask_mod"]
+    mod = spec.get("mask_mod") or spec["score_mod"]
     rng = np.random.default_rng(0)
     b = spec["batch"]
     hq, hkv = spec["q_heads"], spec.get("kv_heads", spec["q_heads"])
@@ -71,6 +94,11 @@ def main():
         captures = {"q_global": glob, "kv_global": glob}
         g = glob.astype(bool)
         keep &= (np.abs(dist) <= mod["window"]) | g[:, :, None] | g[:, None, :]
+    elif kind == "t5_bias":
+        table = rng.standard_normal((mod["num_buckets"], hq)).astype(np.float32)
+        captures = {"relative_attention_bias": table}
+        bias = table[t5_bucket(j - i, mod["bidirectional"], mod["num_buckets"],
+                               mod["max_distance"])]  # [S, S, H]
     else:
         sys.exit(f"unknown kind {kind}")
     masks = spec.get("mask", [])
@@ -86,7 +114,10 @@ def main():
         np.save(os.path.join(out, name + ".npy"), a)
     scores = np.einsum("bhid,bhjd->bhij", q.astype(np.float64),
                        np.repeat(k, hq // hkv, axis=1).astype(np.float64))
-    scores = np.where(keep[:, None], scores / np.sqrt(d), -np.inf)
+    scores = scores / np.sqrt(d)
+    if kind == "t5_bias":
+        scores = scores + bias.transpose(2, 0, 1)[None].astype(np.float64)
+    scores = np.where(keep[:, None], scores, -np.inf)
     p = np.exp(scores - scores.max(axis=-1, keepdims=True))
     p /= p.sum(axis=-1, keepdims=True)
     expected = p @ np.repeat(v, hq // hkv, axis=1).astype(np.float64)
