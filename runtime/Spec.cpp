@@ -381,18 +381,38 @@ llvm::Error parseAlign(ObjectReader &r, MaskSpec &mask) {
 }
 
 /// Parses the score_mod object; nullopt for null.
-llvm::Expected<std::optional<ScoreModSpec>> parseScoreMod(const json &obj) {
+/// A score_mod or mask_mod object: its reader and its required "kind".
+struct ModObject {
+  ObjectReader reader;
+  std::string kind;
+};
+
+/// Reads the object of `key` ("score_mod" or "mask_mod") up to its kind;
+/// nullopt for null.
+llvm::Expected<std::optional<ModObject>> readModObject(const json &obj,
+                                                       const std::string &key) {
   if (obj.is_null())
     return std::nullopt;
   if (!obj.is_object())
-    return specError("'score_mod' must be an object or null, got " +
+    return specError("'" + key + "' must be an object or null, got " +
                      shown(obj));
-  ObjectReader r{obj, "score_mod.", {}};
+  ObjectReader r{obj, key + ".", {}};
   std::optional<std::string> kind;
   if (auto err = r.string("kind", kind))
     return std::move(err);
   if (!kind)
-    return specError("missing required key 'score_mod.kind'");
+    return specError("missing required key '" + key + ".kind'");
+  return ModObject{std::move(r), *kind};
+}
+
+llvm::Expected<std::optional<ScoreModSpec>> parseScoreMod(const json &obj) {
+  auto object = readModObject(obj, "score_mod");
+  if (!object)
+    return object.takeError();
+  if (!*object)
+    return std::nullopt;
+  ObjectReader &r = (*object)->reader;
+  const std::string *kind = &(*object)->kind;
   ScoreModSpec mod;
   if (*kind == "alibi") {
     mod.kind = ScoreModSpec::Kind::Alibi;
@@ -430,16 +450,13 @@ llvm::Expected<std::optional<ScoreModSpec>> parseScoreMod(const json &obj) {
 
 /// Parses the mask_mod object; nullopt for null.
 llvm::Expected<std::optional<MaskModSpec>> parseMaskMod(const json &obj) {
-  if (obj.is_null())
+  auto object = readModObject(obj, "mask_mod");
+  if (!object)
+    return object.takeError();
+  if (!*object)
     return std::nullopt;
-  if (!obj.is_object())
-    return specError("'mask_mod' must be an object or null, got " + shown(obj));
-  ObjectReader r{obj, "mask_mod.", {}};
-  std::optional<std::string> kind;
-  if (auto err = r.string("kind", kind))
-    return std::move(err);
-  if (!kind)
-    return specError("missing required key 'mask_mod.kind'");
+  ObjectReader &r = (*object)->reader;
+  const std::string *kind = &(*object)->kind;
   MaskModSpec mod;
   auto known = llvm::find_if(kMaskModKinds, [&](MaskModSpec::Kind k) {
     return *kind == maskModKindName(k);

@@ -482,35 +482,25 @@ TEST(SpecJSON, AlibiSlopes) {
     EXPECT_DOUBLE_EQ(alibiSlope(h, 6), six[h]) << h;
 }
 
-TEST(MaskMod, RefusedWithSplitKVAndOnCUDA) {
-  AttentionSpec spec =
-      parseOrDie(smallSpec(R"(, "mask_mod": {"kind": "prefix_lm"})"));
-  CompileOptions splits;
-  splits.kvSplits = 2;
-  llvm::Error e = validateCompileOptions(spec, Target::CPU, splits);
-  ASSERT_TRUE(static_cast<bool>(e));
-  EXPECT_NE(llvm::toString(std::move(e)).find("kv_splits > 1 with a mask_mod"),
-            std::string::npos);
-  llvm::Error c = validateCompileOptions(spec, Target::CUDA, CompileOptions());
-  ASSERT_TRUE(static_cast<bool>(c));
-  EXPECT_NE(llvm::toString(std::move(c))
-                .find("a mask_mod is not supported on "
-                      "CUDA"),
-            std::string::npos);
-}
-
-TEST(ScoreMod, RefusedWithSplitKVAndOnCUDA) {
-  AttentionSpec spec = parseOrDie(smallSpec(R"(, "score_mod": {"kind": "alibi"})"));
-  CompileOptions splits;
-  splits.kvSplits = 2;
-  llvm::Error e = validateCompileOptions(spec, Target::CPU, splits);
-  ASSERT_TRUE(static_cast<bool>(e));
-  EXPECT_NE(llvm::toString(std::move(e)).find("kv_splits > 1 with a score_mod"),
-            std::string::npos);
-  llvm::Error c = validateCompileOptions(spec, Target::CUDA, CompileOptions());
-  ASSERT_TRUE(static_cast<bool>(c));
-  EXPECT_NE(llvm::toString(std::move(c)).find("not supported on CUDA"),
-            std::string::npos);
+TEST(ModRegions, RefusedWithSplitKVAndOnCUDA) {
+  for (auto [extra, mod] :
+       {std::pair{R"(, "score_mod": {"kind": "alibi"})", "score_mod"},
+        {R"(, "mask_mod": {"kind": "prefix_lm"})", "mask_mod"}}) {
+    SCOPED_TRACE(mod);
+    AttentionSpec spec = parseOrDie(smallSpec(extra));
+    CompileOptions splits;
+    splits.kvSplits = 2;
+    std::string e =
+        errorText(validateCompileOptions(spec, Target::CPU, splits));
+    EXPECT_NE(e.find(std::string("kv_splits > 1 with a ") + mod),
+              std::string::npos)
+        << e;
+    std::string c =
+        errorText(validateCompileOptions(spec, Target::CUDA, CompileOptions()));
+    EXPECT_NE(c.find(std::string("a ") + mod + " is not supported on CUDA"),
+              std::string::npos)
+        << c;
+  }
 }
 
 TEST(SpecJSON, DTypeNames) {
