@@ -7,7 +7,8 @@ peers, on this CPU, in one process.
 
 For B1 H8 S D64 f32 (S = 1024 by default) it times attn-mlir's kernel
 plain, causal, with ALiBi (attn_mlir.alibi()) and with soft-capping
-(attn_mlir.softcap(30)), each with and without the causal mask, next to
+(attn_mlir.softcap(30)), each with and without the causal mask, and with
+T5's relative position bias (attn_mlir.t5_bias, 32 buckets), next to
 PyTorch's scaled_dot_product_attention with the equivalent dense bias (ALiBi
 as a materialised [1, H, S, S] float mask; SDPA has no soft-capping) and
 FlexAttention (torch.compile(flex_attention) with the same score_mod; its
@@ -65,6 +66,20 @@ def alibi_bias(h, s):
     i = np.arange(s)[:, None]
     j = np.arange(s)[None, :]
     return (np.array(slopes(h)).reshape(1, h, 1, 1) * (j - i)).astype(np.float32)
+
+
+def t5_buckets(rel, num_buckets, max_distance):
+    """T5's bidirectional relative position buckets of `rel` (j - i), as
+    Hugging Face's T5Attention computes them (float32 logarithms)."""
+    half = num_buckets // 2
+    exact = half // 2
+    n = np.abs(rel)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        large = exact + (np.log(n.astype(np.float32) / np.float32(exact))
+                         / np.float32(math.log(max_distance / exact))
+                         * np.float32(half - exact)).astype(np.int64)
+    return (rel > 0) * half + np.where(n < exact, n,
+                                       np.minimum(large, half - 1))
 
 
 def main():
@@ -216,6 +231,13 @@ def score_mod_entries(args, entries, ours, q, k, v):
     ours("alibi causal", score_mod=attn_mlir.alibi(), causal=True)
     ours("softcap 30", score_mod=attn_mlir.softcap(30.0))
     ours("softcap 30 causal", score_mod=attn_mlir.softcap(30.0), causal=True)
+    table = np.random.default_rng(1).standard_normal((32, h)).astype(np.float32)
+    ours("t5 bias", score_mod=attn_mlir.t5_bias(table))
+    # T5's buckets of every relative position j - i in [-(S-1), S-1].
+    rel = np.arange(-(s - 1), s)
+    buckets = t5_buckets(rel, 32, 128)
+    t5_dense = table[buckets[(np.arange(s)[None, :] - np.arange(s)[:, None])
+                             + s - 1]].transpose(2, 0, 1)[None]
 
     if torch is not None:
         tq, tk, tv = (torch.from_numpy(t) for t in (q, k, v))
@@ -233,6 +255,9 @@ def score_mod_entries(args, entries, ours, q, k, v):
             entries.append(("torch SDPA alibi causal (dense bias)",
                             lambda: sdpa(tq, tk, tv, attn_mask=causal_bias),
                             0.0))
+            t5_bias = torch.from_numpy(np.ascontiguousarray(t5_dense))
+            entries.append(("torch SDPA t5 bias (dense bias)",
+                            lambda: sdpa(tq, tk, tv, attn_mask=t5_bias), 0.0))
         flex = None if args.no_flex else flex_or_none()
         if flex is not None:
             from torch.nn.attention.flex_attention import create_block_mask
@@ -247,10 +272,17 @@ def score_mod_entries(args, entries, ours, q, k, v):
             def causal_mask(bi, hi, qi, ki):
                 return qi >= ki
 
+            ttable = torch.from_numpy(table)
+            tbuckets = torch.from_numpy(buckets)
+
+            def t5_mod(score, bi, hi, qi, ki):
+                return score + ttable[tbuckets[ki - qi + s - 1], hi]
+
             block = create_block_mask(causal_mask, 1, 1, s, s, device="cpu")
             for name, kw in (("plain", {}), ("causal", {"block_mask": block}),
                              ("alibi", {"score_mod": alibi_mod}),
-                             ("softcap 30", {"score_mod": softcap_mod})):
+                             ("softcap 30", {"score_mod": softcap_mod}),
+                             ("t5 bias", {"score_mod": t5_mod})):
                 t0 = time.perf_counter()
                 with torch.no_grad():
                     flex(tq, tk, tv, **kw)
