@@ -424,7 +424,7 @@ void buildMaskModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
   auto rem = [&](Value x, int64_t m) -> Value {
     return arith::RemSIOp::create(b, loc, x, c(m));
   };
-  // Capture `n` at (batch, position) is nonzero / its value.
+  // The value of the mask_mod's capture `n` at (batch, position).
   auto capture = [&](unsigned n, Value position) -> Value {
     return tensor::ExtractOp::create(b, loc,
                                      block->getArgument(4 + firstCapture + n),

@@ -151,7 +151,6 @@ struct MaskModSpec {
   }
 };
 
-struct MaskSpec;
 /// The band mask (causal or sliding_window, top-left) that keeps every key
 /// `mod` keeps, where there is one: strided and fixed keep only j <= i
 /// (causal), a dilated window only |i - j| <= window * dilation; none for
