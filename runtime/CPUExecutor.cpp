@@ -437,10 +437,8 @@ CompileOptions detail::resolveCPUCompileOptions(const AttentionSpec &spec,
     // the (batch, head, query-block) workgroups are too few to keep every
     // thread busy: about 4 work items per thread, splits of >= 512 keys.
     resolved.kvSplits = 1;
-    // (Not with score_mod / mask_mod regions yet: they would need the
-    // split's query shift.)
-    if (!options.unfusedReference && !spec.hasModRegions() && spec.qLen &&
-        *spec.qLen <= 16 && spec.kvLen) {
+    if (!options.unfusedReference && spec.qLen && *spec.qLen <= 16 &&
+        spec.kvLen) {
       int64_t workgroups = mlir::attn::getWorkgroupCount(
           spec.batch.value_or(1), spec.qHeads, *spec.qLen, tiles);
       int64_t wanted = 4 * static_cast<int64_t>(threads);

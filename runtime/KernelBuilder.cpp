@@ -3,6 +3,7 @@
 #include "KernelBuilder.h"
 
 #include "attn/InitAttn.h"
+#include "dialect/attn/IR/AttnOpDetail.h"
 #include "dialect/attn/IR/AttnOps.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -296,16 +297,17 @@ namespace {
 /// The spec's named score modification as the score_mod region of `op`
 /// (its ScoreModSpec definition, in f32): ALiBi's slope from the query head,
 /// with the constants attn::alibiSlope gives.
-void buildScoreModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
-                         const attn::ScoreModSpec &mod, int64_t qHeads) {
+void buildScoreModRegion(OpBuilder &b, Location loc, mlir::Region &region,
+                         ValueRange captures, const attn::ScoreModSpec &mod,
+                         int64_t qHeads) {
   namespace arith = mlir::arith;
   namespace math = mlir::math;
   Type f32 = b.getF32Type(), idx = b.getIndexType();
   Block *block = new Block();
-  op.getScoreMod().push_back(block);
+  region.push_back(block);
   for (Type t : {f32, idx, idx, idx, idx})
     block->addArgument(t, loc);
-  for (Value capture : op.getCaptures())
+  for (Value capture : captures)
     block->addArgument(capture.getType(), loc);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(block);
@@ -395,15 +397,16 @@ void buildScoreModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
 /// The spec's named mask modification as the mask_mod region of `op`
 /// (its MaskModSpec definition), reading the op's captures in the order of
 /// AttentionSpec::captures, its own from `firstCapture` on.
-void buildMaskModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
-                        const attn::MaskModSpec &mod, unsigned firstCapture) {
+void buildMaskModRegion(OpBuilder &b, Location loc, mlir::Region &region,
+                        ValueRange captures, const attn::MaskModSpec &mod,
+                        unsigned firstCapture) {
   namespace arith = mlir::arith;
   Type idx = b.getIndexType();
   Block *block = new Block();
-  op.getMaskMod().push_back(block);
+  region.push_back(block);
   for (unsigned i = 0; i < 4; ++i)
     block->addArgument(idx, loc);
-  for (Value capture : op.getCaptures())
+  for (Value capture : captures)
     block->addArgument(capture.getType(), loc);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(block);
@@ -480,6 +483,18 @@ void buildMaskModRegion(OpBuilder &b, Location loc, mlir::attn::AttentionOp op,
   }
   mlir::attn::YieldOp::create(b, loc, keep);
 }
+
+/// The spec's named score_mod and mask_mod as the regions of `op` (an
+/// attn.attention or attn.online_attention whose captures are the spec's).
+void buildModRegions(OpBuilder &b, Location loc, mlir::Operation *op,
+                     ValueRange captures, const AttentionSpec &spec) {
+  if (spec.scoreMod)
+    buildScoreModRegion(b, loc, op->getRegion(0), captures, *spec.scoreMod,
+                        spec.qHeads);
+  if (spec.maskMod) // its captures follow the score_mod's
+    buildMaskModRegion(b, loc, op->getRegion(1), captures, *spec.maskMod,
+                       spec.scoreModCaptures().size());
+}
 } // namespace
 
 OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
@@ -511,19 +526,13 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
         b, loc, resultTypes, in.query, in.key, in.value, in.mask, in.bias,
         in.kvLens, in.captures, /*offsets=*/ValueRange{}, Value(), Value(),
         scale, e.maskKind(/*forceTopLeft=*/false), outs);
-    if (spec.scoreMod)
-      buildScoreModRegion(b, loc, attention, *spec.scoreMod, spec.qHeads);
-    if (spec.maskMod) // its captures follow the score_mod's
-      buildMaskModRegion(b, loc, attention, *spec.maskMod,
-                         spec.scoreModCaptures().size());
+    buildModRegions(b, loc, attention, in.captures, spec);
     for (auto [res, dest] : llvm::zip(attention.getResults(), outMemRefs))
       e.writeBack(res, dest);
     func::ReturnOp::create(b, loc);
     return module;
   }
 
-  assert(!spec.hasModRegions() && "validateCompileOptions refuses split-KV "
-                                  "with a score_mod or mask_mod");
   // Split-KV: @attn_kernel(inputs..., workspace..., split, range) computes
   // the online-softmax state of split `split` of the keys;
   // @attn_kernel_merge(workspace..., outputs..., range) merges the splits.
@@ -597,12 +606,22 @@ OwningOpRef<ModuleOp> attn::buildKernelModule(MLIRContext &ctx,
       state.push_back(fill);
       stateTypes.push_back(fill.getType());
     }
+    // With score_mod / mask_mod regions the op takes the four-offset form
+    // (absolute batch, head, query row, key: the regions see the split's
+    // keys at their positions in the whole range), and the regions start by
+    // taking the shift folded into q_offset back out of q_idx.
+    SmallVector<Value> offsets = {qOff, k0};
+    if (spec.hasModRegions())
+      offsets = {idx(0), idx(0), qOff, k0};
     auto online = mlir::attn::OnlineAttentionOp::create(
         b, loc, stateTypes, in.query, keySlice(in.key, 2),
         keySlice(in.value, 2), keySlice(in.mask, 3), keySlice(in.bias, 3),
-        in.kvLens, /*captures=*/ValueRange{}, ValueRange{qOff, k0}, Value(),
-        Value(), scale,
+        in.kvLens, in.captures, offsets, Value(), Value(), scale,
         e.maskKind(/*forceTopLeft=*/true), state);
+    if (spec.hasModRegions()) {
+      buildModRegions(b, loc, online, in.captures, spec);
+      mlir::attn::shiftModRegionRows(b, loc, online, qOff);
+    }
     for (auto [res, view] : llvm::zip(online.getResults(), views))
       e.writeBack(res, view);
     func::ReturnOp::create(b, loc);

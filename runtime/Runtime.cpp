@@ -479,9 +479,6 @@ llvm::Error attn::validateCompileOptions(const AttentionSpec &spec,
     return optionsError("kv_splits must be in 0.." + llvm::Twine(kMaxKvSplits) +
                         ", got " + llvm::Twine(options.kvSplits));
   const char *mod = spec.scoreMod ? "score_mod" : "mask_mod";
-  if (spec.hasModRegions() && options.kvSplits > 1)
-    return optionsError(llvm::Twine("kv_splits > 1 with a ") + mod +
-                        " is not supported yet (leave kv_splits at 0 or 1)");
   if (spec.hasModRegions() && target == Target::CUDA)
     return optionsError(llvm::Twine("a ") + mod +
                         " is not supported on CUDA yet");

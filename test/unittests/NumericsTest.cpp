@@ -440,6 +440,8 @@ struct DecodeCase {
   std::string name;
   int64_t batch, qHeads, kvHeads, qLen, kvLen, headDim;
   std::vector<MaskSpec> masks;
+  std::optional<ScoreModSpec> scoreMod = std::nullopt;
+  std::optional<MaskModSpec> maskMod = std::nullopt;
 };
 
 void PrintTo(const DecodeCase &c, std::ostream *os) { *os << c.name; }
@@ -499,6 +501,8 @@ TEST_P(SplitKV, MatchesReference) {
                                    c.masks);
   spec.batch = c.batch;
   spec.qLen = c.qLen;
+  spec.scoreMod = c.scoreMod;
+  spec.maskMod = c.maskMod;
   // Static key length for even cases, dynamic for odd ones.
   if (c.kvLen % 2 == 0)
     spec.kvLen = c.kvLen;
@@ -521,9 +525,22 @@ std::vector<DecodeCase> splitCases() {
   return {
       {"Sq1_Sk1000_D64_MQA", 1, 4, 1, 1, 1000, 64, {}},
       {"Sq1_Sk999_D32_causalBR", 2, 2, 2, 1, 999, 32, {causalBR}},
-      {"Sq4_Sk300_D64_windowBR", 1, 2, 1, 4, 300, 64, {windowMask(40, 0, true)}},
+      {"Sq4_Sk300_D64_windowBR",
+       1,
+       2,
+       1,
+       4,
+       300,
+       64,
+       {windowMask(40, 0, true)}},
       {"Sq1_Sk700_D16_keyPadding", 3, 2, 1, 1, 700, 16, {keyPaddingMask()}},
-      {"Sq16_Sk513_D64_tensorBool", 1, 2, 2, 16, 513, 64,
+      {"Sq16_Sk513_D64_tensorBool",
+       1,
+       2,
+       2,
+       16,
+       513,
+       64,
        {tensorMask(DType::Bool, false, true, false)}},
       {"Sq2_Sk64_D128_causalBR_lse", 1, 8, 2, 2, 64, 128, {causalBR}},
       // Padded query tiles (q_len not a multiple of the 16-row tile) with
@@ -531,10 +548,64 @@ std::vector<DecodeCase> splitCases() {
       // uninitialised workspace (issue: ~1e28 / NaN outputs).
       {"Sq5_Sk1100_D16_paddedTile", 1, 2, 2, 5, 1100, 16, {}},
       {"Sq7_Sk1024_D64_paddedTile_causalBR", 1, 4, 2, 7, 1024, 64, {causalBR}},
-      {"Sq15_Sk1101_D32_paddedTile_keyPadding", 2, 2, 1, 15, 1101, 32,
+      {"Sq15_Sk1101_D32_paddedTile_keyPadding",
+       2,
+       2,
+       1,
+       15,
+       1101,
+       32,
        {keyPaddingMask()}},
-      {"Sq9_Sk1500_D80_paddedTile_windowBR", 1, 2, 2, 9, 1500, 80,
+      {"Sq9_Sk1500_D80_paddedTile_windowBR",
+       1,
+       2,
+       2,
+       9,
+       1500,
+       80,
        {windowMask(300, 0, true)}},
+      // score_mod / mask_mod regions see each split's keys at their
+      // absolute positions and the query rows unshifted (bottom-right
+      // masks fold a shift into q_offset that the regions take back out;
+      // with a dynamic kv_len the shift is a capture).
+      {"Sq1_Sk1000_D64_alibi_causalBR",
+       1,
+       4,
+       2,
+       1,
+       1000,
+       64,
+       {causalBR},
+       alibi()},
+      {"Sq3_Sk999_D32_t5_causalBR",
+       2,
+       2,
+       1,
+       3,
+       999,
+       32,
+       {causalBR},
+       t5Bias(32, 128, true)},
+      {"Sq2_Sk700_D16_document_keyPadding",
+       2,
+       2,
+       2,
+       2,
+       700,
+       16,
+       {keyPaddingMask()},
+       std::nullopt,
+       documentMask()},
+      {"Sq5_Sk1101_D32_softcap_longformer_paddedTile",
+       1,
+       2,
+       1,
+       5,
+       1101,
+       32,
+       {},
+       softcap(3.0),
+       longformer(64)},
   };
 }
 

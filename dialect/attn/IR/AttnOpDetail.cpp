@@ -594,28 +594,40 @@ Value mlir::attn::inlineModRegion(OpBuilder &b, Region &region,
 
 void mlir::attn::copyModRegions(OpBuilder &b, Location loc, Operation *from,
                                 Operation *to, OpFoldResult qShift) {
-  std::optional<int64_t> constShift =
-      qShift ? getConstantIntValue(qShift) : std::optional<int64_t>(0);
-  Value shiftCapture;
-  if (!constShift) {
-    OpBuilder::InsertionGuard g(b);
-    b.setInsertionPoint(to);
-    shiftCapture = tensor::FromElementsOp::create(
-        b, loc, RankedTensorType::get({1}, b.getIndexType()),
-        ValueRange{cast<Value>(qShift)});
-    if (auto a = dyn_cast<AttentionOp>(to))
-      a.getCapturesMutable().append(shiftCapture);
-    else
-      cast<OnlineAttentionOp>(to).getCapturesMutable().append(shiftCapture);
-  }
-  // Region 0 is score_mod (q_idx is argument 3), region 1 mask_mod (2).
   for (unsigned r = 0; r < 2; ++r) {
     Region &src = from->getRegion(r), &dst = to->getRegion(r);
     if (src.empty())
       continue;
     IRMapping map;
     src.cloneInto(&dst, map);
-    if (constShift && *constShift == 0)
+  }
+  shiftModRegionRows(b, loc, to, qShift);
+}
+
+void mlir::attn::shiftModRegionRows(OpBuilder &b, Location loc, Operation *op,
+                                    OpFoldResult qShift) {
+  std::optional<int64_t> constShift =
+      qShift ? getConstantIntValue(qShift) : std::optional<int64_t>(0);
+  if (constShift && *constShift == 0)
+    return;
+  if (op->getRegion(0).empty() && op->getRegion(1).empty())
+    return;
+  Value shiftCapture;
+  if (!constShift) {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(op);
+    shiftCapture = tensor::FromElementsOp::create(
+        b, loc, RankedTensorType::get({1}, b.getIndexType()),
+        ValueRange{cast<Value>(qShift)});
+    if (auto a = dyn_cast<AttentionOp>(op))
+      a.getCapturesMutable().append(shiftCapture);
+    else
+      cast<OnlineAttentionOp>(op).getCapturesMutable().append(shiftCapture);
+  }
+  // Region 0 is score_mod (q_idx is argument 3), region 1 mask_mod (2).
+  for (unsigned r = 0; r < 2; ++r) {
+    Region &dst = op->getRegion(r);
+    if (dst.empty())
       continue;
     Block &block = dst.front();
     BlockArgument q = block.getArgument(r == 0 ? 3 : 2);

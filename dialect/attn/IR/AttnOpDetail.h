@@ -262,6 +262,13 @@ Value inlineModRegion(OpBuilder &b, Region &region, ValueRange args);
 void copyModRegions(OpBuilder &b, Location loc, Operation *from,
                     Operation *to, OpFoldResult qShift);
 
+/// The shift half of copyModRegions, in place: the score_mod / mask_mod
+/// regions of `op` start with q_idx - qShift (a capture appended to `op`
+/// when the shift is not a constant). For an op built with a bottom-right
+/// shift already folded into its q_offset.
+void shiftModRegionRows(OpBuilder &b, Location loc, Operation *op,
+                        OpFoldResult qShift);
+
 /// Scale default: 1/sqrt(head_dim).
 double defaultScale(int64_t headDim);
 
