@@ -495,7 +495,7 @@ public:
     checkDevice(bmask, "mask");
     checkDevice(blens, "kv_lens");
     // The captures of the spec's score_mod / mask_mod: a dict by name or a
-    // sequence in the kernel's order (capture_names).
+    // sequence in the kernel's order (Kernel.captures).
     std::vector<std::unique_ptr<Borrowed>> bcaptures;
     std::vector<attn_tensor> captureTensors;
     if (!captureArgs.is_none()) {
