@@ -380,43 +380,42 @@ llvm::Error parseAlign(ObjectReader &r, MaskSpec &mask) {
   return llvm::Error::success();
 }
 
-/// Parses the score_mod object; nullopt for null.
-/// A score_mod or mask_mod object: its reader and its required "kind".
-struct ModObject {
-  ObjectReader reader;
-  std::string kind;
-};
-
-/// Reads the object of `key` ("score_mod" or "mask_mod") up to its kind;
-/// nullopt for null.
-llvm::Expected<std::optional<ModObject>> readModObject(const json &obj,
-                                                       const std::string &key) {
-  if (obj.is_null())
-    return std::nullopt;
-  if (!obj.is_object())
+/// Reads the optional object `key` ("score_mod" or "mask_mod") of `root`
+/// into `out`: absent or null leaves `out` unset; otherwise the object's
+/// required "kind", the keys `parse` reads for that kind, and no other key.
+template <typename Mod>
+llvm::Error readModObject(ObjectReader &root, const std::string &key,
+                          llvm::Expected<Mod> (*parse)(ObjectReader &,
+                                                       const std::string &),
+                          std::optional<Mod> &out) {
+  const json *obj = root.find(key);
+  if (!obj || obj->is_null())
+    return llvm::Error::success();
+  if (!obj->is_object())
     return specError("'" + key + "' must be an object or null, got " +
-                     shown(obj));
-  ObjectReader r{obj, key + ".", {}};
+                     shown(*obj));
+  ObjectReader r{*obj, key + ".", {}};
   std::optional<std::string> kind;
   if (auto err = r.string("kind", kind))
-    return std::move(err);
+    return err;
   if (!kind)
     return specError("missing required key '" + key + ".kind'");
-  return ModObject{std::move(r), *kind};
+  llvm::Expected<Mod> mod = parse(r, *kind);
+  if (!mod)
+    return mod.takeError();
+  if (auto err = r.unknownKeys())
+    return err;
+  out = *mod;
+  return llvm::Error::success();
 }
 
-llvm::Expected<std::optional<ScoreModSpec>> parseScoreMod(const json &obj) {
-  auto object = readModObject(obj, "score_mod");
-  if (!object)
-    return object.takeError();
-  if (!*object)
-    return std::nullopt;
-  ObjectReader &r = (*object)->reader;
-  const std::string *kind = &(*object)->kind;
+/// The score_mod of `kind`, its other keys read through `r`.
+llvm::Expected<ScoreModSpec> parseScoreMod(ObjectReader &r,
+                                           const std::string &kind) {
   ScoreModSpec mod;
-  if (*kind == "alibi") {
+  if (kind == "alibi") {
     mod.kind = ScoreModSpec::Kind::Alibi;
-  } else if (*kind == "softcap") {
+  } else if (kind == "softcap") {
     mod.kind = ScoreModSpec::Kind::Softcap;
     const json *cap = r.find("cap");
     if (!cap)
@@ -427,7 +426,7 @@ llvm::Expected<std::optional<ScoreModSpec>> parseScoreMod(const json &obj) {
                        "got " +
                        shown(*cap));
     mod.cap = cap->get<double>();
-  } else if (*kind == "t5_bias") {
+  } else if (kind == "t5_bias") {
     mod.kind = ScoreModSpec::Kind::T5Bias;
     std::optional<int64_t> buckets = mod.numBuckets, distance = mod.maxDistance;
     if (auto err = r.size("num_buckets", buckets, false, false))
@@ -441,31 +440,23 @@ llvm::Expected<std::optional<ScoreModSpec>> parseScoreMod(const json &obj) {
   } else {
     return specError("'score_mod.kind' must be one of alibi, softcap, "
                      "t5_bias, got " +
-                     shown(json(*kind)));
+                     shown(json(kind)));
   }
-  if (auto err = r.unknownKeys())
-    return std::move(err);
   return mod;
 }
 
-/// Parses the mask_mod object; nullopt for null.
-llvm::Expected<std::optional<MaskModSpec>> parseMaskMod(const json &obj) {
-  auto object = readModObject(obj, "mask_mod");
-  if (!object)
-    return object.takeError();
-  if (!*object)
-    return std::nullopt;
-  ObjectReader &r = (*object)->reader;
-  const std::string *kind = &(*object)->kind;
+/// The mask_mod of `kind`, its other keys read through `r`.
+llvm::Expected<MaskModSpec> parseMaskMod(ObjectReader &r,
+                                         const std::string &kind) {
   MaskModSpec mod;
   auto known = llvm::find_if(kMaskModKinds, [&](MaskModSpec::Kind k) {
-    return *kind == maskModKindName(k);
+    return kind == maskModKindName(k);
   });
   if (known == std::end(kMaskModKinds))
     return specError("'mask_mod.kind' must be one of document, prefix_lm, "
                      "dilated_sliding_window, strided, fixed, longformer, "
                      "got " +
-                     shown(json(*kind)));
+                     shown(json(kind)));
   mod.kind = *known;
   std::optional<int64_t> positive;
   switch (mod.kind) {
@@ -494,8 +485,6 @@ llvm::Expected<std::optional<MaskModSpec>> parseMaskMod(const json &obj) {
       return std::move(err);
     break;
   }
-  if (auto err = r.unknownKeys())
-    return std::move(err);
   return mod;
 }
 
@@ -659,18 +648,10 @@ llvm::Expected<AttentionSpec> AttentionSpec::fromJSON(const std::string &text) {
         spec.masks.push_back(**mask);
     }
   }
-  if (const json *m = r.find("score_mod")) {
-    auto mod = parseScoreMod(*m);
-    if (!mod)
-      return mod.takeError();
-    spec.scoreMod = *mod;
-  }
-  if (const json *m = r.find("mask_mod")) {
-    auto mod = parseMaskMod(*m);
-    if (!mod)
-      return mod.takeError();
-    spec.maskMod = *mod;
-  }
+  if (auto err = readModObject(r, "score_mod", parseScoreMod, spec.scoreMod))
+    return std::move(err);
+  if (auto err = readModObject(r, "mask_mod", parseMaskMod, spec.maskMod))
+    return std::move(err);
   if (auto err = r.unknownKeys())
     return std::move(err);
   if (auto err = spec.validate())
