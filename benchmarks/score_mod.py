@@ -36,6 +36,12 @@ import numpy as np
 
 import attn_mlir
 
+# ALiBi's slopes and T5's buckets: the references of
+# examples/mods/make_inputs.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "examples", "mods"))
+from make_inputs import alibi_slopes, t5_bucket  # noqa: E402
+
 try:
     import torch
 except ImportError:
@@ -55,31 +61,9 @@ def cpu_model():
 
 def alibi_bias(h, s):
     """ALiBi's [1, H, S, S] bias slope(h) * (j - i) (the paper's slopes)."""
-    def slopes(n):
-        def p2(p):
-            start = 2 ** (-2 ** -(math.log2(p) - 3))
-            return [start * start ** i for i in range(p)]
-        if math.log2(n).is_integer():
-            return p2(n)
-        c = 2 ** math.floor(math.log2(n))
-        return p2(c) + slopes(2 * c)[0::2][:n - c]
     i = np.arange(s)[:, None]
     j = np.arange(s)[None, :]
-    return (np.array(slopes(h)).reshape(1, h, 1, 1) * (j - i)).astype(np.float32)
-
-
-def t5_buckets(rel, num_buckets, max_distance):
-    """T5's bidirectional relative position buckets of `rel` (j - i), as
-    Hugging Face's T5Attention computes them (float32 logarithms)."""
-    half = num_buckets // 2
-    exact = half // 2
-    n = np.abs(rel)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        large = exact + (np.log(n.astype(np.float32) / np.float32(exact))
-                         / np.float32(math.log(max_distance / exact))
-                         * np.float32(half - exact)).astype(np.int64)
-    return (rel > 0) * half + np.where(n < exact, n,
-                                       np.minimum(large, half - 1))
+    return (np.array(alibi_slopes(h)).reshape(1, h, 1, 1) * (j - i)).astype(np.float32)
 
 
 def main():
@@ -235,7 +219,7 @@ def score_mod_entries(args, entries, ours, q, k, v):
     ours("t5 bias", score_mod=attn_mlir.t5_bias(table))
     # T5's buckets of every relative position j - i in [-(S-1), S-1].
     rel = np.arange(-(s - 1), s)
-    buckets = t5_buckets(rel, 32, 128)
+    buckets = t5_bucket(rel, True, 32, 128)
     t5_dense = table[buckets[(np.arange(s)[None, :] - np.arange(s)[:, None])
                              + s - 1]].transpose(2, 0, 1)[None]
 

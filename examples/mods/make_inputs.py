@@ -18,7 +18,9 @@ d = i - j:
     longformer              |d| <= window or q_global[b, i] or kv_global[b, j]
     t5_bias (score_mod)     s + relative_attention_bias[bucket(j - i), h], the
                             bucket as Hugging Face's T5Attention computes it
-intersected with the spec's causal and key_padding masks. Then, e.g.:
+intersected with the spec's causal and key_padding masks. alibi_slopes and
+t5_bucket are the numpy references the Python tests and
+benchmarks/score_mod.py use too. Then, e.g.:
 
     attn-run document.json --q q.npy --k k.npy --v v.npy \\
         --capture q_document_ids=q_document_ids.npy \\
@@ -30,6 +32,18 @@ import os
 import sys
 
 import numpy as np
+
+
+def alibi_slopes(n):
+    """ALiBi's slopes for n heads, as the paper's code lists them (Press et
+    al. 2022, get_slopes)."""
+    def power_of_2(p):
+        start = 2 ** (-2 ** -(math.log2(p) - 3))
+        return [start * start ** i for i in range(p)]
+    if math.log2(n).is_integer():
+        return power_of_2(n)
+    closest = 2 ** math.floor(math.log2(n))
+    return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][:n - closest]
 
 
 def t5_bucket(relative_position, bidirectional, num_buckets, max_distance):

@@ -1,37 +1,21 @@
 """Shared helpers of the attn_mlir pytest suite."""
 import math
 import os
+import sys
 
 import numpy as np
 import pytest
 
+# ALiBi's slopes and T5's relative position bucket: the references of
+# examples/mods/make_inputs.py (one definition for the examples, the tests
+# and the benchmarks).
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
+                                "examples", "mods"))
+from make_inputs import alibi_slopes, t5_bucket  # noqa: E402
+
 # No per-user disk cache in tests (a kernel an earlier run left there would
 # turn a counted compile into a disk hit); tests of the cache name a folder.
 os.environ.setdefault("ATTN_MLIR_CACHE_DIR", "")
-
-
-def alibi_slopes(n):
-    """ALiBi's slopes for n heads, as the paper's code lists them (Press et
-    al. 2022, get_slopes)."""
-    def power_of_2(p):
-        start = 2 ** (-2 ** -(math.log2(p) - 3))
-        return [start * start ** i for i in range(p)]
-    if math.log2(n).is_integer():
-        return power_of_2(n)
-    closest = 2 ** math.floor(math.log2(n))
-    return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][:n - closest]
-
-
-def t5_bucket(*args):
-    """T5's relative position bucket: the numpy reference of
-    examples/mods/make_inputs.py (one definition for both)."""
-    import importlib.util
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples",
-                        "mods", "make_inputs.py")
-    spec = importlib.util.spec_from_file_location("make_inputs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.t5_bucket(*args)
 
 
 def reference_attention(q, k, v, *, scale=None, causal=False, align="top_left",
