@@ -202,18 +202,25 @@ def softcap(cap):
     return {"kind": "softcap", "cap": cap}
 
 
-class MaskMod:
-    """A named mask modification for `attention`'s mask_mod: the spec's
-    "mask_mod" entry (`spec`) and the run-time inputs it reads
-    (`captures`, a dict name -> int32 array or tensor). Made by
-    document_mask() and prefix_lm(); its values never recompile a kernel."""
+class _NamedMod:
+    """A named modification: its spec entry (`spec`) and the run-time
+    inputs it reads (`captures`, a dict name -> array or tensor), whose
+    values never recompile a kernel."""
 
     def __init__(self, spec, captures):
         self.spec = spec
         self.captures = captures
 
     def __repr__(self):
-        return f"MaskMod({self.spec!r}, captures={sorted(self.captures)})"
+        return (f"{type(self).__name__}({self.spec!r}, "
+                f"captures={sorted(self.captures)})")
+
+
+class MaskMod(_NamedMod):
+    """A named mask modification for `attention`'s mask_mod (the spec's
+    "mask_mod" entry and its int32 captures). Made by document_mask(),
+    prefix_lm(), dilated_sliding_window(), strided(), fixed() and
+    longformer()."""
 
 
 def _int32(ids, name, flags=False):
@@ -318,18 +325,10 @@ def _mask_mod_spec(mask_mod):
                     f"longformer) or None, got {mask_mod!r}")
 
 
-class ScoreMod:
+class ScoreMod(_NamedMod):
     """A named score modification with run-time inputs for `attention`'s
-    score_mod: the spec's "score_mod" entry (`spec`) and its captures (a
-    dict name -> array or tensor). Made by t5_bias(); its values never
-    recompile a kernel."""
-
-    def __init__(self, spec, captures):
-        self.spec = spec
-        self.captures = captures
-
-    def __repr__(self):
-        return f"ScoreMod({self.spec!r}, captures={sorted(self.captures)})"
+    score_mod (the spec's "score_mod" entry and its captures). Made by
+    t5_bias()."""
 
 
 def t5_bias(relative_attention_bias, max_distance=128, bidirectional=True):
