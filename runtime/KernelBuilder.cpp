@@ -247,6 +247,24 @@ struct EntryBuilder {
   }
 };
 
+/// Whether a user function reads a capture with a size the kernel leaves to
+/// run time (its reads are clamped with the sizes capture).
+bool needsCaptureSizes(const AttentionSpec &spec) {
+  auto dynamic = [&](const attn::CaptureSpec &c) {
+    return llvm::any_of(c.shape, [&](attn::CaptureSpec::Dim d) {
+      return (d.kind == d.Batch && !spec.batch) ||
+             (d.kind == d.QLen && !spec.qLen) ||
+             (d.kind == d.KvLen && !spec.kvLen);
+    });
+  };
+  bool scoreFunc =
+      spec.scoreMod && spec.scoreMod->kind == attn::ScoreModSpec::Kind::Mlir;
+  bool maskFunc =
+      spec.maskMod && spec.maskMod->kind == attn::MaskModSpec::Kind::Mlir;
+  return (scoreFunc && llvm::any_of(spec.scoreMod->func.captures, dynamic)) ||
+         (maskFunc && llvm::any_of(spec.maskMod->func.captures, dynamic));
+}
+
 /// The inputs of the attention, as tensors.
 struct Inputs {
   Value query, key, value, mask, bias, kvLens;
@@ -288,6 +306,16 @@ Inputs readInputs(EntryBuilder &e, const AttentionSpec &spec, Block *body,
       outMemRefs->push_back(arg);
       break;
     }
+  }
+  // The sizes capture of buildModFuncRegion, after the spec's captures.
+  if (needsCaptureSizes(spec)) {
+    OpBuilder &b = e.b;
+    auto dim = [&](Value t, int64_t d) -> Value {
+      return tensor::DimOp::create(b, e.loc, t, d);
+    };
+    in.captures.push_back(tensor::FromElementsOp::create(
+        b, e.loc, RankedTensorType::get({3}, b.getIndexType()),
+        ValueRange{dim(in.query, 0), dim(in.query, 2), dim(in.key, 2)}));
   }
   return in;
 }
@@ -480,6 +508,8 @@ void buildMaskModRegion(OpBuilder &b, Location loc, mlir::Region &region,
                          cmp(P::ne, capture(1, key), zero)));
     break;
   }
+  case Kind::Mlir:
+    llvm_unreachable("built by buildModFuncRegion");
   }
   mlir::attn::YieldOp::create(b, loc, keep);
 }
@@ -488,12 +518,25 @@ void buildMaskModRegion(OpBuilder &b, Location loc, mlir::Region &region,
 /// attn.attention or attn.online_attention whose captures are the spec's).
 void buildModRegions(OpBuilder &b, Location loc, mlir::Operation *op,
                      ValueRange captures, const AttentionSpec &spec) {
-  if (spec.scoreMod)
+  std::optional<unsigned> sizes;
+  if (needsCaptureSizes(spec))
+    sizes = captures.size() - 1;
+  if (spec.scoreMod && spec.scoreMod->kind == attn::ScoreModSpec::Kind::Mlir)
+    attn::buildModFuncRegion(b, loc, op->getRegion(0), captures,
+                             spec.scoreMod->func, /*isScoreMod=*/true, 0,
+                             sizes);
+  else if (spec.scoreMod)
     buildScoreModRegion(b, loc, op->getRegion(0), captures, *spec.scoreMod,
                         spec.qHeads);
-  if (spec.maskMod) // its captures follow the score_mod's
+  // The mask_mod's captures follow the score_mod's.
+  unsigned first = spec.scoreModCaptures().size();
+  if (spec.maskMod && spec.maskMod->kind == attn::MaskModSpec::Kind::Mlir)
+    attn::buildModFuncRegion(b, loc, op->getRegion(1), captures,
+                             spec.maskMod->func, /*isScoreMod=*/false, first,
+                             sizes);
+  else if (spec.maskMod)
     buildMaskModRegion(b, loc, op->getRegion(1), captures, *spec.maskMod,
-                       spec.scoreModCaptures().size());
+                       first);
 }
 } // namespace
 

@@ -6,6 +6,7 @@
 #include "attn/Transforms/TileSelection.h"
 #include "attn/Transforms/Transforms.h"
 
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -66,6 +67,20 @@ mlir::attn::AttentionProblem getAttentionProblem(const AttentionSpec &spec);
 mlir::attn::AttentionTileSizes
 selectCPUTileSizes(const AttentionSpec &spec,
                    const mlir::attn::CPUTargetInfo &target);
+
+/// Builds the user's function `mod` (validated: resolveModFunc) as the
+/// score_mod (`isScoreMod`) or mask_mod `region` of an attention op whose
+/// captures are `captures`: the block takes the leading scalars and one
+/// argument per capture, the function's captures are `captures` from
+/// `firstCapture` on, and func.return becomes attn.yield. Every index of a
+/// capture read is clamped into [0, size); sizes the capture's type leaves
+/// dynamic come from `captures[*sizesCapture]`, a tensor<3xindex> holding
+/// [B, Sq, Sk].
+void buildModFuncRegion(mlir::OpBuilder &b, mlir::Location loc,
+                        mlir::Region &region, mlir::ValueRange captures,
+                        const ModFuncSpec &mod, bool isScoreMod,
+                        unsigned firstCapture,
+                        std::optional<unsigned> sizesCapture);
 
 /// A registry with every dialect and extension the pipelines need.
 const mlir::DialectRegistry &kernelDialectRegistry();

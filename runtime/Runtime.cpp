@@ -214,7 +214,7 @@ llvm::Error attn::validateArguments(const AttentionSpec &s,
                         shapeString(t.shape.data(), rank) +
                         " does not match " +
                         shapeString(e.shape.data(), rank));
-    if (t.strides[rank - 1] != 1)
+    if (rank > 0 && t.strides[rank - 1] != 1) // a rank-0 capture has none
       return argError(llvm::Twine(e.name) +
                       ": the innermost stride must be 1, got " +
                       llvm::Twine(t.strides[rank - 1]));

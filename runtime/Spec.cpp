@@ -72,9 +72,14 @@ bool MaskSpec::operator==(const MaskSpec &o) const {
          headBroadcast == o.headBroadcast && queryBroadcast == o.queryBroadcast;
 }
 
+bool ModFuncSpec::operator==(const ModFuncSpec &o) const {
+  return func == o.func && captures == o.captures;
+}
+
 bool ScoreModSpec::operator==(const ScoreModSpec &o) const {
   return kind == o.kind && cap == o.cap && numBuckets == o.numBuckets &&
-         maxDistance == o.maxDistance && bidirectional == o.bidirectional;
+         maxDistance == o.maxDistance && bidirectional == o.bidirectional &&
+         func == o.func;
 }
 
 /// T5's logarithmic bucket of distance n >= exact in a one-sided range of
@@ -161,6 +166,8 @@ std::vector<int64_t> CaptureSpec::shapeAt(int64_t batch, int64_t qLen,
 
 std::vector<CaptureSpec> AttentionSpec::scoreModCaptures() const {
   using Dim = CaptureSpec::Dim;
+  if (scoreMod && scoreMod->kind == ScoreModSpec::Kind::Mlir)
+    return scoreMod->func.captures;
   if (scoreMod && scoreMod->kind == ScoreModSpec::Kind::T5Bias)
     return {{"relative_attention_bias",
              DType::F32,
@@ -181,6 +188,8 @@ std::vector<CaptureSpec> AttentionSpec::maskModCaptures() const {
   case MaskModSpec::Kind::Longformer:
     return {{"q_global", DType::I32, {Dim::Batch, Dim::QLen}},
             {"kv_global", DType::I32, {Dim::Batch, Dim::KvLen}}};
+  case MaskModSpec::Kind::Mlir:
+    return maskMod->func.captures;
   case MaskModSpec::Kind::DilatedSlidingWindow:
   case MaskModSpec::Kind::Strided:
   case MaskModSpec::Kind::Fixed:
@@ -215,6 +224,7 @@ std::optional<MaskSpec> attn::impliedBand(const MaskModSpec &mod) {
   case MaskModSpec::Kind::Document:
   case MaskModSpec::Kind::PrefixLM:
   case MaskModSpec::Kind::Longformer:
+  case MaskModSpec::Kind::Mlir:
     return std::nullopt;
   }
   return std::nullopt;
@@ -226,7 +236,8 @@ static constexpr MaskModSpec::Kind kMaskModKinds[] = {
     MaskModSpec::Kind::DilatedSlidingWindow,
     MaskModSpec::Kind::Strided,
     MaskModSpec::Kind::Fixed,
-    MaskModSpec::Kind::Longformer};
+    MaskModSpec::Kind::Longformer,
+    MaskModSpec::Kind::Mlir};
 
 const char *attn::maskModKindName(MaskModSpec::Kind kind) {
   switch (kind) {
@@ -242,6 +253,8 @@ const char *attn::maskModKindName(MaskModSpec::Kind kind) {
     return "fixed";
   case MaskModSpec::Kind::Longformer:
     return "longformer";
+  case MaskModSpec::Kind::Mlir:
+    return "mlir";
   }
   return "";
 }
@@ -380,6 +393,40 @@ llvm::Error parseAlign(ObjectReader &r, MaskSpec &mask) {
   return llvm::Error::success();
 }
 
+/// The limits of a user function's captures (ModFuncSpec): at most 16, of
+/// rank at most 4, named like identifiers ([A-Za-z_][A-Za-z0-9_]*, at most
+/// 64 characters), each name once.
+llvm::Error checkCaptureList(const std::vector<CaptureSpec> &captures,
+                             const std::string &key) {
+  if (captures.size() > 16)
+    return specError("'" + key + ".captures' holds at most 16 captures, got " +
+                     std::to_string(captures.size()));
+  std::set<std::string> names;
+  for (const CaptureSpec &c : captures) {
+    bool identifier =
+        !c.name.empty() && c.name.size() <= 64 && !std::isdigit(c.name[0]) &&
+        llvm::all_of(c.name,
+                     [](char ch) { return std::isalnum(ch) || ch == '_'; });
+    if (!identifier)
+      return specError("'" + key +
+                       ".captures.name' must be an identifier "
+                       "([A-Za-z_][A-Za-z0-9_]*, at most 64 characters), got " +
+                       shown(json(c.name)));
+    if (!names.insert(c.name).second)
+      return specError("'" + key + ".captures' names '" + c.name + "' twice");
+    if (c.shape.size() > 4)
+      return specError("'" + key + ".captures.shape' of '" + c.name +
+                       "' has rank " + std::to_string(c.shape.size()) +
+                       ", at most 4");
+    for (CaptureSpec::Dim d : c.shape)
+      if (d.kind == CaptureSpec::Dim::Fixed &&
+          (d.size <= 0 || d.size > kMaxSize))
+        return specError("'" + key + ".captures.shape' of '" + c.name +
+                         "' must hold positive sizes below 2^31");
+  }
+  return llvm::Error::success();
+}
+
 /// Reads the optional object `key` ("score_mod" or "mask_mod") of `root`
 /// into `out`: absent or null leaves `out` unset; otherwise the object's
 /// required "kind", the keys `parse` reads for that kind, and no other key.
@@ -407,6 +454,79 @@ llvm::Error readModObject(ObjectReader &root, const std::string &key,
     return err;
   out = *mod;
   return llvm::Error::success();
+}
+
+/// The "func" and "captures" of a score_mod / mask_mod of kind "mlir"
+/// (ModFuncSpec), resolved: checked, canonical, capture dtypes from the
+/// function. "captures": [{"name": "slopes", "shape": [8]}, {"name":
+/// "doc_ids", "shape": ["batch", "q_len"]}, ...].
+llvm::Expected<ModFuncSpec> parseModFunc(ObjectReader &r, bool isScoreMod) {
+  std::string key = isScoreMod ? "score_mod" : "mask_mod";
+  ModFuncSpec mod;
+  // The text, or its lines (JSON strings hold no raw line breaks).
+  const json *func = r.find("func");
+  if (!func)
+    return specError("missing required key '" + key + ".func'");
+  auto isString = [](const json &v) { return v.is_string(); };
+  if (func->is_string()) {
+    mod.func = func->get<std::string>();
+  } else if (func->is_array() && llvm::all_of(*func, isString)) {
+    for (const json &line : *func)
+      mod.func += line.get<std::string>() + "\n";
+  } else {
+    return specError("'" + key +
+                     ".func' must be the MLIR text of a "
+                     "func.func: a string or a list of lines, got " +
+                     shown(*func));
+  }
+  if (const json *list = r.find("captures")) {
+    if (!list->is_array())
+      return specError("'" + key + ".captures' must be a list, got " +
+                       shown(*list));
+    for (const json &item : *list) {
+      if (!item.is_object())
+        return specError("'" + key +
+                         ".captures' entries must be objects, "
+                         "got " +
+                         shown(item));
+      ObjectReader c{item, key + ".captures.", {}};
+      std::optional<std::string> name;
+      if (auto err = c.string("name", name))
+        return std::move(err);
+      if (!name)
+        return specError("missing required key '" + key + ".captures.name'");
+      const json *shape = c.find("shape");
+      if (!shape || !shape->is_array())
+        return specError("'" + key + ".captures.shape' of '" + shown(*name) +
+                         "' must be a list of sizes (\"batch\", \"q_len\", "
+                         "\"kv_len\" or positive integers)");
+      CaptureSpec capture{*name, DType::I32, {}};
+      for (const json &d : *shape) {
+        using Dim = CaptureSpec::Dim;
+        if (d == "batch")
+          capture.shape.push_back(Dim::Batch);
+        else if (d == "q_len")
+          capture.shape.push_back(Dim::QLen);
+        else if (d == "kv_len")
+          capture.shape.push_back(Dim::KvLen);
+        else if (d.is_number_integer() && d.get<int64_t>() > 0 &&
+                 d.get<int64_t>() <= kMaxSize)
+          capture.shape.push_back(Dim(Dim::Fixed, d.get<int64_t>()));
+        else
+          return specError("'" + key + ".captures.shape' of '" + shown(*name) +
+                           "': expected \"batch\", \"q_len\", "
+                           "\"kv_len\" or a positive integer below 2^31, "
+                           "got " +
+                           shown(d));
+      }
+      if (auto err = c.unknownKeys())
+        return std::move(err);
+      mod.captures.push_back(std::move(capture));
+    }
+  }
+  if (auto err = checkCaptureList(mod.captures, key))
+    return std::move(err);
+  return resolveModFunc(mod, isScoreMod);
 }
 
 /// The score_mod of `kind`, its other keys read through `r`.
@@ -437,9 +557,15 @@ llvm::Expected<ScoreModSpec> parseScoreMod(ObjectReader &r,
       return std::move(err);
     mod.numBuckets = *buckets;
     mod.maxDistance = *distance;
+  } else if (kind == "mlir") {
+    mod.kind = ScoreModSpec::Kind::Mlir;
+    llvm::Expected<ModFuncSpec> func = parseModFunc(r, /*isScoreMod=*/true);
+    if (!func)
+      return func.takeError();
+    mod.func = std::move(*func);
   } else {
     return specError("'score_mod.kind' must be one of alibi, softcap, "
-                     "t5_bias, got " +
+                     "t5_bias, mlir, got " +
                      shown(json(kind)));
   }
   return mod;
@@ -455,7 +581,7 @@ llvm::Expected<MaskModSpec> parseMaskMod(ObjectReader &r,
   if (known == std::end(kMaskModKinds))
     return specError("'mask_mod.kind' must be one of document, prefix_lm, "
                      "dilated_sliding_window, strided, fixed, longformer, "
-                     "got " +
+                     "mlir, got " +
                      shown(json(kind)));
   mod.kind = *known;
   std::optional<int64_t> positive;
@@ -484,6 +610,13 @@ llvm::Expected<MaskModSpec> parseMaskMod(ObjectReader &r,
     if (auto err = r.nonNegative("window", mod.window))
       return std::move(err);
     break;
+  case MaskModSpec::Kind::Mlir: {
+    llvm::Expected<ModFuncSpec> func = parseModFunc(r, /*isScoreMod=*/false);
+    if (!func)
+      return func.takeError();
+    mod.func = std::move(*func);
+    break;
+  }
   }
   return mod;
 }
@@ -710,6 +843,36 @@ llvm::Error AttentionSpec::validate() const {
                        ") must be in 1 .. 'mask_mod.stride' (" +
                        llvm::Twine(m.stride) + ")");
   }
+  // A user function: its captures' limits, and it checks as fromJSON
+  // checked it (a C++ caller's capture dtypes are the function's).
+  auto checkFunc = [&](const ModFuncSpec &mod, bool isScoreMod) -> llvm::Error {
+    std::string key = isScoreMod ? "score_mod" : "mask_mod";
+    if (auto err = checkCaptureList(mod.captures, key))
+      return err;
+    llvm::Expected<ModFuncSpec> resolved = resolveModFunc(mod, isScoreMod);
+    if (!resolved)
+      return resolved.takeError();
+    for (auto [given, found] : llvm::zip(mod.captures, resolved->captures))
+      if (given.dtype != found.dtype)
+        return specError("'" + key + ".captures' '" + given.name + "' is " +
+                         dtypeName(given.dtype) + ", its argument " +
+                         dtypeName(found.dtype));
+    return llvm::Error::success();
+  };
+  if (scoreMod && scoreMod->kind == ScoreModSpec::Kind::Mlir)
+    if (auto err = checkFunc(scoreMod->func, true))
+      return err;
+  if (maskMod && maskMod->kind == MaskModSpec::Kind::Mlir)
+    if (auto err = checkFunc(maskMod->func, false))
+      return err;
+  {
+    std::set<std::string> names;
+    for (const CaptureSpec &c : captures())
+      if (!names.insert(c.name).second)
+        return specError("the score_mod and the mask_mod both read a "
+                         "capture named '" +
+                         c.name + "'");
+  }
   if (qHeads % kvHeads != 0)
     return specError("'q_heads' (" + llvm::Twine(qHeads) +
                      ") must be a multiple of 'kv_heads' (" +
@@ -766,6 +929,23 @@ llvm::Error AttentionSpec::validate() const {
     return specError("'mask' may hold at most one causal or sliding_window, "
                      "one tensor and one key_padding mask");
   return llvm::Error::success();
+}
+
+/// The "func" and "captures" keys of a user function's JSON object (the
+/// capture dtypes are the function's argument types).
+static void writeModFunc(json &obj, const ModFuncSpec &mod) {
+  obj["func"] = mod.func;
+  json list = json::array();
+  for (const CaptureSpec &c : mod.captures) {
+    json shape = json::array();
+    for (CaptureSpec::Dim d : c.shape)
+      shape.push_back(d.kind == d.Batch   ? json("batch")
+                      : d.kind == d.QLen  ? json("q_len")
+                      : d.kind == d.KvLen ? json("kv_len")
+                                          : json(d.size));
+    list.push_back({{"name", c.name}, {"shape", shape}});
+  }
+  obj["captures"] = list;
 }
 
 std::string AttentionSpec::toJSON() const {
@@ -828,6 +1008,10 @@ std::string AttentionSpec::toJSON() const {
       mj["max_distance"] = scoreMod->maxDistance;
       mj["bidirectional"] = scoreMod->bidirectional;
       break;
+    case ScoreModSpec::Kind::Mlir:
+      mj["kind"] = "mlir";
+      writeModFunc(mj, scoreMod->func);
+      break;
     }
     j["score_mod"] = mj;
   }
@@ -850,6 +1034,9 @@ std::string AttentionSpec::toJSON() const {
       break;
     case MaskModSpec::Kind::Longformer:
       mj["window"] = maskMod->window;
+      break;
+    case MaskModSpec::Kind::Mlir:
+      writeModFunc(mj, maskMod->func);
       break;
     }
     j["mask_mod"] = mj;

@@ -1,11 +1,11 @@
 """Inputs and the f64 expected output of an example spec of this directory.
 
     python3 make_inputs.py KIND OUT_DIR      (KIND: document, prefix_lm,
-        dilated_sliding_window, strided, fixed, longformer or t5_bias)
+        dilated_sliding_window, strided, fixed, longformer, t5_bias or mlir)
 
 writes q.npy, k.npy, v.npy, the spec's captures (NAME.npy for each capture
 the mask_mod reads: q_document_ids / kv_document_ids, prefix_lens, q_global /
-kv_global, relative_attention_bias), kv_lens.npy when the spec has key
+kv_global, relative_attention_bias; slopes and doc_ids for mlir), kv_lens.npy when the spec has key
 padding, and expected.npy, computed here in numpy float64 from the
 definition of the mask_mod or score_mod (docs/design.md, section 6), with
 d = i - j:
@@ -18,6 +18,9 @@ d = i - j:
     longformer              |d| <= window or q_global[b, i] or kv_global[b, j]
     t5_bias (score_mod)     s + relative_attention_bias[bucket(j - i), h], the
                             bucket as Hugging Face's T5Attention computes it
+    mlir (user functions)   score_mod s + slopes[h] * (j - i), mask_mod
+                            doc_ids[b, i] == doc_ids[b, j] and j <= i, as
+                            mlir.json's two func.func write them
 intersected with the spec's causal and key_padding masks. alibi_slopes and
 t5_bucket are the numpy references the Python tests and
 benchmarks/score_mod.py use too. Then, e.g.:
@@ -113,6 +116,14 @@ def main():
         captures = {"relative_attention_bias": table}
         bias = table[t5_bucket(j - i, mod["bidirectional"], mod["num_buckets"],
                                mod["max_distance"])]  # [S, S, H]
+    elif kind == "mlir":
+        # Learned per-head slopes (not ALiBi's) and int64 document ids.
+        slopes = (rng.uniform(0.01, 0.5, hq)).astype(np.float32)
+        ids = np.stack([np.repeat(np.arange(3), [50, 90, s - 140]),
+                        np.repeat(np.arange(2), [120, s - 120])][:b])
+        captures = {"slopes": slopes, "doc_ids": ids.astype(np.int64)}
+        keep &= (ids[:, :, None] == ids[:, None, :]) & (j <= i)
+        bias = slopes[None, None, :] * (j - i)[:, :, None].astype(np.float64)
     else:
         sys.exit(f"unknown kind {kind}")
     masks = spec.get("mask", [])
@@ -129,7 +140,7 @@ def main():
     scores = np.einsum("bhid,bhjd->bhij", q.astype(np.float64),
                        np.repeat(k, hq // hkv, axis=1).astype(np.float64))
     scores = scores / np.sqrt(d)
-    if kind == "t5_bias":
+    if kind in ("t5_bias", "mlir"):
         scores = scores + bias.transpose(2, 0, 1)[None].astype(np.float64)
     scores = np.where(keep[:, None], scores, -np.inf)
     p = np.exp(scores - scores.max(axis=-1, keepdims=True))

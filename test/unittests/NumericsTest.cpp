@@ -236,6 +236,108 @@ MaskModSpec longformer(int64_t window) {
   return m;
 }
 
+/// The tests' user-defined functions (kind "mlir"), each with its C++
+/// reference (userReferences); tempScore below. relScore: s + rel[h, |i - j|]
+/// with rel [Hq, 8] f32: distances beyond 7 read rel[h, 7] (the runtime clamps
+/// the index). idsMask: i % 5 != 3 (rows 3, 8, ... see no key) and kv_ids[b, j
+/// + 3] <= i % 4 with kv_ids [B, Sk] i64: keys j + 3 beyond Sk - 1 read
+/// kv_ids[b, Sk - 1] (clamped against a run-time kv_len).
+ModFuncSpec userFunc(const char *text, std::vector<CaptureSpec> captures,
+                     bool isScoreMod) {
+  llvm::Expected<ModFuncSpec> f =
+      resolveModFunc({text, std::move(captures)}, isScoreMod);
+  if (!f) {
+    ADD_FAILURE() << llvm::toString(f.takeError());
+    return {};
+  }
+  return *f;
+}
+ScoreModSpec relScore(int64_t qHeads) {
+  ScoreModSpec m{ScoreModSpec::Kind::Mlir, 0};
+  m.func = userFunc(R"mlir(
+    func.func @rel(%s: f32, %b: index, %h: index, %q: index, %kv: index,
+                   %rel: tensor<?x8xf32>) -> f32 {
+      %zero = arith.constant 0 : index
+      %d = arith.subi %q, %kv : index
+      %nd = arith.subi %zero, %d : index
+      %ad = arith.maxsi %d, %nd : index
+      %r = tensor.extract %rel[%h, %ad] : tensor<?x8xf32>
+      %y = arith.addf %s, %r : f32
+      return %y : f32
+    })mlir",
+                    {{"rel",
+                      DType::F32,
+                      {CaptureSpec::Dim(CaptureSpec::Dim::Fixed, qHeads),
+                       CaptureSpec::Dim(CaptureSpec::Dim::Fixed, 8)}}},
+                    true);
+  return m;
+}
+/// s * temp[] with temp a rank-0 f32 capture (a temperature).
+ScoreModSpec tempScore() {
+  ScoreModSpec m{ScoreModSpec::Kind::Mlir, 0};
+  m.func = userFunc(R"mlir(
+    func.func @temp(%s: f32, %b: index, %h: index, %q: index, %kv: index,
+                    %temp: tensor<f32>) -> f32 {
+      %t = tensor.extract %temp[] : tensor<f32>
+      %y = arith.mulf %s, %t : f32
+      return %y : f32
+    })mlir",
+                    {{"temp", DType::F32, {}}}, true);
+  return m;
+}
+MaskModSpec idsMask() {
+  MaskModSpec m{MaskModSpec::Kind::Mlir};
+  m.func = userFunc(R"mlir(
+    func.func @ids(%b: index, %h: index, %q: index, %kv: index,
+                   %ids: tensor<?x?xi64>) -> i1 {
+      %c3 = arith.constant 3 : index
+      %c4 = arith.constant 4 : index
+      %c5 = arith.constant 5 : index
+      %k3 = arith.addi %kv, %c3 : index
+      %id = tensor.extract %ids[%b, %k3] : tensor<?x?xi64>
+      %qm = arith.remui %q, %c4 : index
+      %qm64 = arith.index_cast %qm : index to i64
+      %le = arith.cmpi sle, %id, %qm64 : i64
+      %q5 = arith.remui %q, %c5 : index
+      %row = arith.cmpi ne, %q5, %c3 : index
+      %keep = arith.andi %le, %row : i1
+      return %keep : i1
+    })mlir",
+                    {{"kv_ids",
+                      DType::I64,
+                      {CaptureSpec::Dim::Batch, CaptureSpec::Dim::KvLen}}},
+                    false);
+  return m;
+}
+/// Sets the C++ references of the problem's user functions (relScore,
+/// idsMask).
+void userReferences(Problem &p) {
+  if (p.spec.scoreMod && p.spec.scoreMod->kind == ScoreModSpec::Kind::Mlir) {
+    if (p.spec.scoreMod->func.captures[0].name == "temp") {
+      p.in.userScoreMod = [](const reference::Inputs &in, int64_t, int64_t,
+                             int64_t, int64_t, double s) {
+        return s * in.userCaptures.at("temp").at(0);
+      };
+    } else {
+      ASSERT_EQ(p.spec.scoreMod->func.captures[0].name, "rel");
+      p.in.userScoreMod = [](const reference::Inputs &in, int64_t b, int64_t h,
+                             int64_t i, int64_t j, double s) {
+        return s + in.userCaptures.at("rel").at(
+                       h * 8 + std::min<int64_t>(std::abs(i - j), 7));
+      };
+    }
+  }
+  if (p.spec.maskMod && p.spec.maskMod->kind == MaskModSpec::Kind::Mlir) {
+    ASSERT_EQ(p.spec.maskMod->func.captures[0].name, "kv_ids");
+    p.in.userMaskMod = [](const reference::Inputs &in, int64_t b, int64_t h,
+                          int64_t i, int64_t j) {
+      double id = in.userCaptures.at("kv_ids").at(
+          b * in.kvLen + std::min<int64_t>(j + 3, in.kvLen - 1));
+      return i % 5 != 3 && id <= static_cast<double>(i % 4);
+    };
+  }
+}
+
 void PrintTo(const SweepCase &c, std::ostream *os) { *os << c.name; }
 
 /// Each case on each CPU target level numericsCPUTargets names.
@@ -257,6 +359,7 @@ TEST_P(Sweep, MatchesReference) {
   for (auto [sq, sk] : c.shapes) {
     Problem p(spec, c.batch, sq, sk);
     p.randomize(seedFor(sq, sk, c.headDim), variant++);
+    userReferences(p);
     SCOPED_TRACE(shapeTrace(p));
     ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
     auto res = matchesReference(p, p.reference());
@@ -417,6 +520,22 @@ std::vector<SweepCase> sweepCases() {
                    {causalTL}, fullGrid(), t5Bias(16, 40, false)});
   cases.push_back({"t5_document_D16", 2, 2, 2, 16, 16, {}, reducedGrid(),
                    t5Bias(8, 20, true), documentMask()});
+  // User-defined functions (kind "mlir"; userReferences): a table
+  // score_mod read at a clamped index, under GQA and bottom-right causal;
+  // an i64 mask_mod with empty rows and reads clamped against the run-time
+  // kv_len, with key padding; both, with T5's named score_mod's captures
+  // absent (the mask_mod's are the only ones) and a top-left causal mask.
+  cases.push_back({"mlirScore_rel_GQA_Hq4_Hkv2_D64_causalBR", 2, 4, 2, 64, 64,
+                   {causalBR}, reducedGrid(), relScore(4)});
+  cases.push_back({"mlirMask_ids_D32_keyPadding", 3, 2, 1, 32, 32,
+                   {keyPaddingMask(DType::I32)}, reducedGrid(), none,
+                   idsMask()});
+  cases.push_back({"mlirBoth_D16_causalTL_full", 1, 2, 2, 16, 16,
+                   {causalTL}, fullGrid(), relScore(2), idsMask()});
+  cases.push_back({"mlirMask_alibi_D32", 2, 2, 1, 32, 32, {}, reducedGrid(),
+                   alibi(), idsMask()});
+  cases.push_back({"mlirScore_temp_rank0_D64_windowBR", 2, 2, 1, 64, 64,
+                   {windowMask(5, 7, true)}, reducedGrid(), tempScore()});
   // clang-format on
   return cases;
 }
@@ -514,6 +633,7 @@ TEST_P(SplitKV, MatchesReference) {
     EXPECT_EQ(kernel->info().kvSplits, splits);
     Problem p(spec, c.batch, c.qLen, c.kvLen);
     p.randomize(seedFor(c.qLen, c.kvLen, c.headDim), static_cast<int>(splits));
+    userReferences(p);
     SCOPED_TRACE(shapeTrace(p));
     ASSERT_NO_LLVM_ERROR(kernel->run(p.args()));
     EXPECT_TRUE(matchesReference(p, p.reference()));
@@ -606,6 +726,16 @@ std::vector<DecodeCase> splitCases() {
        {},
        softcap(3.0),
        longformer(64)},
+      {"Sq3_Sk901_D32_mlirBoth_causalBR",
+       2,
+       2,
+       1,
+       3,
+       901,
+       32,
+       {causalBR},
+       relScore(2),
+       idsMask()},
   };
 }
 
@@ -1175,6 +1305,7 @@ TEST_P(HalfPrecision, WithinTwiceSamePrecisionError) {
                               {17, 3}, {128, 96}}) {
     Problem p(spec, 1, sq, sk);
     p.randomize(seedFor(sq, sk, 7));
+    userReferences(p);
     if (padded) {
       p.in.kvLens = {std::max<int64_t>(1, sk - 37)};
       for (int64_t j = p.in.kvLens[0]; j < sk; ++j) {
@@ -1247,7 +1378,10 @@ std::vector<std::tuple<HalfCase, std::string>> halfPrecisionCases() {
                  longformer(16)},
         HalfCase{"f16_strided", DType::F16, 64, {}, std::nullopt, strided(9)},
         HalfCase{"bf16_t5", DType::BF16, 64, {causalMask(true)},
-                 t5Bias(32, 128, true)}})
+                 t5Bias(32, 128, true)},
+        HalfCase{"bf16_mlirBoth_causalBR", DType::BF16, 64, {causalMask(true)},
+                 relScore(2), idsMask()},
+        HalfCase{"f16_mlirScore", DType::F16, 128, {}, relScore(2)}})
     // clang-format on
     for (const std::string &level : numericsCPUTargets(c.dtype))
       cases.push_back({c, level});

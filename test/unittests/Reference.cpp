@@ -110,6 +110,8 @@ bool reference::keeps(const AttentionSpec &spec, const Inputs &in, int64_t b,
       return std::abs(i - j) <= spec.maskMod->window ||
              in.qGlobal.at(b * in.qLen + i) != 0 ||
              in.kvGlobal.at(b * in.kvLen + j) != 0;
+    case MaskModSpec::Kind::Mlir:
+      return in.userMaskMod(in, b, h, i, j);
     }
   }
   return true;
@@ -173,7 +175,8 @@ static int64_t t5Bucket(int64_t relativePosition, bool bidirectional,
 }
 
 double reference::scoreMod(const AttentionSpec &spec, const Inputs &in,
-                           int64_t h, int64_t i, int64_t j, double s) {
+                           int64_t b, int64_t h, int64_t i, int64_t j,
+                           double s) {
   if (!spec.scoreMod)
     return s;
   switch (spec.scoreMod->kind) {
@@ -195,6 +198,8 @@ double reference::scoreMod(const AttentionSpec &spec, const Inputs &in,
         t5Bucket(j - i, m.bidirectional, m.numBuckets, m.maxDistance);
     return s + in.relativeAttentionBias.at(bucket * spec.qHeads + h);
   }
+  case ScoreModSpec::Kind::Mlir:
+    return in.userScoreMod(in, b, h, i, j, s);
   }
   return s;
 }
@@ -264,7 +269,7 @@ Outputs reference::attention(const AttentionSpec &spec, const Inputs &in) {
           double dot = 0;
           for (int64_t d = 0; d < g.D; ++d)
             dot += q[d] * k[d];
-          double s = scoreMod(spec, in, h, i, j,
+          double s = scoreMod(spec, in, b, h, i, j,
                               scale * dot + bias(spec, in, b, h, i, j));
           kept.push_back(j);
           scores.push_back(s);
@@ -318,7 +323,7 @@ std::vector<double> reference::samePrecisionAttention(const AttentionSpec &spec,
             dot += static_cast<float>(q[d]) * static_cast<float>(k[d]);
           kept.push_back(j);
           s.push_back(rnd(static_cast<float>(scoreMod(
-              spec, in, h, i, j,
+              spec, in, b, h, i, j,
               scale * dot + static_cast<float>(bias(spec, in, b, h, i, j))))));
         }
         if (kept.empty())

@@ -14,7 +14,8 @@
 // - the document mask_mod keeps q_document_ids[b, i] == kv_document_ids[b, j],
 //   prefix_lm keeps j <= i or j < prefix_lens[b]; the index patterns
 //   (dilated_sliding_window, strided, fixed, longformer) as Spec.h defines
-//   them;
+//   them; a user-defined ("mlir") one is the test's C++ function
+//   (Inputs::userScoreMod / userMaskMod);
 // - a bool tensor mask keeps where true; a float tensor mask is an additive
 //   bias, a -inf bias hides the key; masks intersect;
 // - a row without a kept key gives output 0 and LSE -inf;
@@ -30,6 +31,9 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 namespace attn {
@@ -54,6 +58,17 @@ struct Inputs {
   std::vector<int64_t> qGlobal, kvGlobal;
   /// The t5_bias score_mod's table [num_buckets, Hq]; empty without.
   std::vector<double> relativeAttentionBias;
+  /// The captures of a user-defined (kind "mlir") score_mod / mask_mod by
+  /// name, C-order in the capture's shape.
+  std::map<std::string, std::vector<double>> userCaptures;
+  /// That score_mod (in, b, h, i, j, s) -> s' and mask_mod (in, b, h, i, j)
+  /// -> keep, written in C++ by the test apart from the MLIR function the
+  /// kernel runs.
+  std::function<double(const Inputs &, int64_t, int64_t, int64_t, int64_t,
+                       double)>
+      userScoreMod;
+  std::function<bool(const Inputs &, int64_t, int64_t, int64_t, int64_t)>
+      userMaskMod;
 };
 
 struct Outputs {
@@ -83,8 +98,8 @@ bool keeps(const AttentionSpec &spec, const Inputs &in, int64_t b, int64_t h,
 /// the paper's code lists them, apart from the runtime's closed form; T5's
 /// buckets by Hugging Face's formula per position, apart from the
 /// runtime's thresholds.
-double scoreMod(const AttentionSpec &spec, const Inputs &in, int64_t h,
-                int64_t i, int64_t j, double s);
+double scoreMod(const AttentionSpec &spec, const Inputs &in, int64_t b,
+                int64_t h, int64_t i, int64_t j, double s);
 
 /// The additive bias of (b, h, i, j): 0 without a float tensor mask.
 double bias(const AttentionSpec &spec, const Inputs &in, int64_t b, int64_t h,

@@ -15,8 +15,11 @@
 #include "runtime/KernelBuilder.h"
 #include "runtime/RuntimeInternal.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 
 #include "llvm/Object/ObjectFile.h"
 #include "llvm/Support/FileSystem.h"
@@ -136,6 +139,26 @@ TEST(SpecJSON, MasksAndOptions) {
   ASSERT_EQ(k.masks.size(), 1u);
   EXPECT_EQ(k.masks[0].dtype, DType::I32) << "kv_lens default to i32";
 }
+
+/// A score_mod of kind "mlir": `body` between the signature (%s, %b, %h,
+/// %q, %kv, then %t: `captureType`) and the return of %y, with the capture
+/// `t` of shape `shape` (JSON); `extra` adds keys to the object.
+std::string mlirScoreMod(const std::string &body,
+                         const std::string &captureType = "tensor<4xf32>",
+                         const std::string &shape = "[4]",
+                         const std::string &extra = "") {
+  std::string func = "func.func @f(%s: f32, %b: index, %h: index, %q: index, "
+                     "%kv: index, %t: " +
+                     captureType + ") -> f32 {\n" + body +
+                     "\nreturn %y : f32\n}";
+  std::string escaped; // as a JSON string
+  for (char c : func)
+    escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
+  return R"(, "score_mod": {"kind": "mlir", "func": ")" + escaped +
+         R"(", "captures": [{"name": "t", "shape": )" + shape + "}]" + extra +
+         "}";
+}
+const char *kReadT = "%y = tensor.extract %t[%h] : tensor<4xf32>";
 
 struct RejectCase {
   const char *name;
@@ -317,6 +340,92 @@ const std::vector<RejectCase> kRejects = {
      R"({"batch": 2147483647, "q_heads": 2147483647, "q_len": 2147483647,
          "kv_len": 1, "head_dim": 2147483647})",
      {"too large"}},
+    // User functions (kind "mlir"): the key, the signature, the ops, the
+    // captures; a diagnostic of the text with its line and column.
+    {"MlirFuncMissing",
+     smallSpec(R"(, "score_mod": {"kind": "mlir"})"),
+     {"'score_mod.func'", "missing"}},
+    {"MlirFuncNumber",
+     smallSpec(R"(, "mask_mod": {"kind": "mlir", "func": 5})"),
+     {"'mask_mod.func'", "string or a list of lines"}},
+    {"MlirFuncParse",
+     smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "func.func @f("})"),
+     {"'score_mod.func': 1:"}},
+    {"MlirFuncNotAFunc",
+     smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "module {}"})"),
+     {"'score_mod.func'", "one func.func"}},
+    {"MlirFuncTwoFuncs",
+     smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "func.func @a() )"
+               R"({ return }\nfunc.func @b() { return }"})"),
+     {"'score_mod.func'", "one func.func"}},
+    {"MlirMaskModYieldsF32",
+     smallSpec(R"(, "mask_mod": {"kind": "mlir", "func": "func.func @m(%b: )"
+               R"(index, %h: index, %q: index, %kv: index) -> f32 { %y = )"
+               R"(arith.constant 1.0 : f32\n return %y : f32 }"})"),
+     {"'mask_mod.func'", "(index, index, index, index", ") -> i1",
+      "got (index, index, index, index) -> f32"}},
+    {"MlirCaptureCount",
+     smallSpec(mlirScoreMod(kReadT, "tensor<4xf32>",
+                            "[4]}, {\"name\": \"u\", "
+                            "\"shape\": [4]")),
+     {"one tensor per capture: 2"}},
+    {"MlirOpNotAllowed",
+     smallSpec(mlirScoreMod("%c0 = arith.constant 0 : index\n%n = tensor.dim "
+                            "%t, %c0 : tensor<4xf32>\n" +
+                            std::string(kReadT))),
+     {"'score_mod.func': 3:", "'tensor.dim' op is not allowed in 'score_mod'"}},
+    {"MlirReadsNonCapture",
+     smallSpec(mlirScoreMod("%c = arith.constant dense<1.0> : tensor<4xf32>\n"
+                            "%y = tensor.extract %c[%h] : tensor<4xf32>")),
+     {"'score_mod.func': 3:", "may only read a capture"}},
+    {"MlirCaptureF16",
+     smallSpec(mlirScoreMod("%x = tensor.extract %t[%h] : tensor<4xf16>\n"
+                            "%y = arith.extf %x : f16 to f32",
+                            "tensor<4xf16>")),
+     {"capture 't'", "f32, i32 or i64", "tensor<4xf16>"}},
+    {"MlirCaptureRank",
+     smallSpec(mlirScoreMod(kReadT, "tensor<4xf32>", "[4, 2]")),
+     {"capture 't'", "rank 2"}},
+    {"MlirCaptureFixedSize",
+     smallSpec(mlirScoreMod(kReadT, "tensor<4xf32>", "[5]")),
+     {"capture 't'", "dimension 0"}},
+    {"MlirCaptureRunTimeSizeFixedInFunc",
+     smallSpec(mlirScoreMod(kReadT, "tensor<4xf32>", "[\"kv_len\"]")),
+     {"capture 't'", "dimension 0"}},
+    {"MlirCaptureShapeWord",
+     smallSpec(mlirScoreMod(kReadT, "tensor<4xf32>", "[\"heads\"]")),
+     {"'score_mod.captures.shape'", "\"heads\""}},
+    {"MlirCaptureShapeMissing",
+     smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "x", )"
+               R"("captures": [{"name": "t"}]})"),
+     {"'score_mod.captures.shape'", "'t'"}},
+    {"MlirCaptureBadName",
+     smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "x", )"
+               R"("captures": [{"name": "1t", "shape": []}]})"),
+     {"'score_mod.captures.name'", "identifier", "1t"}},
+    {"MlirCaptureTwice",
+     smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "x", )"
+               R"("captures": [{"name": "t", "shape": []}, )"
+               R"({"name": "t", "shape": []}]})"),
+     {"'score_mod.captures'", "'t' twice"}},
+    {"MlirCaptureDTypeKey",
+     smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "x", )"
+               R"("captures": [{"name": "t", "shape": [], "dtype": "f32"}]})"),
+     {"unknown key 'score_mod.captures.dtype'"}},
+    {"MlirCaptureRank5",
+     smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "x", )"
+               R"("captures": [{"name": "t", "shape": [1, 1, 1, 1, 1]}]})"),
+     {"'score_mod.captures.shape'", "rank 5"}},
+    {"MlirUnknownKey",
+     smallSpec(mlirScoreMod(kReadT, "tensor<4xf32>", "[4]", R"(, "cap": 2)")),
+     {"unknown key 'score_mod.cap'"}},
+    {"MlirSameCaptureInBoth",
+     smallSpec(mlirScoreMod(kReadT) +
+               R"(, "mask_mod": {"kind": "mlir", "func": "func.func @m(%b: )"
+               R"(index, %h: index, %q: index, %kv: index, %t: tensor<?xi32>))"
+               R"( -> i1 { %y = arith.constant true\n return %y : i1 }", )"
+               R"("captures": [{"name": "t", "shape": ["batch"]}]})"),
+     {"the score_mod and the mask_mod both read a capture named 't'"}},
     {"InvalidJSON", R"({"batch": 1,)", {"JSON"}},
     {"TopLevelArray", "[1, 2]", {"object"}},
 };
@@ -559,6 +668,76 @@ TEST(KernelModule, MaskModImpliedBand) {
   EXPECT_EQ(maskKindOf("", R"({"kind": "dilated_sliding_window",
       "window": 2000000000, "dilation": 2})"),
             "");
+}
+
+TEST(SpecJSON, ModFuncCanonicalForm) {
+  // Two spellings of one function (names, layout, a string or lines) are
+  // one canonical spec; the capture's dtype is its argument's.
+  AttentionSpec a = parseOrDie(smallSpec(mlirScoreMod(kReadT)));
+  AttentionSpec b = parseOrDie(smallSpec(R"(, "score_mod": {"kind": "mlir",
+      "func": ["func.func @other(%score: f32, %bb: index, %head: index,",
+               "  %i: index, %j: index, %table: tensor<?xf32>) -> f32 {",
+               "  %v = tensor.extract %table[%head] : tensor<?xf32>",
+               "  return %v : f32", "}"],
+      "captures": [{"name": "t", "shape": [4]}]})"));
+  EXPECT_EQ(a.toJSON(), b.toJSON());
+  EXPECT_EQ(a.scoreMod->func.func.rfind("func.func @score_mod(", 0), 0u)
+      << a.scoreMod->func.func;
+  ASSERT_EQ(a.captures().size(), 1u);
+  EXPECT_EQ(a.captures()[0].dtype, DType::F32);
+  AttentionSpec again = parseOrDie(a.toJSON());
+  EXPECT_TRUE(again == a);
+  EXPECT_EQ(again.toJSON(), a.toJSON());
+  // A different function is a different spec.
+  AttentionSpec c = parseOrDie(
+      smallSpec(mlirScoreMod("%x = tensor.extract %t[%h] : tensor<4xf32>\n"
+                             "%y = arith.addf %x, %s : f32")));
+  EXPECT_FALSE(c == a);
+  EXPECT_NE(c.toJSON(), a.toJSON());
+  // A C++ spec's capture dtype must be its argument's.
+  AttentionSpec d = a;
+  d.scoreMod->func.captures[0].dtype = DType::I32;
+  EXPECT_NE(errorText(d.validate()).find("'t' is i32, its argument f32"),
+            std::string::npos)
+      << errorText(d.validate());
+}
+
+TEST(KernelModule, ModFuncReadsClamped) {
+  // Every index of a capture read is clamped: to constants where the
+  // kernel's type fixes the size, to the sizes capture [B, Sq, Sk] (one
+  // more tensor<3xindex> capture) where kv_len is a run-time value.
+  auto build = [](const std::string &kvLen) {
+    AttentionSpec spec = parseOrDie(
+        R"({"batch": 2, "q_heads": 4, "q_len": 3, "kv_len": )" + kvLen +
+        R"(, "head_dim": 16, "mask_mod": {"kind": "mlir", "func": [
+          "func.func @m(%b: index, %h: index, %q: index, %kv: index,",
+          "             %ids: tensor<?x?xi32>) -> i1 {",
+          "  %x = tensor.extract %ids[%b, %kv] : tensor<?x?xi32>",
+          "  %c0 = arith.constant 0 : i32",
+          "  %y = arith.cmpi ne, %x, %c0 : i32",
+          "  return %y : i1", "}"],
+          "captures": [{"name": "ids", "shape": ["batch", "kv_len"]}]}})");
+    auto context = std::make_unique<mlir::MLIRContext>(kernelDialectRegistry());
+    mlir::OwningOpRef<mlir::ModuleOp> module =
+        buildKernelModule(*context, spec, /*workgroupRange=*/false);
+    EXPECT_TRUE(mlir::succeeded(mlir::verify(*module)));
+    unsigned captures = 0, reads = 0, clamped = 0;
+    module->walk([&](mlir::attn::AttentionOp a) {
+      captures = a.getCaptures().size();
+      a.getRegion(1).walk([&](mlir::tensor::ExtractOp e) {
+        if (cast<mlir::BlockArgument>(e.getTensor()).getArgNumber() != 4)
+          return; // the sizes capture's own read
+        ++reads;
+        for (mlir::Value i : e.getIndices())
+          clamped += i.getDefiningOp<mlir::arith::MinSIOp>() != nullptr;
+      });
+    });
+    EXPECT_EQ(reads, 1u);
+    EXPECT_EQ(clamped, 2u);
+    return captures;
+  };
+  EXPECT_EQ(build("5"), 1u);
+  EXPECT_EQ(build("null"), 2u);
 }
 
 TEST(TileSelection, SpecAndKernelModuleGiveTheSameTiles) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <sstream>
 
@@ -221,6 +222,23 @@ void Problem::randomize(uint32_t seed, int variant) {
     in.qGlobal = flags(in.batch * in.qLen);
     in.kvGlobal = flags(in.batch * in.kvLen);
   }
+  // A user function's captures: integers in [0, 4), floats in [-1, 1].
+  std::vector<CaptureSpec> userCaptures;
+  if (spec.scoreMod && spec.scoreMod->kind == ScoreModSpec::Kind::Mlir)
+    userCaptures = spec.scoreMod->func.captures;
+  if (spec.maskMod && spec.maskMod->kind == MaskModSpec::Kind::Mlir)
+    llvm::append_range(userCaptures, spec.maskMod->func.captures);
+  in.userCaptures.clear();
+  for (const CaptureSpec &c : userCaptures) {
+    std::vector<int64_t> shape = c.shapeAt(in.batch, in.qLen, in.kvLen);
+    int64_t n = std::accumulate(shape.begin(), shape.end(), int64_t(1),
+                                std::multiplies<int64_t>());
+    std::vector<double> &values = in.userCaptures[c.name];
+    values.resize(n);
+    std::uniform_int_distribution<int> small(0, 3);
+    for (double &x : values)
+      x = c.dtype == DType::F32 ? uniform(rng) : small(rng);
+  }
   if (spec.maskMod && spec.maskMod->kind == MaskModSpec::Kind::PrefixLM) {
     const int64_t sk = in.kvLen;
     const int64_t choices[] = {sk / 2, 0, 1, sk, sk + 5, -3};
@@ -243,6 +261,10 @@ void Problem::materialize() {
   }
   captures.clear();
   for (const CaptureSpec &c : spec.captures()) {
+    if (auto it = in.userCaptures.find(c.name); it != in.userCaptures.end()) {
+      captures.emplace_back().store(c.dtype, it->second);
+      continue;
+    }
     if (c.name == "relative_attention_bias") {
       captures.emplace_back().store(c.dtype, in.relativeAttentionBias);
       continue;

@@ -432,7 +432,7 @@ int run(int argc, char **argv) {
   // Inputs, converted to the spec's element types.
   // No input is read past what the spec implies (8 bytes an element: f64
   // arrays are accepted and converted).
-  auto maxBytes = [&](std::initializer_list<std::optional<int64_t>> dims) {
+  auto maxBytes = [&](llvm::ArrayRef<std::optional<int64_t>> dims) {
     int64_t bytes = 8;
     for (std::optional<int64_t> d : dims)
       if (!d || __builtin_mul_overflow(bytes, *d, &bytes) ||
@@ -441,14 +441,14 @@ int run(int argc, char **argv) {
     return bytes;
   };
   // The shape the spec expects, for errors ("?" for a run-time size).
-  auto shapeOf = [](std::initializer_list<std::optional<int64_t>> dims) {
+  auto shapeOf = [](llvm::ArrayRef<std::optional<int64_t>> dims) {
     std::string s = "[";
     for (std::optional<int64_t> d : dims)
       s += (s.size() > 1 ? ", " : "") + (d ? std::to_string(*d) : "?");
     return s + "]";
   };
   auto read = [&](const std::string &path,
-                  std::initializer_list<std::optional<int64_t>> dims) {
+                  llvm::ArrayRef<std::optional<int64_t>> dims) {
     return check(readNpy(path, maxBytes(dims), shapeOf(dims)));
   };
   std::optional<int64_t> qh = spec.qHeads, kvh = spec.kvHeads,
@@ -544,10 +544,10 @@ int run(int argc, char **argv) {
       return d.size;
     };
     std::string path = arg.substr(eq + 1);
-    assert(it->shape.size() <= 2 && "captures are of rank 1 or 2");
-    NpyArray a = it->shape.size() == 1
-                     ? read(path, {dim(it->shape[0])})
-                     : read(path, {dim(it->shape[0]), dim(it->shape[1])});
+    std::vector<std::optional<int64_t>> shape;
+    for (CaptureSpec::Dim d : it->shape)
+      shape.push_back(dim(d));
+    NpyArray a = read(path, shape);
     if (it->dtype == DType::F32) { // a table: any float array, as f32
       captures[index] = toFloat(std::move(a), DType::F32, name);
       continue;
@@ -555,12 +555,16 @@ int run(int argc, char **argv) {
     if (a.dtype != DType::I32 && a.dtype != DType::I64)
       fail(2, name + ": expected an int32 or int64 array, got " +
                   dtypeName(a.dtype));
-    if (a.dtype == DType::I64) { // narrowed to the capture's int32
+    if (a.dtype != it->dtype) { // to the capture's integer type
       NpyArray conv;
-      conv.dtype = DType::I32;
+      conv.dtype = it->dtype;
       conv.shape = a.shape;
-      conv.data.resize(a.numElements() * sizeof(int32_t));
+      conv.data.resize(a.numElements() * dtypeSize(it->dtype));
       for (int64_t i = 0; i < a.numElements(); ++i) {
+        if (it->dtype == DType::I64) {
+          conv.as<int64_t>()[i] = a.as<int32_t>()[i];
+          continue;
+        }
         int64_t x = a.as<int64_t>()[i];
         if (x < INT32_MIN || x > INT32_MAX)
           fail(2, name + ": value " + std::to_string(x) +

@@ -503,6 +503,27 @@ LogicalResult mlir::attn::verifyAttentionLikeOp(Operation *op) {
   return success();
 }
 
+LogicalResult mlir::attn::verifyModBody(Block &block, unsigned numLeading,
+                                        StringRef name) {
+  for (Operation &inner : block.without_terminator()) {
+    if (auto extract = dyn_cast<tensor::ExtractOp>(inner)) {
+      auto arg = dyn_cast<BlockArgument>(extract.getTensor());
+      if (!arg || arg.getOwner() != &block || arg.getArgNumber() < numLeading)
+        return inner.emitOpError()
+               << "in '" << name
+               << "' may only read a capture (a block argument)";
+      continue;
+    }
+    StringRef ns =
+        inner.getDialect() ? inner.getDialect()->getNamespace() : StringRef();
+    if (!(ns == "arith" || ns == "math") || inner.getNumRegions() != 0)
+      return inner.emitOpError()
+             << "is not allowed in '" << name
+             << "' (arith, math and tensor.extract of a capture only)";
+  }
+  return success();
+}
+
 LogicalResult mlir::attn::verifyModRegions(Operation *op) {
   AttentionOpDetail detail(op);
   ValueRange captures = detail.captures();
@@ -547,24 +568,7 @@ LogicalResult mlir::attn::verifyModRegions(Operation *op) {
     if (yield.getValue().getType() != yielded)
       return op->emitOpError() << "'" << name << "' must yield " << yielded
                                << ", got " << yield.getValue().getType();
-    for (Operation &inner : block.without_terminator()) {
-      if (auto extract = dyn_cast<tensor::ExtractOp>(inner)) {
-        auto arg = dyn_cast<BlockArgument>(extract.getTensor());
-        if (!arg || arg.getOwner() != &block ||
-            arg.getArgNumber() < leading.size())
-          return inner.emitOpError()
-                 << "in '" << name
-                 << "' may only read a capture (a block argument)";
-        continue;
-      }
-      StringRef ns = inner.getDialect() ? inner.getDialect()->getNamespace()
-                                        : StringRef();
-      if (!(ns == "arith" || ns == "math") || inner.getNumRegions() != 0)
-        return inner.emitOpError()
-               << "is not allowed in '" << name
-               << "' (arith, math and tensor.extract of a capture only)";
-    }
-    return success();
+    return verifyModBody(block, leading.size(), name);
   };
   if (failed(check(detail.scoreMod(), "score_mod",
                    {f32, idx, idx, idx, idx}, f32)) ||

@@ -239,6 +239,13 @@ LogicalResult verifyAttentionLikeOp(Operation *op);
 /// (after the ops inside the regions): block arguments, yielded type and
 /// the allowed ops (arith, math, tensor.extract of a capture).
 LogicalResult verifyModRegions(Operation *op);
+/// The op rule of a score_mod / mask_mod body, which verifyModRegions
+/// applies and the runtime applies to a user's function before it becomes
+/// one: every op but the terminator is an arith or math op without regions
+/// or a tensor.extract of a block argument at or after `numLeading` (a
+/// capture). Emits the error on the offending op; `name` is "score_mod" or
+/// "mask_mod".
+LogicalResult verifyModBody(Block &block, unsigned numLeading, StringRef name);
 
 /// Emits an error on `op` and fails when it carries a score_mod or mask_mod
 /// region, which `where` (a pass or target) does not lower yet; succeeds

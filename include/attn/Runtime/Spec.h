@@ -55,6 +55,64 @@ struct MaskSpec {
   bool operator==(const MaskSpec &o) const;
 };
 
+/// A run-time input that the spec's score_mod or mask_mod reads (the
+/// attention op's captures): its name, element type and shape in the
+/// problem's sizes.
+struct CaptureSpec {
+  /// A size of the shape: the problem's batch, q_len or kv_len (which may be
+  /// run-time values), or a fixed count (q_heads, a number of buckets).
+  struct Dim {
+    enum Kind { Batch, QLen, KvLen, Fixed };
+    Kind kind = Fixed;
+    int64_t size = 0; // Fixed
+    Dim(Kind kind, int64_t size = 0) : kind(kind), size(size) {}
+    bool operator==(const Dim &o) const {
+      return kind == o.kind && size == o.size;
+    }
+  };
+  std::string name;
+  DType dtype = DType::I32;
+  std::vector<Dim> shape;
+  /// The shape at concrete sizes.
+  std::vector<int64_t> shapeAt(int64_t batch, int64_t qLen,
+                               int64_t kvLen) const;
+  bool operator==(const CaptureSpec &o) const {
+    return name == o.name && dtype == o.dtype && shape == o.shape;
+  }
+};
+
+/// A user-defined score_mod or mask_mod (kind "mlir"): the MLIR text of one
+/// func.func, which the kernel builder clones into the attention op's
+/// region (func.return becoming attn.yield), and the captures its trailing
+/// arguments receive.
+///   score_mod: (f32 score, index b, index h, index q_idx, index kv_idx,
+///               captures...) -> f32
+///   mask_mod:  (index b, index h, index q_idx, index kv_idx, captures...)
+///               -> i1 (true keeps the key)
+/// b, h, q_idx and kv_idx are absolute (batch, query head, query row, key),
+/// as for the named kinds. The body is one block of arith and math ops and
+/// tensor.extract of a capture argument (the rule the dialect's verifier
+/// applies to the regions: mlir::attn::verifyModBody). Capture argument n is
+/// a ranked tensor of f32, i32 or i64 whose rank is that of captures[n]
+/// and whose sizes are `?` or captures[n]'s fixed size; its element type is
+/// captures[n].dtype. The runtime clamps every index of a capture read into
+/// the capture's bounds, so that no function reads outside its inputs.
+struct ModFuncSpec {
+  /// The func.func (canonical after resolveModFunc: MLIR's printed form).
+  std::string func;
+  std::vector<CaptureSpec> captures;
+  bool operator==(const ModFuncSpec &o) const;
+};
+
+/// Checks a user-defined score_mod (`isScoreMod`) or mask_mod function: it
+/// parses, has the signature above for `mod.captures` and only the allowed
+/// ops. Returns it with `func` in canonical form (so that two spellings of
+/// one function are one kernel) and each capture's dtype set from its
+/// argument's element type. Errors are one line naming the key
+/// ("spec: 'score_mod.func': 2:8: ...", with the line and column in `func`).
+llvm::Expected<ModFuncSpec> resolveModFunc(const ModFuncSpec &mod,
+                                           bool isScoreMod);
+
 /// A named score modification (FlexAttention's score_mod, He et al. 2024),
 /// applied to the score s = scale * q.k (+ bias) of query row i and key j
 /// of query head h, before masking:
@@ -69,11 +127,12 @@ struct MaskSpec {
 ///             _relative_position_bucket(j - i, bidirectional, num_buckets,
 ///             max_distance) as Hugging Face's T5Attention computes it (its
 ///             logarithmic buckets in f32, truncated); the table
-///             [num_buckets, q_heads] f32 is a run-time input (a capture).
+///             [num_buckets, q_heads] f32 is a run-time input (a capture);
+///   mlir      the user's function `func` (ModFuncSpec).
 /// i and j are absolute positions: with a bottom-right mask the query row i
 /// is still the row index, not its diagonal.
 struct ScoreModSpec {
-  enum class Kind { Alibi, Softcap, T5Bias };
+  enum class Kind { Alibi, Softcap, T5Bias, Mlir };
   Kind kind = Kind::Alibi;
   double cap = 0; // Softcap: > 0
   /// T5Bias: buckets (2 .. 1024; even and >= 4 when bidirectional), the
@@ -81,6 +140,7 @@ struct ScoreModSpec {
   /// 2^31), and whether keys after the query have buckets of their own.
   int64_t numBuckets = 32, maxDistance = 128;
   bool bidirectional = true;
+  ModFuncSpec func = {}; // Mlir
   bool operator==(const ScoreModSpec &o) const;
 };
 
@@ -124,9 +184,11 @@ double alibiSlope(int64_t h, int64_t qHeads);
 ///   longformer  |d| <= window or q_global[b, i] != 0 or kv_global[b, j] !=
 ///               0: a sliding window plus global tokens that see and are
 ///               seen by every token (Beltagy et al. 2020); captures
-///               q_global [B, Sq] and kv_global [B, Sk], i32.
-/// A capture's values are only compared, never used as addresses: any value
-/// is safe (a query whose document id no key has sees no key: output 0).
+///               q_global [B, Sq] and kv_global [B, Sk], i32;
+///   mlir        the user's function `func` (ModFuncSpec).
+/// A named kind's capture values are only compared, never used as
+/// addresses: any value is safe (a query whose document id no key has sees no
+/// key: output 0).
 struct MaskModSpec {
   enum class Kind {
     Document,
@@ -134,7 +196,8 @@ struct MaskModSpec {
     DilatedSlidingWindow,
     Strided,
     Fixed,
-    Longformer
+    Longformer,
+    Mlir
   };
   Kind kind = Kind::Document;
   /// DilatedSlidingWindow, Longformer: keys on each side, 0 .. 2^31-1.
@@ -145,9 +208,10 @@ struct MaskModSpec {
   int64_t stride = 1;
   /// Fixed: 1 .. stride.
   int64_t summary = 1;
+  ModFuncSpec func = {}; // Mlir
   bool operator==(const MaskModSpec &o) const {
     return kind == o.kind && window == o.window && dilation == o.dilation &&
-           stride == o.stride && summary == o.summary;
+           stride == o.stride && summary == o.summary && func == o.func;
   }
 };
 
@@ -161,29 +225,6 @@ std::optional<MaskSpec> impliedBand(const MaskModSpec &mod);
 
 /// The JSON name of a mask_mod kind ("document", "prefix_lm", ...).
 const char *maskModKindName(MaskModSpec::Kind kind);
-
-/// A run-time input that the spec's score_mod or mask_mod reads (the
-/// attention op's captures): its name, element type and shape in the
-/// problem's sizes.
-struct CaptureSpec {
-  /// A size of the shape: the problem's batch, q_len or kv_len (which may be
-  /// run-time values), or a fixed count (q_heads, a number of buckets).
-  struct Dim {
-    enum Kind { Batch, QLen, KvLen, Fixed };
-    Kind kind = Fixed;
-    int64_t size = 0; // Fixed
-    Dim(Kind kind, int64_t size = 0) : kind(kind), size(size) {}
-    bool operator==(const Dim &o) const {
-      return kind == o.kind && size == o.size;
-    }
-  };
-  std::string name;
-  DType dtype = DType::I32;
-  std::vector<Dim> shape;
-  /// The shape at concrete sizes.
-  std::vector<int64_t> shapeAt(int64_t batch, int64_t qLen,
-                               int64_t kvLen) const;
-};
 
 /// An attention problem. Sizes marked optional may be dynamic (nullopt):
 /// one compiled kernel then serves every value.
