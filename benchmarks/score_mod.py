@@ -8,7 +8,8 @@ peers, on this CPU, in one process.
 For B1 H8 S D64 f32 (S = 1024 by default) it times attn-mlir's kernel
 plain, causal, with ALiBi (attn_mlir.alibi()) and with soft-capping
 (attn_mlir.softcap(30)), each with and without the causal mask, and with
-T5's relative position bias (attn_mlir.t5_bias, 32 buckets), next to
+T5's relative position bias (attn_mlir.t5_bias, 32 buckets), ALiBi,
+soft-capping and causal as Python functions (traced into MLIR), next to
 PyTorch's scaled_dot_product_attention with the equivalent dense bias (ALiBi
 as a materialised [1, H, S, S] float mask; SDPA has no soft-capping) and
 FlexAttention (torch.compile(flex_attention) with the same score_mod; its
@@ -20,7 +21,8 @@ With --mask-mods it times the named mask_mods instead: document masking (4
 packed documents, with and without causal), prefix-LM (prefix S/4),
 Longformer (window 128, 2 global tokens), a dilated window (64 keys a side,
 dilation 2), the Sparse Transformer's strided pattern (stride 32), next to
-the built-in causal and sliding window (128 a side), PyTorch SDPA with the
+the built-in causal and sliding window (128 a side), document masking as a
+Python function (traced), PyTorch SDPA with the
 equivalent dense bool mask, and FlexAttention with the same mask_mod and a
 block mask from create_block_mask (whose time is reported separately).
 """
@@ -139,6 +141,9 @@ def mask_mod_entries(args, entries, ours, q, k, v):
     ]
     for name, kw, _ in cases:
         ours(name, **kw)
+    doc0 = docs[0]
+    ours("document (Python fn)",
+         mask_mod=lambda bi, hi, qi, ki: doc0[qi] == doc0[ki])
     if torch is None:
         return
     tq, tk, tv = (torch.from_numpy(t) for t in (q, k, v))
@@ -215,6 +220,15 @@ def score_mod_entries(args, entries, ours, q, k, v):
     ours("alibi causal", score_mod=attn_mlir.alibi(), causal=True)
     ours("softcap 30", score_mod=attn_mlir.softcap(30.0))
     ours("softcap 30 causal", score_mod=attn_mlir.softcap(30.0), causal=True)
+    # The same as Python functions, traced into MLIR (attn_mlir._trace):
+    # what FlexAttention's users write.
+    np_slopes = np.asarray(alibi_slopes(h), dtype=np.float32)
+    ours("alibi (Python fn)", score_mod=lambda score, bi, hi, qi, ki:
+         score + np_slopes[hi] * (ki - qi))
+    ours("softcap 30 (Python fn)", score_mod=lambda score, bi, hi, qi, ki:
+         30.0 * np.tanh(score / 30.0))
+    ours("causal (Python fn mask_mod)",
+         mask_mod=lambda bi, hi, qi, ki: qi >= ki)
     table = np.random.default_rng(1).standard_normal((32, h)).astype(np.float32)
     ours("t5 bias", score_mod=attn_mlir.t5_bias(table))
     # T5's buckets of every relative position j - i in [-(S-1), S-1].

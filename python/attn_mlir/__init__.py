@@ -41,6 +41,7 @@ from ._core import (Context, Kernel, cpu_target,  # noqa: F401
                     version)
 from . import _core
 from . import _shapes
+from . import _trace
 
 __all__ = ["Context", "Kernel", "attention", "cache_stats", "compile",
            "clear_cache", "cpu_target", "default_context", "max_threads",
@@ -48,7 +49,8 @@ __all__ = ["Context", "Kernel", "attention", "cache_stats", "compile",
            "fma_peak_gflops", "memory_bandwidth_gbs", "spec_for", "version",
            "alibi", "softcap", "MaskMod", "document_mask", "prefix_lm",
            "dilated_sliding_window", "strided", "fixed", "longformer",
-           "ScoreMod", "t5_bias"]
+           "ScoreMod", "t5_bias", "flex_attention", "create_block_mask",
+           "BlockMask"]
 
 _DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
            "bool": "bool", "int32": "i32", "int64": "i64"}
@@ -317,12 +319,19 @@ def longformer(window, q_global, kv_global=None):
                    {"q_global": q_flags, "kv_global": kv_flags})
 
 
-def _mask_mod_spec(mask_mod):
-    if mask_mod is None or isinstance(mask_mod, MaskMod):
-        return mask_mod
-    raise TypeError(f"mask_mod: expected an attn_mlir.MaskMod (document_mask, "
-                    f"prefix_lm, dilated_sliding_window, strided, fixed, "
-                    f"longformer) or None, got {mask_mod!r}")
+def _mask_mod_spec(mask_mod, taken=()):
+    """The spec's "mask_mod" entry (None, a MaskMod's, or a Python function
+    traced into MLIR) and the captures it reads (names avoiding `taken`)."""
+    if mask_mod is None:
+        return None, {}
+    if isinstance(mask_mod, MaskMod):
+        return dict(mask_mod.spec), mask_mod.captures
+    if callable(mask_mod):
+        return _trace.trace(mask_mod, "mask_mod", taken)
+    raise TypeError(f"mask_mod: expected a function (b, h, q_idx, kv_idx) -> "
+                    f"bool, an attn_mlir.MaskMod (document_mask, prefix_lm, "
+                    f"dilated_sliding_window, strided, fixed, longformer) or "
+                    f"None, got {mask_mod!r}")
 
 
 class ScoreMod(_NamedMod):
@@ -352,16 +361,28 @@ def t5_bias(relative_attention_bias, max_distance=128, bidirectional=True):
 
 def _score_mod_spec(score_mod):
     """The spec's "score_mod" entry (None, a dict as alibi() and softcap()
-    make, checked by the compiler) and the captures it reads."""
+    make, checked by the compiler, or a Python function traced into MLIR)
+    and the captures it reads."""
     if score_mod is None:
         return None, {}
     if isinstance(score_mod, ScoreMod):
         return dict(score_mod.spec), score_mod.captures
-    if not isinstance(score_mod, dict):
-        raise TypeError(f"score_mod: expected attn_mlir.alibi(), "
-                        f"attn_mlir.softcap(cap), attn_mlir.t5_bias(table) or "
-                        f"None, got {score_mod!r}")
-    return dict(score_mod), {}
+    if isinstance(score_mod, dict):
+        return dict(score_mod), {}
+    if callable(score_mod):
+        return _trace.trace(score_mod, "score_mod")
+    raise TypeError(f"score_mod: expected a function (score, b, h, q_idx, "
+                    f"kv_idx) -> score, attn_mlir.alibi(), "
+                    f"attn_mlir.softcap(cap), attn_mlir.t5_bias(table) or "
+                    f"None, got {score_mod!r}")
+
+
+def _mods(score_mod, mask_mod):
+    """The spec's score_mod and mask_mod entries (None without one) and the
+    captures both read, the score_mod's first."""
+    score, captures = _score_mod_spec(score_mod)
+    mask, mask_captures = _mask_mod_spec(mask_mod, taken=captures)
+    return score, mask, dict(captures, **mask_captures)
 
 
 def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None,
@@ -411,12 +432,11 @@ def spec_for(q, k, v, *, causal=False, align="top_left", window=None, scale=None
     if kv_lens is not None:
         masks.append({"kind": "key_padding", "dtype": _dtype_of(kv_lens, "kv_lens")})
     spec["mask"] = masks
-    mod, _ = _score_mod_spec(score_mod)
-    if mod is not None:
-        spec["score_mod"] = mod
-    mask_mod = _mask_mod_spec(mask_mod)
-    if mask_mod is not None:
-        spec["mask_mod"] = dict(mask_mod.spec)
+    score_entry, mask_entry, _ = _mods(score_mod, mask_mod)
+    if score_entry is not None:
+        spec["score_mod"] = score_entry
+    if mask_entry is not None:
+        spec["mask_mod"] = mask_entry
     return spec
 
 
@@ -460,15 +480,24 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     mask: [B|1, Hq|1, Sq|1, Sk] bool (True keeps) or float additive bias.
     kv_lens: [B] int32/int64 key lengths (key padding). Masks intersect.
     return_lse: also return the [B, Hq, Sq] float32 log-sum-exp.
-    score_mod: a named score modification, attn_mlir.alibi(),
-    attn_mlir.softcap(cap) or attn_mlir.t5_bias(table), applied to each score before masking (i, j the
-    query row and key; a key a -inf bias hides stays hidden); CPU only.
-    mask_mod: a named mask modification (with its run-time inputs):
+    score_mod: a function score_mod(score, b, h, q_idx, kv_idx) -> score
+    (FlexAttention's), or a named score modification, attn_mlir.alibi(),
+    attn_mlir.softcap(cap) or attn_mlir.t5_bias(table), applied to each
+    score before masking (q_idx, kv_idx the absolute query row and key; a
+    key a -inf bias hides stays hidden); CPU only.
+    mask_mod: a function mask_mod(b, h, q_idx, kv_idx) -> bool (True keeps
+    the key), or a named mask modification (with its run-time inputs):
     attn_mlir.document_mask(q_ids, kv_ids=None), prefix_lm(prefix_lens),
     dilated_sliding_window(window, dilation), strided(stride),
     fixed(stride, summary) or longformer(window, q_global, kv_global=None),
-    intersected with the other masks; new ids, lengths or flags reuse the
-    compiled kernel; CPU only.
+    intersected with the other masks; CPU only.
+    A function is traced into MLIR on symbolic values (attn_mlir._trace:
+    operators, where, numpy ufuncs and torch functions; no Python `if` on
+    them) and compiled into the kernel; the numpy arrays and torch tensors
+    it reads by index (closure or global names, any torch tensor) are
+    run-time inputs: new values of the same shapes and dtypes (new ids,
+    lengths, flags, tables) reuse the compiled kernel. Their indices are
+    clamped into bounds.
     out: optional output to write. dynamic: which lengths are run-time
     values of the compiled kernel: "kv" (the default) batch and kv_len, so
     that a generation loop (q_len fixed, the cache growing by a token a
@@ -500,15 +529,15 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
     if mask is not None:
         ms = mask.shape
         mask_key = (mask.dtype, len(ms)) + tuple(d == 1 for d in ms[:3])
-    mod, captures = _score_mod_spec(score_mod)
-    mask_mod = _mask_mod_spec(mask_mod)
-    if mask_mod is not None:
-        captures = dict(captures, **mask_mod.captures)
+    # The modifications by what they compile to: a named kind's parameters,
+    # a traced function's text and its captures' names and shapes (never
+    # their values).
+    score_entry, mask_entry, captures = _mods(score_mod, mask_mod)
     key = (shape_key, q.dtype, causal, align, window, scale, mask_key,
            None if kv_lens is None else kv_lens.dtype,
            return_lse, dynamic, context,
-           None if mod is None else tuple(sorted(mod.items())),
-           None if mask_mod is None else tuple(sorted(mask_mod.spec.items())))
+           _json.dumps(score_entry, sort_keys=True),
+           _json.dumps(mask_entry, sort_keys=True))
     kernel = _attention_kernels.get(key)
     if kernel is not None:
         global _attention_hits
@@ -524,6 +553,85 @@ def attention(q, k, v, *, causal=False, align="top_left", window=None,
         _trim(_attention_kernels)
     return kernel(q, k, v, mask, kv_lens, out, None, bool(return_lse),
                   captures or None)
+
+
+class BlockMask:
+    """The mask argument of flex_attention, as create_block_mask makes it:
+    the mask_mod and the sizes (B, H, Q_LEN, KV_LEN; 1 broadcasts) it was
+    made for. FlexAttention's BlockMask also holds the block structure
+    (kv_num_blocks, kv_indices); this one does not compute it yet: the
+    kernel evaluates mask_mod on every tile it visits."""
+
+    def __init__(self, mask_mod, B, H, Q_LEN, KV_LEN, BLOCK_SIZE):
+        self.mask_mod = mask_mod
+        self.shape = (B, H, Q_LEN, KV_LEN)
+        self.BLOCK_SIZE = BLOCK_SIZE
+
+    def __repr__(self):
+        return (f"BlockMask(shape={self.shape}, "
+                f"mask_mod={getattr(self.mask_mod, '__name__', self.mask_mod)})")
+
+
+def create_block_mask(mask_mod, B, H, Q_LEN, KV_LEN, device="cpu",
+                      BLOCK_SIZE=128, _compile=False):
+    """FlexAttention's create_block_mask: the BlockMask of `mask_mod`
+    (b, h, q_idx, kv_idx) -> bool (True keeps the key) for batch B, H heads
+    (None or 1: the same mask for every batch / head), Q_LEN queries and
+    KV_LEN keys. The function is traced here (a TypeError names what cannot
+    be traced) and compiled into flex_attention's kernel; BLOCK_SIZE (an
+    int or a (q, kv) pair) and device are accepted for compatibility."""
+    B = 1 if B is None else _shapes.exact_int(B, "B", 1, 2**31 - 1)
+    H = 1 if H is None else _shapes.exact_int(H, "H", 1, 2**31 - 1)
+    Q_LEN = _shapes.exact_int(Q_LEN, "Q_LEN", 1, 2**31 - 1)
+    KV_LEN = _shapes.exact_int(KV_LEN, "KV_LEN", 1, 2**31 - 1)
+    sizes = BLOCK_SIZE if isinstance(BLOCK_SIZE, (tuple, list)) \
+        else (BLOCK_SIZE, BLOCK_SIZE)
+    if len(sizes) != 2:
+        raise ValueError(f"BLOCK_SIZE: expected an int or a (q, kv) pair, got "
+                         f"{BLOCK_SIZE!r}")
+    for size in sizes:
+        _shapes.exact_int(size, "BLOCK_SIZE", 1, 2**31 - 1)
+    if str(device) != "cpu":
+        raise ValueError(f"device: only 'cpu' is supported, got {device!r}")
+    _mask_mod_spec(mask_mod)  # traceable, or the TypeError now
+    return BlockMask(mask_mod, B, H, Q_LEN, KV_LEN, BLOCK_SIZE)
+
+
+def flex_attention(query, key, value, score_mod=None, block_mask=None,
+                   scale=None, enable_gqa=False, return_lse=False,
+                   kernel_options=None):
+    """torch.nn.attention.flex_attention's interface on numpy arrays and
+    DLPack tensors (CPU): softmax(score_mod(scale * q k^T)) v over the keys
+    block_mask's mask_mod keeps, compiled into one kernel (see attention:
+    how functions are traced, their captures, dynamic lengths).
+
+    query [B, Hq, Sq, D], key [B, Hkv, Sk, D], value [B, Hkv, Sk, Dv];
+    Hq != Hkv needs enable_gqa=True (as in torch). score_mod(score, b, h,
+    q_idx, kv_idx) -> score; block_mask from create_block_mask, made for
+    Q_LEN = Sq, KV_LEN = Sk and B, H of 1 or the inputs'. scale: default
+    1/sqrt(D). A row without a visible key gives 0 (LSE -inf). Returns the
+    output, or (output, lse) with return_lse (lse [B, Hq, Sq] float32,
+    natural log). kernel_options is accepted and ignored."""
+    qs, ks = tuple(query.shape), tuple(key.shape)
+    if len(qs) == 4 and len(ks) == 4 and qs[1] != ks[1] and not enable_gqa:
+        raise ValueError(f"query has {qs[1]} heads and key {ks[1]}: pass "
+                         f"enable_gqa=True for grouped-query attention")
+    mask_mod = None
+    if block_mask is not None:
+        if not isinstance(block_mask, BlockMask):
+            raise TypeError(f"block_mask: expected an attn_mlir.BlockMask "
+                            f"(create_block_mask), got {block_mask!r:.80}")
+        b, h, q_len, kv_len = block_mask.shape
+        if len(qs) == 4 and len(ks) == 4 and (
+                q_len != qs[2] or kv_len != ks[2] or b not in (1, qs[0])
+                or h not in (1, qs[1])):
+            raise ValueError(f"block_mask was made for shape "
+                             f"{block_mask.shape} (B, H, Q_LEN, KV_LEN), "
+                             f"the inputs are B={qs[0]}, H={qs[1]}, "
+                             f"Q_LEN={qs[2]}, KV_LEN={ks[2]}")
+        mask_mod = block_mask.mask_mod
+    return attention(query, key, value, scale=scale, return_lse=return_lse,
+                     score_mod=score_mod, mask_mod=mask_mod)
 
 
 def _register_torch_ops():
