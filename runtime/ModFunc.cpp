@@ -8,6 +8,8 @@
 
 #include "KernelBuilder.h"
 
+#include "dialect/attn/IR/AttnAttrs.h"
+#include "dialect/attn/IR/AttnDialect.h"
 #include "dialect/attn/IR/AttnOpDetail.h"
 #include "dialect/attn/IR/AttnOps.h"
 
@@ -22,6 +24,7 @@
 using namespace mlir;
 using ::attn::CaptureSpec;
 using ::attn::DType;
+using ::attn::MaskSpec;
 using ::attn::ModFuncSpec;
 
 namespace {
@@ -180,6 +183,33 @@ llvm::Expected<ModFuncSpec> resolveModFunc(const ModFuncSpec &mod,
   llvm::raw_string_ostream os(resolved.func);
   fn->print(os);
   return resolved;
+}
+
+std::optional<MaskSpec> modFuncBand(const ModFuncSpec &mod) {
+  MLIRContext ctx(MLIRContext::Threading::DISABLED);
+  ctx.loadDialect<mlir::attn::AttnDialect>(); // the mask kind attributes
+  OwningOpRef<ModuleOp> holder;
+  llvm::Expected<func::FuncOp> fn =
+      parseModFunc(ctx, mod, /*isScoreMod=*/false, holder);
+  if (!fn) { // validate() reports it
+    llvm::consumeError(fn.takeError());
+    return std::nullopt;
+  }
+  Block &body = fn->getBody().front();
+  mlir::attn::KeyBand band =
+      mlir::attn::impliedKeyBand(body.getTerminator()->getOperand(0),
+                                 body.getArgument(2), body.getArgument(3));
+  // The dialect's widening to a top-left mask kind, as a MaskSpec.
+  mlir::attn::MaskKindAttrInterface kind = band.toTopLeftMaskKind(&ctx);
+  if (!kind)
+    return std::nullopt;
+  MaskSpec m;
+  if (auto window = dyn_cast<mlir::attn::SlidingWindowAttr>(kind)) {
+    m.kind = MaskSpec::Kind::SlidingWindow;
+    m.left = window.getLeft();
+    m.right = window.getRight();
+  }
+  return m;
 }
 
 void buildModFuncRegion(OpBuilder &b, Location loc, Region &region,

@@ -221,10 +221,11 @@ std::optional<MaskSpec> attn::impliedBand(const MaskModSpec &mod) {
     band.left = band.right = reach;
     return band;
   }
+  case MaskModSpec::Kind::Mlir:
+    return modFuncBand(mod.func);
   case MaskModSpec::Kind::Document:
   case MaskModSpec::Kind::PrefixLM:
   case MaskModSpec::Kind::Longformer:
-  case MaskModSpec::Kind::Mlir:
     return std::nullopt;
   }
   return std::nullopt;

@@ -120,6 +120,8 @@ LogicalResult mlir::attn::buildCPUPipeline(
     return success();
   }
   bool vectorCodegen = options.codegen == CPUPipelineOptions::Codegen::Vector;
+  // The band a mask_mod implies, before the tiles are chosen and skipped.
+  pm.addPass(createInferMaskBandPass());
   pm.addPass(createTileAttentionPass(tileOptions));
   if (vectorCodegen) {
     // Each tile becomes linalg stages on tensors, in the target's layout;

@@ -30,7 +30,6 @@ indexing an array the tracer cannot see (an attribute of an object: bind it
 to a local name first).
 """
 
-import math
 import struct
 import sys
 import types

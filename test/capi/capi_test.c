@@ -615,6 +615,82 @@ static void testMaskModCaptures(attn_context *ctx) {
   attn_kernel_destroy(k);
 }
 
+/* A user-defined mask_mod (kind "mlir"): the document test on int64 ids,
+   under causal; its capture's info and a run against the C reference. */
+static void testUserMaskMod(attn_context *ctx) {
+  attn_kernel *k = NULL;
+  EXPECT_OK(attn_kernel_compile_json(
+      ctx,
+      "{\"batch\": null, \"q_heads\": 2, \"kv_heads\": 1, \"q_len\": null, "
+      "\"kv_len\": null, \"head_dim\": 16, \"lse\": true, "
+      "\"mask\": {\"kind\": \"causal\"}, \"mask_mod\": {\"kind\": \"mlir\", "
+      "\"func\": \"func.func @m(%b: index, %h: index, %q: index, %kv: index, "
+      "%ids: tensor<?x?xi64>) -> i1 {\\n"
+      "  %x = tensor.extract %ids[%b, %q] : tensor<?x?xi64>\\n"
+      "  %y = tensor.extract %ids[%b, %kv] : tensor<?x?xi64>\\n"
+      "  %same = arith.cmpi eq, %x, %y : i64\\n"
+      "  return %same : i1\\n}\", "
+      "\"captures\": [{\"name\": \"ids\", \"shape\": [\"batch\", "
+      "\"q_len\"]}]}}",
+      NULL, &k));
+  if (!k)
+    return;
+  int32_t n = 0;
+  EXPECT_OK(attn_kernel_num_captures(k, &n));
+  CHECK(n == 1, "user mask_mod: %d captures", n);
+  attn_capture_info ci;
+  EXPECT_OK(attn_kernel_capture_info(k, 0, &ci));
+  CHECK(strcmp(ci.name, "ids") == 0 && ci.dtype == ATTN_DTYPE_I64 &&
+            ci.rank == 2 && ci.shape[0] == -1 && ci.shape[1] == -1,
+        "capture 0: %s dtype %d rank %d", ci.name, (int)ci.dtype, ci.rank);
+
+  enum { B = 2, HQ = 2, HKV = 1, S = 29, D = 16 };
+  Problem p = {B, HQ, HKV, S, S, D, D, 0, 0, 0, 0, 0};
+  int64_t qshape[4] = {B, HQ, S, D}, kshape[4] = {B, HKV, S, D},
+          lshape[3] = {B, HQ, S}, ishape[2] = {B, S};
+  p.q = randomArray(B * HQ * S * D, 21);
+  p.k = randomArray(B * HKV * S * D, 22);
+  p.v = randomArray(B * HKV * S * D, 23);
+  p.out = calloc(B * HQ * S * D, sizeof(float));
+  p.lse = calloc(B * HQ * S, sizeof(float));
+  int32_t ids[B * S];
+  int64_t wide[B * S];
+  for (int i = 0; i < B * S; ++i) {
+    ids[i] = (i % S) / (4 + i / S); /* documents of 4 + b tokens */
+    wide[i] = ids[i];
+  }
+  attn_args a;
+  attn_args_init(&a);
+  attn_tensor cap;
+  attn_tensor_contiguous(&a.query, p.q, ATTN_DTYPE_F32, 4, qshape);
+  attn_tensor_contiguous(&a.key, p.k, ATTN_DTYPE_F32, 4, kshape);
+  attn_tensor_contiguous(&a.value, p.v, ATTN_DTYPE_F32, 4, kshape);
+  attn_tensor_contiguous(&a.output, p.out, ATTN_DTYPE_F32, 4, qshape);
+  attn_tensor_contiguous(&a.lse, p.lse, ATTN_DTYPE_F32, 3, lshape);
+  attn_tensor_contiguous(&cap, ids, ATTN_DTYPE_I32, 2, ishape);
+  a.num_captures = 1;
+  a.captures = &cap;
+  EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_SHAPE_MISMATCH,
+                "ids: dtype i32 does not match the spec's i64");
+  attn_tensor_contiguous(&cap, wide, ATTN_DTYPE_I64, 2, ishape);
+  EXPECT_OK(attn_kernel_run(k, &a));
+  int64_t qs[4], ks[4];
+  contiguousStrides(qshape, qs);
+  contiguousStrides(kshape, ks);
+  qDocs = kvDocs = ids;
+  double lseErr = 0;
+  double err = maxError(&p, qs, ks, ks, qs, 1, NULL, NULL, &lseErr);
+  qDocs = kvDocs = NULL;
+  CHECK(err <= 2e-5, "user mask_mod: max abs error %g", err);
+  CHECK(lseErr <= 2e-5, "user mask_mod: LSE error %g", lseErr);
+  free(p.q);
+  free(p.k);
+  free(p.v);
+  free(p.out);
+  free(p.lse);
+  attn_kernel_destroy(k);
+}
+
 static void testRunErrors(attn_context *ctx) {
   attn_kernel *k = NULL;
   EXPECT_OK(attn_kernel_compile_json(ctx, kSmallSpec, NULL, &k));
@@ -840,6 +916,7 @@ int main(int argc, char **argv) {
   testCompileErrors(ctx);
   testRunErrors(ctx);
   testMaskModCaptures(ctx);
+  testUserMaskMod(ctx);
   testThreadLocalError();
   attn_context_destroy(ctx);
   testDiskCache(scratch);

@@ -933,6 +933,8 @@ struct Case {
       break;
     case KernelOperand::Mask:
       return ::testing::AssertionFailure() << "tensor masks";
+    case KernelOperand::Capture: // CUDA refuses score_mod / mask_mod
+      return ::testing::AssertionFailure() << "captures";
     }
     memories[i].data = init;
     emu.bind(func.getArgument(i), &memories[i],

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
 #include <random>
 #include <sstream>
 
@@ -236,12 +237,27 @@ MaskModSpec longformer(int64_t window) {
   return m;
 }
 
-/// The tests' user-defined functions (kind "mlir"), each with its C++
-/// reference (userReferences); tempScore below. relScore: s + rel[h, |i - j|]
-/// with rel [Hq, 8] f32: distances beyond 7 read rel[h, 7] (the runtime clamps
-/// the index). idsMask: i % 5 != 3 (rows 3, 8, ... see no key) and kv_ids[b, j
-/// + 3] <= i % 4 with kv_ids [B, Sk] i64: keys j + 3 beyond Sk - 1 read
-/// kv_ids[b, Sk - 1] (clamped against a run-time kv_len).
+/// The tests' user-defined functions (kind "mlir"), each registered with
+/// its C++ reference under its canonical text (userReferences finds it):
+/// relScore: s + rel[h, |i - j|] with rel [Hq, 8] f32: distances beyond 7
+/// read rel[h, 7] (the runtime clamps the index). tempScore: s * temp[]
+/// (a rank-0 capture). idsMask: i % 5 != 3 (rows 3, 8, ... see no key) and
+/// kv_ids[b, j + 3] <= i % 4 with kv_ids [B, Sk] i64: keys j + 3 beyond
+/// Sk - 1 read kv_ids[b, Sk - 1] (clamped against a run-time kv_len).
+/// userWindowMask: |i - j| <= 9 and (i + 2 j) % 3 != 1, whose window the
+/// compiler finds (the tiles outside it are skipped).
+using UserScore = std::function<double(const reference::Inputs &, int64_t,
+                                       int64_t, int64_t, int64_t, double)>;
+using UserMask = std::function<bool(const reference::Inputs &, int64_t, int64_t,
+                                    int64_t, int64_t)>;
+std::map<std::string, UserScore> &userScores() {
+  static std::map<std::string, UserScore> m;
+  return m;
+}
+std::map<std::string, UserMask> &userMasks() {
+  static std::map<std::string, UserMask> m;
+  return m;
+}
 ModFuncSpec userFunc(const char *text, std::vector<CaptureSpec> captures,
                      bool isScoreMod) {
   llvm::Expected<ModFuncSpec> f =
@@ -252,9 +268,24 @@ ModFuncSpec userFunc(const char *text, std::vector<CaptureSpec> captures,
   }
   return *f;
 }
-ScoreModSpec relScore(int64_t qHeads) {
+ScoreModSpec userScore(const char *text, std::vector<CaptureSpec> captures,
+                       UserScore ref) {
   ScoreModSpec m{ScoreModSpec::Kind::Mlir, 0};
-  m.func = userFunc(R"mlir(
+  m.func = userFunc(text, std::move(captures), true);
+  userScores()[m.func.func] = std::move(ref);
+  return m;
+}
+MaskModSpec userMask(const char *text, std::vector<CaptureSpec> captures,
+                     UserMask ref) {
+  MaskModSpec m{MaskModSpec::Kind::Mlir};
+  m.func = userFunc(text, std::move(captures), false);
+  userMasks()[m.func.func] = std::move(ref);
+  return m;
+}
+using Dim = CaptureSpec::Dim;
+ScoreModSpec relScore(int64_t qHeads) {
+  return userScore(
+      R"mlir(
     func.func @rel(%s: f32, %b: index, %h: index, %q: index, %kv: index,
                    %rel: tensor<?x8xf32>) -> f32 {
       %zero = arith.constant 0 : index
@@ -265,29 +296,29 @@ ScoreModSpec relScore(int64_t qHeads) {
       %y = arith.addf %s, %r : f32
       return %y : f32
     })mlir",
-                    {{"rel",
-                      DType::F32,
-                      {CaptureSpec::Dim(CaptureSpec::Dim::Fixed, qHeads),
-                       CaptureSpec::Dim(CaptureSpec::Dim::Fixed, 8)}}},
-                    true);
-  return m;
+      {{"rel", DType::F32, {Dim(Dim::Fixed, qHeads), Dim(Dim::Fixed, 8)}}},
+      [](const reference::Inputs &in, int64_t, int64_t h, int64_t i, int64_t j,
+         double s) {
+        return s + in.userCaptures.at("rel").at(
+                       h * 8 + std::min<int64_t>(std::abs(i - j), 7));
+      });
 }
-/// s * temp[] with temp a rank-0 f32 capture (a temperature).
 ScoreModSpec tempScore() {
-  ScoreModSpec m{ScoreModSpec::Kind::Mlir, 0};
-  m.func = userFunc(R"mlir(
+  return userScore(
+      R"mlir(
     func.func @temp(%s: f32, %b: index, %h: index, %q: index, %kv: index,
                     %temp: tensor<f32>) -> f32 {
       %t = tensor.extract %temp[] : tensor<f32>
       %y = arith.mulf %s, %t : f32
       return %y : f32
     })mlir",
-                    {{"temp", DType::F32, {}}}, true);
-  return m;
+      {{"temp", DType::F32, {}}},
+      [](const reference::Inputs &in, int64_t, int64_t, int64_t, int64_t,
+         double s) { return s * in.userCaptures.at("temp").at(0); });
 }
 MaskModSpec idsMask() {
-  MaskModSpec m{MaskModSpec::Kind::Mlir};
-  m.func = userFunc(R"mlir(
+  return userMask(
+      R"mlir(
     func.func @ids(%b: index, %h: index, %q: index, %kv: index,
                    %ids: tensor<?x?xi64>) -> i1 {
       %c3 = arith.constant 3 : index
@@ -303,38 +334,48 @@ MaskModSpec idsMask() {
       %keep = arith.andi %le, %row : i1
       return %keep : i1
     })mlir",
-                    {{"kv_ids",
-                      DType::I64,
-                      {CaptureSpec::Dim::Batch, CaptureSpec::Dim::KvLen}}},
-                    false);
-  return m;
+      {{"kv_ids", DType::I64, {Dim::Batch, Dim::KvLen}}},
+      [](const reference::Inputs &in, int64_t b, int64_t, int64_t i,
+         int64_t j) {
+        double id = in.userCaptures.at("kv_ids").at(
+            b * in.kvLen + std::min<int64_t>(j + 3, in.kvLen - 1));
+        return i % 5 != 3 && id <= static_cast<double>(i % 4);
+      });
 }
-/// Sets the C++ references of the problem's user functions (relScore,
-/// idsMask).
+MaskModSpec userWindowMask() {
+  return userMask(
+      R"mlir(
+    func.func @window(%b: index, %h: index, %q: index, %kv: index) -> i1 {
+      %c0 = arith.constant 0 : index
+      %c1 = arith.constant 1 : index
+      %c2 = arith.constant 2 : index
+      %c3 = arith.constant 3 : index
+      %c9 = arith.constant 9 : index
+      %d = arith.subi %q, %kv : index
+      %nd = arith.subi %c0, %d : index
+      %ad = arith.maxsi %d, %nd : index
+      %near = arith.cmpi sle, %ad, %c9 : index
+      %k2 = arith.muli %kv, %c2 : index
+      %sum = arith.addi %q, %k2 : index
+      %r = arith.remui %sum, %c3 : index
+      %odd = arith.cmpi ne, %r, %c1 : index
+      %keep = arith.andi %near, %odd : i1
+      return %keep : i1
+    })mlir",
+      {},
+      [](const reference::Inputs &, int64_t, int64_t, int64_t i, int64_t j) {
+        return std::abs(i - j) <= 9 && (i + 2 * j) % 3 != 1;
+      });
+}
+/// Sets the C++ references of the problem's user functions.
 void userReferences(Problem &p) {
   if (p.spec.scoreMod && p.spec.scoreMod->kind == ScoreModSpec::Kind::Mlir) {
-    if (p.spec.scoreMod->func.captures[0].name == "temp") {
-      p.in.userScoreMod = [](const reference::Inputs &in, int64_t, int64_t,
-                             int64_t, int64_t, double s) {
-        return s * in.userCaptures.at("temp").at(0);
-      };
-    } else {
-      ASSERT_EQ(p.spec.scoreMod->func.captures[0].name, "rel");
-      p.in.userScoreMod = [](const reference::Inputs &in, int64_t b, int64_t h,
-                             int64_t i, int64_t j, double s) {
-        return s + in.userCaptures.at("rel").at(
-                       h * 8 + std::min<int64_t>(std::abs(i - j), 7));
-      };
-    }
+    ASSERT_TRUE(userScores().count(p.spec.scoreMod->func.func));
+    p.in.userScoreMod = userScores().at(p.spec.scoreMod->func.func);
   }
   if (p.spec.maskMod && p.spec.maskMod->kind == MaskModSpec::Kind::Mlir) {
-    ASSERT_EQ(p.spec.maskMod->func.captures[0].name, "kv_ids");
-    p.in.userMaskMod = [](const reference::Inputs &in, int64_t b, int64_t h,
-                          int64_t i, int64_t j) {
-      double id = in.userCaptures.at("kv_ids").at(
-          b * in.kvLen + std::min<int64_t>(j + 3, in.kvLen - 1));
-      return i % 5 != 3 && id <= static_cast<double>(i % 4);
-    };
+    ASSERT_TRUE(userMasks().count(p.spec.maskMod->func.func));
+    p.in.userMaskMod = userMasks().at(p.spec.maskMod->func.func);
   }
 }
 
@@ -536,6 +577,12 @@ std::vector<SweepCase> sweepCases() {
                    alibi(), idsMask()});
   cases.push_back({"mlirScore_temp_rank0_D64_windowBR", 2, 2, 1, 64, 64,
                    {windowMask(5, 7, true)}, reducedGrid(), tempScore()});
+  // A user mask_mod whose window the compiler derives (tiles outside it
+  // skipped), alone and intersected with causal.
+  cases.push_back({"mlirMask_window9_D32", 2, 2, 1, 32, 32, {}, reducedGrid(),
+                   none, userWindowMask()});
+  cases.push_back({"mlirMask_window9_D16_causalTL_full", 1, 2, 2, 16, 16,
+                   {causalTL}, fullGrid(), none, userWindowMask()});
   // clang-format on
   return cases;
 }

@@ -725,7 +725,7 @@ TEST(KernelModule, ModFuncReadsClamped) {
     module->walk([&](mlir::attn::AttentionOp a) {
       captures = a.getCaptures().size();
       a.getRegion(1).walk([&](mlir::tensor::ExtractOp e) {
-        if (cast<mlir::BlockArgument>(e.getTensor()).getArgNumber() != 4)
+        if (llvm::cast<mlir::BlockArgument>(e.getTensor()).getArgNumber() != 4)
           return; // the sizes capture's own read
         ++reads;
         for (mlir::Value i : e.getIndices())
@@ -738,6 +738,86 @@ TEST(KernelModule, ModFuncReadsClamped) {
   };
   EXPECT_EQ(build("5"), 1u);
   EXPECT_EQ(build("null"), 2u);
+}
+
+TEST(KernelModule, ModFuncImpliedBand) {
+  // The band the compiler derives from a user mask_mod's structure
+  // (mlir::attn::impliedKeyBand), intersected with the spec's masks.
+  auto maskKindOf = [](const std::string &masks, const std::string &body,
+                       bool capture = false) {
+    std::string func = "func.func @m(%b: index, %h: index, %q: index, "
+                       "%kv: index" +
+                       std::string(capture ? ", %c: tensor<?xi32>" : "") +
+                       ") -> i1 {\n%c0 = arith.constant 0 : index\n"
+                       "%c1 = arith.constant 1 : index\n"
+                       "%c2 = arith.constant 2 : index\n"
+                       "%c7 = arith.constant 7 : index\n"
+                       "%c9 = arith.constant 9 : index\n" +
+                       body + "\nreturn %keep : i1\n}";
+    std::string escaped;
+    for (char c : func)
+      escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
+    AttentionSpec spec = parseOrDie(smallSpec(
+        (masks.empty() ? "" : ", \"mask\": " + masks) +
+        R"(, "mask_mod": {"kind": "mlir", "func": ")" + escaped + "\"" +
+        (capture ? R"(, "captures": [{"name": "c", "shape": ["kv_len"]}])"
+                 : "") +
+        "}"));
+    mlir::MLIRContext context(kernelDialectRegistry());
+    mlir::OwningOpRef<mlir::ModuleOp> module =
+        buildKernelModule(context, spec, /*workgroupRange=*/false);
+    std::string text;
+    module->walk([&](mlir::attn::AttentionOp a) {
+      if (mlir::Attribute kind = a->getAttr("mask_kind"))
+        llvm::raw_string_ostream(text) << kind;
+    });
+    return text;
+  };
+  const std::string causal = "#attn.causal";
+  EXPECT_EQ(maskKindOf("", "%keep = arith.cmpi sle, %kv, %q : index"), causal);
+  EXPECT_EQ(maskKindOf("", "%keep = arith.cmpi sge, %q, %kv : index"), causal);
+  EXPECT_EQ(maskKindOf("", "%keep = arith.cmpi ule, %kv, %q : index"), causal);
+  // kv < q keeps a subset of causal's keys: causal (the region decides).
+  EXPECT_EQ(maskKindOf("", "%keep = arith.cmpi slt, %kv, %q : index"), causal);
+  EXPECT_EQ(maskKindOf("", "%gt = arith.cmpi sgt, %kv, %q : index\n"
+                           "%t = arith.constant true\n"
+                           "%keep = arith.xori %gt, %t : i1"),
+            causal);
+  // |q - kv| <= 9 through maxsi; with a causal mask the intersection.
+  const std::string window = "%d = arith.subi %q, %kv : index\n"
+                             "%n = arith.subi %c0, %d : index\n"
+                             "%a = arith.maxsi %d, %n : index\n"
+                             "%keep = arith.cmpi sle, %a, %c9 : index";
+  EXPECT_EQ(maskKindOf("", window),
+            "#attn.sliding_window<left = 9, right = 9>");
+  EXPECT_EQ(maskKindOf(R"({"kind": "causal"})", window),
+            "#attn.sliding_window<left = 9, right = 0>");
+  // 2 kv <= 2 q + 7: kv - q <= 3.
+  EXPECT_EQ(maskKindOf("", "%k2 = arith.muli %kv, %c2 : index\n"
+                           "%q2 = arith.muli %c2, %q : index\n"
+                           "%r = arith.addi %q2, %c7 : index\n"
+                           "%keep = arith.cmpi sle, %k2, %r : index"),
+            "#attn.sliding_window<left = 2147483647, right = 3>");
+  // A document test and causal: causal; or with a capture: nothing.
+  const std::string read = "%x = tensor.extract %c[%q] : tensor<?xi32>\n"
+                           "%y = tensor.extract %c[%kv] : tensor<?xi32>\n"
+                           "%same = arith.cmpi eq, %x, %y : i32\n"
+                           "%causal = arith.cmpi sle, %kv, %q : index\n";
+  EXPECT_EQ(
+      maskKindOf("", read + "%keep = arith.andi %same, %causal : i1", true),
+      causal);
+  EXPECT_EQ(
+      maskKindOf("", read + "%keep = arith.ori %same, %causal : i1", true), "");
+  // Not a function of kv - q, or not affine: nothing.
+  EXPECT_EQ(maskKindOf("", "%keep = arith.cmpi sle, %kv, %c9 : index"), "");
+  EXPECT_EQ(maskKindOf("", "%m = arith.muli %q, %kv : index\n"
+                           "%keep = arith.cmpi sle, %m, %c9 : index"),
+            "");
+  EXPECT_EQ(maskKindOf("", "%keep = arith.cmpi ult, %kv, %q : index\n"),
+            causal);
+  EXPECT_EQ(maskKindOf("", "%qm = arith.subi %q, %c9 : index\n"
+                           "%keep = arith.cmpi ule, %kv, %qm : index"),
+            "");
 }
 
 TEST(TileSelection, SpecAndKernelModuleGiveTheSameTiles) {

@@ -9,9 +9,11 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/TypeUtilities.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MathExtras.h"
 #include <cmath>
 
 using namespace mlir;
@@ -74,6 +76,20 @@ KeyBand KeyBand::get(MaskKindAttrInterface kind) {
   band.upper = kind.getBandUpper();
   band.alignment = kind.getBandAlignment();
   return band;
+}
+
+MaskKindAttrInterface KeyBand::toTopLeftMaskKind(MLIRContext *ctx) const {
+  constexpr int64_t kMax = INT32_MAX;
+  auto extent = [&](std::optional<int64_t> v) {
+    return v ? std::clamp<int64_t>(*v, 0, kMax) : kMax;
+  };
+  int64_t left = extent(lower ? std::optional<int64_t>(-*lower) : std::nullopt);
+  int64_t right = extent(upper);
+  if (left == kMax && right == kMax)
+    return {};
+  if (left == kMax && right == 0)
+    return CausalAttr::get(ctx, MaskAlignment::TopLeft);
+  return SlidingWindowAttr::get(ctx, left, right, MaskAlignment::TopLeft);
 }
 
 /// An index / integer constant of the type (or element type) of `like`.
@@ -575,6 +591,194 @@ LogicalResult mlir::attn::verifyModRegions(Operation *op) {
       failed(check(detail.maskMod(), "mask_mod", {idx, idx, idx, idx}, i1)))
     return failure();
   return success();
+}
+
+namespace {
+/// c_q * q_idx + c_kv * kv_idx + c, coefficients and constant bounded
+/// (kMaxCoefficient, kMaxConstant) so that no evaluation of the form with
+/// indices below 2^31 overflows 64 bits.
+struct AffineIndexForm {
+  int64_t q = 0, kv = 0, c = 0;
+};
+constexpr int64_t kMaxCoefficient = int64_t(1) << 20;
+constexpr int64_t kMaxConstant = int64_t(1) << 40;
+
+/// Bounds on rel = kv_idx - q_idx; nullopt = unbounded on that side.
+struct RelInterval {
+  std::optional<int64_t> lo, hi;
+  static RelInterval intersect(RelInterval a, RelInterval b) {
+    auto pick = [](std::optional<int64_t> x, std::optional<int64_t> y,
+                   bool max) -> std::optional<int64_t> {
+      if (!x || !y)
+        return x ? x : y;
+      return max ? std::max(*x, *y) : std::min(*x, *y);
+    };
+    return {pick(a.lo, b.lo, true), pick(a.hi, b.hi, false)};
+  }
+  static RelInterval hull(RelInterval a, RelInterval b) {
+    auto pick = [](std::optional<int64_t> x, std::optional<int64_t> y,
+                   bool min) -> std::optional<int64_t> {
+      if (!x || !y)
+        return std::nullopt;
+      return min ? std::min(*x, *y) : std::max(*x, *y);
+    };
+    return {pick(a.lo, b.lo, true), pick(a.hi, b.hi, false)};
+  }
+};
+
+struct BandAnalysis {
+  Value q, kv;
+  static constexpr unsigned kMaxDepth = 64;
+
+  std::optional<AffineIndexForm> affine(Value v, unsigned depth) {
+    if (depth > kMaxDepth || !v.getType().isIndex())
+      return std::nullopt;
+    if (v == q)
+      return AffineIndexForm{1, 0, 0};
+    if (v == kv)
+      return AffineIndexForm{0, 1, 0};
+    if (std::optional<int64_t> c = getConstantIntValue(v)) {
+      if (std::abs(*c) > kMaxConstant)
+        return std::nullopt;
+      return AffineIndexForm{0, 0, *c};
+    }
+    Operation *op = v.getDefiningOp();
+    auto checked = [](AffineIndexForm f) -> std::optional<AffineIndexForm> {
+      if (std::abs(f.q) > kMaxCoefficient || std::abs(f.kv) > kMaxCoefficient ||
+          std::abs(f.c) > kMaxConstant)
+        return std::nullopt;
+      return f;
+    };
+    if (isa_and_nonnull<arith::AddIOp, arith::SubIOp>(op)) {
+      auto a = affine(op->getOperand(0), depth + 1);
+      auto b = affine(op->getOperand(1), depth + 1);
+      if (!a || !b)
+        return std::nullopt;
+      int64_t sign = isa<arith::SubIOp>(op) ? -1 : 1;
+      return checked(
+          {a->q + sign * b->q, a->kv + sign * b->kv, a->c + sign * b->c});
+    }
+    if (auto mul = dyn_cast_or_null<arith::MulIOp>(op)) {
+      auto a = affine(mul.getLhs(), depth + 1);
+      auto b = affine(mul.getRhs(), depth + 1);
+      if (!a || !b)
+        return std::nullopt;
+      if (a->q || a->kv)
+        std::swap(a, b); // the constant factor first
+      if (a->q || a->kv || std::abs(a->c) > kMaxCoefficient)
+        return std::nullopt;
+      return checked({a->c * b->q, a->c * b->kv, a->c * b->c});
+    }
+    return std::nullopt;
+  }
+
+  /// Whether the form is q_idx, kv_idx or a constant, each plus a
+  /// non-negative constant: never negative (indices are).
+  static bool nonNegative(AffineIndexForm f) {
+    bool one = (f.q == 1 && f.kv == 0) || (f.q == 0 && f.kv == 1) ||
+               (f.q == 0 && f.kv == 0);
+    return one && f.c >= 0;
+  }
+
+  /// The bounds of lhs `pred` rhs.
+  RelInterval compare(arith::CmpIPredicate pred, Value lhs, Value rhs,
+                      unsigned depth) {
+    using P = arith::CmpIPredicate;
+    if (depth > kMaxDepth)
+      return {};
+    bool less = pred == P::slt || pred == P::sle;
+    bool greater = pred == P::sgt || pred == P::sge;
+    // max(x, y) <= r: both; max(x, y) >= r: either; min the other way;
+    // the same with the sides swapped.
+    for (bool left : {true, false}) {
+      Operation *op = (left ? lhs : rhs).getDefiningOp();
+      bool isMax = isa_and_nonnull<arith::MaxSIOp>(op);
+      if (!isMax && !isa_and_nonnull<arith::MinSIOp>(op))
+        continue;
+      bool bothHold = (isMax == left) ? less : greater;
+      if (!less && !greater)
+        return {};
+      Value other = left ? rhs : lhs;
+      auto side = [&](Value x) {
+        return left ? compare(pred, x, other, depth + 1)
+                    : compare(pred, other, x, depth + 1);
+      };
+      RelInterval a = side(op->getOperand(0)), b = side(op->getOperand(1));
+      return bothHold ? RelInterval::intersect(a, b) : RelInterval::hull(a, b);
+    }
+    auto a = affine(lhs, depth + 1), b = affine(rhs, depth + 1);
+    if (!a || !b)
+      return {};
+    if (pred == P::ult || pred == P::ule || pred == P::ugt || pred == P::uge) {
+      if (!nonNegative(*a) || !nonNegative(*b))
+        return {};
+      pred = pred == P::ult   ? P::slt
+             : pred == P::ule ? P::sle
+             : pred == P::ugt ? P::sgt
+                              : P::sge;
+    }
+    // f = lhs - rhs = t * rel + c when it depends on q and kv only through
+    // rel = kv - q.
+    AffineIndexForm f{a->q - b->q, a->kv - b->kv, a->c - b->c};
+    if (f.q != -f.kv || f.kv == 0)
+      return {};
+    // As t * rel + c <= 0 (one or two of them).
+    auto atMost = [](int64_t t, int64_t c) -> RelInterval {
+      if (t > 0) // rel <= floor(-c / t)
+        return {std::nullopt, llvm::divideFloorSigned(-c, t)};
+      return {llvm::divideCeilSigned(c, -t), std::nullopt};
+    };
+    switch (pred) {
+    case P::sle:
+      return atMost(f.kv, f.c);
+    case P::slt:
+      return atMost(f.kv, f.c + 1);
+    case P::sge:
+      return atMost(-f.kv, -f.c);
+    case P::sgt:
+      return atMost(-f.kv, -f.c + 1);
+    case P::eq:
+      return RelInterval::intersect(atMost(f.kv, f.c), atMost(-f.kv, -f.c));
+    default:
+      return {};
+    }
+  }
+
+  RelInterval bounds(Value keep, bool negate, unsigned depth) {
+    Operation *op = keep.getDefiningOp();
+    if (depth > kMaxDepth || !op)
+      return {};
+    if (isa<arith::AndIOp, arith::OrIOp>(op)) {
+      RelInterval a = bounds(op->getOperand(0), negate, depth + 1);
+      RelInterval b = bounds(op->getOperand(1), negate, depth + 1);
+      // not (a and b) = not a or not b; not (a or b) = not a and not b.
+      return isa<arith::AndIOp>(op) != negate ? RelInterval::intersect(a, b)
+                                              : RelInterval::hull(a, b);
+    }
+    if (auto x = dyn_cast<arith::XOrIOp>(op)) {
+      for (unsigned i = 0; i < 2; ++i)
+        if (matchPattern(x->getOperand(i), m_One()))
+          return bounds(x->getOperand(1 - i), !negate, depth + 1);
+      return {};
+    }
+    if (auto cmp = dyn_cast<arith::CmpIOp>(op)) {
+      arith::CmpIPredicate pred = cmp.getPredicate();
+      if (negate)
+        pred = arith::invertPredicate(pred);
+      return compare(pred, cmp.getLhs(), cmp.getRhs(), depth + 1);
+    }
+    return {};
+  }
+};
+} // namespace
+
+KeyBand mlir::attn::impliedKeyBand(Value keep, Value qIdx, Value kvIdx) {
+  BandAnalysis analysis{qIdx, kvIdx};
+  RelInterval rel = analysis.bounds(keep, /*negate=*/false, 0);
+  KeyBand band;
+  band.lower = rel.lo;
+  band.upper = rel.hi;
+  return band;
 }
 
 LogicalResult mlir::attn::rejectModRegions(Operation *op, StringRef where) {

@@ -115,6 +115,13 @@ struct KeyBand {
 
   static KeyBand get(MaskKindAttrInterface kind);
   bool isUnbounded() const { return !lower && !upper; }
+  /// The top-left mask_kind keeping every key this band (top-left) keeps:
+  /// #attn.causal for an unbounded lower side and upper 0, else
+  /// #attn.sliding_window with left = -lower and right = upper clamped to
+  /// [0, 2^31 - 1] (an unbounded side at 2^31 - 1: wider than any length;
+  /// a band that a mask cannot say exactly is widened, the region deciding
+  /// inside). Null when both sides are unbounded.
+  MaskKindAttrInterface toTopLeftMaskKind(MLIRContext *ctx) const;
 
   /// Narrows the local key range [lo, hi) (local key `j` sits at absolute
   /// position `keyPos + j`) to the keys that at least one row at diagonal
@@ -246,6 +253,21 @@ LogicalResult verifyModRegions(Operation *op);
 /// capture). Emits the error on the offending op; `name` is "score_mod" or
 /// "mask_mod".
 LogicalResult verifyModBody(Block &block, unsigned numLeading, StringRef name);
+
+/// The band of keys a mask_mod keeps at most: bounds on rel = kv_idx -
+/// q_idx (top-left, KeyBand's terms) that every (q_idx, kv_idx) for which
+/// `keep` is true satisfies, derived from its structure: conjunctions
+/// (arith.andi) intersect, disjunctions (arith.ori) take the hull, `not`
+/// (xori with true) inverts the comparisons below it, and a comparison
+/// (arith.cmpi; unsigned only of non-negative sides) of two affine forms in
+/// q_idx and kv_idx (index addi / subi / muli by a constant, constants)
+/// that depend on them only through t * (kv_idx - q_idx) bounds rel, also
+/// through maxsi / minsi (|q - kv| <= w: both sides bounded). Anything
+/// else (captures, floats, other ops) bounds nothing; an unbounded band
+/// means no analysable bound. Sound, not complete: the mask_mod still
+/// decides inside the band. `qIdx` and `kvIdx` are the region's (or a
+/// function's) block arguments.
+KeyBand impliedKeyBand(Value keep, Value qIdx, Value kvIdx);
 
 /// Emits an error on `op` and fails when it carries a score_mod or mask_mod
 /// region, which `where` (a pass or target) does not lower yet; succeeds

@@ -113,6 +113,14 @@ struct ModFuncSpec {
 llvm::Expected<ModFuncSpec> resolveModFunc(const ModFuncSpec &mod,
                                            bool isScoreMod);
 
+/// The band (causal or sliding_window, top-left) that keeps every key the
+/// user's mask_mod function keeps, where its structure bounds kv_idx -
+/// q_idx (mlir::attn::impliedKeyBand: e.g. `kv_idx <= q_idx` and ... is
+/// causal, |q_idx - kv_idx| <= w a window of w each side); sides it does
+/// not bound, or bound beyond 2^31 - 1, are unbounded; none when neither
+/// side is bounded. For impliedBand.
+std::optional<MaskSpec> modFuncBand(const ModFuncSpec &mod);
+
 /// A named score modification (FlexAttention's score_mod, He et al. 2024),
 /// applied to the score s = scale * q.k (+ bias) of query row i and key j
 /// of query head h, before masking:
@@ -217,8 +225,9 @@ struct MaskModSpec {
 
 /// The band mask (causal or sliding_window, top-left) that keeps every key
 /// `mod` keeps, where there is one: strided and fixed keep only j <= i
-/// (causal), a dilated window only |i - j| <= window * dilation; none for
-/// the others (or a band wider than 2^31 - 1). The kernel builder adds it to
+/// (causal), a dilated window only |i - j| <= window * dilation, a user
+/// function what modFuncBand derives; none for the others (or a band wider
+/// than 2^31 - 1). The kernel builder adds it to
 /// the attention so that the tiling skips the tiles outside it; the region
 /// still decides inside.
 std::optional<MaskSpec> impliedBand(const MaskModSpec &mod);

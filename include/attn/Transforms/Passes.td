@@ -86,6 +86,22 @@ def TileAttentionPass : Pass<"attn-tile-attention"> {
   ];
 }
 
+def InferMaskBandPass : Pass<"attn-infer-mask-band"> {
+  let summary = "Narrow an attention's mask_kind to the band its mask_mod "
+                "implies";
+  let description = [{
+    For each `attn.attention` and `attn.online_attention` with a `mask_mod`
+    region and no offsets, intersects its `mask_kind` (absent or top-left)
+    with the band of keys the region keeps at most
+    (`mlir::attn::impliedKeyBand`: comparisons of affine forms in q_idx and
+    kv_idx, through maxsi / minsi, combined with and / or / not), so that
+    `attn-tile-attention` skips the tiles outside it; the region still
+    decides inside. A region that bounds nothing, an op with offsets or a
+    bottom-right mask_kind is left as it is. Example: a mask_mod yielding
+    `arith.cmpi sle, %kv_idx, %q_idx` gives `mask_kind = #attn.causal`.
+  }];
+}
+
 def ConvertToOnlineAttentionPass : Pass<"attn-convert-to-online-attention"> {
   let summary = "Rewrite attn.attention into its online-softmax form";
   let description = [{
