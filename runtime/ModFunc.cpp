@@ -8,6 +8,7 @@
 
 #include "KernelBuilder.h"
 
+#include "attn/Support/NestingDepth.h"
 #include "dialect/attn/IR/AttnAttrs.h"
 #include "dialect/attn/IR/AttnDialect.h"
 #include "dialect/attn/IR/AttnOpDetail.h"
@@ -61,6 +62,8 @@ std::string typeString(Type type) {
 
 /// At most this many characters of a diagnostic are kept in an error.
 constexpr size_t kMaxMessage = 200;
+/// The deepest bracket nesting of a function's text.
+constexpr unsigned kMaxNesting = 64;
 
 /// Parses `mod.func` into `ctx` and checks it against the signature of
 /// ModFuncSpec for `mod.captures`; the one func.func it holds, or an error
@@ -93,6 +96,12 @@ llvm::Expected<func::FuncOp> parseModFunc(MLIRContext &ctx,
       diagnostic.pop_back();
     return success();
   });
+  // The parser recurses per nesting level: a function of scalar ops nests
+  // a few levels, a hostile text thousands (a stack overflow).
+  if (std::optional<size_t> at =
+          mlir::attn::findNestingOverflow(mod.func, kMaxNesting))
+    return fail("nests brackets deeper than " + llvm::Twine(kMaxNesting) +
+                " levels (at byte " + llvm::Twine(*at) + ")");
   ctx.loadDialect<func::FuncDialect, arith::ArithDialect, math::MathDialect,
                   tensor::TensorDialect>();
   ParserConfig config(&ctx);

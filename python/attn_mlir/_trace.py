@@ -16,8 +16,10 @@ functions listed in _UNARY / _BINARY, ``where`` / ``clamp``, and the tensor
 methods float(), long(), int(), to(), abs(), exp(), ... are supported.
 Integer // and % round toward negative infinity, as Python's and torch's.
 
-Captures: a numpy array a function reads from its closure or its module's
-globals, and any torch tensor it indexes, become run-time inputs of the
+Captures: a numpy array a function reads from its closure, its module's
+globals or its argument defaults (and so the plain Python helpers it calls,
+rebound the same way), and any torch tensor it indexes, become run-time
+inputs of the
 kernel (float arrays as f32, integer and bool arrays as int32, or int64
 where a value needs it); new values of the same shapes and dtypes reuse the
 compiled kernel. Indices of a capture read are clamped into [0, size): a
@@ -154,6 +156,9 @@ class Sym:
         name = getattr(func, "__name__", str(func))
         if name == "__getitem__":
             return tracer.read(args[0], args[1])
+        if name in _REFLECTED and len(args) == 2 and not kwargs:
+            # tensor.__rsub__(x) is x - tensor.
+            return tracer.binary(_REFLECTED[name], args[1], args[0])
         return tracer.call(f"torch.{name}", name.strip("_"), args, kwargs)
 
 
@@ -164,6 +169,13 @@ def _flatten(args, kwargs):
         else:
             yield a
 
+
+# torch's reflected operators (the operand order swapped).
+_REFLECTED = {"__radd__": "add", "__rsub__": "sub", "__rmul__": "mul",
+              "__rtruediv__": "div", "__rdiv__": "div",
+              "__rfloordiv__": "floordiv", "__rmod__": "mod",
+              "__rpow__": "pow", "__rand__": "and", "__ror__": "or",
+              "__rxor__": "xor"}
 
 # Functions by name (numpy ufunc / torch function names): unary ones to
 # their op, binary ones to binary()'s names.
@@ -497,38 +509,56 @@ def _is_array(x):
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def _rebind(fn, tracer):
-    """`fn` with the arrays of its closure and of the globals it names
-    replaced by _Captured proxies (a plain function; other callables are
-    called as they are)."""
-    if not isinstance(fn, types.FunctionType):
+# Modules whose functions are library code, never rebound.
+_LIBRARY = ("numpy", "torch", "attn_mlir", "builtins", "math")
+
+
+def _rebind(fn, tracer, seen=None, depth=0):
+    """`fn` with the arrays it reads by name (closure cells, the globals it
+    names, argument defaults) replaced by _Captured proxies, and the plain
+    Python functions it names (helpers, to a depth of 8) rebound so; other
+    callables are returned as they are."""
+    if not isinstance(fn, types.FunctionType) or depth > 8 or \
+            (fn.__module__ or "").split(".")[0] in _LIBRARY:
         return fn
+    seen = {} if seen is None else seen
+    if id(fn) in seen:  # done, or in progress (recursion): as it is
+        return seen[id(fn)] or fn
+    seen[id(fn)] = None
+
+    def swap(value, name):
+        if _is_array(value):
+            return _Captured(tracer, value, name)
+        if isinstance(value, types.FunctionType):
+            return _rebind(value, tracer, seen, depth + 1)
+        return value
+
     code = fn.__code__
-    closure = fn.__closure__
-    if closure:
+    glob = dict(fn.__globals__)
+    closure = None
+    if fn.__closure__:
         cells = []
-        for name, cell in zip(code.co_freevars, closure):
+        for name, cell in zip(code.co_freevars, fn.__closure__):
             try:
                 value = cell.cell_contents
             except ValueError:  # an empty cell
                 cells.append(cell)
                 continue
-            cells.append(types.CellType(_Captured(tracer, value, name))
-                         if _is_array(value) else cell)
+            new = swap(value, name)
+            cells.append(cell if new is value else types.CellType(new))
         closure = tuple(cells)
     names = set(code.co_names)
     for const in code.co_consts:  # names of nested code (comprehensions)
         if isinstance(const, types.CodeType):
             names |= set(const.co_names)
-    swapped = {n: _Captured(tracer, fn.__globals__[n], n) for n in names
-               if n in fn.__globals__ and _is_array(fn.__globals__[n])}
-    glob = fn.__globals__
-    if swapped:
-        glob = dict(glob)
-        glob.update(swapped)
-    out = types.FunctionType(code, glob, fn.__name__, fn.__defaults__,
-                             closure)
+    for name in names & set(fn.__globals__):
+        glob[name] = swap(fn.__globals__[name], name)
+    varnames = code.co_varnames[code.co_argcount - len(fn.__defaults__ or ()):]
+    defaults = tuple(swap(v, n) for v, n in
+                     zip(fn.__defaults__ or (), varnames)) or None
+    out = types.FunctionType(code, glob, fn.__name__, defaults, closure)
     out.__kwdefaults__ = fn.__kwdefaults__
+    seen[id(fn)] = out
     return out
 
 

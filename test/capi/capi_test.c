@@ -527,6 +527,19 @@ static void testCompileErrors(attn_context *ctx) {
 /* A document mask_mod from JSON: its captures are queried by name and
    passed through attn_args.captures; dynamic lengths; a query of no key's
    document sees no key. Then the capture errors. */
+/* Binds p's f32 query, key, value, output and lse as contiguous tensors of
+   the given shapes (query and output [B, Hq, Sq, D], key and value
+   [B, Hkv, Sk, D], lse [B, Hq, Sq]). */
+static void bindContiguous(attn_args *a, const Problem *p,
+                           const int64_t *qshape, const int64_t *kshape,
+                           const int64_t *lshape) {
+  attn_tensor_contiguous(&a->query, p->q, ATTN_DTYPE_F32, 4, qshape);
+  attn_tensor_contiguous(&a->key, p->k, ATTN_DTYPE_F32, 4, kshape);
+  attn_tensor_contiguous(&a->value, p->v, ATTN_DTYPE_F32, 4, kshape);
+  attn_tensor_contiguous(&a->output, p->out, ATTN_DTYPE_F32, 4, qshape);
+  attn_tensor_contiguous(&a->lse, p->lse, ATTN_DTYPE_F32, 3, lshape);
+}
+
 static void testMaskModCaptures(attn_context *ctx) {
   attn_kernel *k = NULL;
   EXPECT_OK(attn_kernel_compile_json(
@@ -570,11 +583,7 @@ static void testMaskModCaptures(attn_context *ctx) {
   attn_args a;
   attn_args_init(&a);
   attn_tensor caps[2];
-  attn_tensor_contiguous(&a.query, p.q, ATTN_DTYPE_F32, 4, qshape);
-  attn_tensor_contiguous(&a.key, p.k, ATTN_DTYPE_F32, 4, kshape);
-  attn_tensor_contiguous(&a.value, p.v, ATTN_DTYPE_F32, 4, kshape);
-  attn_tensor_contiguous(&a.output, p.out, ATTN_DTYPE_F32, 4, qshape);
-  attn_tensor_contiguous(&a.lse, p.lse, ATTN_DTYPE_F32, 3, lshape);
+  bindContiguous(&a, &p, qshape, kshape, lshape);
   attn_tensor_contiguous(&caps[0], queryIds, ATTN_DTYPE_I32, 2, ishape);
   attn_tensor_contiguous(&caps[1], ids, ATTN_DTYPE_I32, 2, ishape);
   EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_SHAPE_MISMATCH,
@@ -662,11 +671,7 @@ static void testUserMaskMod(attn_context *ctx) {
   attn_args a;
   attn_args_init(&a);
   attn_tensor cap;
-  attn_tensor_contiguous(&a.query, p.q, ATTN_DTYPE_F32, 4, qshape);
-  attn_tensor_contiguous(&a.key, p.k, ATTN_DTYPE_F32, 4, kshape);
-  attn_tensor_contiguous(&a.value, p.v, ATTN_DTYPE_F32, 4, kshape);
-  attn_tensor_contiguous(&a.output, p.out, ATTN_DTYPE_F32, 4, qshape);
-  attn_tensor_contiguous(&a.lse, p.lse, ATTN_DTYPE_F32, 3, lshape);
+  bindContiguous(&a, &p, qshape, kshape, lshape);
   attn_tensor_contiguous(&cap, ids, ATTN_DTYPE_I32, 2, ishape);
   a.num_captures = 1;
   a.captures = &cap;

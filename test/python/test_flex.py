@@ -172,6 +172,24 @@ def test_wide_integer_capture_and_clamped_reads():
     check(out, want)
 
 
+TABLE = np.linspace(-1, 1, 64).astype(np.float32)
+
+
+def _bucket(distance):  # a module-level helper reading a module array
+    return TABLE[np.minimum(abs(distance), 63)]
+
+
+def test_helpers_defaults_and_reflected_operators():
+    q, k, v = inputs(b=1, sq=50, sk=50)
+    scales = np.array([0.5, 1.5, 1.0, 2.0], dtype=np.float32)
+
+    def with_helper(score, b, h, q_idx, kv_idx, scales=scales):
+        return 2.0 - (1.0 - score * scales[h]) + _bucket(q_idx - kv_idx)
+
+    out = attn_mlir.attention(q, k, v, score_mod=with_helper)
+    check(out, reference(q, k, v, score_mod=with_helper)[0])
+
+
 def test_untraceable_functions_raise_type_error():
     q, k, v = inputs(b=1, sq=8, sk=8)
 
@@ -235,7 +253,7 @@ def test_flex_attention_matches_torch_flex_attention():
         return (doc[q_idx] == doc[kv_idx]) & (kv_idx <= q_idx)
 
     def where_mod(score, b, h, q_idx, kv_idx):
-        return torch.where(q_idx >= kv_idx, score, score - 1.5)
+        return torch.where(q_idx >= kv_idx, score, torch.tensor(1.5) - score)
 
     mine = attn_mlir.create_block_mask(mask_mod, None, None, s, s)
     theirs = flex.create_block_mask(mask_mod, None, None, s, s, device="cpu")

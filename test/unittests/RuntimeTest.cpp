@@ -140,6 +140,15 @@ TEST(SpecJSON, MasksAndOptions) {
   EXPECT_EQ(k.masks[0].dtype, DType::I32) << "kv_lens default to i32";
 }
 
+/// `text` (no quotes or backslashes) inside a JSON string: line breaks as
+/// \n.
+std::string jsonText(const std::string &text) {
+  std::string escaped;
+  for (char c : text)
+    escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
+  return escaped;
+}
+
 /// A score_mod of kind "mlir": `body` between the signature (%s, %b, %h,
 /// %q, %kv, then %t: `captureType`) and the return of %y, with the capture
 /// `t` of shape `shape` (JSON); `extra` adds keys to the object.
@@ -151,10 +160,7 @@ std::string mlirScoreMod(const std::string &body,
                      "%kv: index, %t: " +
                      captureType + ") -> f32 {\n" + body +
                      "\nreturn %y : f32\n}";
-  std::string escaped; // as a JSON string
-  for (char c : func)
-    escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
-  return R"(, "score_mod": {"kind": "mlir", "func": ")" + escaped +
+  return R"(, "score_mod": {"kind": "mlir", "func": ")" + jsonText(func) +
          R"(", "captures": [{"name": "t", "shape": )" + shape + "}]" + extra +
          "}";
 }
@@ -351,6 +357,10 @@ const std::vector<RejectCase> kRejects = {
     {"MlirFuncParse",
      smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "func.func @f("})"),
      {"'score_mod.func': 1:"}},
+    {"MlirFuncNestsDeep",
+     smallSpec(R"(, "score_mod": {"kind": "mlir", "func": ")" +
+               std::string(5000, '(') + R"("})"),
+     {"'score_mod.func'", "deeper than 64 levels (at byte 64)"}},
     {"MlirFuncNotAFunc",
      smallSpec(R"(, "score_mod": {"kind": "mlir", "func": "module {}"})"),
      {"'score_mod.func'", "one func.func"}},
@@ -630,20 +640,25 @@ TEST(SpecJSON, DTypeNames) {
 // from the op of the kernel module: both must see the same problem.
 // The band a mask_mod implies joins the op's mask kind (intersected with
 // the spec's top-left band), so that the tiling skips the tiles outside it.
+/// The mask_kind of the attention op of `spec`'s kernel module ("" for
+/// none).
+std::string kernelMaskKind(const AttentionSpec &spec) {
+  mlir::MLIRContext context(kernelDialectRegistry());
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      buildKernelModule(context, spec, /*workgroupRange=*/false);
+  std::string text;
+  module->walk([&](mlir::attn::AttentionOp a) {
+    if (mlir::Attribute kind = a->getAttr("mask_kind"))
+      llvm::raw_string_ostream(text) << kind;
+  });
+  return text;
+}
+
 TEST(KernelModule, MaskModImpliedBand) {
   auto maskKindOf = [](const std::string &masks, const std::string &mod) {
-    AttentionSpec spec =
+    return kernelMaskKind(
         parseOrDie(smallSpec((masks.empty() ? "" : ", \"mask\": " + masks) +
-                             ", \"mask_mod\": " + mod));
-    mlir::MLIRContext context(kernelDialectRegistry());
-    mlir::OwningOpRef<mlir::ModuleOp> module =
-        buildKernelModule(context, spec, /*workgroupRange=*/false);
-    std::string text;
-    module->walk([&](mlir::attn::AttentionOp a) {
-      if (mlir::Attribute kind = a->getAttr("mask_kind"))
-        llvm::raw_string_ostream(text) << kind;
-    });
-    return text;
+                             ", \"mask_mod\": " + mod)));
   };
   const std::string dilated =
       R"({"kind": "dilated_sliding_window", "window": 3, "dilation": 2})";
@@ -754,24 +769,12 @@ TEST(KernelModule, ModFuncImpliedBand) {
                        "%c7 = arith.constant 7 : index\n"
                        "%c9 = arith.constant 9 : index\n" +
                        body + "\nreturn %keep : i1\n}";
-    std::string escaped;
-    for (char c : func)
-      escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
-    AttentionSpec spec = parseOrDie(smallSpec(
+    return kernelMaskKind(parseOrDie(smallSpec(
         (masks.empty() ? "" : ", \"mask\": " + masks) +
-        R"(, "mask_mod": {"kind": "mlir", "func": ")" + escaped + "\"" +
+        R"(, "mask_mod": {"kind": "mlir", "func": ")" + jsonText(func) + "\"" +
         (capture ? R"(, "captures": [{"name": "c", "shape": ["kv_len"]}])"
                  : "") +
-        "}"));
-    mlir::MLIRContext context(kernelDialectRegistry());
-    mlir::OwningOpRef<mlir::ModuleOp> module =
-        buildKernelModule(context, spec, /*workgroupRange=*/false);
-    std::string text;
-    module->walk([&](mlir::attn::AttentionOp a) {
-      if (mlir::Attribute kind = a->getAttr("mask_kind"))
-        llvm::raw_string_ostream(text) << kind;
-    });
-    return text;
+        "}")));
   };
   const std::string causal = "#attn.causal";
   EXPECT_EQ(maskKindOf("", "%keep = arith.cmpi sle, %kv, %q : index"), causal);
