@@ -527,6 +527,24 @@ static void testCompileErrors(attn_context *ctx) {
 /* A document mask_mod from JSON: its captures are queried by name and
    passed through attn_args.captures; dynamic lengths; a query of no key's
    document sees no key. Then the capture errors. */
+/* Allocates p's contiguous f32 query, key and value (random from `seed`,
+   seed + 1, seed + 2) and zeroed output and lse, of p's sizes. */
+static void allocateContiguous(Problem *p, unsigned seed) {
+  p->q = randomArray(p->b * p->hq * p->sq * p->d, seed);
+  p->k = randomArray(p->b * p->hkv * p->sk * p->d, seed + 1);
+  p->v = randomArray(p->b * p->hkv * p->sk * p->dv, seed + 2);
+  p->out = calloc((size_t)(p->b * p->hq * p->sq * p->dv), sizeof(float));
+  p->lse = calloc((size_t)(p->b * p->hq * p->sq), sizeof(float));
+}
+
+static void freeProblem(Problem *p) {
+  free(p->q);
+  free(p->k);
+  free(p->v);
+  free(p->out);
+  free(p->lse);
+}
+
 /* Binds p's f32 query, key, value, output and lse as contiguous tensors of
    the given shapes (query and output [B, Hq, Sq, D], key and value
    [B, Hkv, Sk, D], lse [B, Hq, Sq]). */
@@ -540,6 +558,22 @@ static void bindContiguous(attn_args *a, const Problem *p,
   attn_tensor_contiguous(&a->lse, p->lse, ATTN_DTYPE_F32, 3, lshape);
 }
 
+/* Checks that `k` reads `count` captures, capture `index` being `name` of
+   `dtype` and shape [B, S] with both sizes dynamic (-1). */
+static void checkRunTimeCapture(const attn_kernel *k, int32_t count,
+                                int32_t index, const char *name,
+                                attn_dtype dtype) {
+  int32_t n = 0;
+  EXPECT_OK(attn_kernel_num_captures(k, &n));
+  CHECK(n == count, "%d captures, expected %d", n, count);
+  attn_capture_info ci;
+  EXPECT_OK(attn_kernel_capture_info(k, index, &ci));
+  CHECK(strcmp(ci.name, name) == 0 && ci.dtype == dtype && ci.rank == 2 &&
+            ci.shape[0] == -1 && ci.shape[1] == -1,
+        "capture %d: %s dtype %d rank %d", index, ci.name, (int)ci.dtype,
+        ci.rank);
+}
+
 static void testMaskModCaptures(attn_context *ctx) {
   attn_kernel *k = NULL;
   EXPECT_OK(attn_kernel_compile_json(
@@ -551,16 +585,9 @@ static void testMaskModCaptures(attn_context *ctx) {
       NULL, &k));
   if (!k)
     return;
-  int32_t n = 0;
-  EXPECT_OK(attn_kernel_num_captures(k, &n));
-  CHECK(n == 2, "document mask_mod: %d captures", n);
+  checkRunTimeCapture(k, 2, 0, "q_document_ids", ATTN_DTYPE_I32);
+  checkRunTimeCapture(k, 2, 1, "kv_document_ids", ATTN_DTYPE_I32);
   attn_capture_info ci;
-  EXPECT_OK(attn_kernel_capture_info(k, 0, &ci));
-  CHECK(strcmp(ci.name, "q_document_ids") == 0 && ci.dtype == ATTN_DTYPE_I32 &&
-            ci.rank == 2 && ci.shape[0] == -1 && ci.shape[1] == -1,
-        "capture 0: %s rank %d", ci.name, ci.rank);
-  EXPECT_OK(attn_kernel_capture_info(k, 1, &ci));
-  CHECK(strcmp(ci.name, "kv_document_ids") == 0, "capture 1: %s", ci.name);
   EXPECT_STATUS(attn_kernel_capture_info(k, 2, &ci),
                 ATTN_ERROR_INVALID_ARGUMENT, "index 2 is outside 0..1");
 
@@ -568,11 +595,7 @@ static void testMaskModCaptures(attn_context *ctx) {
   Problem p = {B, HQ, HKV, S, S, D, D, 0, 0, 0, 0, 0};
   int64_t qshape[4] = {B, HQ, S, D}, kshape[4] = {B, HKV, S, D},
           lshape[3] = {B, HQ, S}, ishape[2] = {B, S};
-  p.q = randomArray(B * HQ * S * D, 11);
-  p.k = randomArray(B * HKV * S * D, 12);
-  p.v = randomArray(B * HKV * S * D, 13);
-  p.out = calloc(B * HQ * S * D, sizeof(float));
-  p.lse = calloc(B * HQ * S, sizeof(float));
+  allocateContiguous(&p, 11);
   int32_t ids[B * S];
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < S; ++t) /* documents of 5 + b tokens */
@@ -616,11 +639,7 @@ static void testMaskModCaptures(attn_context *ctx) {
   a.num_captures = -1;
   EXPECT_STATUS(attn_kernel_run(k, &a), ATTN_ERROR_INVALID_ARGUMENT,
                 "num_captures is -1, outside 0..64");
-  free(p.q);
-  free(p.k);
-  free(p.v);
-  free(p.out);
-  free(p.lse);
+  freeProblem(&p);
   attn_kernel_destroy(k);
 }
 
@@ -644,24 +663,13 @@ static void testUserMaskMod(attn_context *ctx) {
       NULL, &k));
   if (!k)
     return;
-  int32_t n = 0;
-  EXPECT_OK(attn_kernel_num_captures(k, &n));
-  CHECK(n == 1, "user mask_mod: %d captures", n);
-  attn_capture_info ci;
-  EXPECT_OK(attn_kernel_capture_info(k, 0, &ci));
-  CHECK(strcmp(ci.name, "ids") == 0 && ci.dtype == ATTN_DTYPE_I64 &&
-            ci.rank == 2 && ci.shape[0] == -1 && ci.shape[1] == -1,
-        "capture 0: %s dtype %d rank %d", ci.name, (int)ci.dtype, ci.rank);
+  checkRunTimeCapture(k, 1, 0, "ids", ATTN_DTYPE_I64);
 
   enum { B = 2, HQ = 2, HKV = 1, S = 29, D = 16 };
   Problem p = {B, HQ, HKV, S, S, D, D, 0, 0, 0, 0, 0};
   int64_t qshape[4] = {B, HQ, S, D}, kshape[4] = {B, HKV, S, D},
           lshape[3] = {B, HQ, S}, ishape[2] = {B, S};
-  p.q = randomArray(B * HQ * S * D, 21);
-  p.k = randomArray(B * HKV * S * D, 22);
-  p.v = randomArray(B * HKV * S * D, 23);
-  p.out = calloc(B * HQ * S * D, sizeof(float));
-  p.lse = calloc(B * HQ * S, sizeof(float));
+  allocateContiguous(&p, 21);
   int32_t ids[B * S];
   int64_t wide[B * S];
   for (int i = 0; i < B * S; ++i) {
@@ -688,11 +696,7 @@ static void testUserMaskMod(attn_context *ctx) {
   qDocs = kvDocs = NULL;
   CHECK(err <= 2e-5, "user mask_mod: max abs error %g", err);
   CHECK(lseErr <= 2e-5, "user mask_mod: LSE error %g", lseErr);
-  free(p.q);
-  free(p.k);
-  free(p.v);
-  free(p.out);
-  free(p.lse);
+  freeProblem(&p);
   attn_kernel_destroy(k);
 }
 
