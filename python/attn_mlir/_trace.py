@@ -401,8 +401,8 @@ class Tracer:
                                                           kwargs.pop("a_max", None))
             if not kwargs:
                 return self.clamp(args[0], lo, hi)
-        if name in ("float", "long", "int", "bool", "to", "abs", "exp", "log",
-                    "tanh", "sqrt", "sigmoid") and args and \
+        # Tensor conversions called as functions (torch.Tensor.float(x)).
+        if name in ("float", "long", "int", "bool", "to") and args and \
                 isinstance(args[0], Sym):
             return getattr(args[0], name)(*args[1:], **kwargs)
         raise TypeError(f"attn_mlir: cannot trace {qualified} in {self.role} "
